@@ -1,0 +1,20 @@
+# lidcseg: LIDC-IDRI to the paper's tables. `snakemake --cores all` runs the embedded
+# synthetic cohort; `--configfile workflow/configs/<name>.yaml` overrides keys.
+from snakemake.utils import min_version
+
+min_version("9.0")
+
+
+configfile: "config.yaml"
+
+
+include: "workflow/rules/common.smk"
+include: "workflow/rules/source.smk"
+include: "workflow/rules/convert.smk"
+include: "workflow/rules/resample.smk"
+
+
+rule all:
+    input:
+        final_outputs,
+    default_target: True

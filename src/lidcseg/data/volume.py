@@ -1,0 +1,95 @@
+"""Volumes on disk: NIfTI for arrays (open them in 3D Slicer or ITK-SNAP), JSON beside them.
+
+Convention, used by every stage: the array is indexed ``[x, y, z]`` = [DICOM column, DICOM
+row, slice], slices in increasing patient z, and the affine maps voxel indices to RAS
+millimetres (NIfTI's world space; DICOM's LPS with x and y negated).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+
+import nibabel as nib
+import numpy as np
+
+
+@dataclass
+class Volume:
+    """A 3-D array with the affine that places it in RAS millimetres."""
+
+    array: np.ndarray
+    affine: np.ndarray
+
+    @property
+    def spacing(self) -> tuple[float, float, float]:
+        """Voxel size in mm along x, y, z (the lengths of the affine's columns)."""
+        return tuple(float(s) for s in np.linalg.norm(self.affine[:3, :3], axis=0))
+
+    @property
+    def extent_mm(self) -> tuple[float, float, float]:
+        """Physical size covered by the voxels (shape times spacing)."""
+        return tuple(n * s for n, s in zip(self.array.shape, self.spacing))
+
+
+def save_nifti(volume: Volume, path: str | os.PathLike) -> None:
+    """Write ``volume`` atomically (temporary file, then rename), so a killed job leaves no
+    half-written output that Snakemake or a reader could mistake for a finished one."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    image = nib.Nifti1Image(volume.array, volume.affine)
+    image.header.set_xyzt_units("mm")
+    image.set_qform(volume.affine, code=1)  # 1 = scanner coordinates
+    image.set_sform(volume.affine, code=1)
+    with _atomic_path(path) as tmp:
+        nib.save(image, tmp)
+
+
+def load_nifti(path: str | os.PathLike) -> Volume:
+    """Read a NIfTI written by :func:`save_nifti` (or any NIfTI) with its stored dtype."""
+    image = nib.load(os.fspath(path))
+    array = np.asanyarray(image.dataobj)
+    return Volume(array=array, affine=image.affine.astype(np.float64))
+
+
+def write_json(data: dict, path: str | os.PathLike) -> None:
+    """Write ``data`` as indented JSON, atomically."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with _atomic_path(path) as tmp:
+        Path(tmp).write_text(json.dumps(data, indent=2, default=_to_builtin) + "\n")
+
+
+def read_json(path: str | os.PathLike) -> dict:
+    return json.loads(Path(path).read_text())
+
+
+def _to_builtin(value):
+    if isinstance(value, np.generic):
+        return value.item()
+    if isinstance(value, np.ndarray):
+        return value.tolist()
+    raise TypeError(f"cannot write {type(value).__name__} to JSON")
+
+
+class _atomic_path:
+    """Context manager yielding a temporary path beside ``target``; renamed onto it on success."""
+
+    def __init__(self, target: Path):
+        self.target = target
+
+    def __enter__(self) -> str:
+        # Keep the full suffix (.nii.gz) so libraries pick the right writer.
+        suffix = "".join(self.target.suffixes)
+        fd, self.tmp = tempfile.mkstemp(prefix=".tmp-", suffix=suffix, dir=self.target.parent)
+        os.close(fd)
+        return self.tmp
+
+    def __exit__(self, exc_type, exc, tb) -> None:
+        if exc_type is None:
+            os.replace(self.tmp, self.target)
+        elif os.path.exists(self.tmp):
+            os.unlink(self.tmp)

@@ -1,0 +1,63 @@
+# DICOM -> HU. `inspect` checks each scan and records a verdict (never fails on bad data);
+# the `screen` checkpoint gathers them, and only accepted scans go on to `convert`.
+
+
+rule inspect:
+    input:
+        manifest=f"{RAW}/{{patient}}/series.json",
+    output:
+        record="results/qc/{patient}.json",
+    params:
+        patient_dir=lambda wildcards: f"{RAW}/{wildcards.patient}",
+        checks=series_check_args(),
+    log:
+        "logs/inspect/{patient}.log",
+    threads: 1
+    resources:
+        mem_mb=1500,
+        runtime=10,
+    conda:
+        "../../envs/data.yaml"
+    shell:
+        "lidcseg inspect {params.patient_dir} {output.record} --patient {wildcards.patient}"
+        " {params.checks} > {log} 2>&1"
+
+
+checkpoint screen:
+    input:
+        records=expand("results/qc/{patient}.json", patient=PATIENTS),
+    output:
+        table="results/qc/scans.tsv",
+    log:
+        "logs/screen.log",
+    threads: 1
+    resources:
+        mem_mb=500,
+        runtime=5,
+    conda:
+        "../../envs/data.yaml"
+    shell:
+        "lidcseg screen {input.records} --out {output.table} > {log} 2>&1"
+
+
+rule convert:
+    input:
+        manifest=f"{RAW}/{{patient}}/series.json",
+        record="results/qc/{patient}.json",
+    output:
+        volume="results/hu/{patient}.nii.gz",
+        info="results/hu/{patient}.json",
+    params:
+        patient_dir=lambda wildcards: f"{RAW}/{wildcards.patient}",
+        checks=series_check_args(),
+    log:
+        "logs/convert/{patient}.log",
+    threads: 1
+    resources:
+        mem_mb=2000,
+        runtime=10,
+    conda:
+        "../../envs/data.yaml"
+    shell:
+        "lidcseg convert {params.patient_dir} {output.volume} --info {output.info}"
+        " {params.checks} > {log} 2>&1"
