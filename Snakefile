@@ -9,6 +9,12 @@ configfile: "config.yaml"
 
 
 include: "workflow/rules/common.smk"
+
+
+wildcard_constraints:
+    patient="|".join(PATIENTS),
+
+
 include: "workflow/rules/source.smk"
 include: "workflow/rules/convert.smk"
 include: "workflow/rules/resample.smk"

@@ -1,4 +1,6 @@
-# Shared by every rule file: config validation, the patient list, and the scan gate.
+# Shared helpers of the workflow: config validation, the patient list, the scan gate.
+import os
+
 from lidcseg import config as lidcseg_config
 from lidcseg.data.qc import accepted_patients
 
@@ -7,10 +9,6 @@ lidcseg_config.validate(config, workflow.source_path("../schemas/config.schema.y
 
 PATIENTS = config["dataset"]["patients"]
 RAW = config["dataset"]["root"]
-
-
-wildcard_constraints:
-    patient="|".join(PATIENTS),
 
 
 def usable_patients():
@@ -22,6 +20,11 @@ def final_outputs(wildcards):
     return ["results/qc/scans.tsv"] + expand(
         "results/resampled/{patient}.image.nii.gz", patient=usable_patients()
     )
+
+
+def patient_dir(wildcards, input):
+    """The patient's folder in the TCIA layout, where series.json sits."""
+    return os.path.dirname(input.manifest)
 
 
 def series_check_args():

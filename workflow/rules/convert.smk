@@ -8,7 +8,7 @@ rule inspect:
     output:
         record="results/qc/{patient}.json",
     params:
-        patient_dir=lambda wildcards: f"{RAW}/{wildcards.patient}",
+        patient_dir=patient_dir,
         checks=series_check_args(),
     log:
         "logs/inspect/{patient}.log",
@@ -48,7 +48,7 @@ rule convert:
         volume="results/hu/{patient}.nii.gz",
         info="results/hu/{patient}.json",
     params:
-        patient_dir=lambda wildcards: f"{RAW}/{wildcards.patient}",
+        patient_dir=patient_dir,
         checks=series_check_args(),
     log:
         "logs/convert/{patient}.log",

@@ -6,7 +6,7 @@ rule synthesize:
     output:
         manifest=f"{RAW}/{{patient}}/series.json",
     params:
-        root=RAW,
+        root=lambda wildcards, output: os.path.dirname(os.path.dirname(output.manifest)),
         seed=config["synthesize"]["seed"],
         noise=config["synthesize"]["noise_hu"],
         storage=config["synthesize"]["storage"],

@@ -90,6 +90,9 @@ class _atomic_path:
 
     def __exit__(self, exc_type, exc, tb) -> None:
         if exc_type is None:
+            umask = os.umask(0)
+            os.umask(umask)
+            os.chmod(self.tmp, 0o666 & ~umask)  # mkstemp makes 0600; give the usual mode
             os.replace(self.tmp, self.target)
         elif os.path.exists(self.tmp):
             os.unlink(self.tmp)
