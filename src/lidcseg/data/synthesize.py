@@ -91,36 +91,61 @@ def _paint_nodules(scan, geometry: Geometry) -> list[PaintedNodule]:
     return nodules
 
 
+@dataclass(frozen=True)
+class SeriesIds:
+    """What every slice of a series shares."""
+
+    patient_id: str
+    study_uid: str
+    series_uid: str
+    pixel_spacing: float
+    slice_thickness: float
+
+
 def _write_series(scan, geometry: Geometry, hu: np.ndarray, storage: Storage, root: Path) -> Path:
     """Write one file per slice into a temporary folder, then move it into place, so an
     interrupted run never leaves a partial series that looks complete."""
-    series_dir = root / scan.patient_id / scan.study_instance_uid / scan.series_instance_uid
+    ids = SeriesIds(scan.patient_id, scan.study_instance_uid, scan.series_instance_uid,
+                    geometry.pixel_spacing, float(scan.slice_thickness))
+    series_dir = root / ids.patient_id / ids.study_uid / ids.series_uid
     tmp_dir = series_dir.with_name(".tmp-" + series_dir.name)
     shutil.rmtree(tmp_dir, ignore_errors=True)
-    tmp_dir.mkdir(parents=True)
-    stored = _to_stored(hu, geometry, storage)
-    n = len(geometry.zvals)
-    for k in range(n):
-        instance = n - k  # instance 1 is the top slice, as scanners number them
-        ds = _slice_dataset(scan, geometry, k, instance, stored[k], storage)
-        pydicom.dcmwrite(tmp_dir / f"1-{instance:03d}.dcm", ds, enforce_file_format=True)
+    write_ct_series(tmp_dir, ids, geometry.zvals, to_stored(hu, storage), storage)
     shutil.rmtree(series_dir, ignore_errors=True)
     os.replace(tmp_dir, series_dir)
     return series_dir
 
 
-def _to_stored(hu: np.ndarray, geometry: Geometry, storage: Storage) -> np.ndarray:
+def to_stored(hu: np.ndarray, storage: Storage) -> np.ndarray:
+    """HU (z, y, x) to stored values; pixels outside the reconstruction circle get padding."""
     top = 2 ** (storage.bits_stored - (1 if storage.signed else 0)) - 1
     bottom = -top - 1 if storage.signed else 0
     stored = np.clip(np.rint(hu - storage.intercept), bottom, top)
-    y, x = np.ogrid[: geometry.rows, : geometry.cols]
-    outside = (y - geometry.rows / 2 + 0.5) ** 2 + (x - geometry.cols / 2 + 0.5) ** 2 > (geometry.rows / 2) ** 2
+    rows, cols = hu.shape[1:]
+    y, x = np.ogrid[:rows, :cols]
+    outside = (y - rows / 2 + 0.5) ** 2 + (x - cols / 2 + 0.5) ** 2 > (min(rows, cols) / 2) ** 2
     stored[:, outside] = storage.padding_stored
     return stored.astype(np.int16 if storage.signed else np.uint16)
 
 
-def _slice_dataset(scan, geometry: Geometry, k: int, instance: int, pixels: np.ndarray, storage: Storage):
-    sop_uid = generate_uid(prefix=UID_ROOT, entropy_srcs=[scan.series_instance_uid, str(k)])
+def write_ct_series(folder: Path, ids: SeriesIds, zvals, stored: np.ndarray, storage: Storage) -> list[Path]:
+    """Write ``stored`` (z, y, x) as one CT file per slice, numbered from the top slice down
+    (TCIA names ``1-001.dcm`` ...), into ``folder``; return the paths in z order."""
+    folder.mkdir(parents=True, exist_ok=True)
+    n = len(zvals)
+    paths = []
+    for k in range(n):
+        instance = n - k  # instance 1 is the top slice, as scanners number them
+        path = folder / f"1-{instance:03d}.dcm"
+        pydicom.dcmwrite(path, ct_slice_dataset(ids, float(zvals[k]), k, instance, stored[k], storage),
+                         enforce_file_format=True)
+        paths.append(path)
+    return paths
+
+
+def ct_slice_dataset(ids: SeriesIds, z: float, k: int, instance: int, pixels: np.ndarray, storage: Storage):
+    """One CT Image Storage dataset with the tags a real LIDC slice carries."""
+    sop_uid = generate_uid(prefix=UID_ROOT, entropy_srcs=[ids.series_uid, str(k)])
     meta = FileMetaDataset()
     meta.MediaStorageSOPClassUID = CTImageStorage
     meta.MediaStorageSOPInstanceUID = sop_uid
@@ -129,17 +154,17 @@ def _slice_dataset(scan, geometry: Geometry, k: int, instance: int, pixels: np.n
     ds.file_meta = meta
     ds.SOPClassUID, ds.SOPInstanceUID = CTImageStorage, sop_uid
     ds.Modality, ds.Manufacturer = "CT", "lidcseg synthetic"
-    ds.PatientID = ds.PatientName = scan.patient_id
-    ds.StudyInstanceUID, ds.SeriesInstanceUID = scan.study_instance_uid, scan.series_instance_uid
+    ds.PatientID = ds.PatientName = ids.patient_id
+    ds.StudyInstanceUID, ds.SeriesInstanceUID = ids.study_uid, ids.series_uid
     ds.SeriesNumber, ds.InstanceNumber = 1, instance
     ds.ImageType = ["ORIGINAL", "PRIMARY", "AXIAL"]
-    half = geometry.pixel_spacing * geometry.cols / 2
-    ds.ImagePositionPatient = [f"{-half:.6f}", f"{-half:.6f}", f"{geometry.zvals[k]:.6f}"]
+    rows, cols = pixels.shape
+    ds.ImagePositionPatient = [f"{-ids.pixel_spacing * cols / 2:.6f}", f"{-ids.pixel_spacing * rows / 2:.6f}", f"{z:.6f}"]
     ds.ImageOrientationPatient = [1, 0, 0, 0, 1, 0]
-    ds.SliceLocation = f"{geometry.zvals[k]:.6f}"
-    ds.PixelSpacing = [f"{geometry.pixel_spacing:.6f}"] * 2
-    ds.SliceThickness = f"{float(scan.slice_thickness):.6f}"
-    ds.Rows, ds.Columns = geometry.rows, geometry.cols
+    ds.SliceLocation = f"{z:.6f}"
+    ds.PixelSpacing = [f"{ids.pixel_spacing:.6f}"] * 2
+    ds.SliceThickness = f"{ids.slice_thickness:.6f}"
+    ds.Rows, ds.Columns = rows, cols
     ds.SamplesPerPixel, ds.PhotometricInterpretation = 1, "MONOCHROME2"
     ds.BitsAllocated, ds.BitsStored, ds.HighBit = 16, storage.bits_stored, storage.bits_stored - 1
     ds.PixelRepresentation = 1 if storage.signed else 0

@@ -1,0 +1,120 @@
+"""Resampling: physical extent, mean intensity, agreement with scipy, masks on the same grid."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from scipy import ndimage
+
+from lidcseg.data.resample import GridTransform, plan_grid, resample_image, resample_mask
+from lidcseg.data.volume import Volume
+
+
+def _volume(shape=(96, 80, 40), spacing=(0.8, 0.8, 1.25), seed=0) -> Volume:
+    """A smooth random HU field (no padding), so means are comparable across grids."""
+    rng = np.random.default_rng(seed)
+    field = ndimage.gaussian_filter(rng.standard_normal(shape), 4)
+    hu = (field / field.std() * 300 - 400).astype(np.int16)
+    affine = np.diag([-spacing[0], -spacing[1], spacing[2], 1.0])
+    affine[:3, 3] = [120.0, 90.0, -200.0]
+    return Volume(hu, affine)
+
+
+def _world(affine, index) -> np.ndarray:
+    return (np.asarray(affine) @ np.append(index, 1.0))[:3]
+
+
+@pytest.mark.parametrize(
+    "shape, spacing, target, size",
+    [
+        ((96, 80, 40), (0.8, 0.8, 1.25), (0.68, 0.68, 2.0), None),  # no crop: extent kept
+        ((64, 64, 31), (0.7, 0.7, 2.5), (0.68, 0.68, 2.0), None),
+        ((50, 70, 12), (0.6, 0.6, 3.0), (1.0, 1.0, 2.0), None),
+    ],
+)
+def test_physical_extent_is_preserved(shape, spacing, target, size):
+    volume = _volume(shape, spacing)
+    n_xy = [round(n * s / t) for n, s, t in zip(shape[:2], spacing[:2], target[:2])]
+    grid = plan_grid(volume, target, tuple(n_xy))
+    out = resample_image(volume, grid)
+    assert out.spacing == pytest.approx(target)
+    for axis in range(3):  # extent within one output voxel of the input's
+        assert abs(out.extent_mm[axis] - volume.extent_mm[axis]) <= target[axis] / 2 + 1e-6
+    # the outer corner of voxel 0 stays where it was
+    corner_in = _world(volume.affine, [-0.5, -0.5, -0.5])
+    corner_out = _world(out.affine, [-0.5, -0.5, -0.5])
+    np.testing.assert_allclose(corner_in, corner_out, atol=max(target) / 2)
+
+
+def test_mean_intensity_is_preserved():
+    volume = _volume()
+    grid = plan_grid(volume, (0.68, 0.68, 2.0), (113, 94))
+    out = resample_image(volume, grid)
+    assert out.array.mean() == pytest.approx(volume.array.mean(), abs=3.0)
+
+
+def test_linear_matches_scipy_affine_transform():
+    volume = _volume()
+    grid = plan_grid(volume, (0.68, 0.68, 2.0), (100, 90))
+    ours = resample_image(volume, grid, "linear").array.astype(float)
+    reference = ndimage.affine_transform(volume.array.astype(np.float32), np.array(grid.scale),
+                                         offset=np.array(grid.offset), output_shape=grid.output_shape,
+                                         order=1, mode="nearest")
+    inner = (slice(2, -2), slice(2, -2), slice(1, -1))
+    assert np.abs(ours[inner] - reference[inner]).max() <= 0.5 + 1e-3  # rounding to int16 only
+
+
+@pytest.mark.parametrize("size", [(64, 64), (160, 150)])
+def test_crop_and_pad_are_centred_and_the_affine_follows(size):
+    volume = _volume()
+    grid = plan_grid(volume, (0.68, 0.68, 2.0), size)
+    out = resample_image(volume, grid, pad_hu=-1024)
+    assert out.array.shape[:2] == size
+    # the input's centre maps to the output's centre (within one output voxel)
+    centre_in = _world(volume.affine, (np.array(volume.array.shape) - 1) / 2)
+    centre_out = _world(out.affine, (np.array(out.array.shape) - 1) / 2)
+    np.testing.assert_allclose(centre_in[:2], centre_out[:2], atol=0.68)
+    if size[0] > 113:  # padded: the border is air
+        assert (out.array[0] == -1024).all() and (out.array[-1] == -1024).all()
+
+
+def test_masks_follow_the_image_onto_the_same_grid():
+    volume = _volume()
+    centre_mm = np.array([30.0, 25.0, 25.0])
+    index = np.indices(volume.array.shape).transpose(1, 2, 3, 0)
+    sphere = np.linalg.norm(index * np.array(volume.spacing) - centre_mm, axis=-1) <= 8.0
+    image = Volume(np.where(sphere, 100, -900).astype(np.int16), volume.affine)
+    mask = Volume(sphere.astype(np.uint8), volume.affine)
+    grid = plan_grid(image, (0.68, 0.68, 2.0), (120, 100))
+    out_image = resample_image(image, grid)
+    for method in ("linear", "nearest"):
+        out_mask = resample_mask(mask, grid, method)
+        np.testing.assert_array_equal(out_mask.affine, out_image.affine)
+        bright = out_image.array > -400
+        dice = 2 * (bright & (out_mask.array > 0)).sum() / (bright.sum() + out_mask.array.sum())
+        assert dice > 0.95, method
+        volume_mm3 = out_mask.array.sum() * np.prod(out_mask.spacing)
+        assert volume_mm3 == pytest.approx(sphere.sum() * np.prod(volume.spacing), rel=0.08)
+
+
+def test_grid_transform_round_trips_through_json():
+    grid = plan_grid(_volume(), (0.68, 0.68, 2.0), (100, 90))
+    again = GridTransform.from_dict(grid.to_dict())
+    assert again == grid
+
+
+def test_cubic_and_nearest_agree_with_linear_roughly():
+    volume = _volume()
+    grid = plan_grid(volume, (0.68, 0.68, 2.0), (100, 90))
+    linear = resample_image(volume, grid, "linear").array.astype(float)
+    for method in ("cubic", "nearest"):
+        other = resample_image(volume, grid, method).array.astype(float)
+        assert np.abs(other - linear)[2:-2, 2:-2, 1:-1].mean() < 0.1 * volume.array.std(), method
+    nearest = resample_image(volume, grid, "nearest").array
+    assert np.isin(nearest, volume.array).all(), "nearest only copies input values"
+
+
+def test_volume_of_another_shape_is_refused():
+    grid = plan_grid(_volume(), (0.68, 0.68, 2.0), (100, 90))
+    with pytest.raises(ValueError, match="not the grid's input"):
+        resample_image(_volume((40, 40, 10)), grid)

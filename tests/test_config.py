@@ -1,0 +1,79 @@
+"""config.yaml against the schema: the default is valid; every bad value names its key."""
+
+from __future__ import annotations
+
+import copy
+
+import pytest
+import yaml
+
+from lidcseg import config
+from lidcseg.cli import main
+from lidcseg.errors import ConfigError
+from tests.conftest import REPO
+
+DEFAULT = yaml.safe_load((REPO / "config.yaml").read_text())
+
+
+def test_embedded_default_is_valid_and_typed():
+    cfg = config.load(REPO / "config.yaml")
+    assert cfg.resample.spacing_mm == (0.68, 0.68, 2.0)
+    assert cfg.resample.image_size == (512, 512)
+    assert cfg.dataset.source == "synthetic" and len(cfg.dataset.patients) >= 4
+
+
+@pytest.mark.parametrize(
+    "path, value, key, words",
+    [
+        (("resample", "spacing_mm"), [0.68, 0.68, -2.0], "resample.spacing_mm.2", "minimum"),
+        (("resample", "image_size"), [512], "resample.image_size", "too short"),
+        (("resample", "image_interpolation"), "bspline", "resample.image_interpolation", "is not one of"),
+        (("convert", "max_gap_factor"), "big", "convert.max_gap_factor", "not of type 'number'"),
+        (("convert", "max_spacing_deviation"), 0.9, "convert.max_spacing_deviation", "maximum"),
+        (("synthesize", "seed"), -1, "synthesize.seed", "minimum"),
+        (("dataset", "patients"), ["LIDC-IDRI-1"], "dataset.patients.0", "does not match"),
+        (("dataset", "patients"), [], "dataset.patients", "should be non-empty"),
+        (("dataset", "source"), "tcia", "dataset.source", "is not one of"),
+    ],
+)
+def test_bad_value_names_its_key(path, value, key, words):
+    data = copy.deepcopy(DEFAULT)
+    data[path[0]][path[1]] = value
+    with pytest.raises(ConfigError) as info:
+        config.validate(data)
+    assert info.value.key == key
+    assert words in str(info.value)
+
+
+@pytest.mark.parametrize("where, key", [((), "epochs"), (("resample",), "spacing"), (("dataset",), "patient")])
+def test_unknown_key_is_refused_by_name(where, key):
+    data = copy.deepcopy(DEFAULT)
+    target = data
+    for part in where:
+        target = target[part]
+    target[key] = 1
+    with pytest.raises(ConfigError, match=f"config key '{'.'.join(where + (key,))}': unknown key"):
+        config.validate(data)
+
+
+def test_missing_section_is_named():
+    data = copy.deepcopy(DEFAULT)
+    del data["resample"]
+    with pytest.raises(ConfigError, match="'resample' is a required property"):
+        config.validate(data)
+
+
+def test_overrides_change_only_the_keys_they_set(tmp_path):
+    override = tmp_path / "override.yaml"
+    override.write_text("resample:\n  image_size: [256, 256]\n")
+    cfg = config.load(REPO / "config.yaml", override)
+    assert cfg.resample.image_size == (256, 256)
+    assert cfg.resample.spacing_mm == (0.68, 0.68, 2.0)
+
+
+def test_check_config_command(tmp_path, capsys):
+    assert main(["check-config", str(REPO / "config.yaml")]) == 0
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("resample:\n  pad_hu: 100\n")
+    assert main(["check-config", str(REPO / "config.yaml"), str(bad)]) == 2
+    assert "config key 'resample.pad_hu'" in capsys.readouterr().err
