@@ -15,6 +15,16 @@ from pathlib import Path
 
 import nibabel as nib
 import numpy as np
+from nibabel.fileholders import FileHolder
+
+try:  # ISA-L's gzip: the same format and ratio, about 4x faster than zlib at level 1
+    from isal.igzip import IGzipFile as GzipFile
+except ImportError:  # pragma: no cover - isal is a dependency; stay correct without it
+    from gzip import GzipFile
+
+# Level 1: CT noise barely compresses further at higher levels (64 vs 62 MB for a
+# 137 MB scan), while each level costs time.
+NIFTI_GZIP_LEVEL = 1
 
 
 @dataclass
@@ -45,14 +55,25 @@ def save_nifti(volume: Volume, path: str | os.PathLike) -> None:
     image.set_qform(volume.affine, code=1)  # 1 = scanner coordinates
     image.set_sform(volume.affine, code=1)
     with _atomic_path(path) as tmp:
-        nib.save(image, tmp)
+        if path.name.endswith(".gz"):
+            # No name and a fixed mtime in the gzip header: the same volume always gives
+            # the same bytes, so content hashes (DVC) do not change on a rerun.
+            with open(tmp, "wb") as raw, GzipFile(filename="", mode="wb", fileobj=raw,
+                                                  compresslevel=NIFTI_GZIP_LEVEL, mtime=0) as stream:
+                image.to_file_map({"image": FileHolder(fileobj=stream)})
+        else:
+            nib.save(image, tmp)
 
 
 def load_nifti(path: str | os.PathLike) -> Volume:
-    """Read a NIfTI written by :func:`save_nifti` (or any NIfTI) with its stored dtype."""
-    image = nib.load(os.fspath(path))
-    array = np.asanyarray(image.dataobj)
-    return Volume(array=array, affine=image.affine.astype(np.float64))
+    """Read a NIfTI (ours or anyone's) with its stored dtype; .gz is inflated with ISA-L."""
+    path = Path(path)
+    if path.name.endswith(".gz"):
+        with GzipFile(path, "rb") as stream:
+            image = nib.Nifti1Image.from_bytes(stream.read())
+    else:
+        image = nib.load(path)
+    return Volume(array=np.asanyarray(image.dataobj), affine=image.affine.astype(np.float64))
 
 
 def write_json(data: dict, path: str | os.PathLike) -> None:
