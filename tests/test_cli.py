@@ -67,3 +67,20 @@ def test_inspect_records_a_rejected_scan_and_succeeds(series, tmp_path):
 def test_every_stage_documents_itself(stage):
     result = subprocess.run([sys.executable, "-m", "lidcseg.cli", stage, "--help"], capture_output=True, text=True)
     assert result.returncode == 0 and "usage: lidcseg" in result.stdout
+
+
+def test_synthesize_writes_the_painted_truth_on_converts_grid(tmp_path):
+    truth = tmp_path / "truth.nii.gz"
+    assert main(["synthesize", "LIDC-IDRI-0078", str(tmp_path / "lidc"), "--seed", "1", "--truth", str(truth)]) == 0
+    assert (tmp_path / "lidc" / "LIDC-IDRI-0078" / "series.json").exists()
+    assert main(["convert", str(tmp_path / "lidc" / "LIDC-IDRI-0078"), str(tmp_path / "hu.nii.gz")]) == 0
+    painted, image = load_nifti(truth), load_nifti(tmp_path / "hu.nii.gz")
+    assert painted.array.shape == image.array.shape
+    np.testing.assert_allclose(painted.affine, image.affine)
+    assert image.array[painted.array > 0].mean() > image.array[(image.array > -920) & (image.array < -700)].mean() + 300
+
+
+def test_unknown_patient_exits_2_naming_it(tmp_path, capsys):
+    assert main(["synthesize", "LIDC-IDRI-9999", str(tmp_path)]) == 2
+    assert "LIDC-IDRI-9999" in capsys.readouterr().err
+    assert not any(tmp_path.iterdir())

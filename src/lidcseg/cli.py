@@ -90,11 +90,13 @@ def _run_synthesize(args) -> None:
 
 
 def _add_series_checks(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--max-gap-factor", type=float, default=1.5,
+    from lidcseg.data.dicom import SeriesChecks
+
+    p.add_argument("--max-gap-factor", type=float, default=SeriesChecks.max_gap_factor,
                    help="a z step this many times the usual spacing means missing slices")
-    p.add_argument("--max-spacing-deviation", type=float, default=0.05,
+    p.add_argument("--max-spacing-deviation", type=float, default=SeriesChecks.max_spacing_deviation,
                    help="largest relative deviation of a z step from the usual spacing")
-    p.add_argument("--missing-rescale", choices=["identity", "error"], default="identity",
+    p.add_argument("--missing-rescale", choices=["identity", "error"], default=SeriesChecks.missing_rescale,
                    help="without RescaleSlope/Intercept: read stored values as HU, or refuse")
 
 
