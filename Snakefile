@@ -17,7 +17,9 @@ wildcard_constraints:
 
 include: "workflow/rules/source.smk"
 include: "workflow/rules/convert.smk"
+include: "workflow/rules/annotate.smk"
 include: "workflow/rules/resample.smk"
+include: "workflow/rules/dataset.smk"
 
 
 rule all:

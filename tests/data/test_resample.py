@@ -118,3 +118,18 @@ def test_volume_of_another_shape_is_refused():
     grid = plan_grid(_volume(), (0.68, 0.68, 2.0), (100, 90))
     with pytest.raises(ValueError, match="not the grid's input"):
         resample_image(_volume((40, 40, 10)), grid)
+
+
+def test_label_masks_keep_their_ids_and_linear_foreground():
+    volume = _volume((80, 80, 30))
+    labels = np.zeros(volume.array.shape, np.uint8)
+    labels[10:30, 10:30, 5:15] = 1
+    labels[50:60, 40:70, 10:25] = 2
+    mask = Volume(labels, volume.affine)
+    grid = plan_grid(volume, (0.68, 0.68, 2.0), (90, 90))
+    linear = resample_mask(mask, grid, "linear").array
+    nearest = resample_mask(mask, grid, "nearest").array
+    assert set(np.unique(linear)) == {0, 1, 2} == set(np.unique(nearest))
+    binary = resample_mask(Volume((labels > 0).astype(np.uint8), volume.affine), grid, "linear").array
+    np.testing.assert_array_equal(linear > 0, binary > 0)
+    assert (linear[nearest == 1] != 2).all() and (linear[nearest == 2] != 1).all()

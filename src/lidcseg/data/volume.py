@@ -1,4 +1,4 @@
-"""Volumes on disk: NIfTI for arrays (open them in 3D Slicer or ITK-SNAP), JSON beside them.
+"""Files on disk: NIfTI for volumes (open them in 3D Slicer or ITK-SNAP), JSON and CSV beside.
 
 Convention, used by every stage: the array is indexed ``[x, y, z]`` = [DICOM column, DICOM
 row, slice], slices in increasing patient z, and the affine maps voxel indices to RAS
@@ -7,6 +7,7 @@ millimetres (NIfTI's world space; DICOM's LPS with x and y negated).
 
 from __future__ import annotations
 
+import csv
 import json
 import os
 import tempfile
@@ -86,6 +87,23 @@ def write_json(data: dict, path: str | os.PathLike) -> None:
 
 def read_json(path: str | os.PathLike) -> dict:
     return json.loads(Path(path).read_text())
+
+
+def write_rows(rows: list[dict], path: str | os.PathLike, fields) -> None:
+    """Write dict rows as CSV with the columns ``fields`` (others ignored), atomically."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with _atomic_path(path) as tmp, open(tmp, "w", newline="") as f:
+        writer = csv.DictWriter(f, fields, extrasaction="ignore", delimiter="\t" if path.suffix == ".tsv" else ",")
+        writer.writeheader()
+        writer.writerows(rows)
+
+
+def read_rows(path: str | os.PathLike) -> list[dict]:
+    """CSV (or .tsv) rows as dicts of strings."""
+    path = Path(path)
+    with path.open(newline="") as f:
+        return list(csv.DictReader(f, delimiter="\t" if path.suffix == ".tsv" else ","))
 
 
 def _to_builtin(value):

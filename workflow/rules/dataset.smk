@@ -1,0 +1,106 @@
+# Resampled scans -> nodule slices -> cohort flow -> patient split, packed for training.
+
+
+rule extract:
+    input:
+        image="results/resampled/{patient}.image.nii.gz",
+        mask="results/resampled/{patient}.mask.nii.gz",
+        nodules="results/masks/{patient}.nodules.csv",
+    output:
+        slices="results/slices/{patient}.npz",
+        rows="results/slices/{patient}.csv",
+    params:
+        min_area=config["extract"]["min_area_mm2"],
+        centre=config["extract"]["window_centre"],
+        width=config["extract"]["window_width"],
+    log:
+        "logs/extract/{patient}.log",
+    threads: 1
+    resources:
+        mem_mb=2000,
+        runtime=10,
+    conda:
+        "../../envs/data.yaml"
+    shell:
+        "lidcseg extract {input.image} {input.mask} {input.nodules} {output.slices}"
+        " --patient {wildcards.patient} --min-area-mm2 {params.min_area}"
+        " --window-centre {params.centre} --window-width {params.width} > {log} 2>&1"
+
+
+rule archive_flow:
+    output:
+        counts="results/dataset/archive_flow.json",
+    params:
+        rule=flow_rule_args(),
+    log:
+        "logs/archive_flow.log",
+    threads: 1
+    resources:
+        mem_mb=4000,
+        runtime=30,
+    conda:
+        "../../envs/data.yaml"
+    shell:
+        "lidcseg archive-flow {output.counts} {params.rule} > {log} 2>&1"
+
+
+rule cohort:
+    input:
+        archive="results/dataset/archive_flow.json",
+        scans="results/qc/scans.tsv",
+        summaries=lambda wildcards: per_usable_patient("results/masks/{patient}.json"),
+        nodules=lambda wildcards: per_usable_patient("results/masks/{patient}.nodules.csv"),
+        slices=lambda wildcards: per_usable_patient("results/slices/{patient}.csv"),
+    output:
+        flow_md="results/dataset/flow.md",
+        flow_csv="results/dataset/flow.csv",
+        slices="results/dataset/slices.csv",
+    params:
+        out_dir=lambda wildcards, output: os.path.dirname(output.flow_md),
+        patients=" ".join(PATIENTS),
+    log:
+        "logs/cohort.log",
+    threads: 1
+    resources:
+        mem_mb=1000,
+        runtime=10,
+    conda:
+        "../../envs/data.yaml"
+    shell:
+        "lidcseg cohort {params.out_dir} --archive {input.archive} --scan-table {input.scans}"
+        " --patients {params.patients} --summaries {input.summaries} --nodules {input.nodules}"
+        " --slices {input.slices} > {log} 2>&1"
+
+
+rule split:
+    input:
+        slices=lambda wildcards: per_usable_patient("results/slices/{patient}.npz"),
+        rows=lambda wildcards: per_usable_patient("results/slices/{patient}.csv"),
+    output:
+        table="results/dataset/split.csv",
+        meta="results/dataset/packed/dataset.json",
+        packed=expand(
+            "results/dataset/packed/{split}.{part}",
+            split=["train", "val", "test"],
+            part=["images.npy", "masks.npy", "csv"],
+        ),
+    params:
+        slices_dir=lambda wildcards, input: os.path.dirname(input.rows[0]),
+        out_dir=lambda wildcards, output: os.path.dirname(output.table),
+        patients=lambda wildcards: " ".join(usable_patients()),
+        seed=config["split"]["seed"],
+        test=config["split"]["test_fraction"],
+        val=config["split"]["val_fraction"],
+        stratify=config["split"]["stratify"],
+    log:
+        "logs/split.log",
+    threads: 1
+    resources:
+        mem_mb=4000,
+        runtime=20,
+    conda:
+        "../../envs/data.yaml"
+    shell:
+        "lidcseg split {params.slices_dir} {params.out_dir} --patients {params.patients}"
+        " --seed {params.seed} --test-fraction {params.test} --val-fraction {params.val}"
+        " --stratify {params.stratify} > {log} 2>&1"
