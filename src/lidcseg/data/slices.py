@@ -76,3 +76,17 @@ def save_slices(images: np.ndarray, masks: np.ndarray, rows: list[dict], npz_pat
     np.savez(tmp, images=images, masks=masks, spacing_mm=np.asarray(spacing_mm, float), window=np.asarray(window, float))
     os.replace(tmp, npz_path)
     write_rows(rows, csv_path, SLICE_FIELDS)
+
+
+def extract_to_files(image_path, mask_path, nodules_path, out_npz: Path, patient_id: str | None = None,
+                     min_area_mm2: float = 0.0, centre: float = -600.0, width: float = 1500.0) -> int:
+    """`lidcseg extract`: slices to ``out_npz`` and rows to the .csv beside it; returns the count."""
+    from lidcseg.data.volume import load_nifti, read_rows
+
+    nodules = read_rows(nodules_path)
+    patient = patient_id or (nodules[0]["patient_id"] if nodules else Path(out_npz).name.split(".")[0])
+    image = load_nifti(image_path)
+    images, masks, rows = extract_slices(image, load_nifti(mask_path), nodules, patient, min_area_mm2, centre, width)
+    save_slices(images, masks, rows, out_npz, Path(out_npz).with_suffix(".csv"),
+                spacing_mm=[round(s, 6) for s in image.spacing], window=(centre, width))
+    return len(rows)

@@ -79,38 +79,41 @@ def pack(assignment: dict[str, str], slices_dir: str | os.PathLike, out_dir: str
     slices_dir, out_dir = Path(slices_dir), Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     record: dict = {"image_shape": None, "spacing_mm": None, "window": None, "splits": {}}
+    shape = _slice_shape(slices_dir, sorted(assignment))
     for split in SPLITS:
         patients = sorted(p for p, s in assignment.items() if s == split)
         rows = [row for p in patients for row in read_rows(slices_dir / f"{p}.csv")]
-        facts = _pack_arrays(patients, len(rows), slices_dir, out_dir, split)
+        facts = _pack_arrays(patients, len(rows), shape, slices_dir, out_dir, split)
         record.update({k: v for k, v in facts.items() if v is not None})
         write_rows(rows, out_dir / f"{split}.csv", SLICE_FIELDS)
         record["splits"][split] = {"patients": patients, "slices": len(rows)}
     return record
 
 
-def _pack_arrays(patients: list[str], n: int, slices_dir: Path, out_dir: Path, split: str) -> dict:
+def _slice_shape(slices_dir: Path, patients: list[str]) -> tuple[int, int]:
+    """The (rows, cols) of the slices, so that even an empty split has the right shape."""
+    for patient in patients:
+        with np.load(slices_dir / f"{patient}.npz") as data:
+            return tuple(data["images"].shape[1:])
+    return (0, 0)
+
+
+def _pack_arrays(patients: list[str], n: int, shape: tuple[int, int], slices_dir: Path, out_dir: Path,
+                 split: str) -> dict:
     """Fill (n, rows, cols) arrays patient by patient, without holding a split in memory;
     return the facts the slices carry (shape, spacing, window)."""
-    shape = None
-    targets = {}
-    facts: dict = {"image_shape": None, "spacing_mm": None, "window": None}
+    facts: dict = {"image_shape": list(shape), "spacing_mm": None, "window": None}
+    targets = {name: _open(out_dir / f".tmp-{split}.{name}.npy", dtype, (n, *shape))
+               for name, dtype in (("images", np.float16), ("masks", np.uint8))}
     offset = 0
     for patient in patients:
         with np.load(slices_dir / f"{patient}.npz") as data:
             images, masks = data["images"], data["masks"]
             facts.update(spacing_mm=data["spacing_mm"].tolist(), window=data["window"].tolist())
-        if shape is None:
-            shape = images.shape[1:]
-            facts["image_shape"] = list(shape)
-            targets = {name: _open(out_dir / f".tmp-{split}.{name}.npy", dtype, (n, *shape))
-                       for name, dtype in (("images", np.float16), ("masks", np.uint8))}
         targets["images"][offset : offset + len(images)] = images
         targets["masks"][offset : offset + len(masks)] = masks
         offset += len(images)
-    for name, dtype in (("images", np.float16), ("masks", np.uint8)):
-        if name not in targets:  # an empty split still gets (empty) arrays
-            targets[name] = _open(out_dir / f".tmp-{split}.{name}.npy", dtype, (0, *(shape or (0, 0))))
+    for name in ("images", "masks"):
         del targets[name]  # flush the memory map
         os.replace(out_dir / f".tmp-{split}.{name}.npy", out_dir / f"{split}.{name}.npy")
     return facts
@@ -121,6 +124,22 @@ def _open(path: Path, dtype, shape):
         np.save(path, np.zeros(shape, dtype))
         return np.load(path)
     return np.lib.format.open_memmap(path, mode="w+", dtype=dtype, shape=shape)
+
+
+def split_to_files(slices_dir: Path, out_dir: Path, patients: list[str], seed: int = 0, test_fraction: float = 0.25,
+                   val_fraction: float = 0.2, stratify: bool = True) -> dict:
+    """`lidcseg split`: split.csv, and packed/ with the arrays and dataset.json."""
+    slices_dir, out_dir = Path(slices_dir), Path(out_dir)
+    rows = {p: read_rows(slices_dir / f"{p}.csv") for p in patients}
+    with_slices = {p: max(float(r["diameter_mm"] or 0) for r in rs) for p, rs in rows.items() if rs}
+    assignment = split_patients(with_slices, test_fraction, val_fraction, seed, stratify)
+    write_split_table(assignment, with_slices, {p: len(rows[p]) for p in assignment}, out_dir / "split.csv")
+    record = pack(assignment, slices_dir, out_dir / "packed")
+    meta = {"seed": seed, "test_fraction": test_fraction, "val_fraction": val_fraction,
+            "stratify": "size" if stratify else "none",
+            "patients_without_slices": sorted(set(patients) - set(with_slices))}
+    write_dataset_json(record, meta, out_dir / "packed" / "dataset.json")
+    return record
 
 
 def write_split_table(assignment: dict[str, str], largest_diameter: dict[str, float], slices: dict[str, int],

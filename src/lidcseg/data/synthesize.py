@@ -24,7 +24,7 @@ from pydicom.uid import CTImageStorage, ExplicitVRLittleEndian, generate_uid
 
 from lidcseg.data.annotations import reader_agreement
 from lidcseg.data.phantom import Geometry, PaintedNodule, nodule_hu, render_chest
-from lidcseg.data.pylidc_compat import import_pylidc, scan_for_patient
+from lidcseg.data.pylidc_compat import scan_for_patient
 from lidcseg.data.volume import write_json
 
 UID_ROOT = "1.2.826.0.1.3680043.8.498."  # pydicom's root, for the SOP instance UIDs we make
