@@ -97,3 +97,11 @@ def test_reader_agreement_counts_readers():
     _, agreement = reader_agreement(readers)
     assert set(np.unique(agreement)) <= {0.0, 0.25, 0.5, 0.75, 1.0}
     assert agreement.max() == 1.0
+
+
+def test_a_nodule_outside_the_series_is_reported_as_empty(lidc_samples):
+    grid, _ = read_series(lidc_samples / "LIDC-IDRI-0001")
+    grid.affine[2, 3] += 500.0  # the same slices, 50 cm away from the nodule
+    labels, rows, summary = annotate(lidc_samples / "LIDC-IDRI-0001", grid)
+    assert rows[0]["status"] == "outside this series or empty consensus" and rows[0]["consensus_voxels"] == 0
+    assert summary["n_nodules_kept"] == 0 and not labels.array.any()

