@@ -36,7 +36,7 @@ def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="lidcseg", description=__doc__.splitlines()[0])
     stages = parser.add_subparsers(dest="stage", required=True, metavar="STAGE")
     for add in (_add_check_config, _add_synthesize, _add_inspect, _add_screen, _add_convert, _add_annotate,
-                _add_resample, _add_extract, _add_archive_flow, _add_cohort, _add_split):
+                _add_resample, _add_extract, _add_archive_flow, _add_cohort, _add_split, _add_models):
         add(stages)
     return parser
 
@@ -303,6 +303,27 @@ def _run_split(args) -> None:
     record = split_to_files(args.slices_dir, args.out_dir, args.patients, args.seed, args.test_fraction,
                             args.val_fraction, args.stratify == "size")
     log.info("split: %s", {k: v["slices"] for k, v in record["splits"].items()})
+
+def _add_models(stages) -> None:
+    p = _stage(stages, "models", _run_models, "list the configured model variants, their slots and sizes",
+               "Print every variant of CONFIG's models section (with OVERRIDE files on top) with its "
+               "slots and parameter count.")
+    p.add_argument("config", type=Path, nargs="?", default=Path("config.yaml"))
+    p.add_argument("overrides", type=Path, nargs="*")
+
+
+def _run_models(args) -> None:
+    from lidcseg import config
+    from lidcseg.models.unet import variant_table
+
+    rows = variant_table(config.load(args.config, *args.overrides).models.as_dict())
+    base = next((r["parameters"] for r in rows if r["variant"] == "unet"), rows[0]["parameters"])
+    print(f"| variant | ASPP | attention | reverse | boundary | parameters | vs unet |\n|---|---|---|---|---|---:|---:|")
+    for r in rows:
+        mark = lambda on: "o" if on else ""  # noqa: E731  (the paper's table marks)
+        print(f"| {r['variant']} | {mark(r['aspp'])} | {r['attention']} | {mark(r['reverse'])} | "
+              f"{mark(r['boundary'])} | {r['parameters']:,} | {r['parameters'] / base:.3f} |")
+
 
 def _sidecar(nifti: Path) -> Path:
     return nifti.with_name(nifti.name.removesuffix(".gz").removesuffix(".nii") + ".json")

@@ -30,6 +30,7 @@ def validate(config: dict, schema_path: str | os.PathLike = SCHEMA_PATH) -> None
     validator = jsonschema.Draft202012Validator(load_schema(schema_path))
     error = jsonschema.exceptions.best_match(validator.iter_errors(config))
     if error is None:
+        _check_variants(config)
         return
     key = ".".join(str(p) for p in error.absolute_path) or "<top level>"
     if error.validator == "additionalProperties":
@@ -37,6 +38,13 @@ def validate(config: dict, schema_path: str | os.PathLike = SCHEMA_PATH) -> None
         prefix = f"{key}." if error.absolute_path else ""
         raise ConfigError(prefix + unknown[0], "unknown key (not in the schema; check its spelling)")
     raise ConfigError(key, error.message)
+
+
+def _check_variants(config: dict) -> None:
+    """Slot values the schema cannot know: attention blocks are whatever is registered."""
+    from lidcseg.models.registry import variants_from_config
+
+    variants_from_config(config["models"]["variants"])
 
 
 def load(path: str | os.PathLike, *overrides: str | os.PathLike) -> "Config":
@@ -104,6 +112,21 @@ class SplitConfig:
 
 
 @dataclass(frozen=True)
+class ModelsConfig:
+    encoder: str
+    encoder_weights: str | None
+    in_channels: int
+    decoder_channels: tuple[int, ...]
+    aspp_rates: tuple[int, ...]
+    boundary_formula: str
+    reduction: int
+    variants: dict
+
+    def as_dict(self) -> dict:
+        return dict(self.__dict__)
+
+
+@dataclass(frozen=True)
 class Config:
     dataset: DatasetConfig
     synthesize: SynthesizeConfig
@@ -112,6 +135,7 @@ class Config:
     annotate: AnnotateConfig
     extract: ExtractConfig
     split: SplitConfig
+    models: ModelsConfig
 
     @classmethod
     def from_dict(cls, data: dict) -> "Config":
@@ -124,4 +148,6 @@ class Config:
             annotate=AnnotateConfig(**data["annotate"]),
             extract=ExtractConfig(**data["extract"]),
             split=SplitConfig(**data["split"]),
+            models=ModelsConfig(**{**data["models"], "decoder_channels": tuple(data["models"]["decoder_channels"]),
+                                   "aspp_rates": tuple(data["models"]["aspp_rates"])}),
         )

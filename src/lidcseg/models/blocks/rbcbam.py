@@ -1,0 +1,26 @@
+"""RB-CBAM fusion (SPEC.md eq. 9): F_rb = Concat(F_r, F_b) of the reverse- and the
+boundary-weighted (CBAM) features, reduced back to the skip's width by a 1 x 1 convolution
+with batch norm and ReLU, so the decoder sees the same channels as without it."""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from lidcseg.models.blocks.boundary import boundary_weights
+from lidcseg.models.blocks.reverse import reverse_weights
+from lidcseg.models.registry import register_block
+
+
+@register_block("rbcbam", "fusion")
+class ReverseBoundaryFusion(nn.Module):
+    def __init__(self, channels: int, formula: str = "uncertainty"):
+        super().__init__()
+        self.formula = formula
+        self.reduce = nn.Sequential(nn.Conv2d(2 * channels, channels, 1, bias=False), nn.BatchNorm2d(channels),
+                                    nn.ReLU(inplace=True))
+
+    def forward(self, x: torch.Tensor, probability: torch.Tensor) -> torch.Tensor:
+        reverse = x * reverse_weights(probability)
+        boundary = x * boundary_weights(probability, self.formula)
+        return self.reduce(torch.cat([reverse, boundary], dim=1))

@@ -1,0 +1,40 @@
+"""The registry refuses duplicates; config names blocks that exist; validation needs no torch."""
+
+from __future__ import annotations
+
+import copy
+
+import pytest
+import yaml
+
+from lidcseg import config
+from lidcseg.errors import ConfigError
+from lidcseg.models.registry import block_names, declared_blocks, get_block, register_block
+from tests.conftest import REPO
+
+
+def test_a_second_block_with_a_taken_name_is_refused():
+    with pytest.raises(ValueError, match="already registered"):
+        register_block("cbam", "attention")(type("Other", (), {}))
+
+
+def test_declared_names_equal_what_registers():
+    assert declared_blocks() == block_names()
+    assert declared_blocks("attention") == ["bam", "cbam", "gate", "se"]
+
+
+def test_unknown_block_name():
+    with pytest.raises(KeyError, match="no block named 'eca'"):
+        get_block("eca")
+
+
+@pytest.mark.parametrize("slots, key", [({"attention": "eca"}, "models.variants.mine.attention"),
+                                        ({"attention": "cbam", "revers": True}, "models.variants.mine.revers"),
+                                        ({"aspp": "yes"}, "models.variants.mine.aspp")])
+def test_bad_variant_fails_at_validation_naming_it(slots, key):
+    data = yaml.safe_load((REPO / "config.yaml").read_text())
+    data = copy.deepcopy(data)
+    data["models"]["variants"]["mine"] = slots
+    with pytest.raises(ConfigError) as info:
+        config.validate(data)
+    assert info.value.key == key
