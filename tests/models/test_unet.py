@@ -36,10 +36,16 @@ def test_output_shape_and_side_maps(name, size):
 
 
 def _backward(net, train: bool) -> None:
+    """Gradients accumulated over three fixed, differently scaled batches: a ReLU unit of a
+    small squeeze MLP can be dead for one batch at initialisation, which says nothing
+    about whether the parameter is wired into the output."""
     net.train(train)
     net.zero_grad()
-    logits, sides = net(torch.randn(2, 1, 64, 80), return_side=True)
-    (logits.mean() + sum(s.mean() for s in sides)).backward()  # with deep supervision of the sides
+    generator = torch.Generator().manual_seed(0)
+    for scale in (0.5, 1.0, 3.0):
+        x = scale * torch.randn(2, 1, 64, 80, generator=generator)
+        logits, sides = net(x, return_side=True)
+        (logits.mean() + sum(s.mean() for s in sides)).backward()  # with deep supervision of the sides
 
 
 @pytest.mark.parametrize("name", sorted(VARIANTS))
