@@ -27,6 +27,7 @@ lint: $(STAMP)
 
 bench: $(STAMP)
 	$(BIN)/python benchmarks/convert_resample.py
+	$(BIN)/python benchmarks/models.py
 
 clean:
 	rm -rf results logs .snakemake

@@ -53,3 +53,15 @@ def test_encoder_features_have_the_announced_widths_and_strides():
         features = encoder(torch.randn(1, 1, 64, 96))
     assert [f.shape[1] for f in features] == list(encoder.channels)
     assert [tuple(f.shape[-2:]) for f in features] == [(32, 48), (16, 24), (8, 12), (4, 6), (2, 3)]
+
+
+def test_imagenet_weights_come_from_torch_hubs_cache_once_fetched(tmp_path, monkeypatch):
+    """`imagenet` = torchvision's published file through torch.hub; once in the cache (here
+    put there by the test: this machine has no internet) nothing is fetched again."""
+    monkeypatch.setenv("TORCH_HOME", str(tmp_path))
+    cache = tmp_path / "hub" / "checkpoints"
+    cache.mkdir(parents=True)
+    state = _torchvision_state_dict("resnet18")
+    torch.save(state, cache / "resnet18-f37072fd.pth")
+    encoder = ResNetEncoder("resnet18", weights="imagenet")
+    torch.testing.assert_close(encoder.net.state_dict()["layer4.1.conv2.weight"], state["layer4.1.conv2.weight"])
