@@ -173,7 +173,7 @@ def annotate_to_files(series_dir, out_mask: Path, reference: Path | None = None,
 
     from lidcseg.data.volume import save_nifti, write_json
 
-    if reference is not None:
+    if reference is not None:  # only shape and affine are needed: no voxel is read
         header = nib.load(reference)
         grid = Volume(np.broadcast_to(np.int8(0), header.shape), header.affine)
     else:
