@@ -318,7 +318,7 @@ def _run_models(args) -> None:
 
     rows = variant_table(config.load(args.config, *args.overrides).models.as_dict())
     base = next((r["parameters"] for r in rows if r["variant"] == "unet"), rows[0]["parameters"])
-    print(f"| variant | ASPP | attention | reverse | boundary | parameters | vs unet |\n|---|---|---|---|---|---:|---:|")
+    print("| variant | ASPP | attention | reverse | boundary | parameters | vs unet |\n|---|---|---|---|---|---:|---:|")
     for r in rows:
         mark = lambda on: "o" if on else ""  # noqa: E731  (the paper's table marks)
         print(f"| {r['variant']} | {mark(r['aspp'])} | {r['attention']} | {mark(r['reverse'])} | "
