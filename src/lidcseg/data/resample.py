@@ -136,9 +136,9 @@ def _resample_separable(array: np.ndarray, grid: GridTransform, method: str, pad
     slice (about 1 MB), which stays in cache; slices are spread over the machine's cores
     (numpy releases the GIL inside its loops)."""
     data = np.asarray(array).transpose(2, 1, 0)  # view as [z, y, x]; C-contiguous for our NIfTIs
-    z_taps = _taps(grid.source_coordinates(2), data.shape[0], method)
-    y_taps = _taps(grid.source_coordinates(1), data.shape[1], method)
-    x_taps = _taps(grid.source_coordinates(0), data.shape[2], method)
+    z_taps = interpolation_taps(grid.source_coordinates(2), data.shape[0], method)
+    y_taps = interpolation_taps(grid.source_coordinates(1), data.shape[1], method)
+    x_taps = interpolation_taps(grid.source_coordinates(0), data.shape[2], method)
     out = np.empty(grid.output_shape[::-1], dtype=dtype)
     integer = np.issubdtype(dtype, np.integer)
 
@@ -157,7 +157,7 @@ def _resample_separable(array: np.ndarray, grid: GridTransform, method: str, pad
     return out.transpose(2, 1, 0)
 
 
-def _taps(coords: np.ndarray, n: int, method: str):
+def interpolation_taps(coords: np.ndarray, n: int, method: str = "linear"):
     """Per output sample: the two input indices around it, the weight of the upper one, and
     whether it lies more than half a voxel outside the input (then it is padding)."""
     if method == "nearest":

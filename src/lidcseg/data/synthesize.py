@@ -65,9 +65,9 @@ def synthesize_patient(patient_id: str, root: str | os.PathLike, seed: int = 0,
                         zvals=np.asarray(scan.slice_zvals, dtype=float))
     rng = np.random.default_rng([seed, zlib.crc32(patient_id.encode())])
     hu, painted = render_chest(geometry, _paint_nodules(scan, geometry), rng, noise_hu)
-    series_dir = _write_series(scan, geometry, hu, storage_for(patient_id, storage), Path(root))
-    write_json(_manifest(scan, series_dir, Path(root), storage_for(patient_id, storage)),
-               Path(root) / patient_id / "series.json")
+    convention = storage_for(patient_id, storage)
+    series_dir = _write_series(scan, geometry, hu, convention, Path(root))
+    write_json(_manifest(scan, series_dir, Path(root), convention), Path(root) / patient_id / "series.json")
     return series_dir, painted.transpose(2, 1, 0)
 
 
