@@ -13,6 +13,8 @@ include: "workflow/rules/common.smk"
 
 wildcard_constraints:
     patient="|".join(PATIENTS),
+    variant="|".join(VARIANTS),
+    seed="|".join(str(seed) for seed in SEEDS),
 
 
 include: "workflow/rules/source.smk"
@@ -20,6 +22,7 @@ include: "workflow/rules/convert.smk"
 include: "workflow/rules/annotate.smk"
 include: "workflow/rules/resample.smk"
 include: "workflow/rules/dataset.smk"
+include: "workflow/rules/train.smk"
 
 
 rule all:

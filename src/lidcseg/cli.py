@@ -36,7 +36,8 @@ def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="lidcseg", description=__doc__.splitlines()[0])
     stages = parser.add_subparsers(dest="stage", required=True, metavar="STAGE")
     for add in (_add_check_config, _add_synthesize, _add_inspect, _add_screen, _add_convert, _add_annotate,
-                _add_resample, _add_extract, _add_archive_flow, _add_cohort, _add_split, _add_models):
+                _add_resample, _add_extract, _add_archive_flow, _add_cohort, _add_split, _add_models,
+                _add_train, _add_evaluate, _add_summarize):
         add(stages)
     return parser
 
@@ -323,6 +324,83 @@ def _run_models(args) -> None:
         mark = lambda on: "o" if on else ""  # noqa: E731  (the paper's table marks)
         print(f"| {r['variant']} | {mark(r['aspp'])} | {r['attention']} | {mark(r['reverse'])} | "
               f"{mark(r['boundary'])} | {r['parameters']:,} | {r['parameters'] / base:.3f} |")
+
+
+def _add_train(stages) -> None:
+    p = _stage(stages, "train", _run_train, "train one variant with one seed (resumes from its checkpoint)",
+               "Train VARIANT on PACKED_DIR's train split, select on its val split, and write "
+               "OUT_DIR/{model.pt, log.csv, train.json}. SETTINGS (a config file, or the JSON the "
+               "workflow passes) gives the models and train sections. A rerun after a kill or SIGTERM "
+               "resumes from OUT_DIR/checkpoint.pt.")
+    p.add_argument("packed_dir", type=Path)
+    p.add_argument("out_dir", type=Path)
+    p.add_argument("--variant", required=True)
+    p.add_argument("--seed", type=int, required=True)
+    p.add_argument("--settings", default="config.yaml", help="config file or inline JSON")
+
+
+def _run_train(args) -> None:
+    from lidcseg.config import TrainConfig, load_sections
+    from lidcseg.errors import ConfigError
+    from lidcseg.models.registry import variants_from_config
+    from lidcseg.train import TrainingJob, run_training
+
+    sections = load_sections(args.settings, ("models", "train"))
+    variants = variants_from_config(sections["models"]["variants"])
+    if args.variant not in variants:
+        raise ConfigError("models.variants", f"no variant {args.variant!r} (configured: {', '.join(variants)})")
+    models = {k: v for k, v in sections["models"].items() if k != "variants"}
+    job = TrainingJob(args.variant, variants[args.variant], args.seed, args.packed_dir, args.out_dir, models,
+                      TrainConfig.from_dict(sections["train"]))
+    summary = run_training(job)
+    log.info("train %s seed %d: best val DSC %.4f at epoch %d of %d (%.1f images/s)", args.variant, args.seed,
+             summary["best_val_dsc"], summary["best_epoch"], summary["epochs_run"], summary["images_per_s"])
+
+
+def _add_evaluate(stages) -> None:
+    p = _stage(stages, "evaluate", _run_evaluate, "score a trained model on the test split",
+               "Predict PACKED_DIR's test split with MODEL and write OUT_JSON (pooled and per-image "
+               "metrics, bootstrap intervals, the size table) with .images.csv, .nodules.csv and "
+               ".predictions.npz beside it.")
+    p.add_argument("model", type=Path)
+    p.add_argument("packed_dir", type=Path)
+    p.add_argument("out_json", type=Path)
+    p.add_argument("--nodules", type=Path, nargs="+", required=True, help="nodule tables of the test patients")
+    p.add_argument("--settings", default="config.yaml", help="config file or inline JSON")
+
+
+def _run_evaluate(args) -> None:
+    from lidcseg.config import EvaluateConfig, TrainConfig, load_sections
+    from lidcseg.evaluate import evaluate_model
+
+    sections = load_sections(args.settings, ("train", "evaluate"))
+    e = sections["evaluate"]
+    result = evaluate_model(args.model, args.packed_dir, args.nodules, args.out_json,
+                            TrainConfig.from_dict(sections["train"]),
+                            EvaluateConfig(**{**e, "size_bins_mm": tuple(e["size_bins_mm"])}))
+    p, ci = result["pooled"], result["pooled_ci"]
+    log.info("evaluate %s seed %d: pooled DSC %.4f (%.4f-%.4f), recall %.4f, precision %.4f", result["variant"],
+             result["seed"], p["dsc"], *ci.get("dsc", (float("nan"),) * 2), p["recall"], p["precision"])
+
+
+def _add_summarize(stages) -> None:
+    p = _stage(stages, "summarize", _run_summarize, "gather every variant's test metrics in one table",
+               "Write OUT_CSV: one row per variant with its pooled metrics (mean and sd over seeds, "
+               "interval of the first seed) from the METRICS files of lidcseg evaluate.")
+    p.add_argument("out_csv", type=Path)
+    p.add_argument("metrics", type=Path, nargs="+")
+
+
+def _run_summarize(args) -> None:
+    from lidcseg.data.volume import write_json, write_rows
+    from lidcseg.evaluate import summarize_runs
+
+    rows = summarize_runs(args.metrics)
+    write_rows(rows, args.out_csv, list(rows[0]))
+    write_json({r["variant"]: {k: v for k, v in r.items() if k != "variant"} for r in rows},
+               args.out_csv.with_suffix(".json"))
+    for r in rows:
+        log.info("%-12s pooled DSC %.4f", r["variant"], r["dsc"])
 
 
 def _sidecar(nifti: Path) -> Path:

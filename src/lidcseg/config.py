@@ -27,17 +27,36 @@ def load_schema(path: str | os.PathLike = SCHEMA_PATH) -> dict:
 
 def validate(config: dict, schema_path: str | os.PathLike = SCHEMA_PATH) -> None:
     """Raise ConfigError naming the key of the first (most specific) violation."""
-    validator = jsonschema.Draft202012Validator(load_schema(schema_path))
-    error = jsonschema.exceptions.best_match(validator.iter_errors(config))
+    _raise_first_error(load_schema(schema_path), config, ())
+    _check_variants(config)
+
+
+def _raise_first_error(schema: dict, data, path: tuple[str, ...]) -> None:
+    error = jsonschema.exceptions.best_match(jsonschema.Draft202012Validator(schema).iter_errors(data))
     if error is None:
-        _check_variants(config)
         return
-    key = ".".join(str(p) for p in error.absolute_path) or "<top level>"
+    where = (*path, *(str(p) for p in error.absolute_path))
+    key = ".".join(where) or "<top level>"
     if error.validator == "additionalProperties":
         unknown = sorted(set(error.instance) - set(error.schema.get("properties", {})))
-        prefix = f"{key}." if error.absolute_path else ""
-        raise ConfigError(prefix + unknown[0], "unknown key (not in the schema; check its spelling)")
+        raise ConfigError(".".join((*where, unknown[0])), "unknown key (not in the schema; check its spelling)")
     raise ConfigError(key, error.message)
+
+
+def load_sections(source: str, sections: tuple[str, ...]) -> dict:
+    """The named sections of a config, validated: ``source`` is a YAML/JSON config file or an
+    inline JSON object (what the workflow's rules pass, so a job uses exactly the merged
+    config Snakemake saw). Each requested section must be present."""
+    text = source if source.lstrip().startswith("{") else Path(source).read_text()
+    data = yaml.safe_load(text) or {}
+    schema = load_schema()
+    for section in sections:
+        if section not in data:
+            raise ConfigError(section, f"missing from {source if len(source) < 200 else 'the settings'}")
+        _raise_first_error(schema["properties"][section], data[section], (section,))
+    if "models" in sections:
+        _check_variants(data)
+    return {section: data[section] for section in sections}
 
 
 def _check_variants(config: dict) -> None:
@@ -120,10 +139,61 @@ class ModelsConfig:
     aspp_rates: tuple[int, ...]
     boundary_formula: str
     reduction: int
+    output_prior: float
     variants: dict
 
     def as_dict(self) -> dict:
         return dict(self.__dict__)
+
+
+@dataclass(frozen=True)
+class AugmentConfig:
+    flip: bool
+    rotate_deg: float
+    scale: tuple[float, float]
+    intensity: float
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    seeds: tuple[int, ...]
+    epochs: int
+    batch_size: int
+    optimizer: str
+    learning_rate: float
+    weight_decay: float
+    schedule: str
+    warmup_epochs: float
+    validate_every: int
+    early_stopping_patience: int
+    image_scale: float
+    patch_size: tuple[int, int]
+    foreground_fraction: float
+    augment: AugmentConfig
+    deep_supervision: tuple[float, ...]
+    workers: int
+    threads: int
+    device: str
+    amp: str
+    channels_last: bool
+    compile: bool
+    deterministic: bool
+
+    @classmethod
+    def from_dict(cls, t: dict) -> "TrainConfig":
+        a = t["augment"]
+        return cls(**{**t, "seeds": tuple(t["seeds"]), "patch_size": tuple(t["patch_size"]),
+                      "deep_supervision": tuple(t["deep_supervision"]),
+                      "augment": AugmentConfig(**{**a, "scale": tuple(a["scale"])})})
+
+
+@dataclass(frozen=True)
+class EvaluateConfig:
+    threshold: float
+    bootstrap_resamples: int
+    confidence: float
+    size_bins_mm: tuple[float, ...]
+    batch_size: int
 
 
 @dataclass(frozen=True)
@@ -136,6 +206,8 @@ class Config:
     extract: ExtractConfig
     split: SplitConfig
     models: ModelsConfig
+    train: TrainConfig
+    evaluate: EvaluateConfig
 
     @classmethod
     def from_dict(cls, data: dict) -> "Config":
@@ -150,4 +222,6 @@ class Config:
             split=SplitConfig(**data["split"]),
             models=ModelsConfig(**{**data["models"], "decoder_channels": tuple(data["models"]["decoder_channels"]),
                                    "aspp_rates": tuple(data["models"]["aspp_rates"])}),
+            train=TrainConfig.from_dict(data["train"]),
+            evaluate=EvaluateConfig(**{**data["evaluate"], "size_bins_mm": tuple(data["evaluate"]["size_bins_mm"])}),
         )

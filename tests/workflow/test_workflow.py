@@ -43,6 +43,13 @@ split:
   test_fraction: 0.25
   val_fraction: 0.2
   stratify: none
+models:
+  decoder_channels: [16, 16, 16, 16, 8]
+  variants: {unet: {}, rbcbam: {aspp: true, attention: cbam, reverse: true, boundary: true}}
+train:
+  epochs: 1
+  image_scale: 0.25
+  patch_size: [64, 64]
 """
 
 
@@ -129,3 +136,35 @@ def test_bad_config_fails_before_any_job_naming_the_key(tmp_path):
     assert result.returncode != 0
     assert "config key 'resample.spacing_mm.2'" in result.stdout + result.stderr
     assert not (workdir / "resources").exists() and not (workdir / "results").exists()
+
+
+def test_every_variant_is_trained_evaluated_and_summarized(finished_run):
+    workdir, result, _ = finished_run
+    assert result.returncode == 0, result.stderr[-3000:]
+    for variant in ("unet", "rbcbam"):
+        model_dir = workdir / "results/models" / variant / "seed2022"
+        assert len(read_rows(model_dir / "log.csv")) == 1 and not (model_dir / "checkpoint.pt").exists()
+        metrics = read_json(workdir / f"results/metrics/{variant}/seed2022.json")
+        assert metrics["test"]["slices"] == len(PackedSplit(workdir / "results/dataset/packed", "test"))
+        assert 0 <= metrics["pooled"]["dsc"] <= 1
+    summary = read_rows(workdir / "results/metrics/summary.csv")
+    assert [r["variant"] for r in summary] == ["unet", "rbcbam"]
+
+
+def test_training_jobs_ask_for_a_gpu(finished_run):
+    workdir, _, _ = finished_run
+    result = _snakemake(workdir, "-n", "--forcerun", "train", "--configfile", "tiny.yaml", "--printshellcmds")
+    assert result.returncode == 0, result.stderr[-2000:]
+    out = result.stdout + result.stderr
+    assert "gpu=1" in out and "lidcseg train results/dataset/packed results/models/rbcbam/seed2022" in out
+
+
+def test_adding_a_variant_leaves_the_trained_ones_alone(finished_run, tmp_path):
+    workdir, _, _ = finished_run
+    more = (workdir / "tiny.yaml").read_text().replace("variants: {unet: {},", "variants: {unet: {}, se: {attention: se},")
+    (workdir / "more.yaml").write_text(more)
+    result = _snakemake(workdir, "-n", "--configfile", "more.yaml")
+    assert result.returncode == 0, result.stderr[-2000:]
+    jobs = result.stdout + result.stderr
+    assert "results/models/se/seed2022/model.pt" in jobs
+    assert "results/models/unet/seed2022/model.pt" not in jobs

@@ -1,4 +1,5 @@
 # Shared helpers of the workflow: config validation, the patient list, the scan gate.
+import json
 import os
 
 from lidcseg import config as lidcseg_config
@@ -11,6 +12,8 @@ lidcseg_config.validate(config, workflow.source_path("../schemas/config.schema.y
 PATIENTS = config["dataset"]["patients"]
 RAW = config["dataset"]["root"]
 KNOWN_PATIENTS = patients_in_database()
+VARIANTS = list(config["models"]["variants"])
+SEEDS = config["train"]["seeds"]
 
 
 def raw_manifest(wildcards):
@@ -35,6 +38,7 @@ def final_outputs(wildcards):
         "results/dataset/flow.md",
         "results/dataset/split.csv",
         "results/dataset/packed/dataset.json",
+        "results/metrics/summary.csv",
     ]
 
 
@@ -60,3 +64,23 @@ def series_check_args():
         f"--max-spacing-deviation {c['max_spacing_deviation']} "
         f"--missing-rescale {c['missing_rescale']}"
     )
+
+
+def job_settings(wildcards, *sections):
+    """The config sections a training or evaluation job needs, as JSON for --settings.
+
+    Only this job's variant and seed go in, so adding a variant or a seed to config.yaml
+    does not change (and so does not rerun) the jobs already done."""
+    settings = {name: dict(config[name]) for name in sections}
+    if "models" in settings:
+        settings["models"]["variants"] = {wildcards.variant: config["models"]["variants"][wildcards.variant]}
+    if "train" in settings:
+        settings["train"]["seeds"] = [int(wildcards.seed)]
+    return json.dumps(settings, sort_keys=True, separators=(",", ":"))
+
+
+def training_memory_mb():
+    """Host memory of a training or evaluation job: the packed splits are memory-mapped, so it
+    grows with the batch of full-size slices, not with the dataset."""
+    rows, cols = config["resample"]["image_size"]
+    return int(3000 + rows * cols * config["train"]["batch_size"] * 4 * 40 / 2**20)
