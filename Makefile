@@ -28,6 +28,7 @@ lint: $(STAMP)
 bench: $(STAMP)
 	$(BIN)/python benchmarks/convert_resample.py
 	$(BIN)/python benchmarks/models.py
+	$(BIN)/python benchmarks/training.py
 
 clean:
 	rm -rf results logs .snakemake

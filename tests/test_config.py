@@ -34,6 +34,12 @@ def test_embedded_default_is_valid_and_typed():
         (("dataset", "patients"), ["LIDC-IDRI-1"], "dataset.patients.0", "does not match"),
         (("dataset", "patients"), [], "dataset.patients", "should be non-empty"),
         (("dataset", "source"), "tcia", "dataset.source", "is not one of"),
+        (("train", "patch_size"), [96, 100], "train.patch_size.1", "multiple of 32"),
+        (("train", "optimizer"), "lion", "train.optimizer", "is not one of"),
+        (("train", "seeds"), [1, 1], "train.seeds", "non-unique"),
+        (("train", "image_scale"), 2, "train.image_scale", "maximum"),
+        (("evaluate", "threshold"), 1.0, "evaluate.threshold", "maximum"),
+        (("models", "output_prior"), 0, "models.output_prior", "minimum"),
     ],
 )
 def test_bad_value_names_its_key(path, value, key, words):

@@ -26,6 +26,7 @@ from lidcseg.checkpoints import CheckpointError, load_weights_only
 from lidcseg.config import EvaluateConfig, TrainConfig
 from lidcseg.data.dataset import PackedSplit
 from lidcseg.data.volume import read_rows, write_json, write_rows
+from lidcseg.errors import LidcsegError
 from lidcseg.metrics import bootstrap_pooled, confusion, per_image_mean, pooled, scores
 from lidcseg.models.registry import Variant
 from lidcseg.models.unet import build_model
@@ -36,6 +37,10 @@ IMAGE_FIELDS = ("patient_id", "slice", "nodules", "diameter_mm", "tp", "fp", "fn
 NODULE_FIELDS = ("patient_id", "nodule", "diameter_mm", "size", "slices", "tp", "fp", "fn", "dsc", "precision",
                  "recall", "detected")
 EIGHT_CONNECTED = np.ones((3, 3), bool)
+
+
+class MetricsFileError(LidcsegError):
+    """A metrics file or nodule table that evaluation cannot use, named."""
 
 
 def load_model(path: str | os.PathLike, device: torch.device) -> tuple[torch.nn.Module, dict]:
@@ -116,7 +121,7 @@ def _nodule_rows(per_nodule: dict, diameters: dict, edges, model_path) -> list[d
     rows = []
     for (patient, nodule), entry in sorted(per_nodule.items()):
         if (patient, nodule) not in diameters:
-            raise CheckpointError(f"{model_path}: test nodule {nodule} of {patient} is in no nodule table given")
+            raise MetricsFileError(f"test nodule {nodule} of {patient} is in none of the nodule tables given")
         tp, fp, fn = (int(v) for v in entry["counts"])
         d = diameters[(patient, nodule)]
         rows.append({"patient_id": patient, "nodule": nodule, "diameter_mm": d, "size": size_label(d, edges),
@@ -205,4 +210,4 @@ def _read_metrics(path: Path) -> dict:
             result[key]  # noqa: B018  (presence check)
         return result
     except (OSError, ValueError, KeyError, TypeError) as error:
-        raise CheckpointError(f"{path}: not a metrics file of lidcseg evaluate ({type(error).__name__}: {error})") from error
+        raise MetricsFileError(f"{path}: not a metrics file of lidcseg evaluate ({type(error).__name__}: {error})") from error

@@ -11,6 +11,7 @@ DSC 1; a ratio whose denominator is 0 otherwise is undefined (NaN) and left out 
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Sequence
 
 import numpy as np
@@ -56,4 +57,7 @@ def bootstrap_pooled(counts: np.ndarray, patients: Sequence[str], n_resamples: i
     draws = rng.integers(0, len(ids), size=(n_resamples, len(ids)))
     resampled = scores(per_patient[draws].sum(axis=1))
     tail = (1 - level) / 2 * 100
-    return {k: (float(np.nanpercentile(v, tail)), float(np.nanpercentile(v, 100 - tail))) for k, v in resampled.items()}
+    with warnings.catch_warnings():  # a metric undefined in every draw (no prediction at all) stays NaN
+        warnings.simplefilter("ignore", RuntimeWarning)
+        return {k: (float(np.nanpercentile(v, tail)), float(np.nanpercentile(v, 100 - tail)))
+                for k, v in resampled.items()}

@@ -191,7 +191,7 @@ class _Loop:
         return loss.item()
 
     def end_epoch(self, val_split: PackedSplit, state: dict) -> None:
-        t, progress = self.job.train, state["progress"]
+        t = self.job.train
         epoch = state["epoch"] + 1
         if epoch % t.validate_every == 0 or epoch == t.epochs:
             self._select(validate(self.model, val_split, t, self.device), state)

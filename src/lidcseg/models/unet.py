@@ -80,14 +80,12 @@ class UNet(nn.Module):
             below = out
         self.final = DecoderBlock(below, decoder_channels[-1])
         self.head = nn.Conv2d(decoder_channels[-1], 1, 1)
-        self._start_heads_at(output_prior)
-
-    def _start_heads_at(self, prior: float) -> None:
-        """Bias every 1-channel head to predict ``prior`` (the prior-probability init of Lin et
-        al., Focal Loss, 2017): with nodules < 1 % of a slice, heads that start at 0.5 spend
-        the first hundreds of steps learning "background" before any nodule is learnt."""
-        for head in [self.bottleneck_head, *self.side_heads, self.head]:
-            nn.init.constant_(head.bias, math.log(prior / (1 - prior)))
+        # The prior-probability init of Lin et al. (Focal Loss, 2017): with nodules < 1 % of a
+        # slice, an output that starts at 0.5 spends its first hundreds of steps learning
+        # "background". Only the output head: the side maps gate reverse and boundary
+        # attention, and a side map at 0.01 would start boundary attention (1 - |2P - 1|)
+        # almost closed (0.02), which kept boundary-only variants from learning at all.
+        nn.init.constant_(self.head.bias, math.log(output_prior / (1 - output_prior)))
 
     def forward(self, x: torch.Tensor, return_side: bool = False):
         features = self.encoder(x)
