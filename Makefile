@@ -18,6 +18,7 @@ $(STAMP): pyproject.toml constraints.txt
 
 run: $(STAMP)
 	$(BIN)/snakemake --cores all --workflow-profile workflow/profiles/local
+	$(BIN)/snakemake --report results/report/report.html
 
 test: $(STAMP)
 	$(BIN)/pytest

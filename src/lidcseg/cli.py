@@ -37,7 +37,7 @@ def _parser() -> argparse.ArgumentParser:
     stages = parser.add_subparsers(dest="stage", required=True, metavar="STAGE")
     for add in (_add_check_config, _add_synthesize, _add_inspect, _add_screen, _add_convert, _add_annotate,
                 _add_resample, _add_extract, _add_archive_flow, _add_cohort, _add_split, _add_models,
-                _add_train, _add_evaluate, _add_summarize):
+                _add_train, _add_evaluate, _add_summarize, _add_readers, _add_report):
         add(stages)
     return parser
 
@@ -396,11 +396,59 @@ def _run_summarize(args) -> None:
     from lidcseg.evaluate import summarize_runs
 
     rows = summarize_runs(args.metrics)
-    write_rows(rows, args.out_csv, list(rows[0]))
+    write_rows(rows, args.out_csv, [k for k in rows[0] if k != "slots"])
     write_json({r["variant"]: {k: v for k, v in r.items() if k != "variant"} for r in rows},
                args.out_csv.with_suffix(".json"))
     for r in rows:
         log.info("%-12s pooled DSC %.4f", r["variant"], r["dsc"])
+
+
+def _add_readers(stages) -> None:
+    p = _stage(stages, "readers", _run_readers, "score each radiologist against the other readers (test slices)",
+               "Leave one reader out on PACKED_DIR's test slices: each reader's mask of a nodule against the "
+               "consensus of its other readers, through the same painting and resampling as the ground "
+               "truth; write OUT_JSON (pooled, interval, per-image mean) and the rows as .csv beside it.")
+    p.add_argument("packed_dir", type=Path)
+    p.add_argument("out_json", type=Path)
+    p.add_argument("--lidc-root", type=Path, required=True, help="the raw folder (<root>/<patient>/series.json)")
+    p.add_argument("--hu-dir", type=Path, required=True, help="convert's NIfTI files")
+    p.add_argument("--resampled-dir", type=Path, required=True, help="resample's .grid.json files")
+    p.add_argument("--consensus", type=float, default=0.5)
+    p.add_argument("--min-diameter", type=float, default=3.0)
+    p.add_argument("--mask-interpolation", default="linear", choices=["linear", "nearest"])
+    p.add_argument("--bootstrap-resamples", type=int, default=1000)
+    p.add_argument("--confidence", type=float, default=0.95)
+
+
+def _run_readers(args) -> None:
+    from lidcseg.report.readers import readers_to_files
+
+    result = readers_to_files(args.packed_dir, args.lidc_root, args.hu_dir, args.resampled_dir, args.out_json,
+                              args.consensus, args.min_diameter, args.mask_interpolation,
+                              args.bootstrap_resamples, args.confidence)
+    log.info("readers: pooled DSC %.4f over %d (nodule, reader) pairs", result["pooled"]["dsc"], result["pairs"])
+
+
+def _add_report(stages) -> None:
+    p = _stage(stages, "report", _run_report, "render Tables 1-2, Figure 3, the size table and training curves",
+               "Write OUT_DIR/{table1,table2}.{md,csv,tex}, figure3.{png,pdf}, dsc_by_size.{md,csv,png,pdf} "
+               "and training_curves.{png,pdf} from the METRICS files of lidcseg evaluate (with their "
+               ".nodules.csv and .predictions.npz), the training logs and the packed test split.")
+    p.add_argument("out_dir", type=Path)
+    p.add_argument("--metrics", type=Path, nargs="+", required=True)
+    p.add_argument("--logs", type=Path, nargs="+", required=True, help="the training jobs' log.csv")
+    p.add_argument("--packed-dir", type=Path, required=True)
+    p.add_argument("--readers", type=Path, help="lidcseg readers' JSON: adds the readers row to Table 1")
+    p.add_argument("--threshold", type=float, default=0.5)
+    p.add_argument("--size-bins", type=float, nargs="+", default=[6.0, 10.0, 20.0])
+
+
+def _run_report(args) -> None:
+    from lidcseg.report.build import build_report
+
+    written = build_report(args.metrics, args.logs, args.packed_dir, args.out_dir, args.readers, args.threshold,
+                           tuple(args.size_bins))
+    log.info("report: %d figures in %s", len(written), args.out_dir)
 
 
 def _sidecar(nifti: Path) -> Path:

@@ -136,7 +136,8 @@ def _summary(saved: dict, model_path: Path, test: PackedSplit, counts: np.ndarra
     boot = dict(n_resamples=settings.bootstrap_resamples, level=settings.confidence, seed=saved["seed"])
     totals = counts.sum(0) if len(counts) else np.zeros(3, np.int64)
     return {
-        "variant": saved["variant"], "seed": saved["seed"], "model": str(model_path), "epoch": saved["epoch"],
+        "variant": saved["variant"], "slots": saved["slots"], "seed": saved["seed"], "model": str(model_path),
+        "epoch": saved["epoch"],
         "threshold": settings.threshold,
         "test": {"slices": len(test), "patients": len(set(patients)), "nodules": len(nodules)},
         "pooled": {**pooled(counts), "tp": int(totals[0]), "fp": int(totals[1]), "fn": int(totals[2])},
@@ -189,7 +190,8 @@ def summarize_runs(metric_files: list[Path]) -> list[dict]:
     rows = []
     for variant, results in runs.items():
         results.sort(key=lambda r: r["seed"])
-        row = {"variant": variant, "seeds": " ".join(str(r["seed"]) for r in results)}
+        row = {"variant": variant, "seeds": " ".join(str(r["seed"]) for r in results),
+               "slots": results[0].get("slots", {})}
         for metric in SUMMARY_METRICS:
             values = np.array([r["pooled"][metric] for r in results], float)
             row[metric] = float(np.mean(values))

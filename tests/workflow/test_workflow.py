@@ -168,3 +168,18 @@ def test_adding_a_variant_leaves_the_trained_ones_alone(finished_run, tmp_path):
     jobs = result.stdout + result.stderr
     assert "results/models/se/seed2022/model.pt" in jobs
     assert "results/models/unet/seed2022/model.pt" not in jobs
+
+
+def test_report_holds_the_tables_figures_and_html(finished_run):
+    workdir, result, _ = finished_run
+    assert result.returncode == 0, result.stderr[-3000:]
+    report = workdir / "results/report"
+    for name in ("table1", "table2"):
+        for suffix in ("md", "csv", "tex"):
+            assert (report / f"{name}.{suffix}").stat().st_size > 0
+    assert (report / "figure3.png").stat().st_size > 10_000 and (report / "figure3.pdf").exists()
+    table1 = read_rows(report / "table1.csv")
+    assert table1[4]["variant"] == "rbcbam" and table1[-1]["variant"] == "readers"
+    html = _snakemake(workdir, "--configfile", "tiny.yaml", "--report", "results/report/report.html")
+    assert html.returncode == 0, html.stderr[-2000:]
+    assert (report / "report.html").stat().st_size > 100_000

@@ -39,6 +39,7 @@ def final_outputs(wildcards):
         "results/dataset/split.csv",
         "results/dataset/packed/dataset.json",
         "results/metrics/summary.csv",
+        "results/report/table1.html",
     ]
 
 
@@ -84,3 +85,11 @@ def training_memory_mb():
     grows with the batch of full-size slices, not with the dataset."""
     rows, cols = config["resample"]["image_size"]
     return int(3000 + rows * cols * config["train"]["batch_size"] * 4 * 40 / 2**20)
+
+
+REPORT = "results/report"
+
+
+def report_figure(name, caption, category, subcategory=None):
+    """A file of results/report/ registered for `snakemake --report`, with its caption."""
+    return report(f"{REPORT}/{name}", caption=f"../report/{caption}", category=category, subcategory=subcategory)

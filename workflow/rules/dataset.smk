@@ -53,7 +53,7 @@ rule cohort:
         slices=lambda wildcards: per_usable_patient("results/slices/{patient}.csv"),
     output:
         flow_md="results/dataset/flow.md",
-        flow_csv="results/dataset/flow.csv",
+        flow_csv=report("results/dataset/flow.csv", caption="../report/flow.rst", category="0. Cohort"),
         slices="results/dataset/slices.csv",
     params:
         out_dir=lambda wildcards, output: os.path.dirname(output.flow_md),

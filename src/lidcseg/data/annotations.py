@@ -114,8 +114,13 @@ def consensus_labels(nodules: list[Nodule], scan_zvals: np.ndarray, grid: Volume
 
 def _paint_consensus(labels: np.ndarray, nodule: Nodule, scan_zvals, grid: Volume, consensus: float) -> int:
     """Write the nodule's consensus planes into ``labels`` by z position; count voxels."""
-    inside = nodule.agreement >= consensus
-    row0, col0, k0 = (int(v) for v in nodule.corner)
+    return paint_box(labels, nodule.agreement >= consensus, nodule.corner, nodule.number, scan_zvals, grid)
+
+
+def paint_box(labels: np.ndarray, inside: np.ndarray, corner, value: int, scan_zvals, grid: Volume) -> int:
+    """Write ``value`` where ``inside`` (a boolean (row, col, k) box whose [0, 0, 0] sits at
+    full-series ``corner``) is set, each plane placed by its z position; count voxels."""
+    row0, col0, k0 = (int(v) for v in corner)
     n_rows, n_cols = inside.shape[:2]
     rows_fit = slice(0, max(0, min(n_rows, labels.shape[1] - row0)))
     cols_fit = slice(0, max(0, min(n_cols, labels.shape[0] - col0)))
@@ -126,7 +131,7 @@ def _paint_consensus(labels: np.ndarray, nodule: Nodule, scan_zvals, grid: Volum
         if k is None or not plane.any():
             continue
         target = labels[col0 : col0 + plane.shape[0], row0 : row0 + plane.shape[1], k]
-        target[plane] = nodule.number
+        target[plane] = value
         painted += int(plane.sum())
     return painted
 

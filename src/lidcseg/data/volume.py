@@ -85,6 +85,14 @@ def write_json(data: dict, path: str | os.PathLike) -> None:
         Path(tmp).write_text(json.dumps(data, indent=2, default=_to_builtin) + "\n")
 
 
+def write_text(text: str, path: str | os.PathLike) -> None:
+    """Write ``text`` atomically."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with _atomic_path(path) as tmp:
+        Path(tmp).write_text(text)
+
+
 def read_json(path: str | os.PathLike) -> dict:
     return json.loads(Path(path).read_text())
 

@@ -1,0 +1,89 @@
+"""Tables 1-2 from small hand-made metric files: numbers, rounding, row order, the paper's
+columns, seeds, and named errors for missing or malformed files."""
+
+from __future__ import annotations
+
+import csv
+import json
+from pathlib import Path
+
+import pytest
+
+from lidcseg.evaluate import MetricsFileError
+from lidcseg.report.paper import TABLE2
+from lidcseg.report.tables import write_tables
+
+SLOTS = {"se": {"attention": "se"}, "rbcbam": {"aspp": True, "attention": "cbam", "reverse": True, "boundary": True},
+         "cbam": {"attention": "cbam"}, "unet": {}}
+
+
+def metrics_file(root: Path, variant: str, seed: int, dsc: float, recall: float = 0.5, precision: float = 0.5) -> Path:
+    path = root / variant / f"seed{seed}.json"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps({
+        "variant": variant, "seed": seed, "slots": {"name": variant, **SLOTS[variant]},
+        "pooled": {"dsc": dsc, "recall": recall, "precision": precision},
+        "pooled_ci": {"dsc": [dsc - 0.1, dsc + 0.05], "recall": [0.4, 0.6], "precision": [0.4, 0.6]},
+        "per_image_mean": {"dsc": dsc / 2, "recall": 0.3, "precision": 0.3}, "by_size": []}))
+    return path
+
+
+def read_csv(path: Path) -> list[dict]:
+    with path.open() as handle:
+        return list(csv.DictReader(handle))
+
+
+def test_table1_numbers_rounding_and_paper_columns(tmp_path):
+    files = [metrics_file(tmp_path, "se", 1, 0.61234), metrics_file(tmp_path, "unet", 1, 0.7)]
+    write_tables(files, tmp_path / "out")
+    md = (tmp_path / "out/table1.md").read_text().splitlines()
+    assert md[0].startswith("| Module | Variant | DSC [95% CI] | Recall [95% CI] | Precision [95% CI] |")
+    assert "Paper DSC | Diff DSC" in md[0]
+    se = md[2]
+    assert se.startswith("| SE | se | 0.6123 [0.5123, 0.6623] |") and "| 0.5716 | +0.0407 |" in se
+    assert md[3].startswith("| Attention U-Net |  | not run |")  # configured nowhere: kept, marked
+    assert md[7].startswith("| U-Net, no attention (ours) | unet | 0.7000")
+    rows = read_csv(tmp_path / "out/table1.csv")
+    assert [r["module"] for r in rows][:5] == ["SE", "Attention U-Net", "BAM", "CBAM", "RB-CBAM (ASPP+R+B)"]
+    assert float(rows[0]["dsc"]) == 0.61234 and float(rows[0]["diff_dsc"]) == pytest.approx(0.61234 - 0.5716)
+    assert rows[5]["paper_dsc"] == ""  # ours only
+    tex = (tmp_path / "out/table1.tex").read_text()
+    assert r"\toprule" in tex and r"\bottomrule" in tex and r"95\% CI" in tex
+
+
+def test_table2_keeps_the_papers_row_order(tmp_path):
+    files = [metrics_file(tmp_path, "rbcbam", 1, 0.66), metrics_file(tmp_path, "cbam", 1, 0.4)]
+    write_tables(files, tmp_path / "out")
+    rows = read_csv(tmp_path / "out/table2.csv")
+    assert [r["module"] for r in rows] == [row.label for row in TABLE2]
+    assert rows[0]["variant"] == "cbam" and rows[-1]["variant"] == "rbcbam"
+    assert (rows[-1]["aspp"], rows[-1]["reverse"], rows[-1]["boundary"]) == ("o", "o", "o")
+    assert float(rows[-1]["diff_dsc"]) == pytest.approx(0.66 - 0.6627)
+    assert "| o | o | o | ASPP + CBAM + R + B | rbcbam | 0.6600 [0.5600, 0.7100] |" in (tmp_path / "out/table2.md").read_text()
+
+
+def test_several_seeds_give_mean_and_sd(tmp_path):
+    files = [metrics_file(tmp_path, "se", 1, 0.6), metrics_file(tmp_path, "se", 2, 0.7)]
+    write_tables(files, tmp_path / "out")
+    assert "| SE | se | 0.6500 +- 0.0707 [0.5000, 0.6500] |" in (tmp_path / "out/table1.md").read_text()
+    assert r"0.6500 $\pm$ 0.0707" in (tmp_path / "out/table1.tex").read_text()
+
+
+def test_readers_row(tmp_path):
+    readers = tmp_path / "readers.json"
+    readers.write_text(json.dumps({"pooled": {"dsc": 0.88, "recall": 0.9, "precision": 0.86},
+                                   "pooled_ci": {"dsc": [0.8, 0.9], "recall": [0.8, 0.95], "precision": [0.8, 0.9]},
+                                   "per_image_mean": {"dsc": 0.7}}))
+    write_tables([metrics_file(tmp_path, "unet", 1, 0.7)], tmp_path / "out", readers)
+    last = (tmp_path / "out/table1.md").read_text().splitlines()[-1]
+    assert last.startswith("| Radiologists, leave-one-reader-out (ours) | readers | 0.8800 [0.8000, 0.9000] |")
+
+
+@pytest.mark.parametrize("content", [None, "{not json", json.dumps({"variant": "se"})])
+def test_missing_or_malformed_metric_file_is_named(tmp_path, content):
+    path = tmp_path / "se" / "seed1.json"
+    if content is not None:
+        path.parent.mkdir()
+        path.write_text(content)
+    with pytest.raises(MetricsFileError, match=str(path)):
+        write_tables([metrics_file(tmp_path, "unet", 1, 0.7), path], tmp_path / "out")

@@ -1,0 +1,77 @@
+# Evaluation outputs -> the paper's Tables 1-2 and Figure 3 (and what goes past them), all
+# registered for `snakemake --report results/report/report.html`.
+
+
+
+rule readers:
+    input:
+        meta=f"{PACKED}/dataset.json",
+        test=f"{PACKED}/test.csv",
+        manifests=lambda wildcards: per_usable_patient(f"{RAW}/{{patient}}/series.json"),
+        hu=lambda wildcards: per_usable_patient("results/hu/{patient}.nii.gz"),
+        grids=lambda wildcards: per_usable_patient("results/resampled/{patient}.grid.json"),
+    output:
+        metrics="results/metrics/readers.json",
+        rows="results/metrics/readers.csv",
+    params:
+        packed_dir=lambda wildcards, input: os.path.dirname(input.meta),
+        lidc_root=RAW,
+        hu_dir=lambda wildcards, input: os.path.dirname(input.hu[0]),
+        resampled_dir=lambda wildcards, input: os.path.dirname(input.grids[0]),
+        consensus=config["annotate"]["consensus"],
+        min_diameter=config["annotate"]["min_diameter_mm"],
+        mask_interpolation=config["resample"]["mask_interpolation"],
+        resamples=config["evaluate"]["bootstrap_resamples"],
+        confidence=config["evaluate"]["confidence"],
+    log:
+        "logs/readers.log",
+    threads: 1
+    resources:
+        mem_mb=4000,
+        runtime=60,
+    conda:
+        "../../envs/data.yaml"
+    shell:
+        "lidcseg readers {params.packed_dir} {output.metrics} --lidc-root {params.lidc_root} --hu-dir {params.hu_dir}"
+        " --resampled-dir {params.resampled_dir} --consensus {params.consensus}"
+        " --min-diameter {params.min_diameter} --mask-interpolation {params.mask_interpolation}"
+        " --bootstrap-resamples {params.resamples} --confidence {params.confidence} > {log} 2>&1"
+
+
+rule report:
+    input:
+        metrics=expand("results/metrics/{variant}/seed{seed}.json", variant=VARIANTS, seed=SEEDS),
+        predictions=expand("results/metrics/{variant}/seed{seed}.predictions.npz", variant=VARIANTS, seed=SEEDS),
+        logs=expand("results/models/{variant}/seed{seed}/log.csv", variant=VARIANTS, seed=SEEDS),
+        readers="results/metrics/readers.json",
+        meta=f"{PACKED}/dataset.json",
+        test=expand(f"{PACKED}/test.{{part}}", part=["images.npy", "masks.npy", "csv"]),
+    output:
+        table1=report_figure("table1.html", "table1.rst", "1. Tables"),
+        table2=report_figure("table2.html", "table2.rst", "1. Tables"),
+        formats=expand(f"{REPORT}/{{table}}.{{fmt}}", table=["table1", "table2"], fmt=["md", "csv", "tex"]),
+        figure3=report_figure("figure3.png", "figure3.rst", "2. Figure 3"),
+        figure3_pdf=f"{REPORT}/figure3.pdf",
+        picks=f"{REPORT}/figure3_slices.csv",
+        size_plot=report_figure("dsc_by_size.png", "dsc_by_size.rst", "3. Beyond the paper", "DSC by size"),
+        size_table=report_figure("dsc_by_size.csv", "dsc_by_size.rst", "3. Beyond the paper", "DSC by size"),
+        size_rest=[f"{REPORT}/dsc_by_size.md", f"{REPORT}/dsc_by_size.pdf"],
+        curves=report_figure("training_curves.png", "curves.rst", "3. Beyond the paper", "Training"),
+        curves_pdf=f"{REPORT}/training_curves.pdf",
+    params:
+        out_dir=lambda wildcards, output: os.path.dirname(output.table1),
+        packed_dir=lambda wildcards, input: os.path.dirname(input.meta),
+        threshold=config["evaluate"]["threshold"],
+        bins=" ".join(str(b) for b in config["evaluate"]["size_bins_mm"]),
+    log:
+        "logs/report.log",
+    threads: 1
+    resources:
+        mem_mb=4000,
+        runtime=30,
+    conda:
+        "../../envs/torch.yaml"
+    shell:
+        "lidcseg report {params.out_dir} --metrics {input.metrics} --logs {input.logs}"
+        " --packed-dir {params.packed_dir} --readers {input.readers} --threshold {params.threshold}"
+        " --size-bins {params.bins} > {log} 2>&1"
