@@ -40,6 +40,7 @@ def test_embedded_default_is_valid_and_typed():
         (("train", "image_scale"), 2, "train.image_scale", "maximum"),
         (("evaluate", "threshold"), 1.0, "evaluate.threshold", "maximum"),
         (("models", "output_prior"), 0, "models.output_prior", "minimum"),
+        (("models", "run"), ["unet", "unet_plus"], "models.run.1", "not defined in models.variants"),
     ],
 )
 def test_bad_value_names_its_key(path, value, key, words):

@@ -56,7 +56,7 @@ def write_packed(root: Path, size: int = 64, per_patient: int = 4) -> Path:
 def tiny_settings(**train) -> dict:
     """config.yaml's models and train sections, shrunk to seconds per epoch."""
     data = yaml.safe_load((REPO / "config.yaml").read_text())
-    data["models"].update(decoder_channels=[16, 16, 16, 16, 8], variants={"unet": {}})
+    data["models"].update(decoder_channels=[16, 16, 16, 16, 8], variants={"unet": {}}, run="all")
     data["train"].update({"epochs": 4, "batch_size": 4, "image_scale": 1.0, "patch_size": [32, 32],
                           "validate_every": 1, "threads": 1, "workers": 0, **train})
     data["evaluate"]["bootstrap_resamples"] = 200

@@ -349,7 +349,7 @@ def _run_train(args) -> None:
     variants = variants_from_config(sections["models"]["variants"])
     if args.variant not in variants:
         raise ConfigError("models.variants", f"no variant {args.variant!r} (configured: {', '.join(variants)})")
-    models = {k: v for k, v in sections["models"].items() if k != "variants"}
+    models = {k: v for k, v in sections["models"].items() if k not in ("variants", "run")}
     job = TrainingJob(args.variant, variants[args.variant], args.seed, args.packed_dir, args.out_dir, models,
                       TrainConfig.from_dict(sections["train"]))
     summary = run_training(job)

@@ -60,10 +60,27 @@ def load_sections(source: str, sections: tuple[str, ...]) -> dict:
 
 
 def _check_variants(config: dict) -> None:
-    """Slot values the schema cannot know: attention blocks are whatever is registered."""
+    """What the schema cannot know: attention blocks are whatever is registered, and the
+    variants to run must be defined."""
     from lidcseg.models.registry import variants_from_config
 
     variants_from_config(config["models"]["variants"])
+    run_variants(config["models"])
+
+
+def run_variants(models: dict) -> list[str]:
+    """The variants the workflow trains: ``models.run`` (``all`` = every defined one, in order).
+
+    A list, not a flag per variant, because Snakemake merges an override file's mappings into
+    config.yaml's: an override can add variants but never remove one, while a list replaces."""
+    run = models.get("run", "all")
+    if run == "all":
+        return list(models["variants"])
+    for i, name in enumerate(run):
+        if name not in models["variants"]:
+            raise ConfigError(f"models.run.{i}", f"{name!r} is not defined in models.variants "
+                                                 f"({', '.join(models['variants'])})")
+    return list(run)
 
 
 def load(path: str | os.PathLike, *overrides: str | os.PathLike) -> "Config":
@@ -141,6 +158,7 @@ class ModelsConfig:
     reduction: int
     output_prior: float
     variants: dict
+    run: str | tuple[str, ...] = "all"
 
     def as_dict(self) -> dict:
         return dict(self.__dict__)

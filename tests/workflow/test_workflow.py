@@ -45,7 +45,7 @@ split:
   stratify: none
 models:
   decoder_channels: [16, 16, 16, 16, 8]
-  variants: {unet: {}, rbcbam: {aspp: true, attention: cbam, reverse: true, boundary: true}}
+  run: [unet, rbcbam]
 train:
   epochs: 1
   image_scale: 0.25
@@ -161,7 +161,7 @@ def test_training_jobs_ask_for_a_gpu(finished_run):
 
 def test_adding_a_variant_leaves_the_trained_ones_alone(finished_run, tmp_path):
     workdir, _, _ = finished_run
-    more = (workdir / "tiny.yaml").read_text().replace("variants: {unet: {},", "variants: {unet: {}, se: {attention: se},")
+    more = (workdir / "tiny.yaml").read_text().replace("run: [unet, rbcbam]", "run: [unet, se, rbcbam]")
     (workdir / "more.yaml").write_text(more)
     result = _snakemake(workdir, "-n", "--configfile", "more.yaml")
     assert result.returncode == 0, result.stderr[-2000:]

@@ -12,7 +12,7 @@ lidcseg_config.validate(config, workflow.source_path("../schemas/config.schema.y
 PATIENTS = config["dataset"]["patients"]
 RAW = config["dataset"]["root"]
 KNOWN_PATIENTS = patients_in_database()
-VARIANTS = list(config["models"]["variants"])
+VARIANTS = lidcseg_config.run_variants(config["models"])
 SEEDS = config["train"]["seeds"]
 
 
@@ -75,6 +75,7 @@ def job_settings(wildcards, *sections):
     settings = {name: dict(config[name]) for name in sections}
     if "models" in settings:
         settings["models"]["variants"] = {wildcards.variant: config["models"]["variants"][wildcards.variant]}
+        settings["models"]["run"] = [wildcards.variant]
     if "train" in settings:
         settings["train"]["seeds"] = [int(wildcards.seed)]
     return json.dumps(settings, sort_keys=True, separators=(",", ":"))
