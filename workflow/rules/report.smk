@@ -54,8 +54,8 @@ rule report:
         figure3_pdf=f"{REPORT}/figure3.pdf",
         picks=f"{REPORT}/figure3_slices.csv",
         size_plot=report_figure("dsc_by_size.png", "dsc_by_size.rst", "3. Beyond the paper", "DSC by size"),
-        size_table=report_figure("dsc_by_size.csv", "dsc_by_size.rst", "3. Beyond the paper", "DSC by size"),
-        size_rest=[f"{REPORT}/dsc_by_size.md", f"{REPORT}/dsc_by_size.pdf"],
+        size_table=report_figure("dsc_by_size.html", "dsc_by_size.rst", "3. Beyond the paper", "DSC by size"),
+        size_rest=[f"{REPORT}/dsc_by_size.{suffix}" for suffix in ("md", "csv", "pdf")],
         curves=report_figure("training_curves.png", "curves.rst", "3. Beyond the paper", "Training"),
         curves_pdf=f"{REPORT}/training_curves.pdf",
     params:

@@ -88,6 +88,10 @@ def _write_size_table(by_size: dict[str, list[dict]], out_dir: Path, size_bins_m
     for variant, table in by_size.items():
         cells = [f"{r['dsc']:.3f} ({r['detected']}/{r['nodules']})" if r["nodules"] else "" for r in table]
         lines.append(f"| {variant} | " + " | ".join(cells) + " |")
-    note = "\nPooled test DSC by nodule diameter; in brackets: nodules detected / nodules in the group.\n"
-    write_text("\n".join(lines) + "\n" + note, out_dir / "dsc_by_size.md")
+    note = "Pooled test DSC by nodule diameter; in brackets: nodules detected / nodules in the group."
+    write_text("\n".join(lines) + "\n\n" + note + "\n", out_dir / "dsc_by_size.md")
+    cells = [{"variant": v, **{lab: f"{r['dsc']:.3f} ({r['detected']}/{r['nodules']})" if r["nodules"] else ""
+                               for lab, r in zip(labels, table)}} for v, table in by_size.items()]
+    spec = [("Variant", "variant")] + [(f"{lab} mm", lab) for lab in labels]
+    write_text(tables.html(cells, spec, note), out_dir / "dsc_by_size.html")
 
