@@ -185,13 +185,12 @@ def summarize_runs(metric_files: list[Path]) -> list[dict]:
     empty with one seed), the per-image mean DSC, and the first seed's bootstrap interval."""
     runs: dict[str, list[dict]] = {}
     for path in metric_files:
-        result = _read_metrics(path)
+        result = read_metrics(path)
         runs.setdefault(result["variant"], []).append(result)
     rows = []
     for variant, results in runs.items():
         results.sort(key=lambda r: r["seed"])
-        row = {"variant": variant, "seeds": " ".join(str(r["seed"]) for r in results),
-               "slots": results[0].get("slots", {})}
+        row = {"variant": variant, "seeds": " ".join(str(r["seed"]) for r in results), "slots": results[0]["slots"]}
         for metric in SUMMARY_METRICS:
             values = np.array([r["pooled"][metric] for r in results], float)
             row[metric] = float(np.mean(values))
@@ -203,12 +202,13 @@ def summarize_runs(metric_files: list[Path]) -> list[dict]:
     return rows
 
 
-def _read_metrics(path: Path) -> dict:
+def read_metrics(path: Path) -> dict:
+    """A metrics file of :func:`evaluate_model`; anything else raises, naming the file."""
     import json
 
     try:
         result = json.loads(Path(path).read_text())
-        for key in ("variant", "seed", "pooled", "pooled_ci", "per_image_mean"):
+        for key in ("variant", "slots", "seed", "pooled", "pooled_ci", "per_image_mean", "by_size"):
             result[key]  # noqa: B018  (presence check)
         return result
     except (OSError, ValueError, KeyError, TypeError) as error:

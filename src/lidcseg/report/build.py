@@ -12,8 +12,8 @@ from pathlib import Path
 import numpy as np
 
 from lidcseg.data.dataset import PackedSplit
-from lidcseg.data.volume import read_json, read_rows, write_rows, write_text
-from lidcseg.evaluate import MetricsFileError, size_labels
+from lidcseg.data.volume import read_rows, write_rows, write_text
+from lidcseg.evaluate import MetricsFileError, read_metrics, size_labels
 from lidcseg.report import figures, tables
 from lidcseg.report.paper import TABLE1, Slots
 
@@ -24,7 +24,7 @@ def build_report(metric_files: list[Path], logs: list[Path], packed_dir: Path, o
                  readers_json: Path | None, threshold: float, size_bins_mm: tuple[float, ...]) -> list[Path]:
     first = _first_seed(metric_files)
     tables.write_tables(metric_files, out_dir, readers_json)
-    by_size = {variant: read_json(path)["by_size"] for variant, path in first.items()}
+    by_size = {variant: read_metrics(path)["by_size"] for variant, path in first.items()}
     _write_size_table(by_size, out_dir, size_bins_mm)
     written = figures.size_plot(by_size, out_dir / "dsc_by_size")
     written += figures.curves({_run_name(p): p for p in logs}, out_dir / "training_curves")
@@ -41,19 +41,10 @@ def _first_seed(metric_files: list[Path]) -> dict[str, Path]:
     """variant -> its lowest seed's metrics file (files named ``seed<k>.json``)."""
     chosen: dict[str, tuple[int, Path]] = {}
     for path in metric_files:
-        data = _read(path)
+        data = read_metrics(path)
         if data["variant"] not in chosen or data["seed"] < chosen[data["variant"]][0]:
             chosen[data["variant"]] = (data["seed"], path)
     return {variant: path for variant, (_, path) in chosen.items()}
-
-
-def _read(path: Path) -> dict:
-    try:
-        data = read_json(path)
-        data["variant"], data["seed"], data["slots"], data["by_size"]  # noqa: B018
-        return data
-    except (OSError, ValueError, KeyError, TypeError) as error:
-        raise MetricsFileError(f"{path}: not a metrics file of lidcseg evaluate ({type(error).__name__}: {error})") from error
 
 
 def _beside(metrics_json: Path, suffix: str) -> Path:
@@ -65,7 +56,7 @@ def _beside(metrics_json: Path, suffix: str) -> Path:
 
 def _table1_predictions(first: dict[str, Path]) -> dict[str, np.ndarray]:
     """Table 1's modules that were run, in the table's order: label -> uint8 probabilities."""
-    by_slots = {Slots.of(_read(path)["slots"]): path for path in first.values()}
+    by_slots = {Slots.of(read_metrics(path)["slots"]): path for path in first.values()}
     predictions = {}
     for row in TABLE1:
         if row.slots in by_slots and not row.ours_only:
