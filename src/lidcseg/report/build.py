@@ -24,12 +24,12 @@ def build_report(metric_files: list[Path], logs: list[Path], packed_dir: Path, o
                  readers_json: Path | None, threshold: float, size_bins_mm: tuple[float, ...]) -> list[Path]:
     first = _first_seed(metric_files)
     tables.write_tables(metric_files, out_dir, readers_json)
-    by_size = {variant: read_metrics(path)["by_size"] for variant, path in first.items()}
+    by_size = {variant: data["by_size"] for variant, (_, data) in first.items()}
     _write_size_table(by_size, out_dir, size_bins_mm)
     written = figures.size_plot(by_size, out_dir / "dsc_by_size")
     written += figures.curves({_run_name(p): p for p in logs}, out_dir / "training_curves")
     test = PackedSplit(packed_dir, "test")
-    nodules = read_rows(_beside(next(iter(first.values())), ".nodules.csv"))
+    nodules = read_rows(_beside(next(iter(first.values()))[0], ".nodules.csv"))
     picks = figures.pick_slices(test, nodules, size_bins_mm)
     write_rows(picks, out_dir / "figure3_slices.csv", ["size", "patient_id", "nodule", "diameter_mm", "slice", "index"])
     pixel_mm = float(test.meta["spacing_mm"][0])
@@ -37,14 +37,14 @@ def build_report(metric_files: list[Path], logs: list[Path], packed_dir: Path, o
     return written
 
 
-def _first_seed(metric_files: list[Path]) -> dict[str, Path]:
-    """variant -> its lowest seed's metrics file (files named ``seed<k>.json``)."""
-    chosen: dict[str, tuple[int, Path]] = {}
+def _first_seed(metric_files: list[Path]) -> dict[str, tuple[Path, dict]]:
+    """variant -> (path, contents) of its lowest seed's metrics file, each file read once."""
+    chosen: dict[str, tuple[Path, dict]] = {}
     for path in metric_files:
         data = read_metrics(path)
-        if data["variant"] not in chosen or data["seed"] < chosen[data["variant"]][0]:
-            chosen[data["variant"]] = (data["seed"], path)
-    return {variant: path for variant, (_, path) in chosen.items()}
+        if data["variant"] not in chosen or data["seed"] < chosen[data["variant"]][1]["seed"]:
+            chosen[data["variant"]] = (path, data)
+    return chosen
 
 
 def _beside(metrics_json: Path, suffix: str) -> Path:
@@ -54,9 +54,9 @@ def _beside(metrics_json: Path, suffix: str) -> Path:
     return path
 
 
-def _table1_predictions(first: dict[str, Path]) -> dict[str, np.ndarray]:
+def _table1_predictions(first: dict[str, tuple[Path, dict]]) -> dict[str, np.ndarray]:
     """Table 1's modules that were run, in the table's order: label -> uint8 probabilities."""
-    by_slots = {Slots.of(read_metrics(path)["slots"]): path for path in first.values()}
+    by_slots = {Slots.of(data["slots"]): path for path, data in first.values()}
     predictions = {}
     for row in TABLE1:
         if row.slots in by_slots and not row.ours_only:
