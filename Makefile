@@ -13,7 +13,7 @@ setup: $(STAMP)
 $(STAMP): pyproject.toml constraints.txt
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade "pip>=24"
-	$(BIN)/pip install --quiet -c constraints.txt -e ".[workflow,torch,test]"
+	$(BIN)/pip install --quiet -c constraints.txt -e ".[workflow,torch,test,versions]"
 	touch $@
 
 run: $(STAMP)
