@@ -35,7 +35,7 @@ def main(argv: list[str] | None = None) -> int:
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="lidcseg", description=__doc__.splitlines()[0])
     stages = parser.add_subparsers(dest="stage", required=True, metavar="STAGE")
-    for add in (_add_check_config, _add_synthesize, _add_inspect, _add_screen, _add_convert, _add_annotate,
+    for add in (_add_check_config, _add_synthesize, _add_download, _add_inspect, _add_screen, _add_convert, _add_annotate,
                 _add_resample, _add_extract, _add_archive_flow, _add_cohort, _add_split, _add_models,
                 _add_train, _add_evaluate, _add_summarize, _add_readers, _add_report):
         add(stages)
@@ -89,6 +89,52 @@ def _run_synthesize(args) -> None:
         volume, _ = read_series(series_dir)
         save_nifti(Volume(painted, volume.affine), args.truth)
     log.info("%s: wrote %s", args.patient_id, series_dir)
+
+
+def _add_download(stages) -> None:
+    from lidcseg.data.download import RetryPolicy
+    from lidcseg.data.idc import IdcSettings
+    from lidcseg.data.tcia import TciaSettings
+
+    p = _stage(stages, "download", _run_download, "fetch LIDC-IDRI series from TCIA or IDC, verified",
+               "Fetch LIDC-IDRI CT series into OUT in TCIA layout (<PatientID>/<StudyUID>/<SeriesUID>/*.dcm, "
+               "LIDC XML kept beside) plus <PatientID>/series.json. Verified series are never fetched "
+               "again; partial ones are, so rerun the same command after an interruption. Only the "
+               "configured host is contacted.")
+    p.add_argument("--source", choices=["tcia", "idc"], required=True)
+    which = p.add_mutually_exclusive_group(required=True)
+    which.add_argument("--patients", nargs="+", metavar="ID", help="the series the workflow processes for each")
+    which.add_argument("--all", action="store_true", help="every annotated CT series of the collection")
+    which.add_argument("--count", type=int, metavar="N", help="the first N patients of the collection")
+    which.add_argument("--manifest", type=Path, help="the series of a TCIA .tcia manifest file")
+    p.add_argument("--out", type=Path, required=True, help="the raw folder (dataset.root)")
+    p.add_argument("--base-url", default=TciaSettings.base_url, help="NBIA REST API base (tcia)")
+    p.add_argument("--api-version", default=TciaSettings.api_version, help="NBIA API version path (tcia)")
+    p.add_argument("--collection", help=f"TCIA collection (default {TciaSettings.collection}) or IDC "
+                                        f"collection_id (default {IdcSettings.collection})")
+    p.add_argument("--no-md5", action="store_true", help="tcia: getImage instead of getImageWithMD5Hash")
+    p.add_argument("--endpoint", default=IdcSettings.endpoint, help="S3 endpoint of IDC's public bucket (idc)")
+    p.add_argument("--index", default=IdcSettings.index, help="idc-index's bundled index or a parquet file (idc)")
+    p.add_argument("--parallel", type=int, default=4, help="series (tcia) or files (idc) fetched at once")
+    p.add_argument("--retries", type=int, default=RetryPolicy.retries, help="more attempts after a failure")
+    p.add_argument("--backoff", type=float, default=RetryPolicy.backoff_s, help="first wait (s), doubled each retry")
+    p.add_argument("--timeout", type=float, default=RetryPolicy.timeout_s, help="connect / read timeout (s)")
+
+
+def _run_download(args) -> None:
+    from lidcseg.data.archive import Selection, download_lidc, make_source
+    from lidcseg.data.download import RetryPolicy
+    from lidcseg.data.idc import IdcSettings
+    from lidcseg.data.tcia import TciaSettings
+
+    collection = {"collection": args.collection} if args.collection else {}
+    tcia = TciaSettings(args.base_url, args.api_version, md5=not args.no_md5, **collection)
+    idc = IdcSettings(args.endpoint, args.index, **collection)
+    source = make_source(args.source, tcia, idc, RetryPolicy(args.retries, args.backoff, args.timeout),
+                         args.parallel)
+    selection = Selection(tuple(args.patients or ()), args.all, args.count, args.manifest)
+    result = download_lidc(source, selection, args.out, args.parallel)
+    log.info("download: %d series fetched, %d already in place", len(result.placed), len(result.skipped))
 
 
 def _add_series_checks(p: argparse.ArgumentParser) -> None:

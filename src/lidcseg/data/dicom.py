@@ -9,6 +9,7 @@ intercept. Anything we cannot trust raises ScanError naming the file.
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 from concurrent.futures import ThreadPoolExecutor
@@ -83,10 +84,15 @@ class SeriesInfo:
 
 def find_series_dir(path: str | os.PathLike) -> Path:
     """The folder holding the slices: ``path`` itself, or the one series folder below it
-    (so a patient folder in TCIA layout, ``<patient>/<study>/<series>/``, is accepted)."""
+    (so a patient folder in TCIA layout, ``<patient>/<study>/<series>/``, is accepted). A
+    patient folder with a ``series.json`` (written by synthesize and download) names the
+    series to read, so a patient whose archive holds two scans is read without asking."""
     path = Path(path)
     if not path.is_dir():
         raise ScanError(path, "not a folder")
+    named = _series_named_by_manifest(path)
+    if named is not None:
+        return named
     if not any(p.is_dir() for p in path.iterdir()):
         return path  # a leaf folder: the series itself
     found = sorted({p.parent for p in path.rglob("*.dcm") if not p.name.startswith(".")})
@@ -96,6 +102,22 @@ def find_series_dir(path: str | os.PathLike) -> Path:
         listing = ", ".join(str(p.relative_to(path)) for p in found)
         raise ScanError(path, f"{len(found)} series folders below it ({listing}); name one")
     return found[0]
+
+
+def _series_named_by_manifest(patient_dir: Path) -> Path | None:
+    manifest = patient_dir / "series.json"
+    if not manifest.is_file():
+        return None
+    try:
+        named = json.loads(manifest.read_text()).get("series_dir")
+    except (ValueError, AttributeError) as exc:
+        raise ScanError(manifest, f"unreadable manifest ({exc})") from exc
+    if not named:
+        return None
+    folder = patient_dir / named
+    if not folder.is_dir():
+        raise ScanError(manifest, f"names series folder {folder}, which does not exist")
+    return folder
 
 
 def series_identity(path: str | os.PathLike) -> tuple[str, str]:

@@ -189,8 +189,7 @@ def patient_series(lidc_root, patient_id: str) -> Path:
 
     folder = Path(lidc_root) / patient_id
     try:
-        manifest = folder / "series.json"
-        return folder / read_json(manifest)["series_dir"] if manifest.is_file() else find_series_dir(folder)
+        return find_series_dir(folder)
     except Exception as exc:
         raise ReadersError(patient_id, f"no usable series under {folder}: {exc}") from exc
 

@@ -1,0 +1,389 @@
+"""What every download source shares: one host, retries, verified and atomic series.
+
+A source (``tcia``, ``idc``) resolves patients to :class:`RemoteSeries` and knows how to fetch
+one series into a temporary folder; this module does the rest the same way for both:
+
+- :class:`RemoteClient` talks to exactly one configured host (scheme, host and port): any
+  other URL, a redirect elsewhere included, is refused before a socket opens.
+- :func:`retrying` retries dropped connections, timeouts and HTTP 429/5xx with exponential
+  backoff; other HTTP errors fail at once.
+- :func:`safe_extract` refuses a zip whose entries would land outside the target folder
+  (``../``, absolute paths, drive letters) or are links, before writing anything.
+- :func:`download_cohort` fetches series in parallel into ``<root>/.partial/``, moves each
+  into ``<root>/<PatientID>/<StudyUID>/<SeriesUID>/`` only when verified, and writes the
+  patient's ``series.json`` last. A series already in place is never fetched again; a
+  partial one is. One failed series is named in the error; the others still finish.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import os
+import shutil
+import stat
+import threading
+import time
+import zipfile
+import zlib
+from collections.abc import Callable, Iterable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import asdict, dataclass, field
+from pathlib import Path, PurePosixPath
+from urllib.parse import urljoin, urlsplit
+
+import requests
+from tqdm import tqdm
+
+from lidcseg.data.volume import write_json
+from lidcseg.errors import LidcsegError
+
+log = logging.getLogger(__name__)
+
+CHUNK_BYTES = 1 << 20
+PARTIAL_DIR = ".partial"
+RETRYABLE_STATUS = frozenset({408, 429, 500, 502, 503, 504})
+
+
+class DownloadError(LidcsegError):
+    """A series (or a query) that could not be fetched and verified; names what failed."""
+
+
+class RetryableError(DownloadError):
+    """A failure worth another try: a dropped connection, a timeout, HTTP 429 or 5xx."""
+
+
+@dataclass(frozen=True)
+class RetryPolicy:
+    """How hard to try: ``retries`` more attempts after the first, waiting backoff_s x 2^k."""
+
+    retries: int = 5
+    backoff_s: float = 2.0
+    timeout_s: float = 60.0  # connect and between two reads, not the whole transfer
+
+    def wait_s(self, attempt: int) -> float:
+        return min(self.backoff_s * 2 ** attempt, 120.0)
+
+
+@dataclass(frozen=True)
+class RemoteSeries:
+    """One CT series as the archive lists it: who, which, how many files, where."""
+
+    patient_id: str
+    study_uid: str
+    series_uid: str
+    n_instances: int
+    size_bytes: int | None = None
+    location: str = ""  # the source's handle: TCIA's series UID, IDC's bucket/prefix
+
+    def describe(self) -> str:
+        return f"series {self.series_uid} of {self.patient_id}"
+
+
+@dataclass
+class FetchedSeries:
+    """What a source fetched and checked, in ``folder`` (not yet in place)."""
+
+    folder: Path
+    n_instances: int
+    n_bytes: int
+    md5_verified: bool
+    annotations: list[str] = field(default_factory=list)
+    left_out: list[str] = field(default_factory=list)
+
+
+def retrying(call: Callable[[], object], what: str, policy: RetryPolicy):
+    """``call()``, again after each retryable failure, up to ``policy.retries`` more times."""
+    for attempt in range(policy.retries + 1):
+        try:
+            return call()
+        except (RetryableError, requests.ConnectionError, requests.Timeout,
+                requests.exceptions.ChunkedEncodingError) as exc:
+            reason = _reason(exc).removeprefix(f"{what}: ")
+            if attempt == policy.retries:
+                raise DownloadError(f"{what}: gave up after {attempt + 1} attempts: {reason}") from exc
+            wait = policy.wait_s(attempt)
+            log.warning("%s: %s; retry %d of %d in %.1f s", what, reason, attempt + 1, policy.retries, wait)
+            time.sleep(wait)
+    raise AssertionError("unreachable")
+
+
+def _reason(exc: Exception) -> str:
+    return str(exc).splitlines()[0][:300] if str(exc) else type(exc).__name__
+
+
+class RemoteClient:
+    """HTTP(S) to one host only. ``base_url`` fixes scheme, host and port; every request
+    is checked against them, and redirects are never followed to another host."""
+
+    def __init__(self, base_url: str, policy: RetryPolicy = RetryPolicy()):
+        self.base_url = base_url.rstrip("/") + "/"
+        self.origin = _origin(self.base_url)
+        self.policy = policy
+        self.session = requests.Session()
+        self.session.headers["User-Agent"] = "lidcseg (https://github.com/lidcseg)"
+
+    def url(self, path: str) -> str:
+        return urljoin(self.base_url, path.lstrip("/"))
+
+    def get(self, url: str, what: str, params: dict | None = None, stream: bool = False) -> requests.Response:
+        """One GET (no retry): the response of a 2xx, RetryableError for 429/5xx, DownloadError
+        for any other status or for a URL or redirect off the configured host."""
+        for _ in range(5):
+            self._check_host(url, what)
+            response = self.session.get(url, params=params, stream=stream, allow_redirects=False,
+                                        timeout=(self.policy.timeout_s, self.policy.timeout_s))
+            if response.is_redirect:
+                url, params = urljoin(url, response.headers["Location"]), None
+                response.close()
+                continue
+            if response.status_code in RETRYABLE_STATUS:
+                response.close()
+                raise RetryableError(f"{what}: HTTP {response.status_code} from {self.origin}")
+            if not response.ok:
+                response.close()
+                raise DownloadError(f"{what}: HTTP {response.status_code} from {response.url}")
+            return response
+        raise DownloadError(f"{what}: too many redirects")
+
+    def get_json(self, path: str, what: str, params: dict | None = None):
+        def call():
+            response = self.get(self.url(path), what, params)
+            try:
+                return response.json() if response.content.strip() else []
+            except ValueError as exc:
+                raise RetryableError(f"{what}: the answer is not JSON") from exc
+
+        return retrying(call, what, self.policy)
+
+    def get_text(self, path: str, what: str, params: dict | None = None) -> str:
+        return retrying(lambda: self.get(self.url(path), what, params).text, what, self.policy)
+
+    def download(self, url: str, dest: Path, what: str, progress: tqdm | None = None,
+                 params: dict | None = None) -> tuple[int, str]:
+        """Stream ``url`` to ``dest`` with retries; return (bytes, MD5 hex). A transfer that
+        ends short of its Content-Length is retried from the start."""
+
+        def call():
+            response = self.get(url, what, params, stream=True)
+            return _stream_to(response, dest, what, progress)
+
+        return retrying(call, what, self.policy)
+
+    def _check_host(self, url: str, what: str) -> None:
+        if _origin(url) != self.origin:
+            raise DownloadError(f"{what}: refused to contact {_origin(url)}; only {self.origin} is configured")
+
+
+def _origin(url: str) -> str:
+    parts = urlsplit(url)
+    port = parts.port or {"http": 80, "https": 443}.get(parts.scheme)
+    return f"{parts.scheme}://{parts.hostname}:{port}"
+
+
+def _stream_to(response: requests.Response, dest: Path, what: str, progress: tqdm | None) -> tuple[int, str]:
+    expected = response.headers.get("Content-Length")
+    digest, written = hashlib.md5(), 0
+    try:
+        with response, open(dest, "wb") as out:
+            for chunk in response.iter_content(CHUNK_BYTES):
+                out.write(chunk)
+                digest.update(chunk)
+                written += len(chunk)
+                if progress is not None:
+                    progress.update(len(chunk))
+    except BaseException:
+        if progress is not None:
+            progress.update(-written)
+        raise
+    if expected is not None and written != int(expected):
+        if progress is not None:
+            progress.update(-written)
+        raise RetryableError(f"{what}: connection ended after {written:,} of {int(expected):,} bytes")
+    return written, digest.hexdigest()
+
+
+def safe_member_name(name: str, where: str) -> PurePosixPath:
+    """A zip entry or object name as a relative path that stays inside its folder."""
+    path = PurePosixPath(name.replace("\\", "/"))
+    if path.is_absolute() or (path.parts and ":" in path.parts[0]) or ".." in path.parts or not path.parts:
+        raise DownloadError(f"{where}: entry {name!r} would be written outside the series folder; refused")
+    return path
+
+
+def safe_extract(zip_path: Path, dest: Path, where: str, keep: Callable[[str], bool]) -> list[str]:
+    """Extract the entries ``keep`` accepts into ``dest`` after checking every entry: no path
+    outside ``dest``, no links or special files; CRCs are checked while reading. Returns
+    the names of the entries left out."""
+    try:
+        with zipfile.ZipFile(zip_path) as archive:
+            members = [info for info in archive.infolist() if not info.is_dir()]
+            _check_members(members, where)
+            left_out = []
+            for info in members:
+                if not keep(info.filename):
+                    left_out.append(info.filename)
+                    continue
+                target = dest / safe_member_name(info.filename, where).name
+                with archive.open(info) as source, open(target, "wb") as out:
+                    shutil.copyfileobj(source, out, CHUNK_BYTES)
+            return left_out
+    except (zipfile.BadZipFile, zipfile.LargeZipFile, EOFError, zlib.error, NotImplementedError) as exc:
+        raise DownloadError(f"{where}: corrupt zip ({_reason(exc)})") from exc
+
+
+def _check_members(members: list[zipfile.ZipInfo], where: str) -> None:
+    """Refuse the whole zip before writing a byte: entries outside the folder, links,
+    special files, two entries that would land on the same file."""
+    seen = set()
+    for info in members:
+        name = safe_member_name(info.filename, where).name
+        file_type = stat.S_IFMT(info.external_attr >> 16)  # 0 when the zip records no Unix mode
+        if file_type not in (0, stat.S_IFREG):
+            raise DownloadError(f"{where}: entry {info.filename!r} is a link or special file; refused")
+        if name in seen:
+            raise DownloadError(f"{where}: two entries named {name!r}; refused")
+        seen.add(name)
+
+
+def md5_of(path: Path) -> str:
+    digest = hashlib.md5()
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(CHUNK_BYTES), b""):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def series_folder(root: Path, series: RemoteSeries) -> Path:
+    return root / series.patient_id / series.study_uid / series.series_uid
+
+
+def partial_folder(root: Path, series: RemoteSeries) -> Path:
+    """Where a series is fetched before it is verified: outside every patient folder, so
+    nothing downstream ever reads a half-fetched series."""
+    return root / PARTIAL_DIR / series.series_uid
+
+
+FetchOne = Callable[[RemoteSeries, Path, "tqdm | None"], FetchedSeries]
+
+
+@dataclass
+class CohortResult:
+    placed: list[dict]
+    skipped: list[str]
+    failed: dict[str, str]
+
+
+def download_cohort(series: list[RemoteSeries], root: str | os.PathLike, fetch_one: FetchOne, source: str,
+                    parallel: int = 4, primary: Callable[[str], str | None] = lambda patient: None,
+                    origin: str = "") -> CohortResult:
+    """Fetch every series not yet in place, ``parallel`` at a time; a patient's
+    ``series.json`` is written as soon as all its series are in place. Raises DownloadError
+    naming every failed series, after the others are done."""
+    root = Path(root)
+    todo = [s for s in series if not series_folder(root, s).is_dir()]
+    result = CohortResult([], [s.series_uid for s in series if s not in todo], {})
+    for uid in result.skipped:
+        log.info("series %s: already verified in place, not fetched again", uid)
+    manifests = _PatientManifests(series, root, primary)
+    manifests.write_complete()
+    progress = tqdm(total=sum(s.size_bytes or 0 for s in todo) or None, unit="B", unit_scale=True,
+                    unit_divisor=1024, desc="download", disable=not todo,
+                    mininterval=1.0 if os.isatty(2) else 30.0)
+    lock = threading.Lock()
+
+    def work(item: RemoteSeries) -> None:
+        try:
+            record = _fetch_and_place(item, root, fetch_one, progress, source, origin)
+        except DownloadError as exc:
+            log.error("%s", exc)
+            _discard(partial_folder(root, item))
+            with lock:
+                result.failed[item.series_uid] = str(exc)
+        else:
+            with lock:
+                result.placed.append(record)
+                manifests.write_complete(item.patient_id)
+
+    with progress, ThreadPoolExecutor(max_workers=max(1, parallel)) as pool:
+        list(pool.map(work, todo))
+    if result.failed:
+        listing = "; ".join(f"{uid}: {reason}" for uid, reason in result.failed.items())
+        raise DownloadError(f"{len(result.failed)} of {len(series)} series failed ({listing})")
+    return result
+
+
+def _fetch_and_place(series: RemoteSeries, root: Path, fetch_one: FetchOne, progress, source: str,
+                     origin: str) -> dict:
+    started = time.perf_counter()
+    work_dir = partial_folder(root, series)
+    work_dir.mkdir(parents=True, exist_ok=True)
+    fetched = fetch_one(series, work_dir, progress)
+    seconds = time.perf_counter() - started
+    record = {**asdict(series), "source": source, "origin": origin, "n_files": fetched.n_instances,
+              "bytes": fetched.n_bytes, "md5_verified": fetched.md5_verified, "annotations": fetched.annotations,
+              "left_out": fetched.left_out, "seconds": round(seconds, 2)}
+    write_json(record, fetched.folder / ".lidcseg-download.json")
+    final = series_folder(root, series)
+    final.parent.mkdir(parents=True, exist_ok=True)
+    os.replace(fetched.folder, final)
+    _discard(work_dir)
+    log.info("%s %s: %d instances, %.1f MB, %s, %d annotation file(s), %.1f s (%.1f MB/s)",
+             series.patient_id, series.series_uid, fetched.n_instances, fetched.n_bytes / 1e6,
+             "MD5 verified" if fetched.md5_verified else "no MD5 from the source", len(fetched.annotations),
+             seconds, fetched.n_bytes / 1e6 / max(seconds, 1e-6))
+    return record
+
+
+def _discard(work_dir: Path) -> None:
+    """Remove a series' temporary folder, and ``.partial`` itself once it is empty."""
+    shutil.rmtree(work_dir, ignore_errors=True)
+    try:
+        work_dir.parent.rmdir()
+    except OSError:
+        pass  # another series is still being fetched
+
+
+class _PatientManifests:
+    """``<patient>/series.json``, written once all of a patient's series are in place: the
+    marker that the patient is complete (what the workflow's later rules wait for)."""
+
+    def __init__(self, series: Iterable[RemoteSeries], root: Path, primary: Callable[[str], str | None]):
+        self.root = root
+        self.primary = primary
+        self.by_patient: dict[str, list[RemoteSeries]] = {}
+        for item in series:
+            self.by_patient.setdefault(item.patient_id, []).append(item)
+
+    def write_complete(self, patient: str | None = None) -> None:
+        for name in [patient] if patient else list(self.by_patient):
+            items = self.by_patient[name]
+            if all(series_folder(self.root, item).is_dir() for item in items):
+                main = next((item for item in items if item.series_uid == self.primary(name)), items[0])
+                write_json(patient_manifest(self.root, main, items), self.root / name / "series.json")
+
+
+def patient_manifest(root: Path, main: RemoteSeries, items: list[RemoteSeries]) -> dict:
+    """The same shape as the synthetic cohort's series.json, plus where the files came from."""
+    placed = series_folder(root, main)
+    details = _read_download_record(placed)
+    return {
+        "patient_id": main.patient_id,
+        "study_instance_uid": main.study_uid,
+        "series_instance_uid": main.series_uid,
+        "series_dir": os.path.relpath(placed, root / main.patient_id),
+        "n_instances": main.n_instances,
+        "source": details.get("source", ""),
+        "origin": details.get("origin", ""),
+        "md5_verified": details.get("md5_verified", False),
+        "annotations": details.get("annotations", []),
+        "other_series": [os.path.relpath(series_folder(root, s), root / main.patient_id)
+                         for s in items if s is not main],
+    }
+
+
+def _read_download_record(folder: Path) -> dict:
+    from lidcseg.data.volume import read_json
+
+    path = folder / ".lidcseg-download.json"
+    return read_json(path) if path.is_file() else {}

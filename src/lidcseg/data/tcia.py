@@ -1,0 +1,147 @@
+"""LIDC-IDRI from The Cancer Imaging Archive, through the public NBIA REST API (no login).
+
+Two endpoints, under ``<base_url>/<api_version>/`` (both from config: the service has moved
+between versions before):
+
+- ``getSeries?Collection=LIDC-IDRI&Modality=CT[&PatientID=...]``: JSON, one object per
+  series with ``PatientID``, ``StudyInstanceUID``, ``SeriesInstanceUID``, ``ImageCount`` and
+  ``FileSize``.
+- ``getImageWithMD5Hash?SeriesInstanceUID=...`` (``getImage`` with ``md5: false``): a zip of
+  the series' files; the first also holds ``md5hashes.csv`` (``Filename``, ``MD5Hash``).
+
+A series is verified before it is placed: the zip opens and every entry's CRC matches, every
+file's MD5 matches the service's list, the DICOM files number ``ImageCount``, and they belong
+to the series asked for. LIDC's XML annotation files come in the same zip and are kept in
+the series folder, where pylidc and our readers look for them.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import zipfile
+from dataclasses import dataclass
+from pathlib import Path
+
+from lidcseg.data.download import (DownloadError, FetchedSeries, RemoteClient, RemoteSeries, RetryableError,
+                                   RetryPolicy, md5_of, retrying, safe_extract)
+
+KEPT_SUFFIXES = (".dcm", ".xml")
+MD5_LIST = "md5hashes.csv"
+
+
+class CorruptSeries(RetryableError):
+    """What arrived is not the series the archive lists (worth one more fetch: bytes get
+    damaged in transit, proxies cut transfers short)."""
+
+
+@dataclass(frozen=True)
+class TciaSettings:
+    base_url: str = "https://services.cancerimagingarchive.net/nbia-api/services"
+    api_version: str = "v1"
+    collection: str = "LIDC-IDRI"
+    md5: bool = True
+
+
+class TciaSource:
+    """Lists and fetches CT series of one NBIA collection."""
+
+    name = "tcia"
+
+    def __init__(self, settings: TciaSettings = TciaSettings(), policy: RetryPolicy = RetryPolicy()):
+        self.settings = settings
+        self.policy = policy
+        self.client = RemoteClient(settings.base_url, policy)
+
+    @property
+    def origin(self) -> str:
+        return self.client.origin
+
+    def list_series(self, patient_id: str | None = None) -> list[RemoteSeries]:
+        """The collection's CT series (of one patient, or all of them)."""
+        params = {"Collection": self.settings.collection, "Modality": "CT", "format": "json"}
+        if patient_id:
+            params["PatientID"] = patient_id
+        what = f"listing the CT series of {patient_id or self.settings.collection}"
+        rows = self.client.get_json(f"{self.settings.api_version}/getSeries", what, params)
+        if not isinstance(rows, list):
+            raise DownloadError(f"{what}: unexpected answer from {self.origin} (not a list)")
+        return [_remote_series(row, what) for row in rows if row.get("Modality", "CT") == "CT"]
+
+    def fetch(self, series: RemoteSeries, work_dir: Path, progress=None) -> FetchedSeries:
+        """Fetch and verify one series into ``work_dir/files``; a damaged transfer is fetched
+        again (the retry policy's attempts), a refused zip (unsafe entries) is not."""
+        what = series.describe()
+        return retrying(lambda: self._fetch_once(series, work_dir, progress, what), what, self.policy)
+
+    def _fetch_once(self, series: RemoteSeries, work_dir: Path, progress, what: str) -> FetchedSeries:
+        endpoint = "getImageWithMD5Hash" if self.settings.md5 else "getImage"
+        zip_path = work_dir / "series.zip.part"
+        url = self.client.url(f"{self.settings.api_version}/{endpoint}")
+        n_bytes, _ = self.client.download(url, zip_path, what, progress, {"SeriesInstanceUID": series.series_uid})
+        folder = work_dir / "files"
+        _empty(folder)
+        try:
+            left_out = safe_extract(zip_path, folder, what, keep=lambda name: name.lower().endswith(KEPT_SUFFIXES))
+        except DownloadError as exc:
+            if "corrupt zip" in str(exc):
+                raise CorruptSeries(str(exc)) from exc
+            raise
+        md5_verified = self.settings.md5 and _check_md5(zip_path, folder, what)
+        check_instances(folder, series, what)
+        zip_path.unlink()
+        return FetchedSeries(folder, series.n_instances, n_bytes, md5_verified,
+                             annotations=sorted(p.name for p in folder.glob("*.xml")),
+                             left_out=[name for name in left_out if name != MD5_LIST])
+
+
+def _remote_series(row: dict, what: str) -> RemoteSeries:
+    try:
+        return RemoteSeries(patient_id=row["PatientID"], study_uid=row["StudyInstanceUID"],
+                            series_uid=row["SeriesInstanceUID"], n_instances=int(row["ImageCount"]),
+                            size_bytes=int(row["FileSize"]) if row.get("FileSize") else None,
+                            location=row["SeriesInstanceUID"])
+    except (KeyError, TypeError, ValueError) as exc:
+        raise DownloadError(f"{what}: a series entry lacks {exc} ({row})") from exc
+
+
+def _empty(folder: Path) -> None:
+    import shutil
+
+    shutil.rmtree(folder, ignore_errors=True)
+    folder.mkdir(parents=True)
+
+
+def _check_md5(zip_path: Path, folder: Path, what: str) -> bool:
+    """Every kept file against the service's MD5 list; every DICOM file must be on it."""
+    with zipfile.ZipFile(zip_path) as archive:
+        if MD5_LIST not in archive.namelist():
+            raise CorruptSeries(f"{what}: the zip has no {MD5_LIST} (asked for getImageWithMD5Hash)")
+        text = archive.read(MD5_LIST).decode("utf-8-sig")
+    listed = {Path(row["Filename"].replace("\\", "/")).name: row["MD5Hash"].strip().lower()
+              for row in csv.DictReader(io.StringIO(text))}
+    for path in sorted(folder.iterdir()):
+        expected = listed.get(path.name)
+        if expected is None:
+            if path.suffix.lower() == ".dcm":
+                raise CorruptSeries(f"{what}: {path.name} is not in the service's {MD5_LIST}")
+            continue
+        if md5_of(path) != expected:
+            raise CorruptSeries(f"{what}: MD5 of {path.name} does not match the service's {MD5_LIST}")
+    return True
+
+
+def check_instances(folder: Path, series: RemoteSeries, what: str) -> None:
+    """As many DICOM files as the archive lists, and of the series that was asked for."""
+    from lidcseg.data.dicom import series_identity
+    from lidcseg.errors import ScanError
+
+    n_files = sum(1 for p in folder.iterdir() if p.suffix.lower() == ".dcm")
+    if n_files != series.n_instances:
+        raise CorruptSeries(f"{what}: {n_files} DICOM files arrived, the archive lists {series.n_instances}")
+    try:
+        _, series_uid = series_identity(folder)
+    except ScanError as exc:
+        raise CorruptSeries(f"{what}: {exc}") from exc
+    if series_uid != series.series_uid:
+        raise DownloadError(f"{what}: the files are of series {series_uid}, not the one asked for")
