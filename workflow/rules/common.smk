@@ -9,7 +9,8 @@ from lidcseg.data.qc import accepted_patients
 # Fail before any job runs, naming the key (workflow/schemas/config.schema.yaml).
 lidcseg_config.validate(config, workflow.source_path("../schemas/config.schema.yaml"))
 
-PATIENTS = config["dataset"]["patients"]
+PATIENTS = lidcseg_config.patient_ids(config["dataset"])
+SOURCE = config["dataset"]["source"]
 RAW = config["dataset"]["root"]
 KNOWN_PATIENTS = patients_in_database()
 VARIANTS = lidcseg_config.run_variants(config["models"])
@@ -21,6 +22,18 @@ def raw_manifest(wildcards):
     if wildcards.patient in KNOWN_PATIENTS:
         return f"{RAW}/{wildcards.patient}/series.json"
     return []
+
+
+def download_args():
+    """`lidcseg download` flags from the download section, for the configured source."""
+    d = config["download"]
+    common = f"--parallel {d['parallel']} --retries {d['retries']} --backoff {d['backoff_s']} --timeout {d['timeout_s']}"
+    if SOURCE == "idc":
+        i = d["idc"]
+        return f"{common} --endpoint {i['endpoint']} --index {i['index']} --collection {i['collection']}"
+    t = d["tcia"]
+    md5 = "" if t["md5"] else " --no-md5"
+    return f"{common} --base-url {t['base_url']} --api-version {t['api_version']} --collection {t['collection']}{md5}"
 
 
 def usable_patients():

@@ -1,23 +1,49 @@
-# Where the DICOM comes from. Every source writes the TCIA layout
-# <root>/<PatientID>/<StudyUID>/<SeriesUID>/*.dcm and, last, <root>/<PatientID>/series.json.
+# Where the DICOM comes from (dataset.source). Every source writes the TCIA layout
+# <root>/<PatientID>/<StudyUID>/<SeriesUID>/*.dcm and, last, <root>/<PatientID>/series.json,
+# so every later rule runs the same code on the synthetic demo and on the real archive.
 
+if SOURCE == "synthetic":
 
-rule synthesize:
-    output:
-        manifest=f"{RAW}/{{patient}}/series.json",
-    params:
-        root=lambda wildcards, output: os.path.dirname(os.path.dirname(output.manifest)),
-        seed=config["synthesize"]["seed"],
-        noise=config["synthesize"]["noise_hu"],
-        storage=config["synthesize"]["storage"],
-    log:
-        "logs/synthesize/{patient}.log",
-    threads: 1
-    resources:
-        mem_mb=4000,
-        runtime=10,
-    conda:
-        "../../envs/data.yaml"
-    shell:
-        "lidcseg synthesize {wildcards.patient} {params.root} --seed {params.seed}"
-        " --noise-hu {params.noise} --storage {params.storage} > {log} 2>&1"
+    rule synthesize:
+        output:
+            manifest=f"{RAW}/{{patient}}/series.json",
+        params:
+            root=lambda wildcards, output: os.path.dirname(os.path.dirname(output.manifest)),
+            seed=config["synthesize"]["seed"],
+            noise=config["synthesize"]["noise_hu"],
+            storage=config["synthesize"]["storage"],
+        log:
+            "logs/synthesize/{patient}.log",
+        threads: 1
+        resources:
+            mem_mb=4000,
+            runtime=10,
+        conda:
+            "../../envs/data.yaml"
+        shell:
+            "lidcseg synthesize {wildcards.patient} {params.root} --seed {params.seed}"
+            " --noise-hu {params.noise} --storage {params.storage} > {log} 2>&1"
+
+else:
+
+    # One job per patient: after an interruption `snakemake` fetches only the patients without
+    # series.json, and a rerun job skips the series already verified in place. `downloads=1`
+    # lets `--resources downloads=N` cap the connections to the archive across jobs.
+    rule download:
+        output:
+            manifest=f"{RAW}/{{patient}}/series.json",
+        params:
+            root=lambda wildcards, output: os.path.dirname(os.path.dirname(output.manifest)),
+            options=download_args(),
+        log:
+            "logs/download/{patient}.log",
+        threads: 1
+        resources:
+            mem_mb=1000,
+            runtime=120,
+            downloads=1,
+        conda:
+            "../../envs/data.yaml"
+        shell:
+            "lidcseg download --source {SOURCE} --patients {wildcards.patient} --out {params.root}"
+            " {params.options} > {log} 2>&1"

@@ -28,6 +28,7 @@ import zipfile
 import zlib
 from collections.abc import Callable, Iterable
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 from pathlib import Path, PurePosixPath
 from urllib.parse import urljoin, urlsplit
@@ -160,13 +161,15 @@ class RemoteClient:
         return retrying(lambda: self.get(self.url(path), what, params).text, what, self.policy)
 
     def download(self, url: str, dest: Path, what: str, progress: tqdm | None = None,
-                 params: dict | None = None) -> tuple[int, str]:
+                 params: dict | None = None, estimate: int | None = None) -> tuple[int, str]:
         """Stream ``url`` to ``dest`` with retries; return (bytes, MD5 hex). A transfer that
-        ends short of its Content-Length is retried from the start."""
+        ends short of its Content-Length is retried from the start. ``estimate``, the size the
+        progress bar counted on, is corrected to the Content-Length when one comes."""
 
         def call():
             response = self.get(url, what, params, stream=True)
-            return _stream_to(response, dest, what, progress)
+            with _corrected_total(progress, estimate, response.headers.get("Content-Length")):
+                return _stream_to(response, dest, what, progress)
 
         return retrying(call, what, self.policy)
 
@@ -181,6 +184,26 @@ def _origin(url: str) -> str:
     return f"{parts.scheme}://{parts.hostname}:{port}"
 
 
+@contextmanager
+def _corrected_total(progress: tqdm | None, estimate: int | None, length: str | None):
+    """The bar's total with this transfer's real size in place of its estimate (a TCIA zip
+    is smaller than the series' FileSize), put back if the transfer fails."""
+    change = int(length) - estimate if progress is not None and estimate and length else 0
+    add_to_total(progress, change)
+    try:
+        yield
+    except BaseException:
+        add_to_total(progress, -change)
+        raise
+
+
+def add_to_total(progress: tqdm | None, change: int) -> None:
+    if change and progress is not None and progress.total is not None:
+        with progress.get_lock():
+            progress.total += change
+            progress.refresh()
+
+
 def _stream_to(response: requests.Response, dest: Path, what: str, progress: tqdm | None) -> tuple[int, str]:
     expected = response.headers.get("Content-Length")
     digest, written = hashlib.md5(), 0
@@ -192,15 +215,21 @@ def _stream_to(response: requests.Response, dest: Path, what: str, progress: tqd
                 written += len(chunk)
                 if progress is not None:
                     progress.update(len(chunk))
+    except (requests.exceptions.ChunkedEncodingError, requests.ConnectionError) as exc:
+        _uncount(progress, written)
+        raise RetryableError(f"{what}: connection broken after {written:,} of {expected or '?'} bytes") from exc
     except BaseException:
-        if progress is not None:
-            progress.update(-written)
+        _uncount(progress, written)
         raise
     if expected is not None and written != int(expected):
-        if progress is not None:
-            progress.update(-written)
+        _uncount(progress, written)
         raise RetryableError(f"{what}: connection ended after {written:,} of {int(expected):,} bytes")
     return written, digest.hexdigest()
+
+
+def _uncount(progress: tqdm | None, written: int) -> None:
+    if progress is not None:
+        progress.update(-written)
 
 
 def safe_member_name(name: str, where: str) -> PurePosixPath:

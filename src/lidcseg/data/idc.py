@@ -22,8 +22,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import quote
 
-from lidcseg.data.download import (DownloadError, FetchedSeries, RemoteClient, RemoteSeries, RetryPolicy, md5_of,
-                                   retrying, safe_member_name)
+from lidcseg.data.download import (DownloadError, FetchedSeries, RemoteClient, RemoteSeries, RetryPolicy,
+                                   add_to_total, retrying, safe_member_name)
 from lidcseg.data.tcia import CorruptSeries, check_instances
 
 S3_NS = {"s3": "http://s3.amazonaws.com/doc/2006-03-01/"}
@@ -100,6 +100,7 @@ class IdcSource:
         for leftover in folder.glob("*.part"):
             leftover.unlink()
         names = [_object_name(obj.key, prefix, what) for obj in objects]
+        add_to_total(progress, sum(obj.size for obj in objects) - (series.size_bytes or 0))  # the index rounds
         dicom = [name for name in names if name.lower().endswith(".dcm")]
         if len(dicom) != series.n_instances:
             raise DownloadError(f"{what}: the bucket holds {len(dicom)} DICOM files under {prefix}/, "

@@ -78,7 +78,8 @@ class TciaSource:
         endpoint = "getImageWithMD5Hash" if self.settings.md5 else "getImage"
         zip_path = work_dir / "series.zip.part"
         url = self.client.url(f"{self.settings.api_version}/{endpoint}")
-        n_bytes, _ = self.client.download(url, zip_path, what, progress, {"SeriesInstanceUID": series.series_uid})
+        n_bytes, _ = self.client.download(url, zip_path, what, progress, {"SeriesInstanceUID": series.series_uid},
+                                          estimate=series.size_bytes)
         folder = work_dir / "files"
         _empty(folder)
         try:

@@ -1,0 +1,68 @@
+"""The whole data path with dataset.source tcia, from an NBIA server on loopback."""
+
+from __future__ import annotations
+
+import pytest
+
+from lidcseg.data.synthesize import synthesize_patient
+from lidcseg.data.volume import read_json, read_rows
+from tests.archive_servers import Archive, nbia_server, series_from_folder
+from tests.workflow.test_workflow import _copy_workflow, _snakemake
+
+pytestmark = pytest.mark.workflow
+
+PATIENTS = ["LIDC-IDRI-0078", "LIDC-IDRI-0098", "LIDC-IDRI-0104"]  # 87-105 slices of 3 mm
+
+
+@pytest.fixture(scope="module")
+def archive_server(tmp_path_factory):
+    """The three patients' synthetic series, served as TCIA serves LIDC-IDRI."""
+    staging = tmp_path_factory.mktemp("staging")
+    archive = Archive()
+    for patient in PATIENTS:
+        folder, _ = synthesize_patient(patient, staging, seed=3)
+        manifest = read_json(staging / patient / "series.json")
+        served = series_from_folder(folder, patient, manifest["study_instance_uid"], manifest["series_instance_uid"])
+        served.files["158.xml"] = b"<LidcReadMessage/>"  # TCIA's zips carry the LIDC XML
+        archive.add(served)
+    with nbia_server(archive) as server:
+        yield server
+
+
+def test_snakemake_runs_the_data_path_from_the_archive(archive_server, tmp_path):
+    workdir = _copy_workflow(tmp_path)
+    first_uid = next(iter(archive_server.archive.series))
+    archive_server.archive.faults[first_uid] = ["drop"]
+    (workdir / "tcia.yaml").write_text(f"""\
+dataset:
+  source: tcia
+  patients: {PATIENTS}
+download:
+  parallel: 2
+  retries: 2
+  backoff_s: 0.1
+  timeout_s: 30
+  tcia:
+    base_url: {archive_server.url}/nbia-api/services
+    api_version: v1
+    collection: LIDC-IDRI
+    md5: true
+split:
+  seed: 2022
+  test_fraction: 0.25
+  val_fraction: 0.2
+  stratify: none
+""")
+    result = _snakemake(workdir, "results/dataset/packed/dataset.json", "--cores", "all", "--configfile", "tcia.yaml")
+    assert result.returncode == 0, result.stderr[-3000:]
+    for patient in PATIENTS:
+        manifest = read_json(workdir / "resources/lidc" / patient / "series.json")
+        assert manifest["source"] == "tcia" and manifest["md5_verified"] and manifest["annotations"] == ["158.xml"]
+        assert "verified" in (workdir / "logs/download" / f"{patient}.log").read_text()
+    assert {row["status"] for row in read_rows(workdir / "results/qc/scans.tsv")} == {"accepted"}
+    assert sorted(row["split"] for row in read_rows(workdir / "results/dataset/split.csv")) == ["test", "train", "val"]
+    requests = archive_server.archive.requests
+    assert {host for host, _ in requests} == {f"127.0.0.1:{archive_server.port}"}
+    fetched = [archive_server.archive.fetches(uid, "getImage") for uid in archive_server.archive.series]
+    assert fetched == [2, 1, 1]  # the dropped transfer was fetched again, nothing else was
+    assert not (workdir / "resources/lidc/.partial").exists()
