@@ -34,6 +34,7 @@ else:
             manifest=f"{RAW}/{{patient}}/series.json",
         params:
             root=lambda wildcards, output: os.path.dirname(os.path.dirname(output.manifest)),
+            source=SOURCE,
             options=download_args(),
         log:
             "logs/download/{patient}.log",
@@ -45,5 +46,5 @@ else:
         conda:
             "../../envs/data.yaml"
         shell:
-            "lidcseg download --source {SOURCE} --patients {wildcards.patient} --out {params.root}"
+            "lidcseg download --source {params.source} --patients {wildcards.patient} --out {params.root}"
             " {params.options} > {log} 2>&1"
