@@ -75,6 +75,7 @@ class Archive:
     slow_s: float = 2.0
     throttle_s: dict[str, float] = field(default_factory=dict)  # series uid -> seconds per kB
     lock: threading.Lock = field(default_factory=threading.Lock)
+    zips: dict = field(default_factory=dict)
 
     def add(self, item: ServedSeries) -> None:
         self.series[item.series_uid] = item
@@ -83,6 +84,14 @@ class Archive:
         with self.lock:
             queue = self.faults.get(series_uid) or []
             return queue.pop(0) if queue else None
+
+    def zipped(self, item: ServedSeries, with_md5: bool) -> bytes:
+        """The series as NBIA zips it, built once per (series, endpoint, tamper)."""
+        key = (item.series_uid, with_md5, self.tamper.get(item.series_uid))
+        with self.lock:
+            if key not in self.zips:
+                self.zips[key] = _zip_series(item, with_md5, key[2])
+            return self.zips[key]
 
     def fetches(self, series_uid: str, marker: str) -> int:
         return sum(1 for _, path in self.requests if marker in path and series_uid in path)
@@ -153,8 +162,7 @@ class _NbiaHandler(_Handler):
             item = self.archive.series.get(query.get("SeriesInstanceUID", ""))
             if item is None:
                 return self.send_plain(404, b"no such series")
-            body = _zip_series(item, with_md5=endpoint == "getImageWithMD5Hash",
-                               tamper=self.archive.tamper.get(item.series_uid))
+            body = self.archive.zipped(item, with_md5=endpoint == "getImageWithMD5Hash")
             return self.send_body(body, "application/zip", self.archive.next_fault(item.series_uid),
                                   throttle_s=self.archive.throttle_s.get(item.series_uid, 0.0))
         self.send_plain(404, b"unknown endpoint")
