@@ -122,6 +122,7 @@ class RemoteClient:
         self.origin = _origin(self.base_url)
         self.policy = policy
         self.session = requests.Session()
+        self.session.trust_env = False  # no proxy or .netrc from the environment: this host only
         self.session.headers["User-Agent"] = "lidcseg (https://github.com/lidcseg)"
 
     def url(self, path: str) -> str:
