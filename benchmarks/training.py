@@ -7,8 +7,9 @@ Prints (1) images/s the loader delivers (TrainingSamples + DataLoader with the c
 workers, no model), (2) images/s a training step consumes for each variant with the
 config's settings, and the ratio (target: loader >= 3x the model), (3) images/s of full
 512 x 512 slices (the paper's size) for unet and rbcbam, and the wall time that implies for
-the paper run: 13 variants x epochs x 4,944 training slices (+ 1,236 validation slices
-forward-only). Needs the packed dataset (run the workflow first) or uses a made-up one.
+the paper run: workflow/configs/lidc-paper.yaml's variants x epochs x 4,944 training
+slices (+ 1,236 validation slices forward-only). Needs the packed dataset (run the workflow
+first) or uses a made-up one.
 """
 
 from __future__ import annotations
@@ -25,7 +26,7 @@ from torch.utils.data import DataLoader
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from lidcseg.config import load  # noqa: E402
+from lidcseg.config import load, run_variants  # noqa: E402
 from lidcseg.data.dataset import PackedSplit  # noqa: E402
 from lidcseg.data.samples import EpochSampler, TrainingSamples, seed_worker  # noqa: E402
 from lidcseg.losses import dice_bce_loss  # noqa: E402
@@ -33,8 +34,8 @@ from lidcseg.models.registry import variants_from_config  # noqa: E402
 from lidcseg.models.unet import build_model  # noqa: E402
 from lidcseg.runtime import autocast, memory_format, pick_device  # noqa: E402
 
-PAPER_TRAIN, PAPER_VAL, PAPER_VARIANTS = 4944, 1236, 13
-ASPP_VARIANTS = 6  # of the 13: the ones paying rbcbam's ASPP cost
+PAPER_TRAIN, PAPER_VAL = 4944, 1236
+PAPER_CONFIG = Path(__file__).resolve().parents[1] / "workflow" / "configs" / "lidc-paper.yaml"
 
 
 def loader_rate(split: PackedSplit, config, workers: int, batches: int) -> float:
@@ -118,13 +119,21 @@ def main() -> None:
     _paper_estimate(rates, args.paper_epochs)
 
 
+def _paper_variants() -> tuple[int, int]:
+    """(variants the paper config trains, of them with ASPP, which run at rbcbam's speed)."""
+    models = load(PAPER_CONFIG.parents[2] / "config.yaml", PAPER_CONFIG).models.as_dict()
+    names = run_variants(models)
+    return len(names), sum(bool(models["variants"][name].get("aspp")) for name in names)
+
+
 def _paper_estimate(rates: dict, epochs: int) -> None:
-    """13 variants: 7 at unet's speed (no ASPP), 6 at rbcbam's; validation ~1/3 of a step."""
+    """Variants without ASPP at unet's speed, with ASPP at rbcbam's; validation ~1/3 of a step."""
+    n_variants, n_aspp = _paper_variants()
     hours = 0.0
-    for rate, count in ((rates["unet"], PAPER_VARIANTS - ASPP_VARIANTS), (rates["rbcbam"], ASPP_VARIANTS)):
+    for rate, count in ((rates["unet"], n_variants - n_aspp), (rates["rbcbam"], n_aspp)):
         hours += count * epochs * (PAPER_TRAIN + PAPER_VAL / 3) / rate / 3600
-    print(f"\nestimated paper run: {PAPER_VARIANTS} variants x {epochs} epochs x {PAPER_TRAIN} slices "
-          f"= {hours:.1f} h of training on this device")
+    print(f"\nestimated paper run: {n_variants} variants ({n_aspp} with ASPP) x {epochs} epochs x {PAPER_TRAIN} "
+          f"slices = {hours:.1f} h of training on this device")
 
 
 def _packed_train(packed: Path) -> PackedSplit:
