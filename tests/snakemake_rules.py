@@ -20,10 +20,12 @@ _DESCRIBE_RULES = """
 import json, os, sys
 from pathlib import Path
 from snakemake.api import SnakemakeApi
-from snakemake.settings.types import ResourceSettings
+from snakemake.settings.types import ConfigSettings, ResourceSettings
 
+overrides = ConfigSettings(configfiles=[Path(name) for name in sys.argv[2:]])
 with SnakemakeApi() as api:
-    workflow = api.workflow(resource_settings=ResourceSettings(), snakefile=Path("Snakefile"))._workflow
+    workflow = api.workflow(resource_settings=ResourceSettings(), config_settings=overrides,
+                            snakefile=Path("Snakefile"))._workflow
     rules = [
         {
             "name": rule.name,
@@ -54,12 +56,22 @@ class Rule:
 
 
 @lru_cache(maxsize=None)
-def workflow_rules(workdir: Path = REPO) -> tuple[Rule, ...]:
+def workflow_rules(workdir: Path = REPO, *configfiles: Path) -> tuple[Rule, ...]:
+    """The rules under config.yaml and the given override files (some rules exist only under
+    some settings, e.g. `download` for the real archive)."""
     with tempfile.TemporaryDirectory() as tmp:
         out = Path(tmp) / "rules.json"
-        done = subprocess.run([sys.executable, "-c", _DESCRIBE_RULES, str(out)], cwd=workdir, capture_output=True,
-                              text=True, timeout=300)
+        done = subprocess.run([sys.executable, "-c", _DESCRIBE_RULES, str(out), *map(str, configfiles)], cwd=workdir,
+                              capture_output=True, text=True, timeout=300)
         assert done.returncode == 0, f"Snakemake could not load the workflow:\n{done.stderr[-3000:]}"
         described = json.loads(out.read_text())
     return tuple(Rule(r["name"], r["runs_command"], Path(r["conda"]) if r["conda"] else None, r["shell"],
                       tuple(r["outputs"])) for r in described)
+
+
+def every_rule(workdir: Path = REPO) -> dict[str, Rule]:
+    """Each rule defined under config.yaml or any of workflow/configs/*.yaml, by name."""
+    rules = {}
+    for configfiles in [(), *[(path,) for path in sorted((workdir / "workflow/configs").glob("*.yaml"))]]:
+        rules.update({rule.name: rule for rule in workflow_rules(workdir, *configfiles)})
+    return rules

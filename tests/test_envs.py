@@ -23,15 +23,15 @@ import pytest
 import yaml
 
 from tests.conftest import REPO
-from tests.snakemake_rules import workflow_rules
+from tests.snakemake_rules import every_rule
 
 ENVS = sorted((REPO / "envs").glob("*.yaml"))
 SRC = REPO / "src"
 
 # PyPI name -> conda-forge name, where they differ (every other name is the same on both).
-CONDA_NAMES = {"torch": "pytorch", "isal": "python-isal", "matplotlib": "matplotlib-base"}
+CONDA_NAMES = {"torch": "pytorch", "isal": "python-isal", "matplotlib": "matplotlib-base", "duckdb": "python-duckdb"}
 # Not on conda-forge: these alone go in the env's `pip:` section.
-PIP_ONLY = {"pylidc"}
+PIP_ONLY = {"pylidc", "idc-index-data"}
 # The installer itself: its version changes nothing a rule runs, and the venv's is not pinned.
 UNPINNED = {"pip"}
 PLAIN_RELEASE = re.compile(r"^\d+(\.\d+)*$")
@@ -126,8 +126,10 @@ def test_every_conda_package_is_pinned_to_the_tested_version(env):
         if name == "python" or name in UNPINNED:
             continue
         tested = venv_version(pypi_name(name))
-        if version is None or tested is None or version != tested.split("+")[0]:
-            wrong.append(f"{name}={version} (tested: {tested or 'not in the venv'})")
+        if tested is None:
+            wrong.append(f"{name}: not in the tested venv (a different PyPI name? add it to CONDA_NAMES)")
+        elif version is None or version != tested.split("+")[0]:
+            wrong.append(f"{name}={version} (tested: {tested})")
         elif not PLAIN_RELEASE.match(version):
             wrong.append(f"{name}={version} is no plain release, which conda-forge versions are")
     assert not wrong, f"{env.path.name}: " + "; ".join(wrong)
@@ -142,7 +144,7 @@ def test_pip_section_holds_only_what_conda_forge_lacks_pinned_to_the_tested_vers
             # from envs/: lidcseg itself comes from the env's post-deploy script.
             wrong.append(f"{line!r} is not NAME==VERSION")
         elif normalized(requirement[1]) not in PIP_ONLY:
-            wrong.append(f"{requirement[1]} is on conda-forge: list it as a conda package")
+            wrong.append(f"{requirement[1]}: list it as a conda-forge package (in PIP_ONLY if conda-forge lacks it)")
         elif requirement[2] != venv_version(requirement[1]):
             wrong.append(f"{line} (tested: {venv_version(requirement[1])})")
     assert not wrong, f"{env.path.name}: " + "; ".join(wrong)
@@ -167,14 +169,14 @@ def test_every_base_dependency_is_in_every_env(env):
 
 
 def test_every_rule_that_runs_a_command_names_an_env_file():
-    rules = [rule for rule in workflow_rules() if rule.runs_command]
+    rules = [rule for rule in every_rule().values() if rule.runs_command]
     assert rules, "Snakemake listed no rules"
     wrong = [f"{rule.name}: {rule.conda}" for rule in rules if rule.conda is None or rule.conda not in ENVS]
     assert not wrong, f"rules without an existing envs/*.yaml: {wrong}"
 
 
 def test_every_env_file_is_used_by_a_rule():
-    used = {rule.conda for rule in workflow_rules()}
+    used = {rule.conda for rule in every_rule().values()}
     assert not set(ENVS) - used, f"no rule uses {sorted(p.name for p in set(ENVS) - used)}"
 
 
@@ -182,7 +184,7 @@ def test_every_rule_env_has_the_packages_its_command_imports():
     """The third-party imports reachable from the `lidcseg <stage>` function the rule runs."""
     providers = importlib.metadata.packages_distributions()
     wrong = []
-    for rule in workflow_rules():
+    for rule in every_rule().values():
         if not rule.runs_command:
             continue
         command = re.match(r"\s*lidcseg ([\w-]+)", rule.shell or "")
