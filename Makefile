@@ -6,7 +6,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
 export PATH := $(abspath $(BIN)):$(PATH)
 
-.PHONY: setup run test lint bench clean
+.PHONY: setup run pull test lint bench clean
 
 setup: $(STAMP)
 
@@ -19,6 +19,16 @@ $(STAMP): pyproject.toml constraints.txt
 run: $(STAMP)
 	$(BIN)/snakemake --cores all --workflow-profile workflow/profiles/local
 	$(BIN)/snakemake --report results/report/report.html
+
+# After `git clone` or `git checkout`: that commit's data and models from the DVC remote,
+# then all of them marked up to date for Snakemake, which would otherwise remake them (a fresh
+# clone has no .snakemake records, and DVC writes files in no particular order). Refused when
+# the workspace differs from dvc.lock, so that stale results are never marked up to date.
+pull: $(STAMP)
+	$(BIN)/dvc pull
+	@$(BIN)/dvc status --quiet || { $(BIN)/dvc status; \
+	  echo "make pull: the workspace differs from dvc.lock (above); nothing marked up to date" >&2; exit 1; }
+	$(BIN)/snakemake --touch --forceall --cores 1
 
 test: $(STAMP)
 	$(BIN)/pytest
