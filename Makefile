@@ -6,7 +6,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
 export PATH := $(abspath $(BIN)):$(PATH)
 
-.PHONY: setup run pull test lint bench clean
+.PHONY: setup run pull test slurm-test-packages lint bench clean
 
 setup: $(STAMP)
 
@@ -30,8 +30,13 @@ pull: $(STAMP)
 	  echo "make pull: the workspace differs from dvc.lock (above); nothing marked up to date" >&2; exit 1; }
 	$(BIN)/snakemake --touch --forceall --cores 1
 
-test: $(STAMP)
+# The SLURM tests start a real single-node cluster from Debian's packages: installed here when
+# missing and apt-get is usable (root); otherwise those tests skip, naming what is missing.
+test: $(STAMP) slurm-test-packages
 	$(BIN)/pytest
+
+slurm-test-packages:
+	@sh tests/slurm/install-debian-packages.sh
 
 lint: $(STAMP)
 	$(BIN)/snakemake --lint
