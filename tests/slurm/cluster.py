@@ -22,18 +22,18 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-# The Debian packages that provide each program the cluster runs.
+# The Debian package (of those `make test` installs) that brings each program the cluster runs.
 PROGRAMS = {
     "munged": "munge",
     "mariadbd": "mariadb-server",
     "mariadb-install-db": "mariadb-server",
-    "mariadb": "mariadb-client",
+    "mariadb": "mariadb-server",
     "slurmdbd": "slurmdbd",
-    "slurmctld": "slurmctld (slurm-wlm)",
-    "slurmd": "slurmd (slurm-wlm)",
-    "sbatch": "slurm-client (slurm-wlm)",
-    "sacct": "slurm-client (slurm-wlm)",
-    "sacctmgr": "slurm-client (slurm-wlm)",
+    "slurmctld": "slurm-wlm",
+    "slurmd": "slurm-wlm",
+    "sbatch": "slurm-wlm",
+    "sacct": "slurm-wlm",
+    "sacctmgr": "slurm-wlm",
 }
 # Client programs started inside a job (the executor plugin's `srun`) get an environment
 # without SLURM_CONF, so they read the default path: the cluster's config must be there too.
@@ -48,8 +48,7 @@ PARTITIONS = ("cpu", "gpu")  # the names workflow/profiles/slurm uses, as a site
 
 def missing_requirements() -> list[str]:
     """What this machine lacks to start the cluster, as words for a skip message."""
-    missing = sorted({f"{name} (Debian package {package})" for name, package in PROGRAMS.items()
-                      if shutil.which(name) is None})
+    missing = [f"{name} (package {package})" for name, package in PROGRAMS.items() if shutil.which(name) is None]
     if not os.access(DEFAULT_CONF.parent if DEFAULT_CONF.parent.exists() else "/etc", os.W_OK):
         missing.append(f"write access to {DEFAULT_CONF} (the tests run as root in CI)")
     return missing

@@ -45,8 +45,8 @@ class SlurmRun:
 def cluster(tmp_path_factory):
     missing = missing_requirements()
     if missing:
-        pytest.skip("no SLURM test cluster: missing " + "; ".join(missing)
-                    + " (`make test` installs the Debian packages when run as root with apt-get)")
+        pytest.skip("no SLURM test cluster: missing " + ", ".join(missing) + " (`make test` run as root"
+                    " installs them: apt-get install slurm-wlm munge slurmdbd mariadb-server)")
     cluster = SlurmCluster(tmp_path_factory.mktemp("slurm"))
     cluster.start()
     yield cluster
