@@ -5,8 +5,8 @@ into `folder` and starts MariaDB, munged, slurmdbd, slurmctld and slurmd as chil
 of this one; `stop()` cancels the cluster's jobs and ends exactly those processes, by PID.
 Accounting goes through slurmdbd into MariaDB, so `sacct` answers as on a real site.
 
-The node has two fake GPUs (empty device files): GRES only needs files to exist, and the
-tests need GPU jobs to be scheduled, not run on a GPU.
+The node has two fake GPUs, empty files named as GRES devices: slurmd logs that they are no
+device files but counts and allocates them, and the tests need GPU jobs scheduled, not run.
 """
 
 from __future__ import annotations
