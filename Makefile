@@ -40,11 +40,14 @@ slurm-test-packages:
 
 lint: $(STAMP)
 	$(BIN)/snakemake --lint
+	for override in workflow/configs/*.yaml; do $(BIN)/snakemake --lint --configfile $$override || exit 1; done
 
 bench: $(STAMP)
 	$(BIN)/python benchmarks/convert_resample.py
 	$(BIN)/python benchmarks/models.py
 	$(BIN)/python benchmarks/training.py
+	$(BIN)/python benchmarks/dag.py
+	$(BIN)/python benchmarks/download.py
 
 clean:
 	rm -rf results logs .snakemake
