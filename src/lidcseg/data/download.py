@@ -163,16 +163,13 @@ class RemoteClient:
 
     def download(self, url: str, dest: Path, what: str, progress: tqdm | None = None,
                  params: dict | None = None, estimate: int | None = None) -> tuple[int, str]:
-        """Stream ``url`` to ``dest`` with retries; return (bytes, MD5 hex). A transfer that
-        ends short of its Content-Length is retried from the start. ``estimate``, the size the
+        """Stream ``url`` to ``dest`` once; return (bytes, MD5 hex). A transfer that ends
+        short of its Content-Length raises RetryableError: the caller's ``retrying`` around
+        the whole fetch-and-verify decides on another attempt. ``estimate``, the size the
         progress bar counted on, is corrected to the Content-Length when one comes."""
-
-        def call():
-            response = self.get(url, what, params, stream=True)
-            with _corrected_total(progress, estimate, response.headers.get("Content-Length")):
-                return _stream_to(response, dest, what, progress)
-
-        return retrying(call, what, self.policy)
+        response = self.get(url, what, params, stream=True)
+        with _corrected_total(progress, estimate, response.headers.get("Content-Length")):
+            return _stream_to(response, dest, what, progress)
 
     def _check_host(self, url: str, what: str) -> None:
         if _origin(url) != self.origin:
