@@ -41,7 +41,7 @@ else:
         threads: 1
         resources:
             mem_mb=1000,
-            runtime=120,
+            runtime=30,  # a series is ~130 MB; SLURM adds up the runtimes of a group's jobs
             downloads=1,
         conda:
             "../../envs/data.yaml"

@@ -19,7 +19,9 @@ rule train:
         settings=lambda wildcards: job_settings(wildcards, "models", "train"),
     log:
         "logs/train/{variant}/seed{seed}.log",
-    threads: config["train"]["threads"]
+    # The step's threads plus one core per loader process: what the job really uses, and what
+    # SLURM reserves (--cpus-per-task).
+    threads: config["train"]["threads"] + config["train"]["workers"]
     resources:
         gpu=1,
         mem_mb=training_memory_mb(),
