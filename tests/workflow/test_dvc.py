@@ -9,6 +9,7 @@ import re
 import shutil
 import subprocess
 from pathlib import Path
+from typing import NamedTuple
 
 import pytest
 import yaml
@@ -34,14 +35,20 @@ GIT_USER = {"GIT_AUTHOR_NAME": "test", "GIT_AUTHOR_EMAIL": "test@example.org",
             "GIT_COMMITTER_NAME": "test", "GIT_COMMITTER_EMAIL": "test@example.org"}
 
 
-def dvc_stages(repo: Path = REPO) -> dict:
-    """DVC's own reading of dvc.yaml (templates resolved): {stage: (outs, deps, params)}."""
+class Stage(NamedTuple):
+    outs: list[str]
+    deps: list[str]  # paths
+    params: list[str]  # config.yaml keys
+
+
+def dvc_stages(repo: Path = REPO) -> dict[str, Stage]:
+    """DVC's own reading of dvc.yaml (templates resolved), by stage name."""
     from dvc.repo import Repo
 
     with Repo(str(repo)) as dvc:
-        return {stage.name: ([out.def_path for out in stage.outs],
-                             [dep.def_path for dep in stage.deps if not hasattr(dep, "params")],
-                             [key for dep in stage.deps if hasattr(dep, "params") for key in dep.params])
+        return {stage.name: Stage([out.def_path for out in stage.outs],
+                                  [dep.def_path for dep in stage.deps if not hasattr(dep, "params")],
+                                  [key for dep in stage.deps if hasattr(dep, "params") for key in dep.params])
                 for stage in dvc.index.stages}
 
 
@@ -52,7 +59,7 @@ def _inside(path: str, folders) -> bool:
 def test_every_rule_output_is_in_a_versioned_folder():
     """Snakemake reruns a job whose input is missing: whatever a rule writes must come back
     with `dvc pull`, intermediates included."""
-    outs = [out for stage_outs, _, _ in dvc_stages().values() for out in stage_outs]
+    outs = [out for stage in dvc_stages().values() for out in stage.outs]
     unversioned = {f"{rule.name}: {folder}" for rule in every_rule().values() for folder in rule.output_folders
                    if not _inside(folder, outs)}
     assert not unversioned, f"rule outputs in no dvc.yaml stage's outs: {sorted(unversioned)}"
@@ -60,12 +67,12 @@ def test_every_rule_output_is_in_a_versioned_folder():
 
 def test_every_config_section_is_a_param_of_a_stage():
     sections = yaml.safe_load((REPO / "config.yaml").read_text())
-    params = {key.split(".")[0] for _, _, stage_params in dvc_stages().values() for key in stage_params}
+    params = {key.split(".")[0] for stage in dvc_stages().values() for key in stage.params}
     assert set(sections) - params == set(), "config.yaml sections no dvc.yaml stage reads as params"
 
 
 def test_every_module_and_rule_file_is_a_dependency_of_a_stage():
-    deps = [dep for _, stage_deps, _ in dvc_stages().values() for dep in stage_deps]
+    deps = [dep for stage in dvc_stages().values() for dep in stage.deps]
     files = [*(REPO / "src/lidcseg").rglob("*.py"), *(REPO / "workflow/rules").glob("*.smk")]
     missing = [str(path.relative_to(REPO)) for path in files if not _inside(str(path.relative_to(REPO)), deps)]
     assert not missing, f"no dvc.yaml stage depends on {missing}"
@@ -87,9 +94,12 @@ def _json(args: list[str], cwd: Path, env: dict):
 
 @pytest.fixture(scope="module")
 def env(tmp_path_factory) -> dict:
-    """The venv first on PATH; DVC kept away from this machine's own config, caches and network."""
+    """The venv first on PATH; DVC kept from this machine's own DVC config and caches, and
+    from the network (no usage reports, no update checks)."""
     home = tmp_path_factory.mktemp("dvc-home")
-    return {**os.environ, **GIT_USER, "PATH": f"{BIN}{os.pathsep}{os.environ['PATH']}", "DVC_NO_ANALYTICS": "1",
+    (home / "global").mkdir()
+    (home / "global/config").write_text("[core]\n    analytics = false\n    check_update = false\n")
+    return {**os.environ, **GIT_USER, "PATH": f"{BIN}{os.pathsep}{os.environ['PATH']}",
             "DVC_GLOBAL_CONFIG_DIR": str(home / "global"), "DVC_SYSTEM_CONFIG_DIR": str(home / "system"),
             "DVC_SITE_CACHE_DIR": str(home / "site-cache")}
 
@@ -165,7 +175,7 @@ def test_repro_runs_every_stage_and_leaves_nothing_to_do(pushed, env):
 
 def test_fresh_clone_after_make_pull_has_everything_and_nothing_to_do(pushed, pulled, env):
     repo, _ = pushed
-    versioned = [folder for outs, _, _ in dvc_stages(repo).values() for folder in outs]
+    versioned = [folder for stage in dvc_stages(repo).values() for folder in stage.outs]
     for folder in versioned:
         original = sorted(p.relative_to(repo) for p in (repo / folder).rglob("*") if p.is_file())
         assert original, f"{folder} is empty in the original"
@@ -203,7 +213,7 @@ def more_epochs(pushed, env) -> Path:
 
 def test_a_training_value_reruns_training_and_what_follows_not_the_data(more_epochs, env):
     assert set(_json([str(BIN / "dvc"), "status", "--json"], more_epochs, env)) == {"train"}
-    data_folders = [out for name in ("scans", "dataset") for out in dvc_stages(more_epochs)[name][0]]
+    data_folders = [out for name in ("scans", "dataset") for out in dvc_stages(more_epochs)[name].outs]
     data_rules = {rule.name for rule in workflow_rules(more_epochs) if rule.output_folders
                   and all(_inside(folder, data_folders) for folder in rule.output_folders)}
     assert {"synthesize", "convert", "split"} <= data_rules
