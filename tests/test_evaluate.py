@@ -101,3 +101,17 @@ def test_bad_files_are_named(evaluated, tmp_path):
     job = make_job(root / "packed", tmp_path)
     with pytest.raises(CheckpointError, match="model.pt"):
         evaluate_model(garbage, root / "packed", [root / "nodules.csv"], tmp_path / "m.json", job.train, SETTINGS)
+
+
+def test_summary_json_is_strict_json_for_dvc_metrics(evaluated, tmp_path):
+    """One seed: no sd; a model that predicts nothing: no precision. Both null, never NaN."""
+    from lidcseg.cli import main
+
+    _, (first, _) = evaluated
+    empty = json.loads(first.read_text())
+    empty["pooled"]["precision"] = float("nan")
+    (tmp_path / "seed7.json").write_text(json.dumps(empty))
+    assert main(["summarize", str(tmp_path / "summary.csv"), str(tmp_path / "seed7.json")]) == 0
+    summary = json.loads((tmp_path / "summary.json").read_text(), parse_constant=lambda name: pytest.fail(name))
+    (row,) = summary.values()
+    assert row["precision"] is None and row["dsc_sd"] is None and "slots" not in row

@@ -443,10 +443,18 @@ def _run_summarize(args) -> None:
 
     rows = summarize_runs(args.metrics)
     write_rows(rows, args.out_csv, [k for k in rows[0] if k != "slots"])
-    write_json({r["variant"]: {k: v for k, v in r.items() if k != "variant"} for r in rows},
-               args.out_csv.with_suffix(".json"))
+    # The JSON is what `dvc metrics show` reads: figures only, and null (valid JSON) where
+    # a figure is undefined (no sd from one seed, no precision without a predicted pixel).
+    write_json({r["variant"]: {k: _json_number(v) for k, v in r.items() if k not in ("variant", "slots")}
+                for r in rows}, args.out_csv.with_suffix(".json"))
     for r in rows:
         log.info("%-12s pooled DSC %.4f", r["variant"], r["dsc"])
+
+
+def _json_number(value):
+    import math
+
+    return None if value == "" or (isinstance(value, float) and math.isnan(value)) else value
 
 
 def _add_readers(stages) -> None:
