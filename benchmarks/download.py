@@ -28,7 +28,7 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
 from lidcseg.data.archive import Selection, download_lidc  # noqa: E402
-from lidcseg.data.download import RetryPolicy  # noqa: E402
+from lidcseg.data.remote import RetryPolicy  # noqa: E402
 from lidcseg.data.idc import IdcSettings, IdcSource  # noqa: E402
 from lidcseg.data.synthesize import STORAGES, SeriesIds, to_stored, write_ct_series  # noqa: E402
 from lidcseg.data.tcia import TciaSettings, TciaSource  # noqa: E402

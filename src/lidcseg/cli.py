@@ -92,7 +92,7 @@ def _run_synthesize(args) -> None:
 
 
 def _add_download(stages) -> None:
-    from lidcseg.data.download import RetryPolicy
+    from lidcseg.data.remote import RetryPolicy
     from lidcseg.data.idc import IdcSettings
     from lidcseg.data.tcia import TciaSettings
 
@@ -123,7 +123,7 @@ def _add_download(stages) -> None:
 
 def _run_download(args) -> None:
     from lidcseg.data.archive import Selection, download_lidc, make_source
-    from lidcseg.data.download import RetryPolicy
+    from lidcseg.data.remote import RetryPolicy
     from lidcseg.data.idc import IdcSettings
     from lidcseg.data.tcia import TciaSettings
 

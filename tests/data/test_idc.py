@@ -6,8 +6,9 @@ from __future__ import annotations
 import pytest
 
 from lidcseg.data.archive import Selection, download_lidc, processed_series
-from lidcseg.data.download import DownloadError, RetryPolicy, partial_folder
+from lidcseg.data.download import partial_folder
 from lidcseg.data.idc import IdcSettings, IdcSource
+from lidcseg.data.remote import DownloadError, RetryPolicy
 from lidcseg.data.volume import read_json
 from tests.archive_servers import Archive, s3_server, tiny_series, write_idc_index
 from tests.data.network_guard import only_loopback, pylidc_scans

@@ -13,7 +13,7 @@ import pytest
 
 from lidcseg.data.archive import Selection, download_lidc, resolve
 from lidcseg.data.dicom import read_series
-from lidcseg.data.download import DownloadError, RetryPolicy
+from lidcseg.data.remote import DownloadError, RetryPolicy
 from lidcseg.data.tcia import TciaSettings, TciaSource
 from lidcseg.data.volume import read_json
 from lidcseg.errors import UnknownPatientError

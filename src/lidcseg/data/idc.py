@@ -22,8 +22,14 @@ from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import quote
 
-from lidcseg.data.download import (DownloadError, FetchedSeries, RemoteClient, RemoteSeries, RetryPolicy,
-                                   add_to_total, retrying, safe_member_name)
+from lidcseg.data.download import FetchedSeries, RemoteSeries, safe_member_name
+from lidcseg.data.remote import (
+    DownloadError,
+    RemoteClient,
+    RetryPolicy,
+    add_to_total,
+    retrying,
+)
 from lidcseg.data.tcia import CorruptSeries, check_instances
 
 S3_NS = {"s3": "http://s3.amazonaws.com/doc/2006-03-01/"}

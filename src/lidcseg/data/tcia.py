@@ -23,8 +23,14 @@ import zipfile
 from dataclasses import dataclass
 from pathlib import Path
 
-from lidcseg.data.download import (DownloadError, FetchedSeries, RemoteClient, RemoteSeries, RetryableError,
-                                   RetryPolicy, md5_of, retrying, safe_extract)
+from lidcseg.data.download import FetchedSeries, RemoteSeries, md5_of, safe_extract
+from lidcseg.data.remote import (
+    DownloadError,
+    RemoteClient,
+    RetryableError,
+    RetryPolicy,
+    retrying,
+)
 
 KEPT_SUFFIXES = (".dcm", ".xml")
 MD5_LIST = "md5hashes.csv"
