@@ -10,7 +10,6 @@ last run. Target: under 10 s. Prints figures only; it asserts nothing.
 from __future__ import annotations
 
 import argparse
-import shutil
 import statistics
 import subprocess
 import sys
@@ -19,6 +18,10 @@ import time
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))
+
+from tests.workflow.test_workflow import _copy_workflow  # noqa: E402  (what the workflow tests copy)
+
 SNAKEMAKE = Path(sys.executable).parent / "snakemake"
 
 
@@ -43,11 +46,7 @@ def main() -> None:
     parser.add_argument("--config", default="workflow/configs/lidc-paper.yaml")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
-        workdir = Path(tmp)
-        for name in ("Snakefile", "config.yaml"):
-            shutil.copy(REPO / name, workdir / name)
-        for name in ("workflow", "envs"):
-            shutil.copytree(REPO / name, workdir / name)
+        workdir = _copy_workflow(Path(tmp))
         times = []
         for _ in range(args.repeat):
             seconds, stdout = dry_run(workdir, args.config)

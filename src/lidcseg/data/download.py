@@ -30,8 +30,8 @@ from pathlib import Path, PurePosixPath
 
 from tqdm import tqdm
 
-from lidcseg.data.remote import CHUNK_BYTES, DownloadError, reason_of
-from lidcseg.data.volume import write_json
+from lidcseg.data.remote import CHUNK_BYTES, DownloadError, RetryableError, reason_of
+from lidcseg.data.volume import read_json, write_json
 
 log = logging.getLogger(__name__)
 
@@ -75,25 +75,45 @@ def safe_member_name(name: str, where: str) -> PurePosixPath:
     return path
 
 
-def safe_extract(zip_path: Path, dest: Path, where: str, keep: Callable[[str], bool]) -> list[str]:
+class CorruptSeries(RetryableError):
+    """What arrived is not the series the archive lists: a damaged zip, a wrong MD5, files
+    missing. Worth another fetch: bytes get damaged in transit, proxies cut transfers short."""
+
+
+@dataclass
+class Extracted:
+    left_out: list[str]  # entries not kept
+    md5: dict[str, str]  # kept file name -> MD5 hex, computed while writing it
+
+
+def safe_extract(zip_path: Path, dest: Path, where: str, keep: Callable[[str], bool]) -> Extracted:
     """Extract the entries ``keep`` accepts into ``dest`` after checking every entry: no path
-    outside ``dest``, no links or special files; CRCs are checked while reading. Returns
-    the names of the entries left out."""
+    outside ``dest``, no links or special files. CRCs are checked and MD5s computed while
+    reading, so each file is read once; a damaged zip raises CorruptSeries."""
     try:
         with zipfile.ZipFile(zip_path) as archive:
             members = [info for info in archive.infolist() if not info.is_dir()]
             _check_members(members, where)
-            left_out = []
+            extracted = Extracted([], {})
             for info in members:
                 if not keep(info.filename):
-                    left_out.append(info.filename)
+                    extracted.left_out.append(info.filename)
                     continue
-                target = dest / safe_member_name(info.filename, where).name
-                with archive.open(info) as source, open(target, "wb") as out:
-                    shutil.copyfileobj(source, out, CHUNK_BYTES)
-            return left_out
+                name = safe_member_name(info.filename, where).name
+                with archive.open(info) as source:
+                    extracted.md5[name] = _copy_hashing(source, dest / name)
+            return extracted
     except (zipfile.BadZipFile, zipfile.LargeZipFile, EOFError, zlib.error, NotImplementedError) as exc:
-        raise DownloadError(f"{where}: corrupt zip ({reason_of(exc)})") from exc
+        raise CorruptSeries(f"{where}: corrupt zip ({reason_of(exc)})") from exc
+
+
+def _copy_hashing(source, target: Path) -> str:
+    digest = hashlib.md5()
+    with open(target, "wb") as out:
+        for chunk in iter(lambda: source.read(CHUNK_BYTES), b""):
+            out.write(chunk)
+            digest.update(chunk)
+    return digest.hexdigest()
 
 
 def _check_members(members: list[zipfile.ZipInfo], where: str) -> None:
@@ -110,12 +130,26 @@ def _check_members(members: list[zipfile.ZipInfo], where: str) -> None:
         seen.add(name)
 
 
-def md5_of(path: Path) -> str:
-    digest = hashlib.md5()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(CHUNK_BYTES), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
+def empty_folder(folder: Path) -> Path:
+    shutil.rmtree(folder, ignore_errors=True)
+    folder.mkdir(parents=True)
+    return folder
+
+
+def check_instances(folder: Path, series: RemoteSeries, what: str) -> None:
+    """As many DICOM files as the archive lists, and of the series that was asked for."""
+    from lidcseg.data.dicom import series_identity
+    from lidcseg.errors import ScanError
+
+    n_files = sum(1 for p in folder.iterdir() if p.suffix.lower() == ".dcm")
+    if n_files != series.n_instances:
+        raise CorruptSeries(f"{what}: {n_files} DICOM files arrived, the archive lists {series.n_instances}")
+    try:
+        _, series_uid = series_identity(folder)
+    except ScanError as exc:
+        raise CorruptSeries(f"{what}: {exc}") from exc
+    if series_uid != series.series_uid:
+        raise DownloadError(f"{what}: the files are of series {series_uid}, not the one asked for")
 
 
 def series_folder(root: Path, series: RemoteSeries) -> Path:
@@ -247,7 +281,5 @@ def patient_manifest(root: Path, main: RemoteSeries, items: list[RemoteSeries]) 
 
 
 def _read_download_record(folder: Path) -> dict:
-    from lidcseg.data.volume import read_json
-
     path = folder / ".lidcseg-download.json"
     return read_json(path) if path.is_file() else {}

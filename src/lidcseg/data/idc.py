@@ -22,7 +22,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import quote
 
-from lidcseg.data.download import FetchedSeries, RemoteSeries, safe_member_name
+from lidcseg.data.download import CorruptSeries, FetchedSeries, RemoteSeries, check_instances, safe_member_name
 from lidcseg.data.remote import (
     DownloadError,
     RemoteClient,
@@ -30,7 +30,6 @@ from lidcseg.data.remote import (
     add_to_total,
     retrying,
 )
-from lidcseg.data.tcia import CorruptSeries, check_instances
 
 S3_NS = {"s3": "http://s3.amazonaws.com/doc/2006-03-01/"}
 PLAIN_MD5 = re.compile(r"^[0-9a-f]{32}$")

@@ -23,22 +23,12 @@ import zipfile
 from dataclasses import dataclass
 from pathlib import Path
 
-from lidcseg.data.download import FetchedSeries, RemoteSeries, md5_of, safe_extract
-from lidcseg.data.remote import (
-    DownloadError,
-    RemoteClient,
-    RetryableError,
-    RetryPolicy,
-    retrying,
-)
+from lidcseg.data.download import (CorruptSeries, FetchedSeries, RemoteSeries, check_instances, empty_folder,
+                                   safe_extract)
+from lidcseg.data.remote import DownloadError, RemoteClient, RetryPolicy, retrying
 
 KEPT_SUFFIXES = (".dcm", ".xml")
 MD5_LIST = "md5hashes.csv"
-
-
-class CorruptSeries(RetryableError):
-    """What arrived is not the series the archive lists (worth one more fetch: bytes get
-    damaged in transit, proxies cut transfers short)."""
 
 
 @dataclass(frozen=True)
@@ -86,20 +76,14 @@ class TciaSource:
         url = self.client.url(f"{self.settings.api_version}/{endpoint}")
         n_bytes, _ = self.client.download(url, zip_path, what, progress, {"SeriesInstanceUID": series.series_uid},
                                           estimate=series.size_bytes)
-        folder = work_dir / "files"
-        _empty(folder)
-        try:
-            left_out = safe_extract(zip_path, folder, what, keep=lambda name: name.lower().endswith(KEPT_SUFFIXES))
-        except DownloadError as exc:
-            if "corrupt zip" in str(exc):
-                raise CorruptSeries(str(exc)) from exc
-            raise
-        md5_verified = self.settings.md5 and _check_md5(zip_path, folder, what)
+        folder = empty_folder(work_dir / "files")
+        extracted = safe_extract(zip_path, folder, what, keep=lambda name: name.lower().endswith(KEPT_SUFFIXES))
+        md5_verified = self.settings.md5 and _check_md5(zip_path, extracted.md5, what)
         check_instances(folder, series, what)
         zip_path.unlink()
         return FetchedSeries(folder, series.n_instances, n_bytes, md5_verified,
                              annotations=sorted(p.name for p in folder.glob("*.xml")),
-                             left_out=[name for name in left_out if name != MD5_LIST])
+                             left_out=[name for name in extracted.left_out if name != MD5_LIST])
 
 
 def _remote_series(row: dict, what: str) -> RemoteSeries:
@@ -112,43 +96,21 @@ def _remote_series(row: dict, what: str) -> RemoteSeries:
         raise DownloadError(f"{what}: a series entry lacks {exc} ({row})") from exc
 
 
-def _empty(folder: Path) -> None:
-    import shutil
-
-    shutil.rmtree(folder, ignore_errors=True)
-    folder.mkdir(parents=True)
-
-
-def _check_md5(zip_path: Path, folder: Path, what: str) -> bool:
-    """Every kept file against the service's MD5 list; every DICOM file must be on it."""
+def _check_md5(zip_path: Path, extracted_md5: dict[str, str], what: str) -> bool:
+    """Every kept file's MD5 (computed while extracting) against the service's list; every
+    DICOM file must be on it."""
     with zipfile.ZipFile(zip_path) as archive:
         if MD5_LIST not in archive.namelist():
             raise CorruptSeries(f"{what}: the zip has no {MD5_LIST} (asked for getImageWithMD5Hash)")
         text = archive.read(MD5_LIST).decode("utf-8-sig")
     listed = {Path(row["Filename"].replace("\\", "/")).name: row["MD5Hash"].strip().lower()
               for row in csv.DictReader(io.StringIO(text))}
-    for path in sorted(folder.iterdir()):
-        expected = listed.get(path.name)
+    for name, md5 in sorted(extracted_md5.items()):
+        expected = listed.get(name)
         if expected is None:
-            if path.suffix.lower() == ".dcm":
-                raise CorruptSeries(f"{what}: {path.name} is not in the service's {MD5_LIST}")
+            if name.lower().endswith(".dcm"):
+                raise CorruptSeries(f"{what}: {name} is not in the service's {MD5_LIST}")
             continue
-        if md5_of(path) != expected:
-            raise CorruptSeries(f"{what}: MD5 of {path.name} does not match the service's {MD5_LIST}")
+        if md5 != expected:
+            raise CorruptSeries(f"{what}: MD5 of {name} does not match the service's {MD5_LIST}")
     return True
-
-
-def check_instances(folder: Path, series: RemoteSeries, what: str) -> None:
-    """As many DICOM files as the archive lists, and of the series that was asked for."""
-    from lidcseg.data.dicom import series_identity
-    from lidcseg.errors import ScanError
-
-    n_files = sum(1 for p in folder.iterdir() if p.suffix.lower() == ".dcm")
-    if n_files != series.n_instances:
-        raise CorruptSeries(f"{what}: {n_files} DICOM files arrived, the archive lists {series.n_instances}")
-    try:
-        _, series_uid = series_identity(folder)
-    except ScanError as exc:
-        raise CorruptSeries(f"{what}: {exc}") from exc
-    if series_uid != series.series_uid:
-        raise DownloadError(f"{what}: the files are of series {series_uid}, not the one asked for")
