@@ -36,7 +36,7 @@ test: $(STAMP) slurm-test-packages
 	$(BIN)/pytest
 
 slurm-test-packages:
-	@sh tests/slurm/install-debian-packages.sh
+	@sh tests/support/slurm/install-debian-packages.sh
 
 lint: $(STAMP)
 	$(BIN)/snakemake --lint

@@ -25,14 +25,16 @@ from pathlib import Path
 import numpy as np
 from scipy import ndimage
 
-from lidcseg.data.dicom import read_series
-from lidcseg.data.pylidc_compat import scan_for_patient, set_dicom_root
+from lidcseg import config
+from lidcseg.data.dicom.series import read_series
+from lidcseg.data.lidc.database import scan_for_patient, set_dicom_root
 from lidcseg.data.resample import plan_grid, resample_image
-from lidcseg.data.synthesize import synthesize_patient
-from lidcseg.data.volume import save_nifti
-
-SPACING = (0.68, 0.68, 2.0)
-SIZE = (512, 512)
+from lidcseg.data.synthetic.synthesize import synthesize_patient
+from lidcseg.io import save_nifti
+# The embedded default's settings: the paper's grid (0.68 x 0.68 x 2.0 mm, 512 x 512).
+DEFAULTS = config.load(Path(__file__).resolve().parents[1] / "config.yaml")
+SPACING = DEFAULTS.resample.spacing_mm
+SIZE = DEFAULTS.resample.image_size
 
 
 def drop_page_cache(files: list[Path]) -> None:
@@ -64,16 +66,16 @@ def bare_read(files):
 
 def lidcseg_in_memory(series_dir):
     def run():
-        volume, _ = read_series(series_dir)
-        return resample_image(volume, plan_grid(volume, SPACING, SIZE))
+        volume, _ = read_series(series_dir, DEFAULTS.convert)
+        return resample_image(volume, plan_grid(volume, SPACING, SIZE), DEFAULTS.resample.image_interpolation, DEFAULTS.resample.pad_hu)
     return run
 
 
 def lidcseg_with_writes(series_dir, out_dir):
     def run():
-        volume, _ = read_series(series_dir)
+        volume, _ = read_series(series_dir, DEFAULTS.convert)
         save_nifti(volume, out_dir / "hu.nii.gz")
-        save_nifti(resample_image(volume, plan_grid(volume, SPACING, SIZE)), out_dir / "image.nii.gz")
+        save_nifti(resample_image(volume, plan_grid(volume, SPACING, SIZE), DEFAULTS.resample.image_interpolation, DEFAULTS.resample.pad_hu), out_dir / "image.nii.gz")
     return run
 
 
@@ -99,11 +101,11 @@ def main() -> None:
     series_dir = next((workdir / args.patient).glob("*/*"), None) if (workdir / args.patient).exists() else None
     if series_dir is None:
         start = time.perf_counter()
-        series_dir, _ = synthesize_patient(args.patient, workdir, seed=0)
+        series_dir, _ = synthesize_patient(args.patient, workdir, 0, DEFAULTS.synthesize.noise_hu, DEFAULTS.synthesize.storage)
         print(f"synthesized {args.patient} in {time.perf_counter() - start:.1f} s")
     files = sorted(series_dir.glob("*.dcm"))
     size_mb = sum(p.stat().st_size for p in files) / 1e6
-    volume, info = read_series(series_dir)
+    volume, info = read_series(series_dir, DEFAULTS.convert)
     print(f"series: {args.patient} (synthetic), {volume.array.shape[0]} x {volume.array.shape[1]} x "
           f"{info.n_slices} slices, {volume.spacing[0]:.3f} mm pixels, {volume.spacing[2]} mm slices, "
           f"{size_mb:.0f} MB in {len(files)} files; {os.cpu_count()} CPUs")

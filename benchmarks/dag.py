@@ -20,7 +20,7 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from tests.workflow.test_workflow import _copy_workflow  # noqa: E402  (what the workflow tests copy)
+from tests.support.workflow import copy_workflow  # noqa: E402  (what the workflow tests copy)
 
 SNAKEMAKE = Path(sys.executable).parent / "snakemake"
 
@@ -46,7 +46,7 @@ def main() -> None:
     parser.add_argument("--config", default="workflow/configs/lidc-paper.yaml")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
-        workdir = _copy_workflow(Path(tmp))
+        workdir = copy_workflow(Path(tmp))
         times = []
         for _ in range(args.repeat):
             seconds, stdout = dry_run(workdir, args.config)

@@ -20,6 +20,7 @@ import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -27,14 +28,15 @@ import numpy as np
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from lidcseg.data.archive import Selection, download_lidc  # noqa: E402
-from lidcseg.data.remote import RetryPolicy  # noqa: E402
-from lidcseg.data.idc import IdcSettings, IdcSource  # noqa: E402
-from lidcseg.data.synthesize import STORAGES, SeriesIds, to_stored, write_ct_series  # noqa: E402
-from lidcseg.data.tcia import TciaSettings, TciaSource  # noqa: E402
-from tests.archive_servers import (Archive, _S3Handler, nbia_server, s3_server, series_from_folder,  # noqa: E402
+from lidcseg.data.sources.selection import Selection, download_lidc  # noqa: E402
+from lidcseg.data.sources.remote import RetryPolicy  # noqa: E402
+from lidcseg import config  # noqa: E402
+from lidcseg.data.sources.idc import IdcSource  # noqa: E402
+from lidcseg.data.synthetic.synthesize import STORAGES, SeriesIds, to_stored, write_ct_series  # noqa: E402
+from lidcseg.data.sources.tcia import TciaSource  # noqa: E402
+from tests.support.archive_servers import (Archive, S3Handler, nbia_server, s3_server, series_from_folder,  # noqa: E402
                                    write_idc_index)
-from tests.data.network_guard import pylidc_scans  # noqa: E402
+from tests.support.network_guard import pylidc_scans  # noqa: E402
 
 
 def full_size_archive(n_series: int, n_slices: int, staging: Path) -> Archive:
@@ -69,18 +71,19 @@ def main() -> None:
         megabytes = sum(len(b) for s in archive.series.values() for b in s.files.values()) / 1e6
         for series in archive.series.values():  # zipped once, before any timing
             archive.zipped(series, with_md5=True)
-        policy = RetryPolicy(retries=0, timeout_s=60)
+        download = config.load(REPO / "config.yaml").download  # the archive's collection names
+        policy = RetryPolicy(retries=0, backoff_s=0, timeout_s=60)
         with served(nbia_server, archive) as url:
             base = f"{url}/nbia-api/services"
             transfer = _transfer_only(base, archive, args.parallel)
-            seconds = timed(TciaSource(TciaSettings(base), policy), patients, tmp / "tcia", args.parallel)
+            seconds = timed(TciaSource(replace(download.tcia, base_url=base), policy), patients, tmp / "tcia", args.parallel)
         print(f"tcia: {args.series} series, {megabytes:.0f} MB of DICOM in {seconds:.1f} s = "
               f"{megabytes / seconds:.0f} MB/s; the zips alone, fetched to memory unchecked, {transfer:.1f} s "
               f"({args.parallel} series at once)")
         index = write_idc_index(tmp / "index.parquet", archive)
-        _S3Handler.page_size = 1000  # S3's own page size (the tests page by 3)
+        S3Handler.page_size = 1000  # S3's own page size (the tests page by 3)
         with served(s3_server, archive) as url:
-            seconds = timed(IdcSource(IdcSettings(url, str(index)), policy, args.parallel), patients, tmp / "idc", 1)
+            seconds = timed(IdcSource(replace(download.idc, endpoint=url, index=str(index)), policy, args.parallel), patients, tmp / "idc", 1)
         print(f"idc:  {args.series} series, {megabytes:.0f} MB in {seconds:.1f} s = {megabytes / seconds:.0f} MB/s "
               f"({args.parallel} files at once, series one after the other)")
         shutil.rmtree(tmp / "staging")

@@ -27,12 +27,12 @@ from torch.utils.data import DataLoader
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from lidcseg.config import load, run_variants  # noqa: E402
-from lidcseg.data.dataset import PackedSplit  # noqa: E402
-from lidcseg.data.samples import EpochSampler, TrainingSamples, seed_worker  # noqa: E402
-from lidcseg.losses import dice_bce_loss  # noqa: E402
+from lidcseg.data.dataset.packed import PackedSplit  # noqa: E402
+from lidcseg.training.augment import EpochSampler, TrainingSamples, seed_worker  # noqa: E402
+from lidcseg.training.losses import dice_bce_loss  # noqa: E402
 from lidcseg.models.registry import variants_from_config  # noqa: E402
 from lidcseg.models.unet import build_model  # noqa: E402
-from lidcseg.runtime import autocast, memory_format, pick_device  # noqa: E402
+from lidcseg.training.runtime import autocast, memory_format, pick_device  # noqa: E402
 
 PAPER_TRAIN, PAPER_VAL = 4944, 1236
 PAPER_CONFIG = Path(__file__).resolve().parents[1] / "workflow" / "configs" / "lidc-paper.yaml"
@@ -139,7 +139,7 @@ def _paper_estimate(rates: dict, epochs: int) -> None:
 def _packed_train(packed: Path) -> PackedSplit:
     if (packed / "train.images.npy").exists():
         return PackedSplit(packed, "train")
-    from tests.test_train import write_packed  # a made-up dataset when the workflow has not run
+    from tests.support.packed import write_packed  # a made-up dataset when the workflow has not run
 
     root = Path(tempfile.mkdtemp())
     return PackedSplit(write_packed(root, size=512, per_patient=20), "train")

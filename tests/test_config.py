@@ -9,8 +9,9 @@ import yaml
 
 from lidcseg import config
 from lidcseg.cli import main
+from lidcseg.data.lidc.database import patient_ids
 from lidcseg.errors import ConfigError
-from tests.conftest import REPO
+from tests.support.paths import REPO
 
 DEFAULT = yaml.safe_load((REPO / "config.yaml").read_text())
 
@@ -70,8 +71,8 @@ def test_unknown_key_is_refused_by_name(where, key):
 
 
 def test_patients_all_is_every_patient_of_the_database():
-    assert len(config.patient_ids({"patients": "all"})) == 1010
-    assert config.patient_ids({"patients": ["LIDC-IDRI-0002", "LIDC-IDRI-0001"]}) == ["LIDC-IDRI-0002", "LIDC-IDRI-0001"]
+    assert len(patient_ids({"patients": "all"})) == 1010
+    assert patient_ids({"patients": ["LIDC-IDRI-0002", "LIDC-IDRI-0001"]}) == ["LIDC-IDRI-0002", "LIDC-IDRI-0001"]
 
 
 def test_missing_section_is_named():

@@ -22,8 +22,8 @@ from pathlib import Path
 import pytest
 import yaml
 
-from tests.conftest import REPO
-from tests.snakemake_rules import every_rule
+from tests.support.paths import REPO
+from tests.support.snakemake_rules import every_rule
 
 ENVS = sorted((REPO / "envs").glob("*.yaml"))
 SRC = REPO / "src"
@@ -208,14 +208,20 @@ def test_import_scan_sees_the_heavy_imports():
 
 @lru_cache(maxsize=None)
 def third_party_imports(command: str) -> frozenset[str]:
-    """Top-level third-party modules imported by cli.py and the command's function, following
-    every import of the package (at module level or inside functions, so more, never less)."""
-    cli = ast.parse((SRC / "lidcseg/cli.py").read_text())
-    function = _command_functions(cli)[command]
-    start = [name for node in cli.body if isinstance(node, (ast.Import, ast.ImportFrom))
-             for name in _imported(node, "lidcseg.cli")]
-    start += _imported(function, "lidcseg.cli")
-    seen, found = set(), set()
+    """Top-level third-party modules imported by the command's module of lidcseg/cli/ and its
+    function, following every import of the package (at module level or inside functions, so
+    more, never less). `lidcseg.cli` itself is not followed: it imports each group module,
+    whose module level imports only lidcseg.cli.base; a group's code is imported inside its
+    functions, and only the function of the command run is."""
+    from lidcseg.cli import command_module
+
+    group = command_module(command)
+    tree = ast.parse(_module_path(group).read_text())
+    function = _command_functions(tree)[command]
+    start = [name for node in tree.body if isinstance(node, (ast.Import, ast.ImportFrom))
+             for name in _imported(node, group)]
+    start += _imported(function, group)
+    seen, found = {"lidcseg.cli"}, set()
     while start:
         name = start.pop()
         if name.split(".")[0] != "lidcseg":
@@ -231,11 +237,11 @@ def third_party_imports(command: str) -> frozenset[str]:
     return frozenset(found - set(sys.stdlib_module_names) - {"__future__"})
 
 
-def _command_functions(cli: ast.Module) -> dict[str, str]:
-    """`_stage(stages, "name", _run_name, ...)` -> {"name": the _run_name function node}."""
-    functions = {node.name: node for node in cli.body if isinstance(node, ast.FunctionDef)}
-    return {node.args[1].value: functions[node.args[2].id] for node in ast.walk(cli)
-            if isinstance(node, ast.Call) and getattr(node.func, "id", None) == "_stage"}
+def _command_functions(group: ast.Module) -> dict[str, ast.FunctionDef]:
+    """`command(stages, "name", run_name, ...)` -> {"name": the run_name function node}."""
+    functions = {node.name: node for node in group.body if isinstance(node, ast.FunctionDef)}
+    return {node.args[1].value: functions[node.args[2].id] for node in ast.walk(group)
+            if isinstance(node, ast.Call) and getattr(node.func, "id", None) == "command"}
 
 
 def _imported(tree: ast.AST, module: str) -> list[str]:

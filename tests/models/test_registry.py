@@ -9,8 +9,8 @@ import yaml
 
 from lidcseg import config
 from lidcseg.errors import ConfigError
-from lidcseg.models.registry import block_names, declared_blocks, get_block, register_block
-from tests.conftest import REPO
+from lidcseg.models.registry import block_names, declared_blocks, get_block, register_block, variants_from_config
+from tests.support.paths import REPO
 
 
 def test_a_second_block_with_a_taken_name_is_refused():
@@ -36,5 +36,11 @@ def test_bad_variant_fails_at_validation_naming_it(slots, key):
     data = copy.deepcopy(data)
     data["models"]["variants"]["mine"] = slots
     with pytest.raises(ConfigError) as info:
-        config.validate(data)
+        _validate_as_the_workflow_does(data)
     assert info.value.key == key
+
+
+def _validate_as_the_workflow_does(data: dict) -> None:
+    """common.smk and `lidcseg check-config`: the schema, then the registry's attention blocks."""
+    config.validate(data)
+    variants_from_config(data["models"]["variants"])

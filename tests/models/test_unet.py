@@ -11,7 +11,7 @@ import torch
 from lidcseg import config
 from lidcseg.models.registry import variants_from_config
 from lidcseg.models.unet import build_model
-from tests.conftest import REPO
+from tests.support.paths import REPO
 
 MODELS = config.load(REPO / "config.yaml").models.as_dict()
 VARIANTS = variants_from_config(MODELS["variants"])

@@ -6,9 +6,9 @@ import matplotlib.image
 import numpy as np
 import pytest
 
-from lidcseg.data.dataset import PackedSplit
+from lidcseg.data.dataset.packed import PackedSplit
 from lidcseg.report import figures
-from tests.test_train import write_packed
+from tests.support.packed import write_packed
 
 
 @pytest.fixture(scope="module")

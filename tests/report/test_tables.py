@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from lidcseg.evaluate import MetricsFileError
+from lidcseg.evaluation.summary import MetricsFileError
 from lidcseg.report.paper import TABLE2
 from lidcseg.report.tables import write_tables
 

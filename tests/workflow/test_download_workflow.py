@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import pytest
 
-from lidcseg.data.synthesize import synthesize_patient
-from lidcseg.data.volume import read_json, read_rows
-from tests.archive_servers import Archive, nbia_server, series_from_folder
-from tests.workflow.test_workflow import _copy_workflow, _snakemake
+from lidcseg.data.synthetic.synthesize import synthesize_patient
+from lidcseg.io import read_json, read_rows
+from tests.support.archive_servers import Archive, nbia_server, series_from_folder
+from tests.support.defaults import DEFAULTS
+from tests.support.workflow import copy_workflow, snakemake
 
 pytestmark = pytest.mark.workflow
 
@@ -20,7 +21,8 @@ def archive_server(tmp_path_factory):
     staging = tmp_path_factory.mktemp("staging")
     archive = Archive()
     for patient in PATIENTS:
-        folder, _ = synthesize_patient(patient, staging, seed=3)
+        folder, _ = synthesize_patient(patient, staging, seed=3, noise_hu=DEFAULTS.synthesize.noise_hu,
+                                       storage=DEFAULTS.synthesize.storage)
         manifest = read_json(staging / patient / "series.json")
         served = series_from_folder(folder, patient, manifest["study_instance_uid"], manifest["series_instance_uid"])
         served.files["158.xml"] = b"<LidcReadMessage/>"  # TCIA's zips carry the LIDC XML
@@ -30,7 +32,7 @@ def archive_server(tmp_path_factory):
 
 
 def test_snakemake_runs_the_data_path_from_the_archive(archive_server, tmp_path):
-    workdir = _copy_workflow(tmp_path)
+    workdir = copy_workflow(tmp_path)
     first_uid = next(iter(archive_server.archive.series))
     archive_server.archive.faults[first_uid] = ["drop"]
     (workdir / "tcia.yaml").write_text(f"""\
@@ -53,7 +55,7 @@ split:
   val_fraction: 0.2
   stratify: none
 """)
-    result = _snakemake(workdir, "results/dataset/packed/dataset.json", "--cores", "all", "--configfile", "tcia.yaml")
+    result = snakemake(workdir, "results/dataset/packed/dataset.json", "--cores", "all", "--configfile", "tcia.yaml")
     assert result.returncode == 0, result.stderr[-3000:]
     for patient in PATIENTS:
         manifest = read_json(workdir / "resources/lidc" / patient / "series.json")

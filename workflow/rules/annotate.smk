@@ -12,8 +12,7 @@ rule annotate:
         summary="results/masks/{patient}.json",
     params:
         patient_dir=patient_dir,
-        consensus=config["annotate"]["consensus"],
-        min_diameter=config["annotate"]["min_diameter_mm"],
+        settings=settings("annotate"),
     log:
         "logs/annotate/{patient}.log",
     threads: 1
@@ -23,5 +22,5 @@ rule annotate:
     conda:
         "../../envs/data.yaml"
     shell:
-        "lidcseg annotate {params.patient_dir} {output.mask} --reference {input.reference}"
-        " --consensus {params.consensus} --min-diameter {params.min_diameter} > {log} 2>&1"
+        "lidcseg annotate {params.patient_dir:q} {output.mask:q} --reference {input.reference:q}"
+        " --settings {params.settings:q} > {log:q} 2>&1"

@@ -10,7 +10,7 @@ rule inspect:
         record="results/qc/{patient}.json",
     params:
         patient_dir=lambda wildcards: os.path.join(RAW, wildcards.patient),
-        checks=series_check_args(),
+        settings=settings("convert"),
     log:
         "logs/inspect/{patient}.log",
     threads: 1
@@ -20,8 +20,8 @@ rule inspect:
     conda:
         "../../envs/data.yaml"
     shell:
-        "lidcseg inspect {params.patient_dir} {output.record} --patient {wildcards.patient}"
-        " {params.checks} > {log} 2>&1"
+        "lidcseg inspect {params.patient_dir:q} {output.record:q} --patient {wildcards.patient:q}"
+        " --settings {params.settings:q} > {log:q} 2>&1"
 
 
 checkpoint screen:
@@ -38,7 +38,7 @@ checkpoint screen:
     conda:
         "../../envs/data.yaml"
     shell:
-        "lidcseg screen {input.records} --out {output.table} > {log} 2>&1"
+        "lidcseg screen {input.records:q} --out {output.table:q} > {log:q} 2>&1"
 
 
 rule convert:
@@ -50,7 +50,7 @@ rule convert:
         info="results/hu/{patient}.json",
     params:
         patient_dir=patient_dir,
-        checks=series_check_args(),
+        settings=settings("convert"),
     log:
         "logs/convert/{patient}.log",
     threads: 1
@@ -60,5 +60,5 @@ rule convert:
     conda:
         "../../envs/data.yaml"
     shell:
-        "lidcseg convert {params.patient_dir} {output.volume} --info {output.info}"
-        " {params.checks} > {log} 2>&1"
+        "lidcseg convert {params.patient_dir:q} {output.volume:q} --info {output.info:q}"
+        " --settings {params.settings:q} > {log:q} 2>&1"

@@ -10,9 +10,7 @@ rule extract:
         slices="results/slices/{patient}.npz",
         rows="results/slices/{patient}.csv",
     params:
-        min_area=config["extract"]["min_area_mm2"],
-        centre=config["extract"]["window_centre"],
-        width=config["extract"]["window_width"],
+        settings=settings("extract"),
     log:
         "logs/extract/{patient}.log",
     threads: 1
@@ -22,16 +20,15 @@ rule extract:
     conda:
         "../../envs/data.yaml"
     shell:
-        "lidcseg extract {input.image} {input.mask} {input.nodules} {output.slices}"
-        " --patient {wildcards.patient} --min-area-mm2 {params.min_area}"
-        " --window-centre {params.centre} --window-width {params.width} > {log} 2>&1"
+        "lidcseg extract {input.image:q} {input.mask:q} {input.nodules:q} {output.slices:q}"
+        " --patient {wildcards.patient:q} --settings {params.settings:q} > {log:q} 2>&1"
 
 
 rule archive_flow:
     output:
         counts="results/dataset/archive_flow.json",
     params:
-        rule=flow_rule_args(),
+        settings=settings("annotate", "extract", "resample"),
     log:
         "logs/archive_flow.log",
     threads: 1
@@ -41,7 +38,7 @@ rule archive_flow:
     conda:
         "../../envs/data.yaml"
     shell:
-        "lidcseg archive-flow {output.counts} {params.rule} > {log} 2>&1"
+        "lidcseg archive-flow {output.counts:q} --settings {params.settings:q} > {log:q} 2>&1"
 
 
 rule cohort:
@@ -57,7 +54,7 @@ rule cohort:
         slices="results/dataset/slices.csv",
     params:
         out_dir=lambda wildcards, output: os.path.dirname(output.flow_md),
-        patients=" ".join(PATIENTS),
+        patients=PATIENTS,
     log:
         "logs/cohort.log",
     threads: 1
@@ -67,9 +64,9 @@ rule cohort:
     conda:
         "../../envs/data.yaml"
     shell:
-        "lidcseg cohort {params.out_dir} --archive {input.archive} --scan-table {input.scans}"
-        " --patients {params.patients} --summaries {input.summaries} --nodules {input.nodules}"
-        " --slices {input.slices} > {log} 2>&1"
+        "lidcseg cohort {params.out_dir:q} --archive {input.archive:q} --scan-table {input.scans:q}"
+        " --patients {params.patients:q} --summaries {input.summaries:q} --nodules {input.nodules:q}"
+        " --slices {input.slices:q} > {log:q} 2>&1"
 
 
 rule split:
@@ -87,11 +84,8 @@ rule split:
     params:
         slices_dir=lambda wildcards, input: os.path.dirname(input.rows[0]),
         out_dir=lambda wildcards, output: os.path.dirname(output.table),
-        patients=lambda wildcards: " ".join(usable_patients()),
-        seed=config["split"]["seed"],
-        test=config["split"]["test_fraction"],
-        val=config["split"]["val_fraction"],
-        stratify=config["split"]["stratify"],
+        patients=lambda wildcards: usable_patients(),
+        settings=settings("split"),
     log:
         "logs/split.log",
     threads: 1
@@ -101,6 +95,5 @@ rule split:
     conda:
         "../../envs/data.yaml"
     shell:
-        "lidcseg split {params.slices_dir} {params.out_dir} --patients {params.patients}"
-        " --seed {params.seed} --test-fraction {params.test} --val-fraction {params.val}"
-        " --stratify {params.stratify} > {log} 2>&1"
+        "lidcseg split {params.slices_dir:q} {params.out_dir:q} --patients {params.patients:q}"
+        " --settings {params.settings:q} > {log:q} 2>&1"

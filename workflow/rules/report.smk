@@ -18,11 +18,7 @@ rule readers:
         lidc_root=RAW,
         hu_dir=lambda wildcards, input: os.path.dirname(input.hu[0]),
         resampled_dir=lambda wildcards, input: os.path.dirname(input.grids[0]),
-        consensus=config["annotate"]["consensus"],
-        min_diameter=config["annotate"]["min_diameter_mm"],
-        mask_interpolation=config["resample"]["mask_interpolation"],
-        resamples=config["evaluate"]["bootstrap_resamples"],
-        confidence=config["evaluate"]["confidence"],
+        settings=settings("annotate", "resample", "evaluate"),
     log:
         "logs/readers.log",
     threads: 1
@@ -32,10 +28,9 @@ rule readers:
     conda:
         "../../envs/data.yaml"
     shell:
-        "lidcseg readers {params.packed_dir} {output.metrics} --lidc-root {params.lidc_root} --hu-dir {params.hu_dir}"
-        " --resampled-dir {params.resampled_dir} --consensus {params.consensus}"
-        " --min-diameter {params.min_diameter} --mask-interpolation {params.mask_interpolation}"
-        " --bootstrap-resamples {params.resamples} --confidence {params.confidence} > {log} 2>&1"
+        "lidcseg readers {params.packed_dir:q} {output.metrics:q} --lidc-root {params.lidc_root:q}"
+        " --hu-dir {params.hu_dir:q} --resampled-dir {params.resampled_dir:q} --settings {params.settings:q}"
+        " > {log:q} 2>&1"
 
 
 rule report:
@@ -61,8 +56,7 @@ rule report:
     params:
         out_dir=lambda wildcards, output: os.path.dirname(output.table1),
         packed_dir=lambda wildcards, input: os.path.dirname(input.meta),
-        threshold=config["evaluate"]["threshold"],
-        bins=" ".join(str(b) for b in config["evaluate"]["size_bins_mm"]),
+        settings=settings("evaluate"),
     log:
         "logs/report.log",
     threads: 1
@@ -72,6 +66,6 @@ rule report:
     conda:
         "../../envs/torch.yaml"
     shell:
-        "lidcseg report {params.out_dir} --metrics {input.metrics} --logs {input.logs}"
-        " --packed-dir {params.packed_dir} --readers {input.readers} --threshold {params.threshold}"
-        " --size-bins {params.bins} > {log} 2>&1"
+        "lidcseg report {params.out_dir:q} --metrics {input.metrics:q} --logs {input.logs:q}"
+        " --packed-dir {params.packed_dir:q} --readers {input.readers:q} --settings {params.settings:q}"
+        " > {log:q} 2>&1"

@@ -11,11 +11,7 @@ rule resample:
         mask="results/resampled/{patient}.mask.nii.gz",
         grid="results/resampled/{patient}.grid.json",
     params:
-        spacing=" ".join(str(s) for s in config["resample"]["spacing_mm"]),
-        size=" ".join(str(s) for s in config["resample"]["image_size"]),
-        interpolation=config["resample"]["image_interpolation"],
-        pad=config["resample"]["pad_hu"],
-        mask_interpolation=config["resample"]["mask_interpolation"],
+        settings=settings("resample"),
     log:
         "logs/resample/{patient}.log",
     threads: 1
@@ -25,7 +21,5 @@ rule resample:
     conda:
         "../../envs/data.yaml"
     shell:
-        "lidcseg resample {input.volume} {output.image} --spacing {params.spacing}"
-        " --size {params.size} --interpolation {params.interpolation} --pad-hu {params.pad}"
-        " --mask {input.mask} {output.mask} --mask-interpolation {params.mask_interpolation}"
-        " --transform {output.grid} > {log} 2>&1"
+        "lidcseg resample {input.volume:q} {output.image:q} --mask {input.mask:q} {output.mask:q}"
+        " --transform {output.grid:q} --settings {params.settings:q} > {log:q} 2>&1"

@@ -9,9 +9,7 @@ if SOURCE == "synthetic":
             manifest=f"{RAW}/{{patient}}/series.json",
         params:
             root=lambda wildcards, output: os.path.dirname(os.path.dirname(output.manifest)),
-            seed=config["synthesize"]["seed"],
-            noise=config["synthesize"]["noise_hu"],
-            storage=config["synthesize"]["storage"],
+            settings=settings("synthesize"),
         log:
             "logs/synthesize/{patient}.log",
         threads: 1
@@ -21,8 +19,7 @@ if SOURCE == "synthetic":
         conda:
             "../../envs/data.yaml"
         shell:
-            "lidcseg synthesize {wildcards.patient} {params.root} --seed {params.seed}"
-            " --noise-hu {params.noise} --storage {params.storage} > {log} 2>&1"
+            "lidcseg synthesize {wildcards.patient:q} {params.root:q} --settings {params.settings:q} > {log:q} 2>&1"
 
 else:
 
@@ -35,7 +32,7 @@ else:
         params:
             root=lambda wildcards, output: os.path.dirname(os.path.dirname(output.manifest)),
             source=SOURCE,
-            options=download_args(),
+            settings=settings("download"),
         log:
             "logs/download/{patient}.log",
         threads: 1
@@ -46,5 +43,5 @@ else:
         conda:
             "../../envs/data.yaml"
         shell:
-            "lidcseg download --source {params.source} --patients {wildcards.patient} --out {params.root}"
-            " {params.options} > {log} 2>&1"
+            "lidcseg download --source {params.source:q} --patients {wildcards.patient:q} --out {params.root:q}"
+            " --settings {params.settings:q} > {log:q} 2>&1"

@@ -2,9 +2,6 @@
 # Training and evaluation ask for a GPU (resources: gpu=1; unlimited when run locally without
 # --resources); they run on the CPU when none is there.
 
-PACKED = "results/dataset/packed"
-
-
 rule train:
     input:
         meta=f"{PACKED}/dataset.json",
@@ -29,8 +26,8 @@ rule train:
     conda:
         "../../envs/torch.yaml"
     shell:
-        "lidcseg train {params.packed_dir} {params.out_dir} --variant {wildcards.variant} --seed {wildcards.seed}"
-        " --settings {params.settings:q} > {log} 2>&1"
+        "lidcseg train {params.packed_dir:q} {params.out_dir:q} --variant {wildcards.variant:q} --seed {wildcards.seed:q}"
+        " --settings {params.settings:q} > {log:q} 2>&1"
 
 
 rule evaluate:
@@ -57,8 +54,8 @@ rule evaluate:
     conda:
         "../../envs/torch.yaml"
     shell:
-        "lidcseg evaluate {input.model} {params.packed_dir} {output.metrics} --nodules {input.nodules}"
-        " --settings {params.settings:q} > {log} 2>&1"
+        "lidcseg evaluate {input.model:q} {params.packed_dir:q} {output.metrics:q} --nodules {input.nodules:q}"
+        " --settings {params.settings:q} > {log:q} 2>&1"
 
 
 rule summarize:
@@ -76,4 +73,4 @@ rule summarize:
     conda:
         "../../envs/torch.yaml"
     shell:
-        "lidcseg summarize {output.table} {input} > {log} 2>&1"
+        "lidcseg summarize {output.table:q} {input:q} > {log:q} 2>&1"

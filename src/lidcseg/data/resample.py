@@ -27,7 +27,8 @@ from dataclasses import asdict, dataclass
 import numpy as np
 from scipy import ndimage
 
-from lidcseg.data.volume import Volume
+from lidcseg.config import ResampleConfig
+from lidcseg.io import Volume, load_nifti, read_json, save_nifti, write_json
 
 IMAGE_METHODS = ("linear", "nearest", "cubic")
 MASK_METHODS = ("linear", "nearest")
@@ -94,7 +95,7 @@ def plan_grid(volume: Volume, spacing: tuple[float, float, float], size_xy: tupl
     )
 
 
-def resample_image(volume: Volume, grid: GridTransform, method: str = "linear", pad_hu: int = -1024) -> Volume:
+def resample_image(volume: Volume, grid: GridTransform, method: str, pad_hu: int) -> Volume:
     """Resample an HU volume onto ``grid``; returns int16 HU."""
     _check_grid(volume, grid)
     if method == "cubic":
@@ -107,7 +108,7 @@ def resample_image(volume: Volume, grid: GridTransform, method: str = "linear", 
     return Volume(hu, np.array(grid.output_affine))
 
 
-def resample_mask(mask: Volume, grid: GridTransform, method: str = "linear") -> Volume:
+def resample_mask(mask: Volume, grid: GridTransform, method: str) -> Volume:
     """Resample a label mask (0 = background, n = object n) onto the image's ``grid``.
     ``nearest`` copies labels; ``linear`` interpolates the foreground (label > 0) and keeps
     it where >= 0.5, each kept voxel taking the label nearest to it."""
@@ -122,6 +123,24 @@ def resample_mask(mask: Volume, grid: GridTransform, method: str = "linear") -> 
     elif method != "nearest":
         raise ValueError(f"unknown mask interpolation '{method}' (one of {MASK_METHODS})")
     return Volume(labels, np.array(grid.output_affine))
+
+
+def resample_to_files(in_nifti, out_nifti, settings: ResampleConfig, masks=(), grid_json=None,
+                      transform_json=None) -> GridTransform:
+    """`lidcseg resample`: the HU volume (and each ``(mask_in, mask_out)`` label mask) onto the
+    grid planned from ``settings`` (or recorded in ``grid_json``); the transform is written to
+    ``transform_json`` so the readers' masks and the figures can follow a pixel back."""
+    volume = load_nifti(in_nifti)
+    if grid_json:
+        grid = GridTransform.from_dict(read_json(grid_json))
+    else:
+        grid = plan_grid(volume, settings.spacing_mm, settings.image_size)
+    save_nifti(resample_image(volume, grid, settings.image_interpolation, settings.pad_hu), out_nifti)
+    for mask_in, mask_out in masks:
+        save_nifti(resample_mask(load_nifti(mask_in), grid, settings.mask_interpolation), mask_out)
+    if transform_json:
+        write_json(grid.to_dict(), transform_json)
+    return grid
 
 
 def _check_grid(volume: Volume, grid: GridTransform) -> None:
@@ -157,7 +176,7 @@ def _resample_separable(array: np.ndarray, grid: GridTransform, method: str, pad
     return out.transpose(2, 1, 0)
 
 
-def interpolation_taps(coords: np.ndarray, n: int, method: str = "linear"):
+def interpolation_taps(coords: np.ndarray, n: int, method: str):
     """Per output sample: the two input indices around it, the weight of the upper one, and
     whether it lies more than half a voxel outside the input (then it is padding)."""
     if method == "nearest":

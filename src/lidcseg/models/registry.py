@@ -10,7 +10,7 @@ config entry.
 from __future__ import annotations
 
 import ast
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from pathlib import Path
 
 from lidcseg.errors import ConfigError
@@ -63,15 +63,26 @@ def _load_blocks() -> None:
     import lidcseg.models.blocks  # noqa: F401  (importing the package registers every block)
 
 
-@dataclass(frozen=True)
-class Variant:
-    """A named combination of skip-connection slots."""
+@dataclass(frozen=True, kw_only=True)
+class Slots:
+    """What one skip connection holds: ASPP, an attention block, reverse and boundary attention.
+    The report matches the paper's rows by slots, so a renamed variant still lands in its row."""
 
-    name: str
     aspp: bool = False
     attention: str = "none"
     reverse: bool = False
     boundary: bool = False
+
+    @classmethod
+    def of(cls, slots: dict) -> "Slots":
+        """The slots of a mapping that may hold more keys (a variant's name, say)."""
+        return cls(**{f.name: slots[f.name] for f in fields(cls) if f.name in slots})
+
+@dataclass(frozen=True)
+class Variant(Slots):
+    """A named combination of skip-connection slots."""
+
+    name: str
 
     def slots(self) -> str:
         parts = (["aspp"] if self.aspp else []) + ([self.attention] if self.attention != "none" else [])

@@ -37,8 +37,8 @@ class DecoderBlock(nn.Sequential):
 class SkipModule(nn.Module):
     """The slots of one skip connection, in the paper's order."""
 
-    def __init__(self, channels: int, gate_channels: int, variant: Variant, aspp_rates=(1, 6, 12, 18),
-                 boundary_formula: str = "uncertainty", reduction: int = 16, output_prior: float = 0.5):
+    def __init__(self, channels: int, gate_channels: int, variant: Variant, aspp_rates: tuple[int, ...],
+                 boundary_formula: str, reduction: int):
         super().__init__()
         self.aspp = get_block("aspp")(channels, tuple(aspp_rates)) if variant.aspp else None
         self.attention = (get_block(variant.attention)(channels, reduction=reduction, gate_channels=gate_channels)
@@ -64,9 +64,29 @@ class SkipModule(nn.Module):
 
 
 class UNet(nn.Module):
-    def __init__(self, variant: Variant, encoder: str = "resnet34", encoder_weights=None, in_channels: int = 1,
-                 decoder_channels=(256, 128, 64, 32, 16), aspp_rates=(1, 6, 12, 18),
-                 boundary_formula: str = "uncertainty", reduction: int = 16, output_prior: float = 0.5):
+    """The pretrained U-Net of SPEC.md with the variant's slots on every skip connection.
+
+    A ResNet encoder (ImageNet weights or random), a decoder of two-convolution blocks, a 1 x 1
+    side head on the bottleneck and on each decoder stage (the side maps that drive reverse
+    and boundary attention, SPEC.md eqs. 5-8) and the output head.
+    Paper: Hwang et al., "Boundary and Reverse Attention Module for Lung Nodule Segmentation in
+    CT Images", IEMEK J. 2022 (SPEC.md, Method).
+
+    Args:
+        variant: which slots each skip connection holds (ASPP, attention block, reverse, boundary).
+        encoder: resnet18, resnet34 or resnet50.
+        encoder_weights: imagenet, a path to such weights, or None (random).
+        in_channels: image channels (1 for CT).
+        decoder_channels: output channels of the decoder stages, deepest first.
+        aspp_rates: dilation rates of the ASPP branches.
+        boundary_formula: how boundary attention is computed from a side map (blocks/boundary.py).
+        reduction: channel reduction of the attention blocks.
+        output_prior: nodule probability the output head starts at (its bias).
+    """
+
+    def __init__(self, variant: Variant, *, encoder: str, encoder_weights, in_channels: int,
+                 decoder_channels: tuple[int, ...], aspp_rates: tuple[int, ...], boundary_formula: str,
+                 reduction: int, output_prior: float):
         super().__init__()
         self.variant = variant
         self.encoder = ResNetEncoder(encoder, in_channels, encoder_weights)
@@ -110,7 +130,20 @@ def build_model(variant: Variant, models_config: dict, encoder_weights="config")
                 encoder_weights=c["encoder_weights"] if encoder_weights == "config" else encoder_weights,
                 decoder_channels=tuple(c["decoder_channels"]), aspp_rates=tuple(c["aspp_rates"]),
                 boundary_formula=c["boundary_formula"], reduction=c["reduction"],
-                output_prior=c.get("output_prior", 0.5))
+                output_prior=c.get("output_prior", 0.5))  # model.pt files older than the key
+
+
+def variant_markdown(models_config: dict) -> str:
+    """`lidcseg models`: the variants as a Markdown table, with the paper's marks for slots and
+    each one's size relative to the plain U-Net."""
+    rows = variant_table(models_config)
+    base = next((r["parameters"] for r in rows if r["variant"] == "unet"), rows[0]["parameters"])
+    mark = {True: "o", False: ""}
+    lines = ["| variant | ASPP | attention | reverse | boundary | parameters | vs unet |",
+             "|---|---|---|---|---|---:|---:|"]
+    lines += [f"| {r['variant']} | {mark[r['aspp']]} | {r['attention']} | {mark[r['reverse']]} | "
+              f"{mark[r['boundary']]} | {r['parameters']:,} | {r['parameters'] / base:.3f} |" for r in rows]
+    return "\n".join(lines)
 
 
 def variant_table(models_config: dict) -> list[dict]:

@@ -11,9 +11,10 @@ from pathlib import Path
 
 import numpy as np
 
-from lidcseg.data.dataset import PackedSplit
-from lidcseg.data.volume import read_rows, write_rows, write_text
-from lidcseg.evaluate import MetricsFileError, read_metrics, size_labels
+from lidcseg.data.dataset.packed import PackedSplit
+from lidcseg.io import read_rows, write_rows, write_text
+from lidcseg.evaluation.evaluate import size_labels
+from lidcseg.evaluation.summary import MetricsFileError, read_metrics
 from lidcseg.report import figures, tables
 from lidcseg.report.paper import TABLE1, Slots
 

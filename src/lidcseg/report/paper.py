@@ -6,17 +6,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-
-@dataclass(frozen=True)
-class Slots:
-    aspp: bool = False
-    attention: str = "none"
-    reverse: bool = False
-    boundary: bool = False
-
-    @classmethod
-    def of(cls, slots: dict) -> "Slots":
-        return cls(**{k: slots[k] for k in ("aspp", "attention", "reverse", "boundary") if k in slots})
+from lidcseg.models.registry import Slots
 
 
 @dataclass(frozen=True)
@@ -35,20 +25,20 @@ TABLE1 = (
     PaperRow("Attention U-Net", Slots(attention="gate"), 0.5667, 0.5917, 0.5437),
     PaperRow("BAM", Slots(attention="bam"), 0.5729, 0.5569, 0.5898),
     PaperRow("CBAM", Slots(attention="cbam"), 0.5519, 0.5348, 0.5714),
-    PaperRow("RB-CBAM (ASPP+R+B)", Slots(True, "cbam", True, True), 0.6627, 0.6642, 0.6870),
+    PaperRow("RB-CBAM (ASPP+R+B)", Slots(aspp=True, attention="cbam", reverse=True, boundary=True), 0.6627, 0.6642, 0.6870),
     PaperRow("U-Net, no attention (ours)", Slots(), ours_only=True),
 )
 
 # Table 2: ablation on CBAM, DSC only, in the paper's row order (rebuilt in SPEC.md).
 TABLE2 = (
-    PaperRow("CBAM", Slots(False, "cbam", False, False), 0.3728),
-    PaperRow("CBAM + R", Slots(False, "cbam", True, False), 0.6201),
-    PaperRow("CBAM + B", Slots(False, "cbam", False, True), 0.6187),
-    PaperRow("CBAM + R + B", Slots(False, "cbam", True, True), 0.6259),
-    PaperRow("ASPP + CBAM", Slots(True, "cbam", False, False), 0.5425),
-    PaperRow("ASPP + CBAM + R", Slots(True, "cbam", True, False), 0.5691),
-    PaperRow("ASPP + CBAM + B", Slots(True, "cbam", False, True), 0.6108),
-    PaperRow("ASPP + CBAM + R + B", Slots(True, "cbam", True, True), 0.6627),
+    PaperRow("CBAM", Slots(aspp=False, attention="cbam", reverse=False, boundary=False), 0.3728),
+    PaperRow("CBAM + R", Slots(aspp=False, attention="cbam", reverse=True, boundary=False), 0.6201),
+    PaperRow("CBAM + B", Slots(aspp=False, attention="cbam", reverse=False, boundary=True), 0.6187),
+    PaperRow("CBAM + R + B", Slots(aspp=False, attention="cbam", reverse=True, boundary=True), 0.6259),
+    PaperRow("ASPP + CBAM", Slots(aspp=True, attention="cbam", reverse=False, boundary=False), 0.5425),
+    PaperRow("ASPP + CBAM + R", Slots(aspp=True, attention="cbam", reverse=True, boundary=False), 0.5691),
+    PaperRow("ASPP + CBAM + B", Slots(aspp=True, attention="cbam", reverse=False, boundary=True), 0.6108),
+    PaperRow("ASPP + CBAM + R + B", Slots(aspp=True, attention="cbam", reverse=True, boundary=True), 0.6627),
 )
 
 READERS_LABEL = "Radiologists, leave-one-reader-out (ours)"

@@ -16,8 +16,8 @@ import math
 import os
 from pathlib import Path
 
-from lidcseg.data.volume import read_json, write_text
-from lidcseg.evaluate import MetricsFileError, summarize_runs
+from lidcseg.io import read_json, write_text
+from lidcseg.evaluation.summary import MetricsFileError, summarize_runs
 from lidcseg.report.paper import READERS_LABEL, TABLE1, TABLE2, PaperRow, Slots
 
 METRICS = ("dsc", "recall", "precision")

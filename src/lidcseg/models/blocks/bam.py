@@ -21,6 +21,22 @@ def _conv_bn_relu(cin: int, cout: int, kernel: int, dilation: int = 1) -> nn.Seq
 
 @register_block("bam", "attention")
 class BAM(nn.Module):
+    """Bottleneck attention: channel and spatial weights added, then a residual reweighting.
+
+    Based on: Park, Woo, Lee, Kweon, "BAM: Bottleneck Attention Module", BMVC 2018. One of
+    the attention blocks SPEC.md's Table 1 compares RB-CBAM with (no equation of its own in
+    SPEC.md): M(F) = sigmoid(Mc(F) + Ms(F)) and F' = F + F * M(F), where the channel branch
+    Mc is an MLP on the average-pooled descriptor (C -> C/r -> C, with batch norm) and the
+    spatial branch Ms is a 1 x 1 reduction to C/r, two dilated 3 x 3 convolutions and a 1 x 1
+    convolution to one map.
+
+    Args:
+        channels: C, the channels of the feature, in and out.
+        reduction: r, the hidden width C/r of both branches (at least 1).
+        gate_channels: unused; taken so that every attention block has the same constructor
+            (the attention gate needs the decoder's gating signal).
+        dilation: the dilation of the spatial branch's two 3 x 3 convolutions (BAM's 4).
+    """
     def __init__(self, channels: int, reduction: int = 16, gate_channels: int | None = None, dilation: int = 4):
         super().__init__()
         hidden = max(1, channels // reduction)

@@ -1,0 +1,20 @@
+"""The embedded default's typed sections (config.yaml), for tests that call a stage's functions.
+
+The package restates no config value as a default; a test takes the default from here, and
+``dataclasses.replace`` changes the one value it is about.
+"""
+
+from __future__ import annotations
+
+from lidcseg import config
+from tests.support.paths import REPO
+
+DEFAULTS = config.load(REPO / "config.yaml")
+
+
+def settings_json(**sections) -> str:
+    """``--settings`` for a command: the default's sections named, each updated with the given keys."""
+    import json
+
+    data = config.load_sections(str(REPO / "config.yaml"), tuple(sections))
+    return json.dumps({name: {**data[name], **changes} for name, changes in sections.items()})

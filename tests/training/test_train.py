@@ -1,0 +1,167 @@
+"""Training: resume after SIGKILL and SIGTERM to the same weights, NaN caught, same seed = same run."""
+
+from __future__ import annotations
+
+import json
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import torch
+import yaml
+
+from lidcseg import config as lidcseg_config
+from lidcseg.training.checkpoints import load_weights_only
+from lidcseg.config import TrainConfig
+from lidcseg.training.schedule import learning_rate_at
+from lidcseg.training.train import TrainingDiverged, run_training
+from tests.support.packed import make_job, tiny_settings, write_packed
+
+BIN = Path(sys.executable).parent
+
+
+@pytest.fixture(scope="module")
+def packed(tmp_path_factory):
+    return write_packed(tmp_path_factory.mktemp("data"))
+
+
+@pytest.fixture(scope="module")
+def uninterrupted(packed, tmp_path_factory):
+    """The reference: the tiny job trained start to finish in one go."""
+    out = tmp_path_factory.mktemp("reference")
+    run_training(make_job(packed, out))
+    return out
+
+
+def weights(model_file: Path) -> dict:
+    return load_weights_only(model_file)["state_dict"]
+
+
+def assert_same_weights(a: Path, b: Path) -> None:
+    wa, wb = weights(a), weights(b)
+    assert wa.keys() == wb.keys()
+    for key in wa:
+        assert torch.equal(wa[key], wb[key]), key
+
+
+def test_outputs_and_log(uninterrupted):
+    rows = (uninterrupted / "log.csv").read_text().splitlines()
+    assert rows[0].startswith("epoch,train_loss,val_loss,val_dsc") and len(rows) == 5
+    summary = json.loads((uninterrupted / "train.json").read_text())
+    assert summary["epochs_run"] == 4 and 1 <= summary["best_epoch"] <= 4 and summary["resumes"] == 0
+    assert not (uninterrupted / "checkpoint.pt").exists()
+    saved = load_weights_only(uninterrupted / "model.pt")  # weights_only=True inside
+    assert saved["variant"] == "unet" and saved["epoch"] == summary["best_epoch"]
+
+
+def test_same_seed_same_weights(packed, uninterrupted, tmp_path):
+    run_training(make_job(packed, tmp_path))
+    assert_same_weights(uninterrupted / "model.pt", tmp_path / "model.pt")
+
+
+def _cli_train(packed: Path, out: Path, settings: Path) -> subprocess.Popen:
+    return subprocess.Popen([str(BIN / "lidcseg"), "train", str(packed), str(out), "--variant", "unet",
+                             "--seed", "7", "--settings", str(settings)],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+
+
+def _wait_for(path: Path, process: subprocess.Popen, timeout: float = 120) -> None:
+    deadline = time.monotonic() + timeout
+    while not path.exists():
+        assert process.poll() is None, process.communicate()[1][-2000:]
+        assert time.monotonic() < deadline, f"no {path} after {timeout} s"
+        time.sleep(0.05)
+
+
+@pytest.mark.parametrize("sig", [signal.SIGKILL, signal.SIGTERM])
+def test_killed_job_resumes_to_the_same_weights(packed, uninterrupted, tmp_path, sig):
+    settings = tmp_path / "settings.yaml"
+    settings.write_text(yaml.safe_dump(tiny_settings(epochs=4)))
+    out = tmp_path / "run"
+    job = _cli_train(packed, out, settings)
+    _wait_for(out / "checkpoint.pt", job)
+    written = (out / "checkpoint.pt").stat().st_mtime_ns
+    if sig == signal.SIGTERM:
+        time.sleep(0.3)  # land inside the second epoch
+    job.send_signal(sig)
+    _, stderr = job.communicate(timeout=120)
+    assert not (out / "model.pt").exists(), "the job finished before the signal; make it longer"
+    if sig == signal.SIGTERM:
+        assert job.returncode == 2 and "SIGTERM" in stderr and "rerun the same command to resume" in stderr
+        assert (out / "checkpoint.pt").stat().st_mtime_ns > written  # saved on the way out
+    else:
+        assert job.returncode == -signal.SIGKILL
+    rerun = _cli_train(packed, out, settings)
+    _, stderr = rerun.communicate(timeout=300)
+    assert rerun.returncode == 0, stderr[-2000:]
+    assert "resuming" in stderr
+    assert json.loads((out / "train.json").read_text())["resumes"] == 1
+    assert_same_weights(uninterrupted / "model.pt", out / "model.pt")
+
+
+def test_nan_loss_stops_without_a_model(packed, tmp_path, monkeypatch):
+    from lidcseg.training import train
+
+    calls = {"n": 0}
+    real = train.dice_bce_loss
+
+    def poisoned(logits, target):
+        calls["n"] += 1
+        loss = real(logits, target)
+        return loss * float("nan") if calls["n"] == 5 else loss  # 3 train batches + 1 validation, then this
+
+    monkeypatch.setattr(train, "dice_bce_loss", poisoned)
+    with pytest.raises(TrainingDiverged, match=r"loss is nan at epoch 2, batch 1.*no model written"):
+        run_training(make_job(packed, tmp_path))
+    assert not (tmp_path / "model.pt").exists()
+    assert load_weights_only(tmp_path / "checkpoint.pt")["state"]["epoch"] == 1  # the last good state kept
+
+
+def test_checkpoint_of_other_settings_is_not_resumed(packed, tmp_path, caplog):
+    run_training(make_job(packed, tmp_path, epochs=1))
+    (tmp_path / "model.pt").rename(tmp_path / "first.pt")
+    first = load_weights_only(tmp_path / "first.pt")
+    # A leftover checkpoint from a run with another learning rate:
+    job = make_job(packed, tmp_path, epochs=1, learning_rate=0.01)
+    torch.save({"format": 1, "fingerprint": "something else", "state": {}, "best_state": None, "model": {},
+                "optimizer": {}, "scaler": {}}, tmp_path / "checkpoint.pt")
+    summary = run_training(job)
+    assert summary["resumes"] == 0 and "training starts afresh" in caplog.text
+    assert first["fingerprint"] != summary["fingerprint"]
+
+
+def test_checkpoint_with_code_inside_is_refused(tmp_path):
+    from lidcseg.training.checkpoints import CheckpointError
+
+    import argparse  # any class: unpickling it could run code, so weights_only refuses it
+
+    path = tmp_path / "model.pt"
+    torch.save({"format": 1, "x": argparse.Namespace(a=1)}, path)
+    with pytest.raises(CheckpointError, match=str(path)):
+        load_weights_only(path)
+
+
+def test_learning_rate_schedule():
+    t = TrainConfig.from_dict({**tiny_settings()["train"], "learning_rate": 1.0, "warmup_epochs": 1})
+    assert learning_rate_at(0, 100, 10, t) == pytest.approx(0.1)  # warm-up: (step + 1) / 10
+    assert learning_rate_at(10, 100, 10, t) == pytest.approx(1.0)  # cosine starts at the base rate
+    assert learning_rate_at(55, 100, 10, t) == pytest.approx(0.5)  # and is half way at the middle
+    assert learning_rate_at(99, 100, 10, t) < 0.001
+
+
+def test_unknown_variant_is_named(packed, tmp_path):
+    settings = tmp_path / "settings.yaml"
+    settings.write_text(yaml.safe_dump(tiny_settings()))
+    result = subprocess.run([str(BIN / "lidcseg"), "train", str(packed), str(tmp_path / "out"), "--variant",
+                             "unet_plus", "--seed", "1", "--settings", str(settings)], capture_output=True, text=True)
+    assert result.returncode == 2
+    assert "models.variants" in result.stderr and "unet_plus" in result.stderr and not (tmp_path / "out").exists()
+
+
+def test_settings_sections_are_validated_and_named():
+    with pytest.raises(lidcseg_config.ConfigError, match="train.batch_size"):
+        lidcseg_config.load_sections(json.dumps({"train": {**tiny_settings()["train"], "batch_size": 0}}),
+                                     ("train",))
