@@ -1,5 +1,5 @@
 # Shared helpers of the workflow: config validation, the patient list, the scan gate, and
-# how a rule hands its config sections to its command (one quoted JSON argument: no config
+# how each command gets its config sections (one quoted JSON argument, so that no config
 # value is ever shell text).
 import json
 import os
@@ -60,7 +60,7 @@ def settings(*sections):
     """The config sections a command reads, as the JSON of its --settings argument (quote it:
     `{params.settings:q}`). Only these sections go in, so a rule reruns when they change and
     only then."""
-    return _as_json({name: config[name] for name in sections})
+    return json.dumps({name: config[name] for name in sections}, sort_keys=True, separators=(",", ":"))
 
 
 def job_settings(wildcards, *sections):
@@ -73,11 +73,7 @@ def job_settings(wildcards, *sections):
         chosen["models"]["run"] = [wildcards.variant]
     if "train" in chosen:
         chosen["train"]["seeds"] = [int(wildcards.seed)]
-    return _as_json(chosen)
-
-
-def _as_json(sections):
-    return json.dumps(sections, sort_keys=True, separators=(",", ":"))
+    return json.dumps(chosen, sort_keys=True, separators=(",", ":"))
 
 
 def training_memory_mb():
