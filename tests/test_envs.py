@@ -9,9 +9,7 @@ releases (a pip build label such as torch's `+cpu` never exists there).
 
 from __future__ import annotations
 
-import ast
 import importlib.metadata
-import importlib.util
 import re
 import sys
 import tomllib
@@ -22,11 +20,11 @@ from pathlib import Path
 import pytest
 import yaml
 
+from tests.support.imports import closure, command_entry
 from tests.support.paths import REPO
 from tests.support.snakemake_rules import every_rule
 
 ENVS = sorted((REPO / "envs").glob("*.yaml"))
-SRC = REPO / "src"
 
 # PyPI name -> conda-forge name, where they differ (every other name is the same on both).
 CONDA_NAMES = {"torch": "pytorch", "isal": "python-isal", "matplotlib": "matplotlib-base", "duckdb": "python-duckdb"}
@@ -206,61 +204,8 @@ def test_import_scan_sees_the_heavy_imports():
     assert "torch" not in third_party_imports("convert") and "pydicom" in third_party_imports("convert")
 
 
-@lru_cache(maxsize=None)
 def third_party_imports(command: str) -> frozenset[str]:
-    """Top-level third-party modules imported by the command's module of lidcseg/cli/ and its
-    function, following every import of the package (at module level or inside functions, so
-    more, never less). `lidcseg.cli` itself is not followed: it imports each group module,
-    whose module level imports only lidcseg.cli.base; a group's code is imported inside its
-    functions, and only the function of the command run is."""
-    from lidcseg.cli import command_module
-
-    group = command_module(command)
-    tree = ast.parse(_module_path(group).read_text())
-    function = _command_functions(tree)[command]
-    start = [name for node in tree.body if isinstance(node, (ast.Import, ast.ImportFrom))
-             for name in _imported(node, group)]
-    start += _imported(function, group)
-    seen, found = {"lidcseg.cli"}, set()
-    while start:
-        name = start.pop()
-        if name.split(".")[0] != "lidcseg":
-            found.add(name.split(".")[0])
-            continue
-        path = _module_path(name)
-        if name in seen or path is None:
-            continue
-        seen.add(name)
-        parts = name.split(".")
-        start += [".".join(parts[:i]) for i in range(1, len(parts))]  # parent packages run first
-        start += _imported(ast.parse(path.read_text()), name)
-    return frozenset(found - set(sys.stdlib_module_names) - {"__future__"})
-
-
-def _command_functions(group: ast.Module) -> dict[str, ast.FunctionDef]:
-    """`command(stages, "name", run_name, ...)` -> {"name": the run_name function node}."""
-    functions = {node.name: node for node in group.body if isinstance(node, ast.FunctionDef)}
-    return {node.args[1].value: functions[node.args[2].id] for node in ast.walk(group)
-            if isinstance(node, ast.Call) and getattr(node.func, "id", None) == "command"}
-
-
-def _imported(tree: ast.AST, module: str) -> list[str]:
-    """Every module a node imports, `from a import b` giving both a and a.b (b may be one)."""
-    names = []
-    for node in ast.walk(tree):
-        if isinstance(node, ast.Import):
-            names += [alias.name for alias in node.names]
-        elif isinstance(node, ast.ImportFrom):
-            is_package = _module_path(module) is not None and _module_path(module).name == "__init__.py"
-            package = module if is_package else module.rpartition(".")[0]
-            base = importlib.util.resolve_name("." * node.level + (node.module or ""), package)
-            names += [base] + [f"{base}.{alias.name}" for alias in node.names]
-    return names
-
-
-def _module_path(name: str) -> Path | None:
-    base = SRC.joinpath(*name.split("."))
-    for path in (base / "__init__.py", base.with_suffix(".py")):
-        if path.is_file():
-            return path
-    return None
+    """Top-level third-party modules `lidcseg <command>` can import (tests/support/imports.py:
+    every import of the code its function reaches, so more, never less)."""
+    reach = closure(*command_entry(command))
+    return frozenset(reach.third_party - set(sys.stdlib_module_names) - {"__future__"})

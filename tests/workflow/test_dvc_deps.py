@@ -2,9 +2,7 @@
 
 A DVC stage calls Snakemake for a few targets; the rules that make them are the rules whose
 outputs lie in the stage's `outs`. Each such rule runs `lidcseg <command>`, and the code that
-command can run is the import closure of its module (``lidcseg.cli.command_module``) and of
-``lidcseg.cli``, read with `ast` (every `lidcseg` import, those inside functions included;
-for the modules only loaded, such as the other command groups, the module-level ones), plus
+command can run is the import closure of its function (tests/support/imports.py), plus
 what Snakemake itself executes to plan the job: the Snakefile, common.smk and the rule's own
 .smk file, and the `lidcseg` modules those import. Package data a module names (the config
 schema) counts too. Every one of those files must be, or lie below, one of the stage's
@@ -15,7 +13,6 @@ Only files are read: no Snakemake job and no DVC command runs (Snakemake's API l
 
 from __future__ import annotations
 
-import ast
 import re
 from functools import lru_cache
 from pathlib import Path
@@ -23,12 +20,11 @@ from pathlib import Path
 import pytest
 import yaml
 
-from lidcseg.cli import command_module
+from tests.support.imports import closure, command_entry, smk_imports
 from tests.support.paths import REPO
 from tests.support.snakemake_rules import every_rule
 
-SRC = REPO / "src"
-PACKAGE = SRC / "lidcseg"
+PACKAGE = REPO / "src" / "lidcseg"
 DVC_YAML = REPO / "dvc.yaml"
 # What Snakemake parses for every job, whatever its rule.
 WORKFLOW_FILES = ("Snakefile", "workflow/rules/common.smk")
@@ -107,95 +103,6 @@ def _command(rule) -> str:
     return words[1]
 
 
-# --- the import closure (ast only, nothing imported) --------------------------------------
-#
-# Two ways a module is reached. A module whose functions the job may call ("used": the
-# command's module, what Snakemake's files import, and whatever a used module imports anywhere,
-# inside functions included) has every import followed. A module that is only loaded ("loaded":
-# lidcseg.cli, which imports every command group to build its parser, and each package above an
-# imported module) has only its module-level imports followed, as loaded too: the other groups'
-# commands import their code inside their functions, which this job never calls.
-
-def _module_file(module: str) -> Path | None:
-    """The file of a dotted module name under src/ (a package's __init__.py), if any."""
-    base = SRC.joinpath(*module.split("."))
-    for path in (base / "__init__.py", base.with_suffix(".py")):
-        if path.is_file():
-            return path
-    return None
-
-
-def _import_statements(tree: ast.AST, module_level_only: bool):
-    """The Import and ImportFrom nodes of `tree`; with `module_level_only`, not those inside a
-    function (they run only when it is called)."""
-    todo = [tree]
-    while todo:
-        node = todo.pop()
-        if isinstance(node, (ast.Import, ast.ImportFrom)):
-            yield node
-        elif not (module_level_only and isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.Lambda))):
-            todo.extend(ast.iter_child_nodes(node))
-
-
-def _imports(tree: ast.AST, here: str, is_package: bool, module_level_only: bool = False) -> tuple[set[str], set[str]]:
-    """The `lidcseg` modules import statements in `tree` name (for `from package import name`,
-    also the submodule `name` where there is one), and the packages above them, whose
-    __init__.py runs first; `here` is the importing module, for relative imports."""
-    named: set[str] = set()
-    for node in _import_statements(tree, module_level_only):
-        if isinstance(node, ast.Import):
-            named.update(alias.name for alias in node.names if alias.name.split(".")[0] == "lidcseg")
-            continue
-        module = node.module or ""
-        if node.level:  # relative: from the package of the importing module
-            package = here.split(".") if is_package else here.split(".")[:-1]
-            module = ".".join([*package[:len(package) - node.level + 1], *([module] if module else [])])
-        if module.split(".")[0] != "lidcseg":
-            continue
-        named.add(module)
-        named.update(f"{module}.{alias.name}" for alias in node.names
-                     if alias.name != "*" and _module_file(f"{module}.{alias.name}") is not None)
-    parents = {".".join(name.split(".")[:end]) for name in named for end in range(1, name.count(".") + 1)}
-    return named, parents
-
-
-def _smk_imports(text: str) -> tuple[set[str], set[str]]:
-    """`_imports` of a Snakefile or .smk file: its import lines parsed as Python (the rest of the
-    file is Snakemake's language)."""
-    statements = re.findall(r"^[ \t]*(?:from[ \t]+[\w.]+[ \t]+import[ \t]+(?:\([^)]*\)|[^\n]*)|import[ \t]+[^\n]*)",
-                            text, re.MULTILINE)
-    named: set[str] = set()
-    parents: set[str] = set()
-    for statement in statements:
-        try:
-            tree = ast.parse(statement.strip())
-        except SyntaxError:  # a line of prose or a shell string that only looks like an import
-            continue
-        more, above = _imports(tree, "", False)
-        named |= more
-        parents |= above
-    return named, parents
-
-
-@lru_cache(maxsize=None)
-def _closure(used: frozenset[str], loaded: frozenset[str]) -> frozenset[Path]:
-    """The files of the modules `used` and `loaded` and of every `lidcseg` module they import,
-    transitively (see above)."""
-    reached: dict[Path, bool] = {}  # file -> used
-    todo = [(module, True) for module in used] + [(module, False) for module in loaded]
-    while todo:
-        module, is_used = todo.pop()
-        path = _module_file(module)
-        assert path is not None, f"{module} is imported but is no module under {SRC.relative_to(REPO)}"
-        if path in reached and (reached[path] or not is_used):
-            continue
-        reached[path] = is_used
-        named, parents = _imports(ast.parse(path.read_text(), str(path)), module, path.name == "__init__.py",
-                                  module_level_only=not is_used)
-        todo.extend([(name, is_used) for name in named] + [(name, False) for name in parents])
-    return frozenset(reached)
-
-
 def _package_data(sources: list[Path]) -> set[Path]:
     """Non-Python files of the package that one of `sources` names (e.g. config.schema.yaml)."""
     data = [path for path in PACKAGE.rglob("*")
@@ -207,12 +114,9 @@ def _package_data(sources: list[Path]) -> set[Path]:
 def _code_of(rule) -> set[str]:
     """The files, relative to the repository, that making `rule`'s outputs reads as code."""
     workflow = [REPO / name for name in (*WORKFLOW_FILES, _rule_file(rule.name))]
-    used, loaded = {command_module(_command(rule))}, {"lidcseg.cli"}
-    for path in workflow:  # Snakemake runs their code (config validation, the patient list)
-        named, parents = _smk_imports(path.read_text())
-        used |= named
-        loaded |= parents
-    python = _closure(frozenset(used), frozenset(loaded))
+    used, loaded = command_entry(_command(rule))
+    planned = {name for path in workflow for name in smk_imports(path.read_text())}  # Snakemake runs them
+    python = closure(used | frozenset(planned), loaded).files
     files = {*workflow, *python, *_package_data([*workflow, *python])}
     return {str(path.relative_to(REPO)) for path in files}
 
