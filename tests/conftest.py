@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.support.paths import LIDC_SAMPLES, REPO  # noqa: F401  (REPO: import it from tests.support.paths)
+from tests.support.paths import LIDC_SAMPLES
 from tests.support.defaults import DEFAULTS
 from tests.support.series import make_series
 

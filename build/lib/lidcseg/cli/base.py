@@ -1,0 +1,40 @@
+"""What every subcommand shares: its parser entry, and the config sections it reads.
+
+A stage takes its paths as arguments and every config value from ``--settings``: a config
+file (config.yaml when run by hand) or the inline JSON of the sections the workflow's rule
+hands it. No value is restated here as a default, so config.yaml stays the one place a value
+lives.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+from pathlib import Path
+
+log = logging.getLogger("lidcseg")
+
+
+def command(stages, name: str, run, help: str, description: str,
+            settings: tuple[str, ...] = ()) -> argparse.ArgumentParser:
+    """Add subcommand ``name`` running ``run(args)``; with ``settings``, the config sections
+    it reads come from ``--settings``."""
+    parser = stages.add_parser(name, help=help, description=description,
+                               formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    parser.set_defaults(run=run)
+    if settings:
+        parser.add_argument("--settings", default="config.yaml",
+                            help=f"config file, or inline JSON holding the sections {', '.join(settings)}")
+    return parser
+
+
+def sections(args, *names: str) -> tuple:
+    """The typed config sections ``names`` of ``args.settings`` (validated, naming the key)."""
+    from lidcseg import config
+
+    return config.settings(args.settings, *names)
+
+
+def sidecar(nifti: Path) -> Path:
+    """``x.nii.gz`` -> ``x.json``: where a stage writes what it found beside a volume."""
+    return nifti.with_name(nifti.name.removesuffix(".gz").removesuffix(".nii") + ".json")

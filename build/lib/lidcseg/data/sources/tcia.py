@@ -1,0 +1,108 @@
+"""LIDC-IDRI from The Cancer Imaging Archive, through the public NBIA REST API (no login).
+
+Two endpoints, under ``<base_url>/<api_version>/`` (both from config: the service has moved
+between versions before):
+
+- ``getSeries?Collection=LIDC-IDRI&Modality=CT[&PatientID=...]``: JSON, one object per
+  series with ``PatientID``, ``StudyInstanceUID``, ``SeriesInstanceUID``, ``ImageCount`` and
+  ``FileSize``.
+- ``getImageWithMD5Hash?SeriesInstanceUID=...`` (``getImage`` with ``md5: false``): a zip of
+  the series' files; the first also holds ``md5hashes.csv`` (``Filename``, ``MD5Hash``).
+
+A series is verified before it is placed: the zip opens and every entry's CRC matches, every
+file's MD5 matches the service's list, the DICOM files number ``ImageCount``, and they belong
+to the series asked for. LIDC's XML annotation files come in the same zip and are kept in
+the series folder, where pylidc and our readers look for them.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import zipfile
+from pathlib import Path
+
+from lidcseg.config import TciaConfig
+from lidcseg.data.sources.download import (CorruptSeries, FetchedSeries, RemoteSeries, check_instances, empty_folder,
+                                   safe_extract)
+from lidcseg.data.sources.remote import DownloadError, RemoteClient, RetryPolicy, retrying
+
+KEPT_SUFFIXES = (".dcm", ".xml")
+MD5_LIST = "md5hashes.csv"
+
+
+class TciaSource:
+    """Lists and fetches CT series of one NBIA collection."""
+
+    name = "tcia"
+
+    def __init__(self, settings: TciaConfig, policy: RetryPolicy):
+        self.settings = settings
+        self.policy = policy
+        self.client = RemoteClient(settings.base_url, policy)
+
+    @property
+    def origin(self) -> str:
+        return self.client.origin
+
+    def list_series(self, patient_id: str | None = None) -> list[RemoteSeries]:
+        """The collection's CT series (of one patient, or all of them)."""
+        params = {"Collection": self.settings.collection, "Modality": "CT", "format": "json"}
+        if patient_id:
+            params["PatientID"] = patient_id
+        what = f"listing the CT series of {patient_id or self.settings.collection}"
+        rows = self.client.get_json(f"{self.settings.api_version}/getSeries", what, params)
+        if not isinstance(rows, list):
+            raise DownloadError(f"{what}: unexpected answer from {self.origin} (not a list)")
+        return [_remote_series(row, what) for row in rows if row.get("Modality", "CT") == "CT"]
+
+    def fetch(self, series: RemoteSeries, work_dir: Path, progress=None) -> FetchedSeries:
+        """Fetch and verify one series into ``work_dir/files``; a damaged transfer is fetched
+        again (the retry policy's attempts), a refused zip (unsafe entries) is not."""
+        what = series.describe()
+        return retrying(lambda: self._fetch_once(series, work_dir, progress, what), what, self.policy)
+
+    def _fetch_once(self, series: RemoteSeries, work_dir: Path, progress, what: str) -> FetchedSeries:
+        endpoint = "getImageWithMD5Hash" if self.settings.md5 else "getImage"
+        zip_path = work_dir / "series.zip.part"
+        url = self.client.url(f"{self.settings.api_version}/{endpoint}")
+        n_bytes, _ = self.client.download(url, zip_path, what, progress, {"SeriesInstanceUID": series.series_uid},
+                                          estimate=series.size_bytes)
+        folder = empty_folder(work_dir / "files")
+        extracted = safe_extract(zip_path, folder, what, keep=lambda name: name.lower().endswith(KEPT_SUFFIXES))
+        md5_verified = self.settings.md5 and _check_md5(zip_path, extracted.md5, what)
+        check_instances(folder, series, what)
+        zip_path.unlink()
+        return FetchedSeries(folder, series.n_instances, n_bytes, md5_verified,
+                             annotations=sorted(p.name for p in folder.glob("*.xml")),
+                             left_out=[name for name in extracted.left_out if name != MD5_LIST])
+
+
+def _remote_series(row: dict, what: str) -> RemoteSeries:
+    try:
+        return RemoteSeries(patient_id=row["PatientID"], study_uid=row["StudyInstanceUID"],
+                            series_uid=row["SeriesInstanceUID"], n_instances=int(row["ImageCount"]),
+                            size_bytes=int(row["FileSize"]) if row.get("FileSize") else None,
+                            location=row["SeriesInstanceUID"])
+    except (KeyError, TypeError, ValueError) as exc:
+        raise DownloadError(f"{what}: a series entry lacks {exc} ({row})") from exc
+
+
+def _check_md5(zip_path: Path, extracted_md5: dict[str, str], what: str) -> bool:
+    """Every kept file's MD5 (computed while extracting) against the service's list; every
+    DICOM file must be on it."""
+    with zipfile.ZipFile(zip_path) as archive:
+        if MD5_LIST not in archive.namelist():
+            raise CorruptSeries(f"{what}: the zip has no {MD5_LIST} (asked for getImageWithMD5Hash)")
+        text = archive.read(MD5_LIST).decode("utf-8-sig")
+    listed = {Path(row["Filename"].replace("\\", "/")).name: row["MD5Hash"].strip().lower()
+              for row in csv.DictReader(io.StringIO(text))}
+    for name, md5 in sorted(extracted_md5.items()):
+        expected = listed.get(name)
+        if expected is None:
+            if name.lower().endswith(".dcm"):
+                raise CorruptSeries(f"{what}: {name} is not in the service's {MD5_LIST}")
+            continue
+        if md5 != expected:
+            raise CorruptSeries(f"{what}: MD5 of {name} does not match the service's {MD5_LIST}")
+    return True

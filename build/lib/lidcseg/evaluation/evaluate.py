@@ -1,0 +1,158 @@
+"""Test-set evaluation of one trained model (SPEC.md, Evaluation, eqs. 17-19).
+
+Headline: pooled DSC, recall and precision (TP, FP, FN summed over every test slice; how the
+paper's numbers relate), with 95 % bootstrap intervals that resample patients. Beside it:
+the per-image means, per-nodule figures and a table by nodule diameter (the paper's claim is
+about small nodules).
+
+Per nodule: a nodule's TP and FN are its own consensus pixels, predicted or missed, on every
+test slice it appears on; its FP are the predicted pixels outside every nodule that belong
+to a predicted region (8-connected, per slice) overlapping it most. Predicted regions that
+touch no nodule count in the pooled figures only. A nodule is detected when any of its
+pixels is predicted.
+"""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+import numpy as np
+import torch
+from scipy import ndimage
+
+from lidcseg.config import EvaluateConfig, TrainConfig
+from lidcseg.data.dataset.packed import PackedSplit
+from lidcseg.evaluation.metrics import bootstrap_pooled, confusion, per_image_mean, pooled, scores
+from lidcseg.evaluation.summary import MetricsFileError
+from lidcseg.inference.predict import load_model, predict_logits
+from lidcseg.io import read_rows, write_json, write_rows
+from lidcseg.training.runtime import memory_format, pick_device, seed_everything
+
+IMAGE_FIELDS = ("patient_id", "slice", "nodules", "diameter_mm", "tp", "fp", "fn", "dsc", "precision", "recall")
+NODULE_FIELDS = ("patient_id", "nodule", "diameter_mm", "size", "slices", "tp", "fp", "fn", "dsc", "precision",
+                 "recall", "detected")
+EIGHT_CONNECTED = np.ones((3, 3), bool)
+
+
+def size_labels(edges: tuple[float, ...]) -> list[str]:
+    """``(6, 10, 20)`` -> ``['<6', '6-10', '10-20', '>=20']``."""
+    fmt = lambda v: f"{v:g}"  # noqa: E731
+    return [f"<{fmt(edges[0])}"] + [f"{fmt(a)}-{fmt(b)}" for a, b in zip(edges, edges[1:])] + [f">={fmt(edges[-1])}"]
+
+
+def size_label(diameter: float, edges: tuple[float, ...]) -> str:
+    return size_labels(edges)[int(np.searchsorted(edges, diameter, side="right"))]
+
+
+def nodule_counts(prediction: np.ndarray, ids: np.ndarray) -> dict[int, np.ndarray]:
+    """(TP, FP, FN) of each nodule id on one slice (see the module docstring)."""
+    regions, _ = ndimage.label(prediction, structure=EIGHT_CONNECTED)
+    counts = {}
+    for nodule in np.unique(ids[ids > 0]):
+        inside = ids == nodule
+        counts[int(nodule)] = np.array([(prediction & inside).sum(), 0, (~prediction & inside).sum()], np.int64)
+    hit = (regions > 0) & (ids > 0)
+    for region in np.unique(regions[hit]):
+        overlap = np.bincount(ids[hit & (regions == region)], minlength=256)
+        owner = int(np.argmax(overlap))
+        counts[owner][1] += int(((regions == region) & (ids == 0)).sum())
+    return counts
+
+
+def evaluate_model(model_path: Path, packed_dir: Path, nodule_tables: list[Path], out_json: Path,
+                   train: TrainConfig, settings: EvaluateConfig) -> dict:
+    """Predict the test split, score it, write ``<out>.json``, ``.images.csv``, ``.nodules.csv``
+    and ``.predictions.npz`` (probabilities x 255 as uint8, for the figure)."""
+    seed_everything(0, train.deterministic, train.threads)
+    device = pick_device(train.device)
+    model, saved = load_model(model_path, device)
+    model = model.to(memory_format=memory_format(train.channels_last))
+    test = PackedSplit(packed_dir, "test")
+    diameters = _diameters(nodule_tables)
+    probability = np.zeros(test.images.shape, np.uint8)
+    image_counts, per_nodule = [], {}
+    cut = math.log(settings.threshold / (1 - settings.threshold))
+    for which, logits in predict_logits(model, test, saved["image_scale"], settings.batch_size, device,
+                                        train.amp, train.channels_last):
+        probability[which] = np.rint(torch.sigmoid(logits).numpy() * 255).astype(np.uint8)
+        predicted, ids = logits.numpy() >= cut, np.asarray(test.masks[which])
+        image_counts.append(confusion(predicted, ids > 0))
+        for row, p, i in zip(test.rows[which], predicted, ids):
+            for nodule, c in nodule_counts(p, i).items():
+                entry = per_nodule.setdefault((row["patient_id"], nodule), {"counts": np.zeros(3, np.int64), "slices": 0})
+                entry["counts"] += c
+                entry["slices"] += 1
+    counts = np.concatenate(image_counts) if image_counts else np.zeros((0, 3), np.int64)
+    nodules = _nodule_rows(per_nodule, diameters, settings.size_bins_mm, model_path)
+    result = _summary(saved, model_path, test, counts, nodules, settings)
+    _write(out_json, result, test, counts, nodules, probability)
+    return result
+
+
+def _diameters(tables: list[Path]) -> dict[tuple[str, int], float]:
+    diameters = {}
+    for table in tables:
+        for row in read_rows(table):
+            diameters[(row["patient_id"], int(row["nodule"]))] = float(row["diameter_mm"])
+    return diameters
+
+
+def _nodule_rows(per_nodule: dict, diameters: dict, edges, model_path) -> list[dict]:
+    rows = []
+    for (patient, nodule), entry in sorted(per_nodule.items()):
+        if (patient, nodule) not in diameters:
+            raise MetricsFileError(f"test nodule {nodule} of {patient} is in none of the nodule tables given")
+        tp, fp, fn = (int(v) for v in entry["counts"])
+        d = diameters[(patient, nodule)]
+        rows.append({"patient_id": patient, "nodule": nodule, "diameter_mm": d, "size": size_label(d, edges),
+                     "slices": entry["slices"], "tp": tp, "fp": fp, "fn": fn,
+                     **{k: float(v) for k, v in scores(entry["counts"]).items()}, "detected": int(tp > 0)})
+    return rows
+
+
+def _summary(saved: dict, model_path: Path, test: PackedSplit, counts: np.ndarray, nodules: list[dict],
+             settings: EvaluateConfig) -> dict:
+    patients = [r["patient_id"] for r in test.rows]
+    boot = dict(n_resamples=settings.bootstrap_resamples, level=settings.confidence, seed=saved["seed"])
+    totals = counts.sum(0) if len(counts) else np.zeros(3, np.int64)
+    return {
+        "variant": saved["variant"], "slots": saved["slots"], "seed": saved["seed"], "model": str(model_path),
+        "epoch": saved["epoch"],
+        "threshold": settings.threshold,
+        "test": {"slices": len(test), "patients": len(set(patients)), "nodules": len(nodules)},
+        "pooled": {**pooled(counts), "tp": int(totals[0]), "fp": int(totals[1]), "fn": int(totals[2])},
+        "pooled_ci": bootstrap_pooled(counts, patients, **boot) if len(counts) else {},
+        "per_image_mean": per_image_mean(counts),
+        "per_nodule": {"nodules": len(nodules), "detected": sum(r["detected"] for r in nodules),
+                       "mean_dsc": float(np.mean([r["dsc"] for r in nodules])) if nodules else float("nan")},
+        "by_size": _by_size(nodules, settings, boot),
+        "bootstrap": {"resamples": settings.bootstrap_resamples, "confidence": settings.confidence, "unit": "patient"},
+    }
+
+
+def _by_size(nodules: list[dict], settings: EvaluateConfig, boot: dict) -> list[dict]:
+    table = []
+    for label in size_labels(settings.size_bins_mm):
+        group = [r for r in nodules if r["size"] == label]
+        counts = np.array([[r["tp"], r["fp"], r["fn"]] for r in group], np.int64).reshape(-1, 3)
+        row = {"size": label, "nodules": len(group), "detected": sum(r["detected"] for r in group), **pooled(counts)}
+        if group:
+            row["dsc_ci"] = bootstrap_pooled(counts, [r["patient_id"] for r in group], **boot)["dsc"]
+        table.append(row)
+    return table
+
+
+def _write(out_json: Path, result: dict, test: PackedSplit, counts: np.ndarray, nodules: list[dict],
+           probability: np.ndarray) -> None:
+    stem = out_json.with_suffix("")
+    per_image = scores(counts)
+    images = [{**{k: row[k] for k in ("patient_id", "slice", "nodules", "diameter_mm")},
+               "tp": int(c[0]), "fp": int(c[1]), "fn": int(c[2]), **{k: float(v[i]) for k, v in per_image.items()}}
+              for i, (row, c) in enumerate(zip(test.rows, counts))]
+    write_rows(images, stem.with_name(stem.name + ".images.csv"), IMAGE_FIELDS)
+    write_rows(nodules, stem.with_name(stem.name + ".nodules.csv"), NODULE_FIELDS)
+    np.savez_compressed(stem.with_name(stem.name + ".predictions.npz"), probability=probability,
+                        patient_id=np.array([r["patient_id"] for r in test.rows]),
+                        slice=np.array([int(r["slice"]) for r in test.rows]))
+    write_json(result, out_json)

@@ -1,0 +1,49 @@
+"""A trained model loaded back, and whole-slice prediction (validation during training, evaluation).
+
+A slice goes through the network at ``image_scale`` of the packed grid; the logits are
+upsampled (bilinear) back to the packed grid, so every DSC is measured on the same pixels
+whatever resolution a model was trained at.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from lidcseg.data.dataset.packed import PackedSplit
+from lidcseg.models.registry import Variant
+from lidcseg.models.unet import build_model
+from lidcseg.training.augment import scale_image
+from lidcseg.training.checkpoints import CheckpointError, load_weights_only
+from lidcseg.training.runtime import autocast, memory_format
+
+
+def load_model(path: str | os.PathLike, device: torch.device) -> tuple[torch.nn.Module, dict]:
+    """A model.pt written by training (weights only), rebuilt from the settings inside it."""
+    saved = load_weights_only(path)
+    if saved.get("state_dict") is None:
+        raise CheckpointError(f"{path}: holds no weights (training ended before its first epoch?)")
+    variant = Variant(**saved["slots"])
+    model = build_model(variant, saved["models"], encoder_weights=None)
+    model.load_state_dict(saved["state_dict"])
+    return model.to(device), saved
+
+
+@torch.no_grad()
+def predict_logits(model: torch.nn.Module, split: PackedSplit, image_scale: float, batch_size: int,
+                   device: torch.device, amp: str = "none", channels_last: bool = False
+                   ) -> Iterator[tuple[slice, torch.Tensor]]:
+    """Yield (which slices, float32 logits on the packed grid (n, H, W), on the CPU) per batch."""
+    model.eval()
+    for start in range(0, len(split), batch_size):
+        which = slice(start, min(start + batch_size, len(split)))
+        images = torch.from_numpy(np.asarray(split.images[which], dtype=np.float32))[:, None]
+        scaled = scale_image(images, image_scale).to(device, memory_format=memory_format(channels_last))
+        with autocast(device, amp):
+            logits = model(scaled)
+        logits = F.interpolate(logits.float(), size=images.shape[-2:], mode="bilinear", align_corners=False)
+        yield which, logits[:, 0].cpu()

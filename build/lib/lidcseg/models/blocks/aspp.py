@@ -1,0 +1,44 @@
+"""Atrous spatial pyramid pooling on a skip connection (Chen et al. DeepLab / Rethinking
+Atrous Convolution. 2017), as SPEC.md describes it: four parallel 3 x 3 convolutions with
+different dilation rates, concatenated, fused by a 1 x 1 convolution. MONAI's SimpleASPP is
+that block; each branch has C/4 channels so the concatenation and the output keep the
+skip's width C (and the cost stays near one 3 x 3 convolution's)."""
+
+from __future__ import annotations
+
+import torch
+from monai.networks.blocks import SimpleASPP
+from torch import nn
+
+from lidcseg.models.registry import register_block
+
+
+@register_block("aspp", "aspp")
+class ASPP(nn.Module):
+    """Atrous spatial pyramid pooling of a skip connection's feature, keeping its width.
+
+    Based on: Chen, Papandreou, Schroff, Adam, "Rethinking Atrous Convolution for Semantic
+    Image Segmentation" (DeepLab v3), arXiv:1706.05587, 2017. SPEC.md, Model: the ASPP on
+    every skip connection (no numbered equation): parallel atrous 3 x 3 convolutions with
+    different dilation rates, concatenated along channels and fused by a 1 x 1 convolution.
+    MONAI's SimpleASPP is that block, with ReLU; each branch has C / len(rates) channels, so the
+    concatenation and the output keep the skip's width C (and the cost stays near one 3 x 3
+    convolution's).
+
+    Args:
+        channels: C, the skip's channels, in and out; must divide evenly among the branches.
+        rates: the dilation of each 3 x 3 branch, one branch per rate (SPEC.md leaves them
+            open: e.g. 1, 6, 12, 18 or 1, 2, 4, 6).
+
+    Raises:
+        ValueError: when ``channels`` does not split into ``len(rates)`` branches.
+    """
+    def __init__(self, channels: int, rates: tuple[int, ...] = (1, 6, 12, 18)):
+        super().__init__()
+        if channels % len(rates):
+            raise ValueError(f"ASPP: {channels} channels do not split into {len(rates)} branches")
+        self.block = SimpleASPP(spatial_dims=2, in_channels=channels, conv_out_channels=channels // len(rates),
+                                kernel_sizes=(3,) * len(rates), dilations=tuple(rates), acti_type="RELU")
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.block(x)

@@ -1,0 +1,56 @@
+"""Boundary attention (SPEC.md eqs. 7-8): weights highest at the predicted nodule's edge,
+F_b = A_b * F, from the deeper level's probability map P. The paper's eq. (7) did not
+survive extraction; the formula is switchable:
+
+- ``uncertainty`` (default): A_b = 1 - |2P - 1|, highest where P = 0.5: the predicted edge,
+  where the probability falls from the nodule's centre outward (the paper's wording);
+- ``gradient``: the morphological gradient of P (3 x 3 max minus min);
+- ``blur``: 2 |P - mean5x5(P)|, clipped to [0, 1] (P minus a blurred P).
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from lidcseg.models.registry import register_block
+
+FORMULAS = ("uncertainty", "gradient", "blur")
+
+
+def boundary_weights(probability: torch.Tensor, formula: str = "uncertainty") -> torch.Tensor:
+    if formula == "uncertainty":
+        return 1.0 - (2.0 * probability - 1.0).abs()
+    if formula == "gradient":
+        return F.max_pool2d(probability, 3, 1, 1) + F.max_pool2d(-probability, 3, 1, 1)
+    if formula == "blur":
+        return (2.0 * (probability - F.avg_pool2d(probability, 5, 1, 2, count_include_pad=False)).abs()).clamp(0, 1)
+    raise ValueError(f"unknown boundary formula '{formula}' (one of {FORMULAS})")
+
+
+@register_block("boundary", "boundary")
+class BoundaryAttention(nn.Module):
+    """Boundary attention: reweights a feature toward the predicted nodule's edge.
+
+    Based on: Hwang, Ji, Yoon, Lee, "Boundary and Reverse Attention Module for Lung Nodule
+    Segmentation in CT Images" (RB-CBAM), IEMEK J. Embedded Systems and Applications 17(5),
+    2022. SPEC.md eqs. (7)-(8): F_b = A_b * F, with A_b from the deeper level's probability
+    map P (passed to ``forward`` with the feature, upsampled to its size). The paper's eq. (7)
+    did not survive extraction, so the weight is switchable (see ``boundary_weights``);
+    the default, A_b = 1 - |2P - 1|, is highest where P = 0.5, where the probability falls
+    from the nodule's centre outward (the paper's wording). The block has no weights.
+
+    Args:
+        formula: how A_b is computed from P, one of ``FORMULAS``: ``uncertainty``
+            (1 - |2P - 1|), ``gradient`` (the morphological gradient of P, 3 x 3 max minus
+            min) or ``blur`` (2 |P - mean5x5(P)|, clipped to [0, 1]). An unknown name fails
+            here, at construction, with ValueError.
+    """
+    def __init__(self, formula: str = "uncertainty"):
+        super().__init__()
+        boundary_weights(torch.zeros(1, 1, 3, 3), formula)  # fail at construction on a bad name
+        self.formula = formula
+
+    def forward(self, x: torch.Tensor, probability: torch.Tensor) -> torch.Tensor:
+        return x * boundary_weights(probability, self.formula)

@@ -1,0 +1,84 @@
+"""Convolutional Block Attention Module (Woo, Park, Lee, Kweon. CBAM. ECCV 2018); SPEC.md
+eqs. (1)-(4):
+
+    Mc(F) = sigmoid(MLP(AvgPool(F)) + MLP(MaxPool(F))),  MLP = W1 ReLU(W0 .) shared   (2)
+    F'    = Mc(F) * F                                                                  (1)
+    Ms(F') = sigmoid(conv7x7([mean_c(F'); max_c(F')]))                                 (4)
+    F''   = Ms(F') * F'                                                                (3)
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from lidcseg.models.registry import register_block
+
+
+class ChannelAttention(nn.Module):
+    """Channel attention Mc of CBAM: per-channel weights of a feature, (B, C, 1, 1).
+
+    Based on: Woo, Park, Lee, Kweon, "CBAM: Convolutional Block Attention Module", ECCV 2018.
+    SPEC.md eq. (2), one MLP shared by the average- and max-pooled descriptors:
+    Mc(F) = sigmoid(MLP(AvgPool(F)) + MLP(MaxPool(F))), MLP = W1 ReLU(W0 .), the two weights
+    1 x 1 convolutions without bias. It returns the weights, not the product.
+
+    Args:
+        channels: C, the channels of the feature.
+        reduction: r, the MLP's hidden width C/r (at least 1).
+    """
+
+    def __init__(self, channels: int, reduction: int = 16):
+        super().__init__()
+        hidden = max(1, channels // reduction)
+        self.mlp = nn.Sequential(nn.Conv2d(channels, hidden, 1, bias=False), nn.ReLU(inplace=True),
+                                 nn.Conv2d(hidden, channels, 1, bias=False))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return torch.sigmoid(self.mlp(x.mean((2, 3), keepdim=True)) + self.mlp(x.amax((2, 3), keepdim=True)))
+
+
+class SpatialAttention(nn.Module):
+    """Spatial attention Ms of CBAM: per-pixel weights of a feature, (B, 1, H, W).
+
+    Based on: Woo, Park, Lee, Kweon, "CBAM: Convolutional Block Attention Module", ECCV 2018.
+    SPEC.md eq. (4), a 7 x 7 convolution over the channel mean and max maps:
+    Ms(F') = sigmoid(conv7x7([mean_c(F'); max_c(F')])), the convolution without bias. It
+    returns the weights, not the product.
+
+    Args:
+        kernel_size: the side of the convolution over the two maps (CBAM's 7); odd, so the
+            padding keeps the size.
+    """
+
+    def __init__(self, kernel_size: int = 7):
+        super().__init__()
+        self.conv = nn.Conv2d(2, 1, kernel_size, padding=kernel_size // 2, bias=False)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return torch.sigmoid(self.conv(torch.cat([x.mean(1, keepdim=True), x.amax(1, keepdim=True)], dim=1)))
+
+
+@register_block("cbam", "attention")
+class CBAM(nn.Module):
+    """Convolutional block attention: channel, then spatial weights multiplied into a feature.
+
+    Based on: Woo, Park, Lee, Kweon, "CBAM: Convolutional Block Attention Module", ECCV 2018.
+    SPEC.md eqs. (1)-(4): F' = Mc(F) * F (1) with Mc of eq. (2) (``ChannelAttention``), then
+    F'' = Ms(F') * F' (3) with Ms of eq. (4) (``SpatialAttention``, 7 x 7). In RB-CBAM it is
+    the attention on each skip's ASPP output; alone, a baseline of SPEC.md's Table 1.
+
+    Args:
+        channels: C, the channels of the feature, in and out.
+        reduction: r, the channel MLP's hidden width C/r (at least 1).
+        gate_channels: unused; taken so that every attention block has the same constructor
+            (the attention gate needs the decoder's gating signal).
+    """
+    def __init__(self, channels: int, reduction: int = 16, gate_channels: int | None = None):
+        super().__init__()
+        self.channel = ChannelAttention(channels, reduction)
+        self.spatial = SpatialAttention()
+
+    def forward(self, x: torch.Tensor, gate: torch.Tensor | None = None) -> torch.Tensor:
+        x = self.channel(x) * x
+        return self.spatial(x) * x

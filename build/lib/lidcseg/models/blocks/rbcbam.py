@@ -1,0 +1,40 @@
+"""RB-CBAM fusion (SPEC.md eq. 9): F_rb = Concat(F_r, F_b) of the reverse- and the
+boundary-weighted (CBAM) features, reduced back to the skip's width by a 1 x 1 convolution
+with batch norm and ReLU, so the decoder sees the same channels as without it."""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from lidcseg.models.blocks.boundary import boundary_weights
+from lidcseg.models.blocks.reverse import reverse_weights
+from lidcseg.models.registry import register_block
+
+
+@register_block("rbcbam", "fusion")
+class ReverseBoundaryFusion(nn.Module):
+    """RB-CBAM fusion: reverse- and boundary-weighted features, concatenated and reduced to C.
+
+    Based on: Hwang, Ji, Yoon, Lee, "Boundary and Reverse Attention Module for Lung Nodule
+    Segmentation in CT Images" (RB-CBAM), IEMEK J. Embedded Systems and Applications 17(5),
+    2022. SPEC.md eq. (9): F_rb = Concat(F_r, F_b), with F_r of eqs. (5)-(6) and F_b of eqs.
+    (7)-(8) computed from the same (CBAM) feature and the deeper level's probability map
+    (passed to ``forward``), followed by a 1 x 1 convolution with batch norm and ReLU from 2C
+    to C channels, so the decoder sees the same channels as without it.
+
+    Args:
+        channels: C, the channels of the feature, in and out (2C inside, after the concat).
+        formula: how the boundary weights are computed from the probability map, one of
+            ``boundary.FORMULAS`` (see ``BoundaryAttention``).
+    """
+    def __init__(self, channels: int, formula: str = "uncertainty"):
+        super().__init__()
+        self.formula = formula
+        self.reduce = nn.Sequential(nn.Conv2d(2 * channels, channels, 1, bias=False), nn.BatchNorm2d(channels),
+                                    nn.ReLU(inplace=True))
+
+    def forward(self, x: torch.Tensor, probability: torch.Tensor) -> torch.Tensor:
+        reverse = x * reverse_weights(probability)
+        boundary = x * boundary_weights(probability, self.formula)
+        return self.reduce(torch.cat([reverse, boundary], dim=1))

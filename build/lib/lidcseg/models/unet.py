@@ -1,0 +1,159 @@
+"""The one U-Net of the paper (SPEC.md, Model, Fig. 2): a pretrained ResNet encoder, a
+U-Net decoder, and a skip module on every skip connection built from the variant's slots:
+
+    skip -> [ASPP] -> [attention: se | bam | cbam | gate] -> [reverse / boundary / both]
+
+Every decoder stage has a 1 x 1 side head giving a one-channel logit map. Reverse and
+boundary attention at level i use the side map of level i + 1 (the stage below), upsampled;
+the deepest level uses the bottleneck's side map (SPEC.md's choice for the level with no
+deeper decoder). ``forward(x, return_side=True)`` also returns the side maps, deepest
+first, for deep supervision. Any input size works: every upsampling goes to the exact size
+of the skip it meets.
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from lidcseg.models.encoders import ResNetEncoder
+from lidcseg.models.registry import Variant, get_block
+
+
+def _conv_bn_relu(cin: int, cout: int) -> list[nn.Module]:
+    return [nn.Conv2d(cin, cout, 3, padding=1, bias=False), nn.BatchNorm2d(cout), nn.ReLU(inplace=True)]
+
+
+class DecoderBlock(nn.Sequential):
+    """Two 3 x 3 convolutions with batch norm and ReLU."""
+
+    def __init__(self, cin: int, cout: int):
+        super().__init__(*_conv_bn_relu(cin, cout), *_conv_bn_relu(cout, cout))
+
+
+class SkipModule(nn.Module):
+    """The slots of one skip connection, in the paper's order."""
+
+    def __init__(self, channels: int, gate_channels: int, variant: Variant, aspp_rates: tuple[int, ...],
+                 boundary_formula: str, reduction: int):
+        super().__init__()
+        self.aspp = get_block("aspp")(channels, tuple(aspp_rates)) if variant.aspp else None
+        self.attention = (get_block(variant.attention)(channels, reduction=reduction, gate_channels=gate_channels)
+                          if variant.attention != "none" else None)
+        if variant.reverse and variant.boundary:
+            self.focus = get_block("rbcbam")(channels, boundary_formula)
+        elif variant.reverse:
+            self.focus = get_block("reverse")()
+        elif variant.boundary:
+            self.focus = get_block("boundary")(boundary_formula)
+        else:
+            self.focus = None
+
+    def forward(self, skip: torch.Tensor, gate: torch.Tensor, side_logits: torch.Tensor) -> torch.Tensor:
+        if self.aspp is not None:
+            skip = self.aspp(skip)
+        if self.attention is not None:
+            skip = self.attention(skip, gate)
+        if self.focus is not None:
+            side = F.interpolate(side_logits, size=skip.shape[-2:], mode="bilinear", align_corners=False)
+            skip = self.focus(skip, torch.sigmoid(side))
+        return skip
+
+
+class UNet(nn.Module):
+    """The pretrained U-Net of SPEC.md with the variant's slots on every skip connection.
+
+    A ResNet encoder (ImageNet weights or random), a decoder of two-convolution blocks, a 1 x 1
+    side head on the bottleneck and on each decoder stage (the side maps that drive reverse
+    and boundary attention, SPEC.md eqs. 5-8) and the output head.
+    Paper: Hwang et al., "Boundary and Reverse Attention Module for Lung Nodule Segmentation in
+    CT Images", IEMEK J. 2022 (SPEC.md, Method).
+
+    Args:
+        variant: which slots each skip connection holds (ASPP, attention block, reverse, boundary).
+        encoder: resnet18, resnet34 or resnet50.
+        encoder_weights: imagenet, a path to such weights, or None (random).
+        in_channels: image channels (1 for CT).
+        decoder_channels: output channels of the decoder stages, deepest first.
+        aspp_rates: dilation rates of the ASPP branches.
+        boundary_formula: how boundary attention is computed from a side map (blocks/boundary.py).
+        reduction: channel reduction of the attention blocks.
+        output_prior: nodule probability the output head starts at (its bias).
+    """
+
+    def __init__(self, variant: Variant, *, encoder: str, encoder_weights, in_channels: int,
+                 decoder_channels: tuple[int, ...], aspp_rates: tuple[int, ...], boundary_formula: str,
+                 reduction: int, output_prior: float):
+        super().__init__()
+        self.variant = variant
+        self.encoder = ResNetEncoder(encoder, in_channels, encoder_weights)
+        below = self.encoder.channels[-1]
+        self.bottleneck_head = nn.Conv2d(below, 1, 1)
+        self.skips, self.blocks, self.side_heads = nn.ModuleList(), nn.ModuleList(), nn.ModuleList()
+        for skip_channels, out in zip(self.encoder.channels[-2::-1], decoder_channels[:-1]):
+            self.skips.append(SkipModule(skip_channels, below, variant, aspp_rates, boundary_formula, reduction))
+            self.blocks.append(DecoderBlock(below + skip_channels, out))
+            self.side_heads.append(nn.Conv2d(out, 1, 1))
+            below = out
+        self.final = DecoderBlock(below, decoder_channels[-1])
+        self.head = nn.Conv2d(decoder_channels[-1], 1, 1)
+        # The prior-probability init of Lin et al. (Focal Loss, 2017): with nodules < 1 % of a
+        # slice, an output that starts at 0.5 spends its first hundreds of steps learning
+        # "background". Only the output head: the side maps gate reverse and boundary
+        # attention, and a side map at 0.01 would start boundary attention (1 - |2P - 1|)
+        # almost closed (0.02), which kept boundary-only variants from learning at all.
+        nn.init.constant_(self.head.bias, math.log(output_prior / (1 - output_prior)))
+
+    def forward(self, x: torch.Tensor, return_side: bool = False):
+        features = self.encoder(x)
+        y = features[-1]
+        side = self.bottleneck_head(y)
+        sides = [side]
+        for skip_module, block, side_head, skip in zip(self.skips, self.blocks, self.side_heads, features[-2::-1]):
+            attended = skip_module(skip, y, side)
+            y = F.interpolate(y, size=skip.shape[-2:], mode="bilinear", align_corners=False)
+            y = block(torch.cat([y, attended], dim=1))
+            side = side_head(y)
+            sides.append(side)
+        y = self.final(F.interpolate(y, size=x.shape[-2:], mode="bilinear", align_corners=False))
+        logits = self.head(y)
+        return (logits, sides) if return_side else logits
+
+
+def build_model(variant: Variant, models_config: dict, encoder_weights="config") -> UNet:
+    """The UNet of ``variant`` with the ``models`` section of config.yaml."""
+    c = models_config
+    return UNet(variant, encoder=c["encoder"], in_channels=c["in_channels"],
+                encoder_weights=c["encoder_weights"] if encoder_weights == "config" else encoder_weights,
+                decoder_channels=tuple(c["decoder_channels"]), aspp_rates=tuple(c["aspp_rates"]),
+                boundary_formula=c["boundary_formula"], reduction=c["reduction"],
+                output_prior=c.get("output_prior", 0.5))  # model.pt files older than the key
+
+
+def variant_markdown(models_config: dict) -> str:
+    """`lidcseg models`: the variants as a Markdown table, with the paper's marks for slots and
+    each one's size relative to the plain U-Net."""
+    rows = variant_table(models_config)
+    base = next((r["parameters"] for r in rows if r["variant"] == "unet"), rows[0]["parameters"])
+    mark = {True: "o", False: ""}
+    lines = ["| variant | ASPP | attention | reverse | boundary | parameters | vs unet |",
+             "|---|---|---|---|---|---:|---:|"]
+    lines += [f"| {r['variant']} | {mark[r['aspp']]} | {r['attention']} | {mark[r['reverse']]} | "
+              f"{mark[r['boundary']]} | {r['parameters']:,} | {r['parameters'] / base:.3f} |" for r in rows]
+    return "\n".join(lines)
+
+
+def variant_table(models_config: dict) -> list[dict]:
+    """One row per configured variant: its slots and parameter count (random weights)."""
+    from lidcseg.models.registry import variants_from_config
+
+    rows = []
+    for name, variant in variants_from_config(models_config["variants"]).items():
+        model = build_model(variant, models_config, encoder_weights=None)
+        rows.append({"variant": name, "aspp": variant.aspp, "attention": variant.attention,
+                     "reverse": variant.reverse, "boundary": variant.boundary,
+                     "parameters": sum(p.numel() for p in model.parameters())})
+    return rows

@@ -1,0 +1,48 @@
+"""Where and how a training or evaluation job computes: device, threads, determinism, autocast."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import random
+
+import numpy as np
+import torch
+
+AUTOCAST_DTYPES = {"bf16": torch.bfloat16, "fp16": torch.float16}
+
+
+def pick_device(name: str) -> torch.device:
+    """``auto``: CUDA when present; ``cuda`` on a machine without one is an error, not a
+    silent 100x slower run."""
+    if name == "cuda" and not torch.cuda.is_available():
+        raise RuntimeError("train.device is cuda but torch sees no CUDA device")
+    if name == "auto":
+        name = "cuda" if torch.cuda.is_available() else "cpu"
+    return torch.device(name)
+
+
+def seed_everything(seed: int, deterministic: bool, threads: int) -> None:
+    """Seed every generator a job touches; with ``deterministic``, ask torch for bitwise
+    repeatable kernels (cuBLAS needs its workspace setting before the first call)."""
+    random.seed(seed)
+    np.random.seed(seed % 2**32)
+    torch.manual_seed(seed)
+    torch.set_num_threads(threads)
+    if deterministic:
+        os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
+        torch.use_deterministic_algorithms(True, warn_only=True)
+        torch.backends.cudnn.benchmark = False
+    else:
+        torch.backends.cudnn.benchmark = True
+
+
+def autocast(device: torch.device, amp: str):
+    """bf16/fp16 autocast on CUDA; CPU runs in float32 (CPU autocast is slower here)."""
+    if device.type != "cuda" or amp == "none":
+        return contextlib.nullcontext()
+    return torch.autocast("cuda", dtype=AUTOCAST_DTYPES[amp])
+
+
+def memory_format(channels_last: bool) -> torch.memory_format:
+    return torch.channels_last if channels_last else torch.contiguous_format

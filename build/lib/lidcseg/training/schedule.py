@@ -1,0 +1,39 @@
+"""Optimiser and per-step learning rate of a training job (config.yaml ``train:``).
+
+The learning rate is a pure function of the global step, so a resumed job needs no
+scheduler state: linear warm-up over ``warmup_epochs``, then cosine to 0, nnU-Net's
+polynomial decay (1 - progress) ** 0.9, or constant.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterable
+
+import torch
+
+from lidcseg.config import TrainConfig
+
+
+def make_optimizer(parameters: Iterable[torch.nn.Parameter], t: TrainConfig) -> torch.optim.Optimizer:
+    if t.optimizer == "adam":
+        return torch.optim.Adam(parameters, lr=t.learning_rate, weight_decay=t.weight_decay)
+    if t.optimizer == "adamw":
+        return torch.optim.AdamW(parameters, lr=t.learning_rate, weight_decay=t.weight_decay)
+    if t.optimizer == "sgd":
+        return torch.optim.SGD(parameters, lr=t.learning_rate, weight_decay=t.weight_decay, momentum=0.99,
+                               nesterov=True)  # nnU-Net's SGD
+    raise ValueError(f"train.optimizer: unknown optimiser {t.optimizer!r}")
+
+
+def learning_rate_at(step: int, total_steps: int, steps_per_epoch: int, t: TrainConfig) -> float:
+    """The learning rate of (0-based) ``step`` of ``total_steps``."""
+    warmup = t.warmup_epochs * steps_per_epoch
+    if step < warmup:
+        return t.learning_rate * (step + 1) / warmup
+    progress = (step - warmup) / max(total_steps - warmup, 1)
+    if t.schedule == "cosine":
+        return t.learning_rate * 0.5 * (1 + math.cos(math.pi * progress))
+    if t.schedule == "poly":
+        return t.learning_rate * (1 - progress) ** 0.9
+    return t.learning_rate
