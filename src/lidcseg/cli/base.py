@@ -28,6 +28,17 @@ def command(stages, name: str, run, help: str, description: str,
     return parser
 
 
+def at_least_one(text: str) -> int:
+    """An argparse type: a whole number >= 1 (argparse names the option and exits 2 otherwise)."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"{value} is not >= 1")
+    return value
+
+
 def sections(args, *names: str) -> tuple:
     """The typed config sections ``names`` of ``args.settings`` (validated, naming the key)."""
     from lidcseg import config

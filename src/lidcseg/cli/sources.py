@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from lidcseg.cli.base import command, log, sections
+from lidcseg.cli.base import at_least_one, command, log, sections
 
 COMMANDS = ("synthesize", "download")
 
@@ -40,7 +40,7 @@ def _add_download(stages) -> None:
     which = p.add_mutually_exclusive_group(required=True)
     which.add_argument("--patients", nargs="+", metavar="ID", help="the series the workflow processes for each")
     which.add_argument("--all", action="store_true", help="every annotated CT series of the collection")
-    which.add_argument("--count", type=int, metavar="N", help="the first N patients of the collection")
+    which.add_argument("--count", type=at_least_one, metavar="N", help="the first N patients of the collection")
     which.add_argument("--manifest", type=Path, help="the series of a TCIA .tcia manifest file")
     p.add_argument("--out", type=Path, required=True, help="the raw folder (dataset.root)")
 

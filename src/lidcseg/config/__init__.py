@@ -1,0 +1,144 @@
+"""The workflow's configuration: validated once against the JSON schema, then typed sections.
+
+The schema (``lidcseg/schemas/config.schema.yaml``, shipped with the package) is the single
+description of every key, and config.yaml the single place a value lives: no function or
+command-line default of the package restates one. This module turns the first violation
+into an error that names the key and gives each stage a typed view of the sections it reads.
+It imports nothing of the package but its errors (and its own ``sections.py``, the typed
+sections), so every stage can depend on it.
+
+Values reach a stage one way: ``--settings``, a config file or the inline JSON of the
+sections a rule hands its command (:func:`load_sections`).
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import jsonschema
+import yaml
+
+from lidcseg.config.sections import (  # noqa: F401  (the typed sections are part of this module's interface)
+    SECTIONS, AnnotateConfig, AugmentConfig, Config, ConvertConfig, DatasetConfig, DownloadConfig, EvaluateConfig,
+    ExtractConfig, IdcConfig, ModelsConfig, ResampleConfig, Section, SplitConfig, SynthesizeConfig, TciaConfig,
+    TrainConfig,
+)
+from lidcseg.errors import ConfigError
+
+SCHEMA_PATH = Path(__file__).parents[1] / "schemas" / "config.schema.yaml"
+# JSON Schema counts 1.0 as an integer; a seed, an epoch count or a size of 2.0 is a typo
+# that would fail later without naming its key, so here an integer is an int.
+_STRICT = jsonschema.validators.extend(
+    jsonschema.Draft202012Validator,
+    type_checker=jsonschema.Draft202012Validator.TYPE_CHECKER.redefine(
+        "integer", lambda checker, value: isinstance(value, int) and not isinstance(value, bool)),
+)
+
+
+def load_schema(path: str | os.PathLike = SCHEMA_PATH) -> dict:
+    return yaml.safe_load(Path(path).read_text())
+
+
+def validate(config: dict, schema_path: str | os.PathLike = SCHEMA_PATH) -> None:
+    """Raise ConfigError naming the key of the first (most specific) violation. (Which
+    attention blocks exist is the model registry's to say: ``variants_from_config``.)"""
+    _raise_first_error(load_schema(schema_path), config, ())
+    _check_values(config)
+
+
+def _raise_first_error(schema: dict, data, path: tuple[str, ...]) -> None:
+    error = jsonschema.exceptions.best_match(_STRICT(schema).iter_errors(data))
+    if error is None:
+        return
+    where = (*path, *(str(p) for p in error.absolute_path))
+    key = ".".join(where) or "<top level>"
+    if error.validator == "additionalProperties":
+        unknown = sorted(set(error.instance) - set(error.schema.get("properties", {})))
+        raise ConfigError(".".join((*where, unknown[0])), "unknown key (not in the schema; check its spelling)")
+    raise ConfigError(key, error.message)
+
+
+def load_sections(source: str | os.PathLike, sections: tuple[str, ...]) -> dict:
+    """The named sections of a config, validated: ``source`` is a YAML/JSON config file or an
+    inline JSON object (what the workflow's rules pass, so a job uses exactly the merged
+    config Snakemake saw). Each requested section must be present."""
+    source = str(source)
+    inline = source.lstrip().startswith("{")
+    data = _parse(source if inline else _read(source), "the --settings JSON" if inline else source)
+    schema = load_schema()
+    for section in sections:
+        if section not in data:
+            raise ConfigError(section, f"missing from {'the --settings JSON' if inline else source}")
+        _raise_first_error(schema["properties"][section], data[section], (section,))
+    chosen = {section: data[section] for section in sections}
+    _check_values(chosen)
+    return chosen
+
+
+def _read(path: str | os.PathLike) -> str:
+    try:
+        return Path(path).read_text()
+    except OSError as exc:
+        raise ConfigError(str(path), f"cannot read the config file ({exc.strerror or exc})") from None
+
+
+def _parse(text: str, where: str) -> dict:
+    try:
+        data = yaml.safe_load(text) or {}
+    except yaml.YAMLError as exc:
+        raise ConfigError(where, f"not valid YAML/JSON ({str(exc).splitlines()[0]})") from None
+    if not isinstance(data, dict):
+        raise ConfigError(where, "a config is a mapping of sections")
+    return data
+
+
+def settings(source: str | os.PathLike, *sections: str) -> tuple:
+    """The typed sections (``ConvertConfig``, ...) of ``source``, in the order asked."""
+    data = load_sections(source, sections)
+    return tuple(SECTIONS[name].from_dict(data[name]) for name in sections)
+
+
+def _check_values(data: dict) -> None:
+    """What the schema cannot say, for the sections present: the size-table edges rise (else
+    its rows would be mislabelled), and the variants to run are defined."""
+    edges = data.get("evaluate", {}).get("size_bins_mm", [])
+    if any(b <= a for a, b in zip(edges, edges[1:])):
+        raise ConfigError("evaluate.size_bins_mm", f"{edges} must rise strictly (e.g. [6, 10, 20])")
+    if "models" in data:
+        run_variants(data["models"])
+
+
+def run_variants(models: dict) -> list[str]:
+    """The variants the workflow trains: ``models.run`` (``all`` = every defined one, in order).
+
+    A list, not a flag per variant, because Snakemake merges an override file's mappings into
+    config.yaml's: an override can add variants but never remove one, while a list replaces."""
+    run = models["run"]
+    if run == "all":
+        return list(models["variants"])
+    for i, name in enumerate(run):
+        if name not in models["variants"]:
+            raise ConfigError(f"models.run.{i}", f"{name!r} is not defined in models.variants "
+                                                 f"({', '.join(models['variants'])})")
+    return list(run)
+
+
+def load(path: str | os.PathLike, *overrides: str | os.PathLike) -> "Config":
+    """Read a config file, apply override files on top (as --configfile does), validate."""
+    data = _parse(_read(path), str(path))
+    for override in overrides:
+        data = deep_update(data, _parse(_read(override), str(override)))
+    validate(data)
+    return Config.from_dict(data)
+
+
+def deep_update(base: dict, update: dict) -> dict:
+    """Snakemake's override rule: nested mappings merge, everything else is replaced."""
+    merged = dict(base)
+    for key, value in update.items():
+        if isinstance(value, dict) and isinstance(merged.get(key), dict):
+            merged[key] = deep_update(merged[key], value)
+        else:
+            merged[key] = value
+    return merged

@@ -1,0 +1,181 @@
+"""The typed sections of config.yaml: one frozen dataclass per section, built from the validated
+mapping (lists become tuples, nested sections their own type). The schema documents each key.
+"""
+
+from __future__ import annotations
+
+import typing
+from dataclasses import dataclass, fields, is_dataclass
+
+
+class Section:
+    """A config section as a frozen dataclass: lists become tuples, nested sections their type."""
+
+    @classmethod
+    def from_dict(cls, data: dict):
+        hints = typing.get_type_hints(cls)
+        values = {}
+        for f in fields(cls):
+            value, hint = data[f.name], hints[f.name]
+            if is_dataclass(hint):
+                value = hint.from_dict(value)
+            elif isinstance(value, list):
+                value = tuple(value)
+            values[f.name] = value
+        return cls(**values)
+
+
+@dataclass(frozen=True)
+class DatasetConfig(Section):
+    source: str
+    patients: tuple[str, ...] | str  # ids, or "all"
+    root: str
+
+
+@dataclass(frozen=True)
+class SynthesizeConfig(Section):
+    seed: int
+    noise_hu: float
+    storage: str
+
+
+@dataclass(frozen=True)
+class TciaConfig(Section):
+    base_url: str
+    api_version: str
+    collection: str
+    md5: bool
+
+
+@dataclass(frozen=True)
+class IdcConfig(Section):
+    endpoint: str
+    index: str  # "bundled" (idc-index-data's parquet) or a parquet file with its columns
+    collection: str
+
+
+@dataclass(frozen=True)
+class DownloadConfig(Section):
+    parallel: int
+    retries: int
+    backoff_s: float
+    timeout_s: float
+    tcia: TciaConfig
+    idc: IdcConfig
+
+
+@dataclass(frozen=True)
+class ConvertConfig(Section):
+    """Tolerances of the series checks (convert and inspect)."""
+
+    max_gap_factor: float  # a step this many times the usual spacing is a missing slice
+    max_spacing_deviation: float  # larger relative deviation: irregular spacing
+    missing_rescale: str  # "identity" or "error": what to do without RescaleSlope/Intercept
+
+
+@dataclass(frozen=True)
+class ResampleConfig(Section):
+    spacing_mm: tuple[float, float, float]
+    image_size: tuple[int, int]
+    image_interpolation: str
+    mask_interpolation: str
+    pad_hu: int
+
+
+@dataclass(frozen=True)
+class AnnotateConfig(Section):
+    consensus: float
+    min_diameter_mm: float
+
+
+@dataclass(frozen=True)
+class ExtractConfig(Section):
+    min_area_mm2: float
+    window_centre: float
+    window_width: float
+
+
+@dataclass(frozen=True)
+class SplitConfig(Section):
+    seed: int
+    test_fraction: float
+    val_fraction: float
+    stratify: str
+
+
+@dataclass(frozen=True)
+class ModelsConfig(Section):
+    encoder: str
+    encoder_weights: str | None
+    in_channels: int
+    decoder_channels: tuple[int, ...]
+    aspp_rates: tuple[int, ...]
+    boundary_formula: str
+    reduction: int
+    output_prior: float
+    variants: dict
+    run: str | tuple[str, ...]
+
+    def as_dict(self) -> dict:
+        return dict(self.__dict__)
+
+
+@dataclass(frozen=True)
+class AugmentConfig(Section):
+    flip: bool
+    rotate_deg: float
+    scale: tuple[float, float]
+    intensity: float
+
+
+@dataclass(frozen=True)
+class TrainConfig(Section):
+    seeds: tuple[int, ...]
+    epochs: int
+    batch_size: int
+    optimizer: str
+    learning_rate: float
+    weight_decay: float
+    schedule: str
+    warmup_epochs: float
+    validate_every: int
+    early_stopping_patience: int
+    image_scale: float
+    patch_size: tuple[int, int]
+    foreground_fraction: float
+    augment: AugmentConfig
+    deep_supervision: tuple[float, ...]
+    workers: int
+    threads: int
+    device: str
+    amp: str
+    channels_last: bool
+    compile: bool
+    deterministic: bool
+
+
+@dataclass(frozen=True)
+class EvaluateConfig(Section):
+    threshold: float
+    bootstrap_resamples: int
+    confidence: float
+    size_bins_mm: tuple[float, ...]
+    batch_size: int
+
+
+@dataclass(frozen=True)
+class Config(Section):
+    dataset: DatasetConfig
+    synthesize: SynthesizeConfig
+    download: DownloadConfig
+    convert: ConvertConfig
+    resample: ResampleConfig
+    annotate: AnnotateConfig
+    extract: ExtractConfig
+    split: SplitConfig
+    models: ModelsConfig
+    train: TrainConfig
+    evaluate: EvaluateConfig
+
+
+SECTIONS: dict[str, type[Section]] = {f.name: typing.get_type_hints(Config)[f.name] for f in fields(Config)}
