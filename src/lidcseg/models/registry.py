@@ -25,6 +25,7 @@ def register_block(name: str, kind: str):
         raise ValueError(f"block kind '{kind}' is not one of {KINDS}")
 
     def add(cls: type) -> type:
+        _load_blocks()  # a block from elsewhere must not take a name before ours register
         if name in _BLOCKS:
             raise ValueError(f"a block named '{name}' is already registered ({_BLOCKS[name][1].__module__})")
         _BLOCKS[name] = (kind, cls)
