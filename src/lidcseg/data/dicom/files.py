@@ -115,14 +115,33 @@ def read_slice(path: Path, checks: ConvertConfig) -> Slice:
         study_uid=header.get("StudyInstanceUID") or "",
         patient_id=header.get("PatientID") or "",
         instance_number=int(header.get("InstanceNumber") or 0),
-        position=np.array(header["ImagePositionPatient"], dtype=float),
-        orientation=np.array(header["ImageOrientationPatient"], dtype=float),
-        pixel_spacing=(float(header["PixelSpacing"][0]), float(header["PixelSpacing"][1])),
+        position=_numbers(header, "ImagePositionPatient", 3, path),
+        orientation=_numbers(header, "ImageOrientationPatient", 6, path),
+        pixel_spacing=_pixel_spacing(header, path),
         slope=slope,
         intercept=intercept,
         rescale_defaulted=defaulted,
         raw=_stored_values(header, path),
     )
+
+
+def _numbers(header: dict, keyword: str, count: int, path: Path) -> np.ndarray:
+    """A multi-valued tag as ``count`` finite floats; anything else cannot place the slice."""
+    try:
+        values = np.array([float(v) for v in header[keyword]], dtype=float)
+    except (TypeError, ValueError):
+        raise ScanError(path, f"{keyword} {header[keyword]!r} is not a list of numbers") from None
+    if values.shape != (count,) or not np.isfinite(values).all():
+        raise ScanError(path, f"{keyword} {values.tolist()} is not {count} finite numbers")
+    return values
+
+
+def _pixel_spacing(header: dict, path: Path) -> tuple[float, float]:
+    """(row, column) spacing in mm: two positive numbers (one value, or 0, cannot make a grid)."""
+    spacing = _numbers(header, "PixelSpacing", 2, path)
+    if (spacing <= 0).any():
+        raise ScanError(path, f"PixelSpacing {spacing.tolist()} is not positive")
+    return float(spacing[0]), float(spacing[1])
 
 
 def _read_header(path: Path) -> dict:

