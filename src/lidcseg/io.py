@@ -8,15 +8,20 @@ millimetres (NIfTI's world space; DICOM's LPS with x and y negated).
 from __future__ import annotations
 
 import csv
+import glob
 import json
 import os
+import shutil
 import tempfile
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
 import nibabel as nib
 import numpy as np
 from nibabel.fileholders import FileHolder
+
+from lidcseg.errors import LidcsegError, ScanError
 
 try:  # ISA-L's gzip: the same format and ratio, about 4x faster than zlib at level 1
     from isal.igzip import IGzipFile as GzipFile
@@ -67,14 +72,20 @@ def save_nifti(volume: Volume, path: str | os.PathLike) -> None:
 
 
 def load_nifti(path: str | os.PathLike) -> Volume:
-    """Read a NIfTI (ours or anyone's) with its stored dtype; .gz is inflated with ISA-L."""
+    """Read a NIfTI (ours or anyone's) with its stored dtype; .gz is inflated with ISA-L. A
+    file that is not one (cut short, not gzip, not NIfTI) is refused with its name."""
     path = Path(path)
-    if path.name.endswith(".gz"):
-        with GzipFile(path, "rb") as stream:
-            image = nib.Nifti1Image.from_bytes(stream.read())
-    else:
-        image = nib.load(path)
-    return Volume(array=np.asanyarray(image.dataobj), affine=image.affine.astype(np.float64))
+    try:
+        if path.name.endswith(".gz"):
+            with GzipFile(path, "rb") as stream:
+                image = nib.Nifti1Image.from_bytes(stream.read())
+        else:
+            image = nib.load(path)
+        return Volume(array=np.asanyarray(image.dataobj), affine=image.affine.astype(np.float64))
+    except FileNotFoundError:
+        raise
+    except Exception as exc:  # gzip, zlib, EOF and nibabel's header errors all mean the same here
+        raise ScanError(path, f"not a readable NIfTI file ({type(exc).__name__}: {exc})") from None
 
 
 def write_json(data: dict, path: str | os.PathLike) -> None:
@@ -93,8 +104,12 @@ def write_text(text: str, path: str | os.PathLike) -> None:
         Path(tmp).write_text(text)
 
 
-def read_json(path: str | os.PathLike) -> dict:
-    return json.loads(Path(path).read_text())
+def read_json(path: str | os.PathLike):
+    """A JSON file; one that does not parse is refused with its name."""
+    try:
+        return json.loads(Path(path).read_text())
+    except ValueError as exc:
+        raise LidcsegError(f"{path}: not valid JSON ({exc})") from None
 
 
 def write_rows(rows: list[dict], path: str | os.PathLike, fields) -> None:
@@ -114,6 +129,26 @@ def read_rows(path: str | os.PathLike) -> list[dict]:
         return list(csv.DictReader(f, delimiter="\t" if path.suffix == ".tsv" else ","))
 
 
+@contextmanager
+def staged_folder(out_dir: str | os.PathLike):
+    """A temporary folder beside ``out_dir`` to write a command's many outputs into; when the
+    block ends well its files move into ``out_dir`` (each by rename), else none of them do."""
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    for stale in out_dir.parent.glob(glob.escape(f".tmp-{out_dir.name}-") + "*"):
+        shutil.rmtree(stale, ignore_errors=True)
+    staging = Path(tempfile.mkdtemp(prefix=f".tmp-{out_dir.name}-", dir=out_dir.parent))
+    try:
+        yield staging
+        for path in sorted(staging.rglob("*")):
+            if path.is_file():
+                target = out_dir / path.relative_to(staging)
+                target.parent.mkdir(parents=True, exist_ok=True)
+                os.replace(path, target)
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+
+
 def _to_builtin(value):
     if isinstance(value, np.generic):
         return value.item()
@@ -129,9 +164,14 @@ class _atomic_path:
         self.target = target
 
     def __enter__(self) -> str:
+        # A job killed while writing leaves its temporary file; one target is written by one
+        # job at a time, so the next write of the same target removes what a killed one left.
+        prefix = f".tmp-{self.target.name}-"
+        for stale in self.target.parent.glob(glob.escape(prefix) + "*"):
+            stale.unlink(missing_ok=True)
         # Keep the full suffix (.nii.gz) so libraries pick the right writer.
         suffix = "".join(self.target.suffixes)
-        fd, self.tmp = tempfile.mkstemp(prefix=".tmp-", suffix=suffix, dir=self.target.parent)
+        fd, self.tmp = tempfile.mkstemp(prefix=prefix, suffix=suffix, dir=self.target.parent)
         os.close(fd)
         return self.tmp
 

@@ -63,3 +63,13 @@ def test_download_count_below_one_is_refused_naming_the_option(count, tmp_path, 
         main(["download", "--source", "tcia", "--count", count, "--out", str(tmp_path)])
     assert exit_.value.code == 2 and "argument --count" in capsys.readouterr().err
     assert not any(tmp_path.iterdir())
+
+
+def test_cuda_asked_for_without_a_gpu_names_the_key():
+    torch = pytest.importorskip("torch")
+    if torch.cuda.is_available():
+        pytest.skip("a CUDA device is present")
+    from lidcseg.training.runtime import pick_device
+
+    with pytest.raises(ConfigError, match="config key 'train.device': cuda, but torch sees no CUDA device"):
+        pick_device("cuda")

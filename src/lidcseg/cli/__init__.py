@@ -30,6 +30,10 @@ def main(argv: list[str] | None = None) -> int:
     except LidcsegError as exc:
         print(f"lidcseg {args.stage}: error: {exc}", file=sys.stderr)
         return 2
+    except OSError as exc:  # a missing input, an unwritable or full output: bad input, named
+        where = " -> ".join(str(name) for name in (exc.filename, exc.filename2) if name) or "?"
+        print(f"lidcseg {args.stage}: error: {where}: {exc.strerror or exc}", file=sys.stderr)
+        return 2
     log.info("%s done in %.1f s", args.stage, time.perf_counter() - started)
     return 0
 

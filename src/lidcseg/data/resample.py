@@ -28,6 +28,7 @@ import numpy as np
 from scipy import ndimage
 
 from lidcseg.config import ResampleConfig
+from lidcseg.errors import LidcsegError, ScanError
 from lidcseg.io import Volume, load_nifti, read_json, save_nifti, write_json
 
 IMAGE_METHODS = ("linear", "nearest", "cubic")
@@ -135,17 +136,33 @@ def resample_to_files(in_nifti, out_nifti, settings: ResampleConfig, masks=(), g
         grid = GridTransform.from_dict(read_json(grid_json))
     else:
         grid = plan_grid(volume, settings.spacing_mm, settings.image_size)
-    save_nifti(resample_image(volume, grid, settings.image_interpolation, settings.pad_hu), out_nifti)
+    # Every output is computed before any is written: a mask that does not fit leaves nothing.
+    outputs = [(_on_grid(resample_image, volume, in_nifti, grid, settings.image_interpolation, settings.pad_hu),
+                out_nifti)]
     for mask_in, mask_out in masks:
-        save_nifti(resample_mask(load_nifti(mask_in), grid, settings.mask_interpolation), mask_out)
+        outputs.append((_on_grid(resample_mask, load_nifti(mask_in), mask_in, grid, settings.mask_interpolation),
+                        mask_out))
+    for resampled, path in outputs:
+        save_nifti(resampled, path)
     if transform_json:
         write_json(grid.to_dict(), transform_json)
     return grid
 
 
+def _on_grid(resample, volume: Volume, path, grid: GridTransform, *how) -> Volume:
+    try:
+        return resample(volume, grid, *how)
+    except GridMismatch as exc:
+        raise ScanError(path, str(exc)) from None
+
+
+class GridMismatch(LidcsegError, ValueError):
+    """A volume that is not the shape the grid was planned for."""
+
+
 def _check_grid(volume: Volume, grid: GridTransform) -> None:
     if tuple(volume.array.shape) != tuple(grid.input_shape):
-        raise ValueError(f"volume shape {volume.array.shape} is not the grid's input {grid.input_shape}")
+        raise GridMismatch(f"volume shape {volume.array.shape} is not the grid's input {grid.input_shape}")
 
 
 def _resample_separable(array: np.ndarray, grid: GridTransform, method: str, pad: float,

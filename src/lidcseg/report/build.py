@@ -12,7 +12,7 @@ from pathlib import Path
 import numpy as np
 
 from lidcseg.data.dataset.packed import PackedSplit
-from lidcseg.io import read_rows, write_rows, write_text
+from lidcseg.io import read_rows, staged_folder, write_rows, write_text
 from lidcseg.evaluation.evaluate import size_labels
 from lidcseg.evaluation.summary import MetricsFileError, read_metrics
 from lidcseg.report import figures, tables
@@ -23,6 +23,13 @@ SIZE_FIELDS = ("variant", "size", "nodules", "detected", "dsc", "dsc_low", "dsc_
 
 def build_report(metric_files: list[Path], logs: list[Path], packed_dir: Path, out_dir: Path,
                  readers_json: Path | None, threshold: float, size_bins_mm: tuple[float, ...]) -> list[Path]:
+    """Every file of the report into ``out_dir``, all together or (on an error) none."""
+    with staged_folder(out_dir) as staging:
+        written = _build(metric_files, logs, packed_dir, staging, readers_json, threshold, size_bins_mm)
+    return [Path(out_dir) / path.relative_to(staging) for path in written]
+
+
+def _build(metric_files, logs, packed_dir, out_dir: Path, readers_json, threshold, size_bins_mm) -> list[Path]:
     first = _first_seed(metric_files)
     tables.write_tables(metric_files, out_dir, readers_json)
     by_size = {variant: data["by_size"] for variant, (_, data) in first.items()}

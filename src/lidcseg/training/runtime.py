@@ -9,6 +9,8 @@ import random
 import numpy as np
 import torch
 
+from lidcseg.errors import ConfigError
+
 AUTOCAST_DTYPES = {"bf16": torch.bfloat16, "fp16": torch.float16}
 
 
@@ -16,7 +18,7 @@ def pick_device(name: str) -> torch.device:
     """``auto``: CUDA when present; ``cuda`` on a machine without one is an error, not a
     silent 100x slower run."""
     if name == "cuda" and not torch.cuda.is_available():
-        raise RuntimeError("train.device is cuda but torch sees no CUDA device")
+        raise ConfigError("train.device", "cuda, but torch sees no CUDA device here (auto uses one when present)")
     if name == "auto":
         name = "cuda" if torch.cuda.is_available() else "cpu"
     return torch.device(name)

@@ -13,6 +13,7 @@ from pathlib import Path
 
 import numpy as np
 
+from lidcseg.errors import LidcsegError
 from lidcseg.io import read_json, read_rows
 
 
@@ -22,12 +23,12 @@ class PackedSplit:
     def __init__(self, packed_dir: str | os.PathLike, split: str):
         packed_dir = Path(packed_dir)
         self.split = split
-        self.images = np.load(packed_dir / f"{split}.images.npy", mmap_mode="r")
-        self.masks = np.load(packed_dir / f"{split}.masks.npy", mmap_mode="r")
+        self.images = _memory_map(packed_dir / f"{split}.images.npy")
+        self.masks = _memory_map(packed_dir / f"{split}.masks.npy")
         self.rows = read_rows(packed_dir / f"{split}.csv")
         self.meta = read_json(packed_dir / "dataset.json")
         if not (len(self.images) == len(self.masks) == len(self.rows)):
-            raise ValueError(f"{packed_dir}: {split} has {len(self.images)} images, {len(self.masks)} masks "
+            raise LidcsegError(f"{packed_dir}: {split} has {len(self.images)} images, {len(self.masks)} masks "
                              f"and {len(self.rows)} rows")
 
     def __len__(self) -> int:
@@ -36,3 +37,13 @@ class PackedSplit:
     def __getitem__(self, index: int) -> tuple[np.ndarray, np.ndarray]:
         """(image float32 in [0, 1], binary mask uint8) of one slice."""
         return np.asarray(self.images[index], dtype=np.float32), (self.masks[index] > 0).astype(np.uint8)
+
+
+def _memory_map(path: Path) -> np.ndarray:
+    """A packed array, read-only and memory-mapped; a cut or foreign file is named."""
+    try:
+        return np.load(path, mmap_mode="r")
+    except FileNotFoundError:
+        raise
+    except (ValueError, OSError, EOFError) as exc:  # a truncated .npy: "mmap length is greater than file size"
+        raise LidcsegError(f"{path}: not a readable packed array ({type(exc).__name__}: {exc})") from None
