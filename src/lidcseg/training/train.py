@@ -74,7 +74,9 @@ class TrainingJob:
         variants = variants_from_config(models.variants)
         if name not in variants:
             raise ConfigError("models.variants", f"no variant {name!r} (configured: {', '.join(variants)})")
-        architecture = {k: v for k, v in models.as_dict().items() if k not in ("variants", "run")}
+        # Plain lists, as the config has them: the dict is saved in model.pt and fingerprinted.
+        architecture = {k: list(v) if isinstance(v, tuple) else v for k, v in models.as_dict().items()
+                        if k not in ("variants", "run")}
         return cls(name, variants[name], seed, Path(packed_dir), Path(out_dir), architecture, train)
 
     @property
