@@ -37,6 +37,12 @@ SPACING = DEFAULTS.resample.spacing_mm
 SIZE = DEFAULTS.resample.image_size
 
 
+def _resampled(volume):
+    """The image on the paper's grid, as the resample rule makes it."""
+    grid = plan_grid(volume, SPACING, SIZE)
+    return resample_image(volume, grid, DEFAULTS.resample.image_interpolation, DEFAULTS.resample.pad_hu)
+
+
 def drop_page_cache(files: list[Path]) -> None:
     os.sync()
     for path in files:
@@ -67,7 +73,7 @@ def bare_read(files):
 def lidcseg_in_memory(series_dir):
     def run():
         volume, _ = read_series(series_dir, DEFAULTS.convert)
-        return resample_image(volume, plan_grid(volume, SPACING, SIZE), DEFAULTS.resample.image_interpolation, DEFAULTS.resample.pad_hu)
+        return _resampled(volume)
     return run
 
 
@@ -75,7 +81,7 @@ def lidcseg_with_writes(series_dir, out_dir):
     def run():
         volume, _ = read_series(series_dir, DEFAULTS.convert)
         save_nifti(volume, out_dir / "hu.nii.gz")
-        save_nifti(resample_image(volume, plan_grid(volume, SPACING, SIZE), DEFAULTS.resample.image_interpolation, DEFAULTS.resample.pad_hu), out_dir / "image.nii.gz")
+        save_nifti(_resampled(volume), out_dir / "image.nii.gz")
     return run
 
 
@@ -101,7 +107,8 @@ def main() -> None:
     series_dir = next((workdir / args.patient).glob("*/*"), None) if (workdir / args.patient).exists() else None
     if series_dir is None:
         start = time.perf_counter()
-        series_dir, _ = synthesize_patient(args.patient, workdir, 0, DEFAULTS.synthesize.noise_hu, DEFAULTS.synthesize.storage)
+        series_dir, _ = synthesize_patient(args.patient, workdir, 0, DEFAULTS.synthesize.noise_hu,
+                                           DEFAULTS.synthesize.storage)
         print(f"synthesized {args.patient} in {time.perf_counter() - start:.1f} s")
     files = sorted(series_dir.glob("*.dcm"))
     size_mb = sum(p.stat().st_size for p in files) / 1e6

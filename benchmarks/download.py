@@ -76,14 +76,16 @@ def main() -> None:
         with served(nbia_server, archive) as url:
             base = f"{url}/nbia-api/services"
             transfer = _transfer_only(base, archive, args.parallel)
-            seconds = timed(TciaSource(replace(download.tcia, base_url=base), policy), patients, tmp / "tcia", args.parallel)
+            tcia = TciaSource(replace(download.tcia, base_url=base), policy)
+            seconds = timed(tcia, patients, tmp / "tcia", args.parallel)
         print(f"tcia: {args.series} series, {megabytes:.0f} MB of DICOM in {seconds:.1f} s = "
               f"{megabytes / seconds:.0f} MB/s; the zips alone, fetched to memory unchecked, {transfer:.1f} s "
               f"({args.parallel} series at once)")
         index = write_idc_index(tmp / "index.parquet", archive)
         S3Handler.page_size = 1000  # S3's own page size (the tests page by 3)
         with served(s3_server, archive) as url:
-            seconds = timed(IdcSource(replace(download.idc, endpoint=url, index=str(index)), policy, args.parallel), patients, tmp / "idc", 1)
+            idc = IdcSource(replace(download.idc, endpoint=url, index=str(index)), policy, args.parallel)
+            seconds = timed(idc, patients, tmp / "idc", 1)
         print(f"idc:  {args.series} series, {megabytes:.0f} MB in {seconds:.1f} s = {megabytes / seconds:.0f} MB/s "
               f"({args.parallel} files at once, series one after the other)")
         shutil.rmtree(tmp / "staging")

@@ -16,7 +16,8 @@ GOOD, EMPTY, NAN, WRONG = "LIDC-IDRI-0078", "LIDC-IDRI-0098", "LIDC-IDRI-0104", 
 
 
 def _series_dir(workdir, patient):
-    return workdir / "resources/lidc" / patient / read_json(workdir / "resources/lidc" / patient / "series.json")["series_dir"]
+    patient_dir = workdir / "resources/lidc" / patient
+    return patient_dir / read_json(patient_dir / "series.json")["series_dir"]
 
 
 @pytest.fixture(scope="module")

@@ -46,7 +46,8 @@ def test_a_mask_of_another_shape_leaves_no_output(hu, tmp_path, capsys):
     save_nifti(Volume(np.zeros((5, 5, 5), np.uint8), load_nifti(hu).affine), wrong)
     out = tmp_path / "out"
     assert main(["resample", str(hu), str(out / "image.nii.gz"), "--mask", str(wrong), str(out / "mask.nii.gz"),
-                 "--transform", str(out / "grid.json"), "--settings", settings_json(resample={"image_size": [16, 16]})]) == 2
+                 "--transform", str(out / "grid.json"),
+                 "--settings", settings_json(resample={"image_size": [16, 16]})]) == 2
     assert f"{wrong}: volume shape (5, 5, 5) is not the grid's input" in capsys.readouterr().err
     assert not out.exists() or not any(out.iterdir())
 
@@ -84,3 +85,13 @@ def test_a_stale_temporary_file_is_removed_by_the_next_write(tmp_path):
     stale.write_bytes(b"half a volume")
     save_nifti(Volume(np.zeros((2, 2, 2), np.int16), np.eye(4)), target)
     assert target.exists() and not stale.exists()
+
+
+@pytest.mark.parametrize("content, words", [("{not json", "not valid JSON"),
+                                            ('{"status": "accepted"}', "not an inspect record"),
+                                            ("[1, 2]", "not an inspect record")])
+def test_a_bad_inspect_record_stops_the_screen_naming_it(tmp_path, capsys, content, words):
+    record = tmp_path / "LIDC-IDRI-0001.json"
+    record.write_text(content)
+    assert main(["screen", str(record), "--out", str(tmp_path / "scans.tsv")]) == 2
+    assert f"{record}: {words}" in capsys.readouterr().err and not (tmp_path / "scans.tsv").exists()

@@ -89,3 +89,14 @@ def test_an_unexpected_failure_is_a_rejected_record_not_a_crash(tmp_path, monkey
     monkeypatch.setattr(qc, "read_series", broken)
     record = _inspect(folder, tmp_path)
     assert record["status"] == "rejected" and "IndexError" in record["reason"] and str(folder) in record["reason"]
+
+
+@pytest.mark.parametrize("keep, words", [(300, "truncated: its 300 bytes end inside an element"),
+                                         (700, "truncated: its 700 bytes end inside an element"),
+                                         (1000, "truncated pixel data")])
+def test_a_file_cut_short_is_called_truncated(tmp_path, keep, words):
+    folder = tmp_path / "s"
+    _, paths = make_series(folder)
+    paths[1].write_bytes(paths[1].read_bytes()[:keep])
+    record = _inspect(folder, tmp_path)
+    assert record["status"] == "rejected" and f"{paths[1].name}: {words}" in record["reason"]

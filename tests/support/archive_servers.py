@@ -155,7 +155,8 @@ class _NbiaHandler(_Handler):
     def route(self, path: str, query: dict) -> None:
         endpoint = path.rstrip("/").rsplit("/", 1)[-1]
         if endpoint == "getSeries":
-            rows = [{**_series_row(s), **self.archive.listing.get(s.series_uid, {})} for s in self.archive.series.values()
+            listed = self.archive.listing
+            rows = [{**_series_row(s), **listed.get(s.series_uid, {})} for s in self.archive.series.values()
                     if query.get("PatientID") in (None, s.patient_id)
                     and query.get("Collection") == "LIDC-IDRI" and query.get("Modality") == "CT"]
             return self.send_body(json.dumps(rows).encode(), "application/json")

@@ -25,7 +25,8 @@ TABLE1 = (
     PaperRow("Attention U-Net", Slots(attention="gate"), 0.5667, 0.5917, 0.5437),
     PaperRow("BAM", Slots(attention="bam"), 0.5729, 0.5569, 0.5898),
     PaperRow("CBAM", Slots(attention="cbam"), 0.5519, 0.5348, 0.5714),
-    PaperRow("RB-CBAM (ASPP+R+B)", Slots(aspp=True, attention="cbam", reverse=True, boundary=True), 0.6627, 0.6642, 0.6870),
+    PaperRow("RB-CBAM (ASPP+R+B)", Slots(aspp=True, attention="cbam", reverse=True, boundary=True),
+             0.6627, 0.6642, 0.6870),
     PaperRow("U-Net, no attention (ours)", Slots(), ours_only=True),
 )
 

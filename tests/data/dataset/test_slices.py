@@ -9,11 +9,15 @@ from lidcseg.data.dataset.slices import SLICE_FIELDS, extract_slices, lung_windo
 from lidcseg.io import Volume, read_rows
 from tests.support.defaults import DEFAULTS
 
+IMAGE_RULE = (DEFAULTS.resample.image_interpolation, DEFAULTS.resample.pad_hu)  # config.yaml's resample rule
+MASK_RULE = DEFAULTS.resample.mask_interpolation
+WINDOW = (DEFAULTS.extract.window_centre, DEFAULTS.extract.window_width)
+
 
 def test_lung_window_maps_its_ends_to_0_and_1_and_clips():
     hu = np.array([-3024, -1350, -600, 150, 3071])
-    np.testing.assert_allclose(lung_window(hu, DEFAULTS.extract.window_centre, DEFAULTS.extract.window_width), [0.0, 0.0, 0.5, 1.0, 1.0])
-    assert lung_window(np.array([-1349.0]), DEFAULTS.extract.window_centre, DEFAULTS.extract.window_width)[0] > 0 and lung_window(np.array([149.0]), DEFAULTS.extract.window_centre, DEFAULTS.extract.window_width)[0] < 1
+    np.testing.assert_allclose(lung_window(hu, *WINDOW), [0.0, 0.0, 0.5, 1.0, 1.0])
+    assert lung_window(np.array([-1349.0]), *WINDOW)[0] > 0 and lung_window(np.array([149.0]), *WINDOW)[0] < 1
 
 
 def _scan(labels: np.ndarray) -> tuple[Volume, Volume]:
@@ -72,8 +76,9 @@ def test_extracted_masks_match_where_nodules_were_painted(synthetic_patient):
     volume, _ = read_series(series_dir, DEFAULTS.convert)
     labels, rows, _ = annotate(series_dir, volume, DEFAULTS.annotate)
     grid = plan_grid(volume, (0.68, 0.68, 2.0), (512, 512))
-    _, masks, slice_rows = extract_slices(resample_image(volume, grid, DEFAULTS.resample.image_interpolation, DEFAULTS.resample.pad_hu), resample_mask(labels, grid, DEFAULTS.resample.mask_interpolation), rows, "LIDC-IDRI-0078", DEFAULTS.extract)
-    truth = resample_mask(Volume(painted.astype(np.uint8), volume.affine), grid, DEFAULTS.resample.mask_interpolation).array
+    image, mask = resample_image(volume, grid, *IMAGE_RULE), resample_mask(labels, grid, MASK_RULE)
+    _, masks, slice_rows = extract_slices(image, mask, rows, "LIDC-IDRI-0078", DEFAULTS.extract)
+    truth = resample_mask(Volume(painted.astype(np.uint8), volume.affine), grid, MASK_RULE).array
     truth_slices = truth[:, :, [r["slice"] for r in slice_rows]].transpose(2, 1, 0) > 0
     extracted = masks > 0
     dice = 2 * (extracted & truth_slices).sum() / (extracted.sum() + truth_slices.sum())

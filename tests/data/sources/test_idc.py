@@ -107,7 +107,7 @@ def test_files_a_killed_run_verified_are_kept(bucket, scans, tmp_path):
 
 
 def test_a_missing_index_file_is_named(tmp_path):
-    source = IdcSource(replace(DEFAULTS.download.idc, endpoint="http://127.0.0.1:9", index=str(tmp_path / "nope.parquet")),
-                       FAST, DEFAULTS.download.parallel)
+    settings = replace(DEFAULTS.download.idc, endpoint="http://127.0.0.1:9", index=str(tmp_path / "nope.parquet"))
+    source = IdcSource(settings, FAST, DEFAULTS.download.parallel)
     with pytest.raises(DownloadError, match="nope.parquet"):
         source.list_series("LIDC-IDRI-0001")

@@ -69,7 +69,8 @@ def test_nodule_hu_follows_texture_and_calcification():
 
 def test_same_seed_same_files_other_seed_other_noise(tmp_path):
     def digest(root):
-        series_dir, _ = synthesize_patient("LIDC-IDRI-0078", root, seed=3, noise_hu=DEFAULTS.synthesize.noise_hu, storage="unsigned-1000")
+        series_dir, _ = synthesize_patient("LIDC-IDRI-0078", root, seed=3, noise_hu=DEFAULTS.synthesize.noise_hu,
+                                          storage="unsigned-1000")
         return hashlib.sha256(b"".join(p.read_bytes() for p in sorted(series_dir.iterdir()))).hexdigest()
 
     assert digest(tmp_path / "a") == digest(tmp_path / "b")

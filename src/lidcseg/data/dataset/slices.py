@@ -43,7 +43,8 @@ def extract_slices(image: Volume, labels: Volume, nodules: list[dict], patient_i
     by_id = {int(n["nodule"]): n for n in nodules}
     rows = [_slice_row(patient_id, k, labels, by_id, pixel_area) for k in keep]
     # (x, y) -> (rows = y, columns = x): the usual radiological display of an axial slice
-    images = np.stack([lung_window(image.array[:, :, k].T, settings.window_centre, settings.window_width) for k in keep]) if len(keep) \
+    window = (settings.window_centre, settings.window_width)
+    images = np.stack([lung_window(image.array[:, :, k].T, *window) for k in keep]) if len(keep) \
         else np.zeros((0,) + image.array.shape[1::-1], np.float32)
     masks = np.ascontiguousarray(labels.array[:, :, keep].transpose(2, 1, 0)).astype(np.uint8)
     return images.astype(np.float16), masks, rows

@@ -18,7 +18,7 @@ from pydicom.errors import InvalidDicomError
 from pydicom.uid import UID
 
 from lidcseg.config import ConvertConfig
-from lidcseg.data.dicom.header import TAGS, read_simple_header
+from lidcseg.data.dicom.header import TAGS, cut_short, read_simple_header
 from lidcseg.errors import ScanError
 
 # Files that legitimately sit beside the slices of a TCIA download: the LIDC reader XML.
@@ -101,6 +101,9 @@ def read_slice(path: Path, checks: ConvertConfig) -> Slice:
     """Read and check one file: a DICOM CT image, pixels complete, rescale known."""
     header = _read_header(path)
     modality = header.get("Modality") or ""
+    if header.get("PixelData") is None and cut_short(path.read_bytes()):
+        raise ScanError(path, f"truncated: its {path.stat().st_size} bytes end inside an element, "
+                              "before the pixel data")
     if modality != "CT":
         raise ScanError(path, f"not a CT image (Modality={modality or 'missing'})")
     if header.get("PixelData") is None:

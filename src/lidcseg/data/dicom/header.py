@@ -105,6 +105,30 @@ def _walk(data: memoryview, pos: int, stop_group: int | None) -> tuple[int, dict
     return pos, found
 
 
+def cut_short(data: bytes) -> bool:
+    """True when a DICOM file of explicit-VR elements ends inside an element: cut in transfer
+    or on disk (pydicom reads such a file as far as it goes, without a word)."""
+    if len(data) < 132 or data[128:132] != b"DICM":
+        return False
+    return _ends_inside_an_element(memoryview(data), 132)
+
+
+def _ends_inside_an_element(data: memoryview, pos: int) -> bool:
+    """Step over elements by their lengths alone: does the last one run past the end?"""
+    while pos + 8 <= len(data):
+        vr = bytes(data[pos + 4 : pos + 6])
+        if not vr.isalpha() or not vr.isupper():
+            return False  # implicit VR: lengths cannot be read this way
+        long = vr in LONG_VRS
+        if pos + (12 if long else 8) > len(data):
+            return True
+        (length,) = struct.unpack_from("<I" if long else "<H", data, pos + (8 if long else 6))
+        if length == 0xFFFFFFFF:
+            return False  # undefined length: not a layout this check reads
+        pos += (12 if long else 8) + length
+    return pos != len(data)
+
+
 def _decode(raw: memoryview, kind: str):
     if kind == "bytes":
         return raw

@@ -60,8 +60,16 @@ def _check_identity(info, patient_id: str | None, series_dir) -> None:
 
 def write_scan_table(records: list[str | os.PathLike], out_tsv: str | os.PathLike) -> None:
     """One row per inspected scan, sorted by patient."""
-    rows = sorted((read_json(r) for r in records), key=lambda r: r["patient_id"])
+    rows = sorted((_record(path) for path in records), key=lambda r: r["patient_id"])
     write_rows([{**row, "warnings": "; ".join(row.get("warnings", []))} for row in rows], out_tsv, SCAN_TABLE_FIELDS)
+
+
+def _record(path) -> dict:
+    """An inspect record; anything else is named (the screen would otherwise stop on a KeyError)."""
+    record = read_json(path)
+    if not isinstance(record, dict) or not {"patient_id", "status"} <= record.keys():
+        raise LidcsegError(f"{path}: not an inspect record (needs patient_id and status)")
+    return record
 
 
 def accepted_patients(scan_table: str | os.PathLike) -> list[str]:

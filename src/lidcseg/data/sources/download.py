@@ -9,8 +9,9 @@ rest the same way for both:
 - :func:`download_cohort` fetches series in parallel into ``<root>/.partial/``, moves each
   into ``<root>/<PatientID>/<StudyUID>/<SeriesUID>/`` only when verified, and writes the
   patient's ``series.json`` last. The three ids come from the archive's answer, so each is
-  checked against its pattern (:func:`unsafe_ids`) before it names a folder. A series already in place is never fetched again; a
-  partial one is. One failed series is named in the error; the others still finish.
+  checked against its pattern (:func:`unsafe_ids`) before it names a folder. A series
+  already in place is never fetched again; a partial one is. One failed series is named in
+  the error; the others still finish.
 """
 
 from __future__ import annotations
