@@ -19,7 +19,6 @@ from __future__ import annotations
 import hashlib
 import logging
 import os
-import re
 import shutil
 import stat
 import threading
@@ -33,14 +32,13 @@ from pathlib import Path, PurePosixPath
 
 from tqdm import tqdm
 
+from lidcseg.data.sources.ids import unsafe_ids
 from lidcseg.data.sources.remote import CHUNK_BYTES, DownloadError, RetryableError, reason_of
 from lidcseg.io import read_json, write_json
 
 log = logging.getLogger(__name__)
 
 PARTIAL_DIR = ".partial"
-PATIENT_ID = re.compile(r"LIDC-IDRI-[0-9]{4}")
-DICOM_UID = re.compile(r"[0-9]+(\.[0-9]+)*")  # PS3.5 9.1: digits and dots, at most 64 characters
 
 
 @dataclass(frozen=True)
@@ -155,17 +153,6 @@ def check_instances(folder: Path, series: RemoteSeries, what: str) -> None:
         raise CorruptSeries(f"{what}: {exc}") from exc
     if series_uid != series.series_uid:
         raise DownloadError(f"{what}: the files are of series {series_uid}, not the one asked for")
-
-
-def unsafe_ids(series: RemoteSeries) -> str | None:
-    """Why the archive's ids of ``series`` cannot name its folders, or None when they can: an
-    id with ``/`` or ``..`` would place a series outside the root or under another patient."""
-    if not PATIENT_ID.fullmatch(series.patient_id):
-        return f"PatientID {series.patient_id!r} is not an LIDC-IDRI id"
-    for tag, uid in (("StudyInstanceUID", series.study_uid), ("SeriesInstanceUID", series.series_uid)):
-        if len(uid) > 64 or not DICOM_UID.fullmatch(uid):
-            return f"{tag} {uid!r} is not a DICOM UID"
-    return None
 
 
 def series_folder(root: Path, series: RemoteSeries) -> Path:

@@ -1,1 +1,0 @@
-"""Data stages: download or synthesize, DICOM to HU, resample, annotations, slices, split."""

@@ -1,1 +1,0 @@
-"""What the workflow renders at the end: the paper's tables and figure, and what goes past them."""
