@@ -35,3 +35,26 @@ def synthetic_patient(tmp_path_factory):
     series_dir, painted = synthesize_patient("LIDC-IDRI-0078", root, seed=7, noise_hu=DEFAULTS.synthesize.noise_hu,
                                              storage=DEFAULTS.synthesize.storage)
     return root, series_dir, painted
+
+
+@pytest.fixture(scope="session")
+def synthetic_slices(synthetic_patient):
+    """The synthetic patient through convert, annotate, resample and extract, with the
+    default config, as the rules run them (in memory)."""
+    from types import SimpleNamespace
+
+    from lidcseg.data.dataset.slices import extract_slices
+    from lidcseg.data.dicom.series import read_series
+    from lidcseg.data.lidc.annotations import annotate
+    from lidcseg.data.resample import plan_grid, resample_image, resample_mask
+
+    _, series_dir, painted = synthetic_patient
+    r = DEFAULTS.resample
+    volume, _ = read_series(series_dir, DEFAULTS.convert)
+    labels, rows, summary = annotate(series_dir, volume, DEFAULTS.annotate)
+    grid = plan_grid(volume, r.spacing_mm, r.image_size)
+    image = resample_image(volume, grid, r.image_interpolation, r.pad_hu)
+    mask = resample_mask(labels, grid, r.mask_interpolation)
+    _, masks, slice_rows = extract_slices(image, mask, rows, "LIDC-IDRI-0078", DEFAULTS.extract)
+    return SimpleNamespace(volume=volume, grid=grid, summary=summary, masks=masks, slice_rows=slice_rows,
+                           painted=painted)

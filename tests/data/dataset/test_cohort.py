@@ -2,26 +2,14 @@
 
 from __future__ import annotations
 
-from lidcseg.data.lidc.annotations import annotate, scan_nodules
 from lidcseg.data.dataset.cohort import _nodule_slices, processed_flow, write_flow
-from lidcseg.data.dicom.series import read_series
+from lidcseg.data.lidc.annotations import scan_nodules
 from lidcseg.data.lidc.database import scan_for_patient
-from lidcseg.data.resample import plan_grid, resample_image, resample_mask
-from lidcseg.data.dataset.slices import extract_slices
 from lidcseg.io import read_rows, write_json, write_rows
-from tests.support.defaults import DEFAULTS
 
-IMAGE_RULE = (DEFAULTS.resample.image_interpolation, DEFAULTS.resample.pad_hu)  # config.yaml's resample rule
-MASK_RULE = DEFAULTS.resample.mask_interpolation
-WINDOW = (DEFAULTS.extract.window_centre, DEFAULTS.extract.window_width)
 
-def test_database_counts_equal_the_image_pipeline_slice_for_slice(synthetic_patient):
-    _, series_dir, _ = synthetic_patient
-    volume, _ = read_series(series_dir, DEFAULTS.convert)
-    labels, rows, summary = annotate(series_dir, volume, DEFAULTS.annotate)
-    grid = plan_grid(volume, (0.68, 0.68, 2.0), (512, 512))
-    image, mask = resample_image(volume, grid, *IMAGE_RULE), resample_mask(labels, grid, MASK_RULE)
-    _, _, slices = extract_slices(image, mask, rows, "LIDC-IDRI-0078", DEFAULTS.extract)
+def test_database_counts_equal_the_image_pipeline_slice_for_slice(synthetic_slices):
+    summary, slices = synthetic_slices.summary, synthetic_slices.slice_rows
     scan = scan_for_patient("LIDC-IDRI-0078")
     original, resampled = _nodule_slices(scan, [n for n in scan_nodules(scan) if n.diameter_mm >= 3], 0.5, 0.0, 2.0)
     assert len(original) == summary["n_slices_with_nodules"]

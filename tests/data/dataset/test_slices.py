@@ -9,8 +9,6 @@ from lidcseg.data.dataset.slices import SLICE_FIELDS, extract_slices, lung_windo
 from lidcseg.io import Volume, read_rows
 from tests.support.defaults import DEFAULTS
 
-IMAGE_RULE = (DEFAULTS.resample.image_interpolation, DEFAULTS.resample.pad_hu)  # config.yaml's resample rule
-MASK_RULE = DEFAULTS.resample.mask_interpolation
 WINDOW = (DEFAULTS.extract.window_centre, DEFAULTS.extract.window_width)
 
 
@@ -65,20 +63,15 @@ def test_a_scan_without_nodules_gives_zero_slices(tmp_path):
     assert read_rows(tmp_path / "p.csv") == []
 
 
-def test_extracted_masks_match_where_nodules_were_painted(synthetic_patient):
+def test_extracted_masks_match_where_nodules_were_painted(synthetic_slices):
     """Synthesize -> convert -> annotate -> resample -> extract, against the painted truth
     resampled through the same grid: the whole geometry chain, on every extracted slice."""
-    from lidcseg.data.lidc.annotations import annotate
-    from lidcseg.data.dicom.series import read_series
-    from lidcseg.data.resample import plan_grid, resample_image, resample_mask
+    from lidcseg.data.resample import resample_mask
 
-    _, series_dir, painted = synthetic_patient
-    volume, _ = read_series(series_dir, DEFAULTS.convert)
-    labels, rows, _ = annotate(series_dir, volume, DEFAULTS.annotate)
-    grid = plan_grid(volume, (0.68, 0.68, 2.0), (512, 512))
-    image, mask = resample_image(volume, grid, *IMAGE_RULE), resample_mask(labels, grid, MASK_RULE)
-    _, masks, slice_rows = extract_slices(image, mask, rows, "LIDC-IDRI-0078", DEFAULTS.extract)
-    truth = resample_mask(Volume(painted.astype(np.uint8), volume.affine), grid, MASK_RULE).array
+    run = synthetic_slices
+    masks, slice_rows = run.masks, run.slice_rows
+    truth = resample_mask(Volume(run.painted.astype(np.uint8), run.volume.affine), run.grid,
+                          DEFAULTS.resample.mask_interpolation).array
     truth_slices = truth[:, :, [r["slice"] for r in slice_rows]].transpose(2, 1, 0) > 0
     extracted = masks > 0
     dice = 2 * (extracted & truth_slices).sum() / (extracted.sum() + truth_slices.sum())
