@@ -6,6 +6,8 @@ The package restates no config value as a default; a test takes the default from
 
 from __future__ import annotations
 
+import json
+
 from lidcseg import config
 from tests.support.paths import REPO
 
@@ -14,7 +16,5 @@ DEFAULTS = config.load(REPO / "config.yaml")
 
 def settings_json(**sections) -> str:
     """``--settings`` for a command: the default's sections named, each updated with the given keys."""
-    import json
-
     data = config.load_sections(str(REPO / "config.yaml"), tuple(sections))
     return json.dumps({name: {**data[name], **changes} for name, changes in sections.items()})

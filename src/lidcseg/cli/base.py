@@ -18,10 +18,10 @@ log = logging.getLogger("lidcseg")
 def command(stages, name: str, run, help: str, description: str,
             settings: tuple[str, ...] = ()) -> argparse.ArgumentParser:
     """Add subcommand ``name`` running ``run(args)``; with ``settings``, the config sections
-    it reads come from ``--settings``."""
+    it reads come from ``--settings`` (:func:`sections` reads them)."""
     parser = stages.add_parser(name, help=help, description=description,
                                formatter_class=argparse.ArgumentDefaultsHelpFormatter)
-    parser.set_defaults(run=run)
+    parser.set_defaults(run=run, sections=settings)
     if settings:
         parser.add_argument("--settings", default="config.yaml",
                             help=f"config file, or inline JSON holding the sections {', '.join(settings)}")
@@ -39,11 +39,12 @@ def at_least_one(text: str) -> int:
     return value
 
 
-def sections(args, *names: str) -> tuple:
-    """The typed config sections ``names`` of ``args.settings`` (validated, naming the key)."""
+def sections(args, *more: str) -> tuple:
+    """The typed config sections the command declared (and ``more``, which only some of its
+    options need), read from ``args.settings`` in one pass, validated, naming the key."""
     from lidcseg import config
 
-    return config.settings(args.settings, *names)
+    return config.settings(args.settings, *args.sections, *more)
 
 
 def sidecar(nifti: Path) -> Path:

@@ -37,7 +37,7 @@ def add_commands(stages) -> None:
 def run_archive_flow(args) -> None:
     from lidcseg.data.dataset.cohort import archive_flow_to_file
 
-    archive_flow_to_file(args.out_json, *sections(args, "annotate", "extract", "resample"))
+    archive_flow_to_file(args.out_json, *sections(args))
 
 
 def run_cohort(args) -> None:
@@ -50,6 +50,6 @@ def run_cohort(args) -> None:
 def run_split(args) -> None:
     from lidcseg.data.dataset.split import split_to_files
 
-    (settings,) = sections(args, "split")
+    (settings,) = sections(args)
     record = split_to_files(args.slices_dir, args.out_dir, args.patients, settings)
     log.info("split: %s", {k: v["slices"] for k, v in record["splits"].items()})

@@ -39,7 +39,7 @@ def add_commands(stages) -> None:
 def run_evaluate(args) -> None:
     from lidcseg.evaluation.evaluate import evaluate_model
 
-    train, settings = sections(args, "train", "evaluate")
+    train, settings = sections(args)
     result = evaluate_model(args.model, args.packed_dir, args.nodules, args.out_json, train, settings)
     p, ci = result["pooled"], result["pooled_ci"]
     log.info("evaluate %s seed %d: pooled DSC %.4f (%.4f-%.4f), recall %.4f, precision %.4f", result["variant"],
@@ -57,5 +57,5 @@ def run_readers(args) -> None:
     from lidcseg.evaluation.readers import readers_to_files
 
     result = readers_to_files(args.packed_dir, args.lidc_root, args.hu_dir, args.resampled_dir, args.out_json,
-                              *sections(args, "annotate", "resample", "evaluate"))
+                              *sections(args))
     log.info("readers: pooled DSC %.4f over %d (nodule, reader) pairs", result["pooled"]["dsc"], result["pairs"])

@@ -45,9 +45,8 @@ def add_commands(stages) -> None:
 def run_annotate(args) -> None:
     from lidcseg.data.lidc.annotations import annotate_to_files
 
-    (settings,) = sections(args, "annotate")
-    (checks,) = sections(args, "convert") if args.reference is None else (None,)
-    summary = annotate_to_files(args.series_dir, args.out_mask, args.reference, settings, checks)
+    settings, *checks = sections(args, *(() if args.reference else ("convert",)))
+    summary = annotate_to_files(args.series_dir, args.out_mask, args.reference, settings, *checks)
     if summary["status"] == "failed":
         log.warning("%s: %s", args.series_dir, summary["reason"])
 
@@ -55,7 +54,7 @@ def run_annotate(args) -> None:
 def run_resample(args) -> None:
     from lidcseg.data.resample import resample_to_files
 
-    (settings,) = sections(args, "resample")
+    (settings,) = sections(args)
     resample_to_files(args.in_nifti, args.out_nifti, settings, args.mask, args.grid,
                       args.transform or sidecar(args.out_nifti))
 
@@ -63,6 +62,6 @@ def run_resample(args) -> None:
 def run_extract(args) -> None:
     from lidcseg.data.dataset.slices import extract_to_files
 
-    (settings,) = sections(args, "extract")
+    (settings,) = sections(args)
     n = extract_to_files(args.image, args.mask, args.nodules, args.out_npz, args.patient, settings)
     log.info("%s: %d nodule slices", args.out_npz.name, n)

@@ -25,7 +25,7 @@ def add_commands(stages) -> None:
 def run_report(args) -> None:
     from lidcseg.report.build import build_report
 
-    (settings,) = sections(args, "evaluate")
+    (settings,) = sections(args)
     written = build_report(args.metrics, args.logs, args.packed_dir, args.out_dir, args.readers,
                            settings.threshold, settings.size_bins_mm)
     log.info("report: %d figures in %s", len(written), args.out_dir)

@@ -35,7 +35,7 @@ def add_commands(stages) -> None:
 def run_inspect(args) -> None:
     from lidcseg.data.dicom.qc import inspect_series
 
-    (checks,) = sections(args, "convert")
+    (checks,) = sections(args)
     record = inspect_series(args.series_dir, args.out_json, checks, args.patient)
     log.info("%s: %s %s", record["patient_id"], record["status"], record.get("reason", ""))
 
@@ -50,7 +50,7 @@ def run_convert(args) -> None:
     from lidcseg.data.dicom.series import read_series
     from lidcseg.io import save_nifti, write_json
 
-    (checks,) = sections(args, "convert")
+    (checks,) = sections(args)
     volume, info = read_series(args.series_dir, checks)
     save_nifti(volume, args.out_nifti)
     write_json(asdict(info), args.info or sidecar(args.out_nifti))

