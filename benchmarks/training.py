@@ -1,85 +1,161 @@
-"""Training throughput: the data loader alone, the model step, and the full paper run's cost.
+"""Training throughput: the data loader alone, the training step, and the full paper run's cost.
 
-    python benchmarks/training.py                       # the config's settings, this machine
-    python benchmarks/training.py --paper-batch 16      # on a GPU machine (bf16, channels_last)
+    python benchmarks/training.py                  # this machine, the config's settings
+    python benchmarks/gpu_check.py                 # the prepared check for a GPU machine
 
-Prints (1) images/s the loader delivers (TrainingSamples + DataLoader with the configured
-workers, no model), (2) images/s a training step consumes for each variant with the
-config's settings, and the ratio (target: loader >= 3x the model), (3) images/s of full
-512 x 512 slices (the paper's size) for unet and rbcbam, and the wall time that implies for
-the paper run: workflow/configs/lidc-paper.yaml's variants x epochs x 4,944 training
-slices (+ 1,236 validation slices forward-only). Needs the packed dataset (run the workflow
-first) or uses a made-up one.
+Prints (1) ``loader images/s per worker`` for 512 x 512 slices: one loader worker slicing the
+packed arrays and drawing each sample's augmentation (training/augment.py); the pixels are
+augmented on the training device, measured as (2) ``augment images/s``; (3) images/s of the
+configured training step (``TrainingStep``: device augmentation, forward, loss, backward,
+update, with the config's determinism) for each variant at the config's crop; (4)
+``train images/s (<variant>, 512)`` for full 512 x 512 slices with the paper's ResNet-34 at
+batch 2 (``--paper-batch``), and the wall time that implies for the paper run. Needs the
+packed dataset (run the workflow first) or uses a made-up one. The functions here are what
+benchmarks/gpu_check.py measures with.
 """
 
 from __future__ import annotations
 
 import argparse
-import statistics
+import dataclasses
 import sys
 import tempfile
 import time
 from pathlib import Path
 
 import torch
-from torch.utils.data import DataLoader
+from torch.utils.data import DataLoader, default_collate
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from lidcseg.config import load, run_variants  # noqa: E402
+from lidcseg.config import TrainConfig, load, run_variants  # noqa: E402
 from lidcseg.data.dataset.packed import PackedSplit  # noqa: E402
-from lidcseg.training.augment import EpochSampler, TrainingSamples, seed_worker  # noqa: E402
-from lidcseg.training.losses import dice_bce_loss  # noqa: E402
 from lidcseg.models.registry import variants_from_config  # noqa: E402
 from lidcseg.models.unet import build_model  # noqa: E402
-from lidcseg.training.runtime import autocast, memory_format, pick_device  # noqa: E402
+from lidcseg.training.augment import EpochSampler, TrainingSamples, augment_batch, seed_worker  # noqa: E402
+from lidcseg.training.runtime import memory_format, pick_device, seed_everything  # noqa: E402
+from lidcseg.training.schedule import make_optimizer  # noqa: E402
+from lidcseg.training.train import TrainingStep  # noqa: E402
 
-PAPER_TRAIN, PAPER_VAL = 4944, 1236
-PAPER_CONFIG = Path(__file__).resolve().parents[1] / "workflow" / "configs" / "lidc-paper.yaml"
+REPO = Path(__file__).resolve().parents[1]
+PAPER_CONFIG = REPO / "workflow" / "configs" / "lidc-paper.yaml"
+PAPER_TRAIN, PAPER_VAL = 4944, 1236  # the paper's split (SPEC.md); ours has ~6,000 training slices
+PAPER_DECODER = (256, 128, 64, 32, 16)
 
 
-def loader_rate(split: PackedSplit, config, workers: int, batches: int) -> float:
-    t = config.train
-    samples = TrainingSamples(split, 0, t.image_scale, t.patch_size, t.foreground_fraction, t.augment)
+def full_slices(t: TrainConfig, shape, **changes) -> TrainConfig:
+    """``t`` on whole slices of ``shape`` at scale 1 (the paper's input), with ``changes``."""
+    return dataclasses.replace(t, image_scale=1.0, patch_size=tuple(shape), foreground_fraction=0.0, **changes)
+
+
+def samples_of(split: PackedSplit, t: TrainConfig) -> TrainingSamples:
+    return TrainingSamples(split, 0, t.image_scale, t.patch_size, t.foreground_fraction, t.augment)
+
+
+def loader_rate(split: PackedSplit, t: TrainConfig, workers: int, seconds: float = 3.0,
+                pin_memory: bool = False) -> float:
+    """Images/s ``workers`` loader processes deliver (0: in this process, i.e. one worker's rate)."""
+    samples = samples_of(split, t)
     sampler = EpochSampler(len(samples), 0)
     loader = DataLoader(samples, batch_size=t.batch_size, sampler=sampler, num_workers=workers,
-                        persistent_workers=workers > 0, worker_init_fn=seed_worker)
+                        persistent_workers=workers > 0, worker_init_fn=seed_worker, pin_memory=pin_memory)
     seen, started, epoch = 0, None, 0
-    while seen < batches * t.batch_size:
+    while started is None or time.perf_counter() - started < seconds:
         sampler.set_epoch(epoch)
-        for images, _ in loader:
+        for batch in loader:
             if started is None:  # the first batch pays for starting the workers
-                started, seen = time.perf_counter(), 0
+                started = time.perf_counter()
                 continue
-            seen += len(images)
+            seen += len(batch[0])
         epoch += 1
     return seen / (time.perf_counter() - started)
 
 
-def step_rate(variant, models: dict, shape: tuple[int, int], batch: int, steps: int, device, amp: str,
-              channels_last: bool) -> tuple[float, float]:
-    """Median images/s of forward + backward + Adam step, and peak CUDA memory (GiB)."""
-    model = build_model(variant, models, encoder_weights=None).to(device, memory_format=memory_format(channels_last))
-    optimizer = torch.optim.Adam(model.parameters(), 1e-3)
-    images = torch.rand(batch, 1, *shape, device=device).to(memory_format=memory_format(channels_last))
-    masks = (torch.rand(batch, 1, *shape, device=device) > 0.99).float()
-    times = []
-    for i in range(steps + 2):
-        if device.type == "cuda":
-            torch.cuda.synchronize()
-        start = time.perf_counter()
-        with autocast(device, amp):
-            logits = model(images)
-        loss = dice_bce_loss(logits.float(), masks)
-        optimizer.zero_grad()
-        loss.backward()
-        optimizer.step()
-        if device.type == "cuda":
-            torch.cuda.synchronize()
-        if i >= 2:  # two warm-up steps
-            times.append(time.perf_counter() - start)
-    peak = torch.cuda.max_memory_allocated() / 2**30 if device.type == "cuda" else float("nan")
-    return batch / statistics.median(times), peak
+def one_batch(split: PackedSplit, t: TrainConfig, batch: int, device: torch.device):
+    """A loader batch of ``batch`` samples (pinned when the device is CUDA)."""
+    samples = samples_of(split, t)
+    collated = default_collate([samples[(0, i % len(samples))] for i in range(batch)])
+    return [x.pin_memory() for x in collated] if device.type == "cuda" else collated
+
+
+def _synchronize(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.synchronize()
+
+
+def augment_rate(split: PackedSplit, t: TrainConfig, device: torch.device, repeats: int = 10) -> float:
+    """Images/s of ``augment_batch`` on ``device`` (copy to the device included)."""
+    batch = one_batch(split, t, t.batch_size, device)
+    augment_batch(batch, t.image_scale, t.patch_size, device, t.channels_last)
+    _synchronize(device)
+    start = time.perf_counter()
+    for _ in range(repeats):
+        augment_batch(batch, t.image_scale, t.patch_size, device, t.channels_last)
+    _synchronize(device)
+    return repeats * t.batch_size / (time.perf_counter() - start)
+
+
+def step_rate(variant, models: dict, split: PackedSplit, t: TrainConfig, device: torch.device,
+              steps: int = 10, warmup: int = 3) -> dict:
+    """Images/s of ``TrainingStep`` (the training loop's step) on one loader batch, repeated;
+    the host waits for the device only before and after the timed steps, as training does.
+    Returns images/s, seconds of the first step (compilation, autotuning) and peak GPU GiB."""
+    seed_everything(0, t.deterministic, t.threads)
+    model = build_model(variant, {**models, "encoder_weights": None}).to(
+        device, memory_format=memory_format(t.channels_last))
+    optimizer = make_optimizer(model.parameters(), t, fused=device.type == "cuda")
+    scaler = torch.amp.GradScaler("cuda", enabled=device.type == "cuda" and t.amp == "fp16")
+    step = TrainingStep(model.train(), optimizer, scaler, device, t)
+    batch = one_batch(split, t, t.batch_size, device)
+    if device.type == "cuda":
+        torch.cuda.reset_peak_memory_stats()
+    start = time.perf_counter()
+    step(batch, 1e-4)
+    _synchronize(device)
+    first = time.perf_counter() - start
+    for _ in range(warmup - 1):
+        step(batch, 1e-4)
+    _synchronize(device)
+    start = time.perf_counter()
+    for _ in range(steps):
+        loss = step(batch, 1e-4)
+    _synchronize(device)
+    seconds = time.perf_counter() - start
+    peak = torch.cuda.max_memory_allocated() / 2**30 if device.type == "cuda" else None
+    # a rate of a step that went non-finite is no rate to plan a run with: say so beside it
+    return {"images_per_s": steps * t.batch_size / seconds, "first_step_s": first, "peak_gib": peak,
+            "loss_finite": bool(torch.isfinite(loss))}
+
+
+def paper_models(config) -> dict:
+    return {**config.models.as_dict(), "encoder": "resnet34", "decoder_channels": PAPER_DECODER}
+
+
+def paper_variants() -> tuple[int, int]:
+    """(variants the paper config trains, of them with ASPP, which run at rbcbam's speed)."""
+    models = load(REPO / "config.yaml", PAPER_CONFIG).models.as_dict()
+    names = run_variants(models)
+    return len(names), sum(bool(models["variants"][name].get("aspp")) for name in names)
+
+
+def paper_hours(unet_rate: float, rbcbam_rate: float, epochs: int = 100, seeds: int = 1) -> float:
+    """Hours of the paper run: variants without ASPP at unet's rate, with ASPP at rbcbam's;
+    validation is forward-only, ~1/3 of a training step."""
+    n_variants, n_aspp = paper_variants()
+    images = epochs * seeds * (PAPER_TRAIN + PAPER_VAL / 3)
+    return images * ((n_variants - n_aspp) / unet_rate + n_aspp / rbcbam_rate) / 3600
+
+
+def packed_train(packed: Path, size: int = 512, per_patient: int = 20) -> PackedSplit:
+    """The workflow's packed training split when its slices are ``size`` x ``size``, else a
+    made-up one of that size."""
+    if (packed / "train.images.npy").exists():
+        split = PackedSplit(packed, "train")
+        if split.images.shape[1:] == (size, size):
+            return split
+    from tests.support.packed import write_packed  # a made-up dataset when the workflow has not run
+
+    return PackedSplit(write_packed(Path(tempfile.mkdtemp()), size=size, per_patient=per_patient), "train")
 
 
 def main() -> None:
@@ -88,61 +164,40 @@ def main() -> None:
     parser.add_argument("--packed", default="results/dataset/packed")
     parser.add_argument("--variants", nargs="+", default=["unet", "rbcbam"])
     parser.add_argument("--steps", type=int, default=5)
-    parser.add_argument("--paper-batch", type=int, default=None, help="default: 16 on CUDA, 2 on the CPU")
+    parser.add_argument("--paper-batch", type=int, default=2)
     parser.add_argument("--paper-epochs", type=int, default=100)
     args = parser.parse_args()
     config = load(args.config)
     t = config.train
-    torch.set_num_threads(t.threads)
+    seed_everything(0, t.deterministic, t.threads)
     device = pick_device(t.device)
-    split = _packed_train(Path(args.packed))
+    split = packed_train(Path(args.packed))
     variants = variants_from_config(config.models.variants)
-    print(f"device: {device} ({torch.cuda.get_device_name() if device.type == 'cuda' else f'{torch.get_num_threads()} threads'})")
+    print(f"device: {device} ({torch.cuda.get_device_name() if device.type == 'cuda' else f'{t.threads} threads'}); "
+          f"deterministic: {t.deterministic}; slices {tuple(split.images.shape[1:])}")
 
-    loader = loader_rate(split, config, t.workers, batches=30)
-    print(f"\nloader: {loader:.0f} images/s ({t.workers} workers; scale {t.image_scale}, crops {t.patch_size})")
-    print("\n| variant | step images/s (config settings) | loader / model |\n|---|---:|---:|")
+    whole = full_slices(t, split.images.shape[1:])
+    print(f"\nloader images/s per worker: {loader_rate(split, whole, workers=0):.0f} "
+          f"({tuple(whole.patch_size)} slices, batch {t.batch_size})")
+    print(f"augment images/s ({device}, {tuple(whole.patch_size)}): {augment_rate(split, whole, device):.0f}")
+
+    print(f"\nconfigured step (scale {t.image_scale}, crops {tuple(t.patch_size)}, batch {t.batch_size}, "
+          f"amp {t.amp}):\n| variant | images/s |\n|---|---:|")
     for name in args.variants:
-        rate, _ = step_rate(variants[name], config.models.as_dict(), t.patch_size, t.batch_size, args.steps,
-                            device, t.amp, t.channels_last)
-        print(f"| {name} | {rate:.1f} | {loader / rate:.1f}x |")
+        rate = step_rate(variants[name], config.models.as_dict(), split, t, device, args.steps)["images_per_s"]
+        print(f"| {name} | {rate:.1f} |")
 
-    paper_batch = args.paper_batch or (16 if device.type == "cuda" else 2)
-    paper_models = {**config.models.as_dict(), "encoder": "resnet34", "decoder_channels": (256, 128, 64, 32, 16)}
-    print(f"\npaper size: 512 x 512, ResNet-34, batch {paper_batch}, amp {t.amp if device.type == 'cuda' else 'none'}")
-    print("| variant | images/s | peak GPU memory (GiB) |\n|---|---:|---:|")
+    paper = full_slices(t, (512, 512), batch_size=args.paper_batch)
+    print(f"\npaper size: 512 x 512, ResNet-34, batch {args.paper_batch}")
     rates = {}
     for name in ("unet", "rbcbam"):
-        rates[name], peak = step_rate(variants[name], paper_models, (512, 512), paper_batch, args.steps, device,
-                                      t.amp, t.channels_last)
-        print(f"| {name} | {rates[name]:.2f} | {peak:.1f} |")
-    _paper_estimate(rates, args.paper_epochs)
-
-
-def _paper_variants() -> tuple[int, int]:
-    """(variants the paper config trains, of them with ASPP, which run at rbcbam's speed)."""
-    models = load(PAPER_CONFIG.parents[2] / "config.yaml", PAPER_CONFIG).models.as_dict()
-    names = run_variants(models)
-    return len(names), sum(bool(models["variants"][name].get("aspp")) for name in names)
-
-
-def _paper_estimate(rates: dict, epochs: int) -> None:
-    """Variants without ASPP at unet's speed, with ASPP at rbcbam's; validation ~1/3 of a step."""
-    n_variants, n_aspp = _paper_variants()
-    hours = 0.0
-    for rate, count in ((rates["unet"], n_variants - n_aspp), (rates["rbcbam"], n_aspp)):
-        hours += count * epochs * (PAPER_TRAIN + PAPER_VAL / 3) / rate / 3600
-    print(f"\nestimated paper run: {n_variants} variants ({n_aspp} with ASPP) x {epochs} epochs x {PAPER_TRAIN} "
-          f"slices = {hours:.1f} h of training on this device")
-
-
-def _packed_train(packed: Path) -> PackedSplit:
-    if (packed / "train.images.npy").exists():
-        return PackedSplit(packed, "train")
-    from tests.support.packed import write_packed  # a made-up dataset when the workflow has not run
-
-    root = Path(tempfile.mkdtemp())
-    return PackedSplit(write_packed(root, size=512, per_patient=20), "train")
+        rates[name] = step_rate(variants[name], paper_models(config), split, paper,
+                                device, steps=max(2, args.steps // 2), warmup=1)["images_per_s"]
+        print(f"train images/s ({name}, 512): {rates[name]:.2f}")
+    n_variants, n_aspp = paper_variants()
+    print(f"\nestimated paper run: {n_variants} variants ({n_aspp} with ASPP) x {args.paper_epochs} epochs x "
+          f"{PAPER_TRAIN} slices = {paper_hours(rates['unet'], rates['rbcbam'], args.paper_epochs):.1f} h "
+          f"of training on this device, one seed")
 
 
 if __name__ == "__main__":

@@ -75,6 +75,7 @@ def evaluate_model(model_path: Path, packed_dir: Path, nodule_tables: list[Path]
     cut = math.log(settings.threshold / (1 - settings.threshold))
     for which, logits in predict_logits(model, test, saved["image_scale"], settings.batch_size, device,
                                         train.amp, train.channels_last):
+        logits = logits.cpu()
         probability[which] = np.rint(torch.sigmoid(logits).numpy() * 255).astype(np.uint8)
         predicted, ids = logits.numpy() >= cut, np.asarray(test.masks[which])
         image_counts.append(confusion(predicted, ids > 0))

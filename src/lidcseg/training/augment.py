@@ -6,6 +6,15 @@ that a 1 %-foreground problem still shows nodules in most batches; then a random
 rotation, zoom and intensity change. Crop, rotation, zoom and flips are one affine
 resampling (``grid_sample``), so a sample costs one interpolation.
 
+The work is split where it is cheapest (issue 16):
+
+- ``TrainingSamples`` (the loader workers) only slices the memory-mapped packed arrays and
+  draws the sample's random numbers: the float16 slice and its mask as stored, the (2, 3)
+  affine matrix and the intensity change. No pixel is interpolated there, so a worker keeps
+  pace with a GPU (a float32 sample at 512 x 512 used to cost a worker ~10 ms).
+- ``augment_batch`` (the training process, on the training device) applies a whole batch
+  at once: scaling, one batched ``affine_grid`` + ``grid_sample``, intensity.
+
 Every random number of a sample comes from ``numpy.random.default_rng([seed, epoch, index])``
 and the epoch's order from ``default_rng([seed, epoch])``: a sample is the same whichever
 worker makes it and however often the job was stopped and resumed. That is what makes a
@@ -65,63 +74,91 @@ class EpochSampler(Sampler):
 
 
 class TrainingSamples(Dataset):
-    """(image, mask) float32 tensors of shape (1, *patch_size) for ``(epoch, index)`` keys."""
+    """For ``(epoch, index)`` keys: ``(image, mask, theta, intensity)`` of one slice.
+
+    ``image`` (rows, cols) float16 and ``mask`` (rows, cols) bool are the packed slice as
+    stored; ``theta`` (2, 3) maps the patch to the scaled slice (``affine_grid``'s matrix) and
+    ``intensity`` is (contrast, brightness). ``augment_batch`` turns a batch of them into
+    the network's input.
+    """
 
     def __init__(self, split: PackedSplit, seed: int, image_scale: float, patch_size: tuple[int, int],
                  foreground_fraction: float, augment: AugmentConfig):
         self.split, self.seed = split, seed
         self.image_scale, self.patch_size = image_scale, tuple(patch_size)
         self.foreground_fraction, self.augment = foreground_fraction, augment
+        self.shape = tuple(split.images.shape[1:])
+        self.scaled_shape = scaled_size(self.shape, image_scale)
 
     def __len__(self) -> int:
         return len(self.split)
 
-    def __getitem__(self, key: tuple[int, int]) -> tuple[torch.Tensor, torch.Tensor]:
+    def __getitem__(self, key: tuple[int, int]) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
         epoch, index = key
         rng = np.random.default_rng([self.seed, epoch, index])
-        image, mask = self.split[index]
-        image = scale_image(torch.from_numpy(image)[None, None], self.image_scale)
-        mask = scale_image(torch.from_numpy(mask.astype(np.float32))[None, None], self.image_scale)
-        centre = self._centre(mask[0, 0], rng)
-        theta = self._affine(image.shape[-2:], centre, rng)
-        grid = F.affine_grid(theta, [1, 1, *self.patch_size], align_corners=False)
-        image = F.grid_sample(image, grid, mode="bilinear", padding_mode="border", align_corners=False)[0]
-        mask = (F.grid_sample(mask, grid, mode="bilinear", align_corners=False)[0] >= 0.5).float()
-        return self._intensity(image, rng), mask
+        image = torch.from_numpy(np.array(self.split.images[index], dtype=np.float16))
+        mask = torch.from_numpy(np.asarray(self.split.masks[index]) > 0)
+        centre = self._centre(mask.numpy(), rng)
+        theta = self._affine(centre, rng)
+        return image, mask, theta, self._intensity(rng)
 
-    def _centre(self, coverage: torch.Tensor, rng: np.random.Generator) -> tuple[float, float]:
-        """(row, col) of the crop centre: near a nodule pixel, or uniform over the slice."""
-        rows, cols = coverage.shape
+    def _centre(self, mask: np.ndarray, rng: np.random.Generator) -> tuple[float, float]:
+        """(row, col) of the crop centre on the scaled slice: near a nodule pixel, or uniform.
+
+        Plain floats, not small numpy arrays: this runs once per sample in a loader worker,
+        where numpy's per-call overhead on 2-vectors was a third of a sample's cost."""
+        (rows, cols), (patch_rows, patch_cols) = self.scaled_shape, self.patch_size
         if rng.random() < self.foreground_fraction:
-            nodule = np.argwhere(coverage.numpy() > 0)
+            nodule = np.flatnonzero(mask)
             if len(nodule):
-                r, c = nodule[rng.integers(len(nodule))]
-                jitter = rng.uniform(-1, 1, 2) * np.asarray(self.patch_size) / 3
-                return float(r + jitter[0]), float(c + jitter[1])
-        low = np.minimum(np.asarray(self.patch_size) / 2, np.asarray([rows, cols]) / 2) - 0.5
-        high = np.asarray([rows, cols]) - 1 - low
-        return tuple(float(v) for v in rng.uniform(low, np.maximum(low, high)))
+                r, c = divmod(int(nodule[rng.integers(len(nodule))]), self.shape[1])
+                # that pixel's centre on the scaled grid (pixel centres at i + 0.5 on both)
+                r, c = (r + 0.5) * rows / self.shape[0] - 0.5, (c + 0.5) * cols / self.shape[1] - 0.5
+                jitter_r, jitter_c = rng.uniform(-1, 1, 2)
+                return r + jitter_r * patch_rows / 3, c + jitter_c * patch_cols / 3
+        low = [min(p / 2, n / 2) - 0.5 for p, n in ((patch_rows, rows), (patch_cols, cols))]
+        high = [max(lo, n - 1 - lo) for lo, n in zip(low, (rows, cols))]
+        r, c = rng.uniform(low, high)
+        return float(r), float(c)
 
-    def _affine(self, shape, centre: tuple[float, float], rng: np.random.Generator) -> torch.Tensor:
-        """The (1, 2, 3) ``affine_grid`` matrix mapping patch coordinates to the slice."""
+    def _affine(self, centre: tuple[float, float], rng: np.random.Generator) -> torch.Tensor:
+        """The (2, 3) ``affine_grid`` matrix mapping patch coordinates to the scaled slice:
+        rotation @ flips / zoom in pixels, in (x, y) order as affine_grid wants, between the
+        patch's and the slice's normalised [-1, 1] coordinates."""
         a = self.augment
         angle = math.radians(rng.uniform(-a.rotate_deg, a.rotate_deg)) if a.rotate_deg else 0.0
         zoom = rng.uniform(*a.scale)
-        flips = np.where(rng.random(2) < 0.5, -1.0, 1.0) if a.flip else np.ones(2)
-        rotation = np.array([[math.cos(angle), -math.sin(angle)], [math.sin(angle), math.cos(angle)]])
-        # (x, y) order, as affine_grid wants: pixels of the patch -> pixels of the slice.
-        pixels = rotation @ np.diag(flips) / zoom
-        rows, cols = shape
-        to_slice = np.diag([2 / cols, 2 / rows]) @ pixels @ np.diag([self.patch_size[1] / 2, self.patch_size[0] / 2])
-        shift = [(2 * centre[1] + 1) / cols - 1, (2 * centre[0] + 1) / rows - 1]
-        return torch.tensor(np.column_stack([to_slice, shift])[None], dtype=torch.float32)
+        flip_x, flip_y = (-1.0 if u < 0.5 else 1.0 for u in rng.random(2)) if a.flip else (1.0, 1.0)
+        cos, sin = math.cos(angle) / zoom, math.sin(angle) / zoom
+        pixels = ((cos * flip_x, -sin * flip_y), (sin * flip_x, cos * flip_y))
+        rows, cols = self.scaled_shape
+        to_slice, from_patch = (2 / cols, 2 / rows), (self.patch_size[1] / 2, self.patch_size[0] / 2)
+        shift = ((2 * centre[1] + 1) / cols - 1, (2 * centre[0] + 1) / rows - 1)
+        return torch.tensor([[to_slice[i] * pixels[i][j] * from_patch[j] for j in (0, 1)] + [shift[i]]
+                             for i in (0, 1)], dtype=torch.float32)
 
-    def _intensity(self, image: torch.Tensor, rng: np.random.Generator) -> torch.Tensor:
+    def _intensity(self, rng: np.random.Generator) -> torch.Tensor:
+        """(contrast, brightness): image * contrast + brightness."""
         a = self.augment.intensity
         if not a:
-            return image
-        contrast, brightness = rng.uniform(1 - a, 1 + a), rng.uniform(-a / 2, a / 2)
-        return image * contrast + brightness
+            return torch.tensor([1.0, 0.0])
+        return torch.tensor([rng.uniform(1 - a, 1 + a), rng.uniform(-a / 2, a / 2)], dtype=torch.float32)
+
+
+def augment_batch(batch, image_scale: float, patch_size: tuple[int, int], device: torch.device,
+                  channels_last: bool = False) -> tuple[torch.Tensor, torch.Tensor]:
+    """A collated batch of ``TrainingSamples`` as the network's (images, masks), float32
+    (n, 1, *patch_size) on ``device``: one batched interpolation per tensor."""
+    images, masks, theta, intensity = (t.to(device, non_blocking=True) for t in batch)
+    images = scale_image(images[:, None].float(), image_scale)
+    masks = scale_image(masks[:, None].float(), image_scale)  # covered fraction, thresholded below
+    grid = F.affine_grid(theta, [len(images), 1, *patch_size], align_corners=False)
+    images = F.grid_sample(images, grid, mode="bilinear", padding_mode="border", align_corners=False)
+    masks = (F.grid_sample(masks, grid, mode="bilinear", align_corners=False) >= 0.5).float()
+    images = images * intensity[:, 0, None, None, None] + intensity[:, 1, None, None, None]
+    if channels_last:
+        images = images.contiguous(memory_format=torch.channels_last)
+    return images, masks
 
 
 def seed_worker(worker_id: int) -> None:

@@ -6,6 +6,8 @@
   ``torch.load(weights_only=True)``: loading one never runs code from the file.
 - Carry a fingerprint of everything that decides the weights (settings, variant, seed,
   dataset): a checkpoint of other settings is never resumed from.
+- ``resume_or_start`` gives a job the saved state, or a fresh one when there is no
+  checkpoint of its settings.
 - ``PreemptionGuard`` turns SIGTERM (what SLURM sends before preempting or at the time limit)
   into a flag the training loop checks between batches, so the job saves and exits.
 """
@@ -14,6 +16,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import logging
 import os
 import signal
 import tempfile
@@ -24,6 +27,7 @@ import torch
 from lidcseg.errors import LidcsegError
 
 FORMAT = 1
+log = logging.getLogger(__name__)
 
 
 class CheckpointError(LidcsegError):
@@ -67,6 +71,35 @@ def cpu_state(module_or_state) -> dict:
     """A detached CPU copy of a state dict (so later steps do not change it)."""
     state = module_or_state.state_dict() if hasattr(module_or_state, "state_dict") else module_or_state
     return {k: v.detach().to("cpu", copy=True) if torch.is_tensor(v) else v for k, v in state.items()}
+
+
+def fresh_progress() -> dict:
+    """The running sums of an epoch not yet begun."""
+    return {"loss_sum": 0.0, "images": 0, "seconds": 0.0}
+
+
+def fresh_state() -> dict:
+    """A training job's state before its first step."""
+    return {"epoch": 0, "batch": 0, "step": 0, "progress": fresh_progress(), "history": [], "best_dsc": -1.0,
+            "best_epoch": -1, "stale_epochs": 0, "stopped": False, "resumes": 0, "best_state": None}
+
+
+def resume_or_start(checkpoint: Path, fingerprint_now: str, model, optimizer, scaler) -> dict:
+    """The saved state (weights, optimiser and scaler loaded) when ``checkpoint`` holds one
+    of the same settings, else a fresh one."""
+    if not checkpoint.exists():
+        return fresh_state()
+    saved = load_weights_only(checkpoint)
+    if saved["fingerprint"] != fingerprint_now:
+        log.warning("%s: written with other settings; training starts afresh", checkpoint)
+        return fresh_state()
+    model.load_state_dict(saved["model"])
+    optimizer.load_state_dict(saved["optimizer"])
+    scaler.load_state_dict(saved["scaler"])
+    state = {**saved["state"], "best_state": saved["best_state"]}
+    state["resumes"] += 1
+    log.info("resuming %s from epoch %d, batch %d", checkpoint, state["epoch"] + 1, state["batch"])
+    return state
 
 
 class PreemptionGuard:

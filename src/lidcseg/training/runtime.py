@@ -33,10 +33,9 @@ def seed_everything(seed: int, deterministic: bool, threads: int) -> None:
     torch.set_num_threads(threads)
     if deterministic:
         os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
-        torch.use_deterministic_algorithms(True, warn_only=True)
-        torch.backends.cudnn.benchmark = False
-    else:
-        torch.backends.cudnn.benchmark = True
+    # both ways, so that a process running several jobs (a benchmark) gets what each asks
+    torch.use_deterministic_algorithms(deterministic, warn_only=True)
+    torch.backends.cudnn.benchmark = not deterministic
 
 
 def autocast(device: torch.device, amp: str):

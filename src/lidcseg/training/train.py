@@ -10,6 +10,12 @@ resumes from it. SIGTERM (SLURM's preemption / time-limit warning) saves mid-epo
 exits. Because the data order and every augmentation are functions of (seed, epoch, index)
 (training/augment.py), the resumed run ends with the same weights as an uninterrupted one. A
 non-finite loss stops the job with an error and writes no model.
+
+Speed (issue 16): a step never waits for the device. Augmentation runs batched on the
+training device (``augment_batch``), batch losses stay there and are read back every
+``READ_EVERY`` steps, before any checkpoint and at the epoch's end (a non-finite one still
+names its epoch and batch), the optimiser is fused on CUDA, and validation counts on the
+device.
 """
 
 from __future__ import annotations
@@ -26,14 +32,15 @@ import torch
 from torch.utils.data import DataLoader
 from tqdm import tqdm
 
-from lidcseg.training.checkpoints import PreemptionGuard, cpu_state, fingerprint, load_weights_only, save_atomic
+from lidcseg.training.checkpoints import (PreemptionGuard, cpu_state, fingerprint, fresh_progress, resume_or_start,
+                                          save_atomic)
 from lidcseg.config import ModelsConfig, TrainConfig
 from lidcseg.data.dataset.packed import PackedSplit
-from lidcseg.training.augment import EpochSampler, TrainingSamples, seed_worker
+from lidcseg.training.augment import EpochSampler, TrainingSamples, augment_batch, seed_worker
 from lidcseg.io import write_json, write_rows
 from lidcseg.errors import ConfigError, LidcsegError
 from lidcseg.training.losses import deep_supervision_loss, dice_bce_loss
-from lidcseg.evaluation.metrics import confusion, pooled
+from lidcseg.evaluation.metrics import pooled
 from lidcseg.models.registry import Variant, variants_from_config
 from lidcseg.models.unet import build_model
 from lidcseg.inference.predict import predict_logits
@@ -46,6 +53,8 @@ EPOCH_FIELDS = ("epoch", "train_loss", "val_loss", "val_dsc", "val_precision", "
                 "images_per_s", "seconds")
 # Settings that change how fast a job runs, not the weights it ends with.
 SPEED_ONLY = ("workers", "threads", "device", "compile")
+# Steps between reading the batch losses back from the device (each read waits for it).
+READ_EVERY = 25
 
 
 class TrainingDiverged(LidcsegError):
@@ -103,16 +112,16 @@ def run_training(job: TrainingJob) -> dict:
     job.dataset_id = job.dataset_id or dataset_id(job.packed_dir)
     train_split, val_split = PackedSplit(job.packed_dir, "train"), PackedSplit(job.packed_dir, "val")
     model = build_model(job.variant, job.models).to(device, memory_format=memory_format(t.channels_last))
-    optimizer = make_optimizer(model.parameters(), t)
+    optimizer = make_optimizer(model.parameters(), t, fused=device.type == "cuda")
     scaler = torch.amp.GradScaler("cuda", enabled=device.type == "cuda" and t.amp == "fp16")
-    state = _resume_or_start(job, model, optimizer, scaler)
+    state = resume_or_start(job.checkpoint, job.fingerprint(), model, optimizer, scaler)
     samples = TrainingSamples(train_split, job.seed, t.image_scale, t.patch_size, t.foreground_fraction, t.augment)
     sampler = EpochSampler(len(samples), job.seed)
     loader = DataLoader(samples, batch_size=t.batch_size, sampler=sampler, num_workers=t.workers,
                         persistent_workers=t.workers > 0, pin_memory=device.type == "cuda",
                         worker_init_fn=seed_worker)
-    step_model = torch.compile(model) if t.compile else model
-    loop = _Loop(job, model, step_model, optimizer, scaler, device, math.ceil(len(samples) / t.batch_size))
+    step = TrainingStep(model, optimizer, scaler, device, t)
+    loop = _Loop(job, step, math.ceil(len(samples) / t.batch_size))
     with PreemptionGuard() as guard:
         while state["epoch"] < t.epochs and not state["stopped"]:
             loop.train_epoch(loader, sampler, state, guard)
@@ -120,36 +129,46 @@ def run_training(job: TrainingJob) -> dict:
     return _write_outputs(job, model, state, device)
 
 
-def _fresh_state() -> dict:
-    return {"epoch": 0, "batch": 0, "step": 0, "progress": {"loss_sum": 0.0, "images": 0, "seconds": 0.0},
-            "history": [], "best_dsc": -1.0, "best_epoch": -1, "stale_epochs": 0, "stopped": False, "resumes": 0}
+class TrainingStep:
+    """One optimiser step on a loader batch: augmentation on the device, forward, the loss of
+    SPEC.md eq. (13) (plus the side maps' terms), backward, update. Returns the loss as a
+    device tensor: reading it would make the host wait for the device."""
 
+    def __init__(self, model, optimizer, scaler, device: torch.device, t: TrainConfig):
+        self.model, self.optimizer, self.scaler, self.device, self.t = model, optimizer, scaler, device, t
+        self.forward = torch.compile(model) if t.compile else model
 
-def _resume_or_start(job: TrainingJob, model, optimizer, scaler) -> dict:
-    """The saved state when a checkpoint of the same settings exists, else a fresh one."""
-    if not job.checkpoint.exists():
-        return {**_fresh_state(), "best_state": None}
-    saved = load_weights_only(job.checkpoint)
-    if saved["fingerprint"] != job.fingerprint():
-        log.warning("%s: written with other settings; training starts afresh", job.checkpoint)
-        return {**_fresh_state(), "best_state": None}
-    model.load_state_dict(saved["model"])
-    optimizer.load_state_dict(saved["optimizer"])
-    scaler.load_state_dict(saved["scaler"])
-    state = {**saved["state"], "best_state": saved["best_state"]}
-    state["resumes"] += 1
-    log.info("resuming %s from epoch %d, batch %d", job.checkpoint, state["epoch"] + 1, state["batch"])
-    return state
+    def __call__(self, batch, lr: float) -> torch.Tensor:
+        t = self.t
+        for group in self.optimizer.param_groups:
+            group["lr"] = lr
+        images, masks = augment_batch(batch, t.image_scale, t.patch_size, self.device, t.channels_last)
+        with autocast(self.device, t.amp):
+            if any(t.deep_supervision):
+                logits, sides = self.forward(images, return_side=True)
+            else:
+                logits, sides = self.forward(images), None
+        logits = logits.float()
+        if sides is None:
+            loss = dice_bce_loss(logits, masks)
+        else:
+            loss = deep_supervision_loss(logits, [s.float() for s in sides], masks, t.deep_supervision)
+        self.optimizer.zero_grad(set_to_none=True)
+        self.scaler.scale(loss).backward()
+        self.scaler.step(self.optimizer)
+        self.scaler.update()
+        return loss.detach()
 
 
 class _Loop:
     """The steps of one job; holds what every epoch needs."""
 
-    def __init__(self, job, model, step_model, optimizer, scaler, device, steps_per_epoch):
-        self.job, self.model, self.step_model = job, model, step_model
-        self.optimizer, self.scaler, self.device = optimizer, scaler, device
+    def __init__(self, job, step: TrainingStep, steps_per_epoch):
+        self.job, self.step = job, step
+        self.model, self.optimizer, self.scaler, self.device = step.model, step.optimizer, step.scaler, step.device
         self.steps_per_epoch = steps_per_epoch
         self.total_steps = steps_per_epoch * job.train.epochs
+        self.pending = []  # (batch number, images, loss on the device) not yet read back
 
     def train_epoch(self, loader, sampler, state, guard) -> None:
         t, epoch = self.job.train, state["epoch"]
@@ -160,47 +179,37 @@ class _Loop:
                    desc=f"{self.job.variant_name} seed {self.job.seed} epoch {epoch + 1}/{t.epochs}",
                    mininterval=1 if sys.stderr.isatty() else 30)
         tick = time.perf_counter()
-        for images, masks in loader:
-            loss = self._step(images, masks, state["step"])
-            if not math.isfinite(loss):
-                raise TrainingDiverged(
-                    f"{self.job.variant_name} seed {self.job.seed}: loss is {loss} at epoch {epoch + 1}, batch "
-                    f"{state['batch'] + 1}; no model written (the last checkpoint is kept). Lower "
-                    f"train.learning_rate or use train.amp: bf16 instead of fp16.")
+        for batch in loader:
+            lr = learning_rate_at(state["step"], self.total_steps, self.steps_per_epoch, t)
+            self.pending.append((state["batch"] + 1, len(batch[0]), self.step(batch, lr)))
             state["batch"] += 1
             state["step"] += 1
-            progress["loss_sum"] += loss * len(images)
-            progress["images"] += len(images)
             bar.update()
+            if len(self.pending) >= READ_EVERY or guard.requested:
+                self._read_losses(state)
             if guard.requested:
                 progress["seconds"] += time.perf_counter() - tick
                 self.save(state)
                 raise Preempted(f"SIGTERM: {self.job.checkpoint} saved at epoch {epoch + 1}, batch "
                                 f"{state['batch']}; rerun the same command to resume")
+        self._read_losses(state)
         bar.close()
         progress["seconds"] += time.perf_counter() - tick
 
-    def _step(self, images, masks, step: int) -> float:
-        t = self.job.train
-        for group in self.optimizer.param_groups:
-            group["lr"] = learning_rate_at(step, self.total_steps, self.steps_per_epoch, t)
-        images = images.to(self.device, non_blocking=True, memory_format=memory_format(t.channels_last))
-        masks = masks.to(self.device, non_blocking=True)
-        with autocast(self.device, t.amp):
-            if any(t.deep_supervision):
-                logits, sides = self.step_model(images, return_side=True)
-            else:
-                logits, sides = self.step_model(images), None
-        logits = logits.float()
-        if sides is None:
-            loss = dice_bce_loss(logits, masks)
-        else:
-            loss = deep_supervision_loss(logits, [s.float() for s in sides], masks, t.deep_supervision)
-        self.optimizer.zero_grad(set_to_none=True)
-        self.scaler.scale(loss).backward()
-        self.scaler.step(self.optimizer)
-        self.scaler.update()
-        return loss.item()
+    def _read_losses(self, state: dict) -> None:
+        """Add the pending batch losses to the epoch's progress; a non-finite one stops the job."""
+        if not self.pending:
+            return
+        losses = torch.stack([loss for _, _, loss in self.pending]).cpu().tolist()
+        pending, self.pending = self.pending, []
+        for (batch, images, _), loss in zip(pending, losses):
+            if not math.isfinite(loss):
+                raise TrainingDiverged(
+                    f"{self.job.variant_name} seed {self.job.seed}: loss is {loss} at epoch {state['epoch'] + 1}, "
+                    f"batch {batch}; no model written (the last checkpoint is kept). Lower "
+                    f"train.learning_rate or use train.amp: bf16 instead of fp16.")
+            state["progress"]["loss_sum"] += loss * images
+            state["progress"]["images"] += images
 
     def end_epoch(self, val_split: PackedSplit, state: dict) -> None:
         t = self.job.train
@@ -209,7 +218,7 @@ class _Loop:
             self._select(validate(self.model, val_split, t, self.device), state)
         else:
             state["history"].append(self._row(state, dict.fromkeys(("loss", "dsc", "precision", "recall"), "")))
-        state.update(epoch=epoch, batch=0, progress={"loss_sum": 0.0, "images": 0, "seconds": 0.0})
+        state.update(epoch=epoch, batch=0, progress=fresh_progress())
         log.info("epoch %(epoch)d: loss %(train_loss).4f, val DSC %(val_dsc).6s, %(images_per_s).1f images/s",
                  state["history"][-1])
         _check_finite(self.model, self.job, epoch)
@@ -242,16 +251,24 @@ class _Loop:
                     self.job.checkpoint)
 
 
+@torch.no_grad()
 def validate(model, split: PackedSplit, t: TrainConfig, device) -> dict:
-    """Pooled DSC, precision, recall and the mean loss on ``split`` (the packed grid)."""
+    """Pooled DSC, precision, recall and the mean loss on ``split`` (the packed grid), counted
+    on the device and read back once."""
     if len(split) == 0:
         return {"loss": float("nan"), "dsc": float("nan"), "precision": float("nan"), "recall": float("nan")}
-    counts, loss_sum = [], 0.0
+    counts, loss_sum = [], torch.zeros((), device=device)
     for which, logits in predict_logits(model, split, t.image_scale, t.batch_size, device, t.amp, t.channels_last):
-        truth = torch.from_numpy(np.asarray(split.masks[which]) > 0)
-        loss_sum += dice_bce_loss(logits, truth.float()).item() * len(logits)
-        counts.append(confusion(logits.numpy() >= 0, truth.numpy()))
-    return {"loss": loss_sum / len(split), **pooled(np.concatenate(counts))}
+        truth = torch.from_numpy(np.asarray(split.masks[which]) > 0).to(device, non_blocking=True)
+        loss_sum += dice_bce_loss(logits, truth.float()) * len(logits)
+        counts.append(_confusion(logits >= 0, truth))
+    return {"loss": loss_sum.item() / len(split), **pooled(torch.cat(counts).cpu().numpy())}
+
+
+def _confusion(prediction: torch.Tensor, truth: torch.Tensor) -> torch.Tensor:
+    """evaluation.metrics.confusion on the device: (TP, FP, FN) per image, (n, 3) int64."""
+    prediction, truth = prediction.flatten(1), truth.flatten(1)
+    return torch.stack([(prediction & truth).sum(1), (prediction & ~truth).sum(1), (~prediction & truth).sum(1)], 1)
 
 
 def _check_finite(model, job: TrainingJob, epoch: int) -> None:

@@ -1,0 +1,225 @@
+"""The prepared GPU check: every figure the README's GPU table holds, from one run.
+
+    python benchmarks/gpu_check.py --out gpu_check.json [--packed results/dataset/packed]
+
+On a CUDA machine (target: done within 8 minutes, --budget-s) it measures and prints:
+
+1. the data loader alone at 512 x 512 (one worker, and the paper config's workers), and the
+   batched augmentation on the GPU;
+2. training images/s and peak GPU memory of ``unet`` and ``rbcbam`` at 512 x 512 with the
+   paper's ResNet-34 in bf16, channels_last, batch 16 and 32, eager with the configured
+   determinism, eager without it, and compiled (``torch.compile``; the compiled rows run
+   last and are skipped, saying so, when the budget cannot hold them);
+3. a real ``lidcseg train`` of the demo (config.yaml's settings, 2 epochs) on CUDA, SIGKILLed
+   once its first epoch's checkpoint exists and rerun: it must resume and finish; an
+   uninterrupted run beside it gives the weight difference resuming makes on the GPU;
+4. the paper run's estimated wall time from those rates.
+
+Without CUDA the same code paths run at a tiny size (64 x 64 slices, a slim ResNet-18,
+batch 2 and 4, no compile) in well under a minute, and the JSON says that no GPU figure was
+taken (``"gpu": null``); tests/benchmarks/test_gpu_check.py runs it that way so it cannot rot.
+Everything goes to --out as one JSON file as well as to stdout.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import datetime
+import json
+import os
+import platform
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import torch
+import yaml
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from training import (REPO, full_slices, loader_rate, augment_rate, packed_train, paper_hours,  # noqa: E402
+                      paper_models, paper_variants, step_rate)
+
+from lidcseg.config import load  # noqa: E402
+from lidcseg.models.registry import variants_from_config  # noqa: E402
+
+PAPER_WORKERS = 6  # workflow/configs/lidc-paper.yaml's train.workers
+
+
+@dataclasses.dataclass
+class Plan:
+    """What to measure: the GPU's sizes, or the tiny ones that keep the code paths alive."""
+
+    size: int
+    batches: tuple[int, ...]
+    models: dict
+    amp: str
+    compile: bool
+    workers: int
+    steps: int
+
+
+def plan_for(cuda: bool, config) -> Plan:
+    if cuda:
+        return Plan(512, (16, 32), paper_models(config), "bf16", True, PAPER_WORKERS, steps=20)
+    tiny = {**config.models.as_dict(), "decoder_channels": (16, 16, 16, 16, 8)}
+    return Plan(64, (2, 4), tiny, "none", False, 0, steps=2)
+
+
+class Budget:
+    def __init__(self, seconds: float):
+        self.start, self.seconds = time.monotonic(), seconds
+
+    def elapsed(self) -> float:
+        return time.monotonic() - self.start
+
+    def left(self) -> float:
+        return self.seconds - self.elapsed()
+
+
+def measure_loader(split, t, plan: Plan, device) -> dict:
+    whole = full_slices(t, (plan.size, plan.size), batch_size=plan.batches[0], channels_last=True)
+    result = {"slices": [plan.size, plan.size], "batch": whole.batch_size,
+              "per_worker_images_per_s": loader_rate(split, whole, workers=0, seconds=2.0),
+              "augment_images_per_s": augment_rate(split, whole, device)}
+    if plan.workers:
+        result["workers"] = plan.workers
+        result["images_per_s"] = loader_rate(split, whole, plan.workers, seconds=4.0,
+                                             pin_memory=device.type == "cuda")
+    return result
+
+
+def measure_steps(split, config, plan: Plan, device, budget: Budget) -> list[dict]:
+    """Eager rows first (configured determinism, then without), compiled rows while time lasts."""
+    variants = variants_from_config(config.models.variants)
+    base = full_slices(config.train, (plan.size, plan.size), amp=plan.amp, channels_last=True)
+    runs = [(name, batch, base.deterministic, False) for batch in plan.batches for name in ("unet", "rbcbam")]
+    runs += [(name, plan.batches[0], not base.deterministic, False) for name in ("unet", "rbcbam")]
+    if plan.compile:
+        runs += [(name, batch, False, True) for batch in plan.batches for name in ("unet", "rbcbam")]
+    rows, compile_cost = [], 0.0
+    for name, batch, deterministic, compiled in runs:
+        row = {"variant": name, "batch": batch, "deterministic": deterministic, "compile": compiled}
+        if compiled and budget.left() < max(120.0, 1.5 * compile_cost):
+            rows.append({**row, "skipped": f"{budget.left():.0f} s of the budget left"})
+            print(f"  {name} batch {batch} compiled: skipped (budget)", flush=True)
+            continue
+        t = dataclasses.replace(base, batch_size=batch, deterministic=deterministic, compile=compiled)
+        torch._dynamo.reset()
+        measured = step_rate(variants[name], plan.models, split, t, device, steps=plan.steps)
+        compile_cost = max(compile_cost, measured["first_step_s"]) if compiled else compile_cost
+        rows.append({**row, **measured})
+        print(f"  {name} batch {batch} deterministic={deterministic} compile={compiled}: "
+              f"{measured['images_per_s']:.1f} images/s, first step {measured['first_step_s']:.1f} s, "
+              f"peak GPU memory {_gib(measured['peak_gib'])}"
+              f"{'' if measured['loss_finite'] else ', LOSS NOT FINITE'}", flush=True)
+    return rows
+
+
+def _gib(value) -> str:
+    return "n/a" if value is None else f"{value:.1f} GiB"
+
+
+def demo_train(packed: Path, cuda: bool, work: Path) -> dict:
+    """`lidcseg train` of the demo on this device: SIGKILL after epoch 1's checkpoint, rerun to
+    resume; an uninterrupted run for comparison."""
+    data = yaml.safe_load((REPO / "config.yaml").read_text())
+    data["train"].update(epochs=2, validate_every=1, device="cuda" if cuda else "cpu")
+    if not cuda:  # the tiny fallback: seconds per epoch
+        data["models"]["decoder_channels"] = [16, 16, 16, 16, 8]
+        data["train"].update(batch_size=4, image_scale=1.0, patch_size=[32, 32])
+    settings = work / "settings.yaml"
+    settings.write_text(yaml.safe_dump(data))
+
+    def train(out: Path) -> subprocess.Popen:
+        return subprocess.Popen([sys.executable, "-m", "lidcseg.cli", "train", str(packed), str(out), "--variant",
+                                 "unet", "--seed", "2022", "--settings", str(settings)],
+                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+
+    start = time.perf_counter()
+    reference = train(work / "uninterrupted")
+    reference_err = reference.communicate()[1]
+    result = {"uninterrupted_s": time.perf_counter() - start, "uninterrupted_rc": reference.returncode}
+    killed_out = work / "killed"
+    job = train(killed_out)
+    while not (killed_out / "checkpoint.pt").exists() and job.poll() is None:
+        time.sleep(0.01)
+    job.send_signal(signal.SIGKILL)
+    job.communicate()
+    result["killed_before_model"] = not (killed_out / "model.pt").exists()
+    rerun = train(killed_out)
+    rerun_err = rerun.communicate()[1]
+    result.update(resumed_rc=rerun.returncode, resumed="resuming" in rerun_err)
+    if rerun.returncode or reference.returncode:
+        result["stderr_tail"] = (rerun_err or reference_err)[-1500:]
+        return result
+    summaries = [json.loads((out / "train.json").read_text()) for out in (work / "uninterrupted", killed_out)]
+    result.update(device=summaries[1]["device"], resumes=summaries[1]["resumes"],
+                  epochs_run=summaries[1]["epochs_run"], images_per_s=summaries[0]["images_per_s"],
+                  best_val_dsc=[s["best_val_dsc"] for s in summaries],
+                  max_weight_difference=_weight_difference(work / "uninterrupted", killed_out))
+    return result
+
+
+def _weight_difference(a: Path, b: Path) -> float:
+    from lidcseg.training.checkpoints import load_weights_only
+
+    wa, wb = (load_weights_only(p / "model.pt")["state_dict"] for p in (a, b))
+    return max(float((wa[k].double() - wb[k].double()).abs().max()) for k in wa if wa[k].is_floating_point())
+
+
+def estimate(rows: list[dict]) -> dict:
+    """Hours of the paper run (one seed, 100 epochs) at the fastest measured setting of each kind."""
+    def best(name, **match):
+        rates = [r["images_per_s"] for r in rows if r["variant"] == name and r.get("loss_finite")
+                 and all(r[k] == v for k, v in match.items())]
+        return max(rates) if rates else None
+
+    n_variants, n_aspp = paper_variants()
+    out = {"variants": n_variants, "with_aspp": n_aspp, "epochs": 100}
+    for label, match in (("eager_deterministic", {"compile": False, "deterministic": True}),
+                         ("eager", {"compile": False, "deterministic": False}), ("fastest", {})):
+        unet, rbcbam = best("unet", **match), best("rbcbam", **match)
+        out[f"hours_{label}"] = paper_hours(unet, rbcbam) if unet and rbcbam else None
+    return out
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--out", type=Path, default=Path("gpu_check.json"))
+    parser.add_argument("--packed", type=Path, default=REPO / "results" / "dataset" / "packed")
+    parser.add_argument("--budget-s", type=float, default=420.0, help="compiled rows are skipped past it")
+    args = parser.parse_args()
+    budget = Budget(args.budget_s)
+    config = load(REPO / "config.yaml")
+    cuda = torch.cuda.is_available()
+    device = torch.device("cuda" if cuda else "cpu")
+    plan = plan_for(cuda, config)
+    report = {"date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
+              "command": " ".join([Path(sys.executable).name, *sys.argv]), "torch": torch.__version__,
+              "gpu": torch.cuda.get_device_name() if cuda else None, "cpu_cores": os.cpu_count(),
+              "python": platform.python_version()}
+    print("GPU:", report["gpu"] or "none: no GPU figure is taken; tiny sizes keep the code paths tested", flush=True)
+    split = packed_train(args.packed, plan.size, per_patient=20 if cuda else 4)
+
+    report["loader"] = measure_loader(split, config.train, plan, device)
+    print(f"loader ({budget.elapsed():.0f} s):", json.dumps(report["loader"]), flush=True)
+    with tempfile.TemporaryDirectory() as work:
+        # the workflow's demo data where it is packed at 512 x 512, else the made-up set
+        report["demo_train"] = demo_train(Path(split.images.filename).parent, cuda, Path(work))
+    print(f"demo train ({budget.elapsed():.0f} s):", json.dumps(report["demo_train"]), flush=True)
+    print("steps (512 x 512, ResNet-34):" if cuda else "steps (tiny):", flush=True)
+    report["steps"] = measure_steps(split, config, plan, device, budget)
+    report["paper_estimate"] = estimate(report["steps"])
+    print("paper run:", json.dumps(report["paper_estimate"]), flush=True)
+    report["seconds"] = round(budget.elapsed(), 1)
+    args.out.write_text(json.dumps(report, indent=1))
+    print(f"written {args.out} after {report['seconds']} s", flush=True)
+
+
+if __name__ == "__main__":
+    main()
