@@ -7,6 +7,7 @@ millimetres (NIfTI's world space; DICOM's LPS with x and y negated).
 
 from __future__ import annotations
 
+import contextvars
 import csv
 import glob
 import json
@@ -125,8 +126,11 @@ def write_rows(rows: list[dict], path: str | os.PathLike, fields) -> None:
 def read_rows(path: str | os.PathLike) -> list[dict]:
     """CSV (or .tsv) rows as dicts of strings."""
     path = Path(path)
-    with path.open(newline="") as f:
-        return list(csv.DictReader(f, delimiter="\t" if path.suffix == ".tsv" else ","))
+    try:
+        with path.open(newline="") as f:
+            return list(csv.DictReader(f, delimiter="\t" if path.suffix == ".tsv" else ","))
+    except (UnicodeDecodeError, csv.Error) as error:
+        raise LidcsegError(f"{path}: not a readable table ({type(error).__name__}: {error})") from None
 
 
 @contextmanager
@@ -147,6 +151,42 @@ def staged_folder(out_dir: str | os.PathLike):
                 os.replace(path, target)
     finally:
         shutil.rmtree(staging, ignore_errors=True)
+
+
+# The output group being written, if any: the (temporary, target) renames it holds back.
+_GROUP: contextvars.ContextVar[list | None] = contextvars.ContextVar("lidcseg_output_group", default=None)
+
+
+@contextmanager
+def output_group():
+    """Files written inside (by this module's writers) appear together or not at all: each
+    goes to its temporary file as usual, and all are renamed onto their targets only when
+    the block ends well; on an error the temporary files are removed. A command with several
+    outputs in different folders (convert's volume and info, annotate's mask, table and
+    summary, extract's arrays and rows, evaluate's four files) writes them in one group, so
+    a failure half-way never leaves some of them looking finished."""
+    if _GROUP.get() is not None:  # nested: part of the enclosing group
+        yield
+        return
+    pending: list[tuple[str, Path]] = []
+    token = _GROUP.set(pending)
+    try:
+        yield
+    except BaseException:
+        for tmp, _ in pending:
+            Path(tmp).unlink(missing_ok=True)
+        raise
+    finally:
+        _GROUP.reset(token)
+    for tmp, target in pending:
+        os.replace(tmp, target)
+
+
+def save_npz(path: str | os.PathLike, compressed: bool = False, **arrays) -> None:
+    """Arrays to one .npz, atomically (and in the enclosing output group, if any)."""
+    Path(path).parent.mkdir(parents=True, exist_ok=True)
+    with _atomic_path(Path(path)) as tmp:
+        (np.savez_compressed if compressed else np.savez)(tmp, **arrays)
 
 
 def _to_builtin(value):
@@ -180,6 +220,10 @@ class _atomic_path:
             umask = os.umask(0)
             os.umask(umask)
             os.chmod(self.tmp, 0o666 & ~umask)  # mkstemp makes 0600; give the usual mode
-            os.replace(self.tmp, self.target)
+            group = _GROUP.get()
+            if group is None:
+                os.replace(self.tmp, self.target)
+            else:
+                group.append((self.tmp, self.target))
         elif os.path.exists(self.tmp):
             os.unlink(self.tmp)

