@@ -182,6 +182,14 @@ def output_group():
         os.replace(tmp, target)
 
 
+def save_figure(figure, path: str | os.PathLike, **savefig) -> None:
+    """A matplotlib figure to ``path``, atomically (and in the enclosing output group, if any)."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with _atomic_path(path) as tmp:
+        figure.savefig(tmp, format=path.suffix.lstrip("."), **savefig)
+
+
 def save_npz(path: str | os.PathLike, compressed: bool = False, **arrays) -> None:
     """Arrays to one .npz, atomically (and in the enclosing output group, if any)."""
     Path(path).parent.mkdir(parents=True, exist_ok=True)

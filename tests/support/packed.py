@@ -36,8 +36,10 @@ def write_packed(root: Path, size: int = 64, per_patient: int = 4) -> Path:
         np.save(packed / f"{split}.images.npy", np.asarray(images, np.float16))
         np.save(packed / f"{split}.masks.npy", np.asarray(masks, np.uint8))
         write_rows(rows, packed / f"{split}.csv", ["patient_id", "slice", "nodules", "diameter_mm"])
-    write_json({"image_shape": [size, size], "splits": {s: list(p) for s, p in SPLITS.items()}},
-               packed / "dataset.json")
+    # the grid of a 512 x 512 slice of 0.68 mm, scaled to `size` (what predict brings a scan to)
+    pixel_mm = round(0.68 * 512 / size, 4)
+    write_json({"image_shape": [size, size], "spacing_mm": [pixel_mm, pixel_mm, 2.0], "window": [-600.0, 1500.0],
+                "splits": {s: list(p) for s, p in SPLITS.items()}}, packed / "dataset.json")
     write_rows(nodules, root / "nodules.csv", ["patient_id", "nodule", "diameter_mm"])
     return packed
 

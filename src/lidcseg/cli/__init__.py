@@ -14,11 +14,11 @@ import logging
 import sys
 import time
 
-from lidcseg.cli import configuration, dataset, evaluation, preprocess, report, scans, sources, training
+from lidcseg.cli import configuration, dataset, evaluation, inference, preprocess, report, scans, sources, training
 from lidcseg.errors import LidcsegError
 
 log = logging.getLogger("lidcseg")
-GROUPS = (configuration, sources, scans, preprocess, dataset, training, evaluation, report)
+GROUPS = (configuration, sources, scans, preprocess, dataset, training, evaluation, inference, report)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -35,7 +35,7 @@ from tqdm import tqdm
 from lidcseg.training.checkpoints import (PreemptionGuard, cpu_state, fingerprint, fresh_progress, resume_or_start,
                                           save_atomic)
 from lidcseg.config import ModelsConfig, TrainConfig
-from lidcseg.data.dataset.packed import PackedSplit
+from lidcseg.data.dataset.packed import PackedSplit, input_grid
 from lidcseg.training.augment import EpochSampler, TrainingSamples, augment_batch, seed_worker
 from lidcseg.io import write_json, write_rows
 from lidcseg.errors import ConfigError, LidcsegError
@@ -289,7 +289,7 @@ def _write_outputs(job: TrainingJob, model, state: dict, device) -> dict:
                "parameters": sum(p.numel() for p in model.parameters()), "fingerprint": job.fingerprint()}
     save_atomic({"format": 1, "variant": job.variant_name, "slots": asdict(job.variant),
                  "models": job.models, "image_scale": job.train.image_scale, "seed": job.seed,
-                 "epoch": state["best_epoch"], "fingerprint": job.fingerprint(),
+                 "epoch": state["best_epoch"], "fingerprint": job.fingerprint(), "grid": input_grid(job.packed_dir),
                  "state_dict": state["best_state"]}, job.out_dir / "model.pt")
     write_rows(history, job.out_dir / "log.csv", EPOCH_FIELDS)
     write_json(summary, job.out_dir / "train.json")

@@ -39,6 +39,14 @@ class PackedSplit:
         return np.asarray(self.images[index], dtype=np.float32), (self.masks[index] > 0).astype(np.uint8)
 
 
+def input_grid(packed_dir: str | os.PathLike) -> dict:
+    """What a model trained on this data expects of a new scan (saved in model.pt for
+    `lidcseg predict`): the voxel spacing (x, y, z mm), the slice size (rows, cols) and the
+    lung window (centre, width)."""
+    meta = read_json(Path(packed_dir) / "dataset.json")
+    return {k: meta.get(k) for k in ("spacing_mm", "image_shape", "window")}
+
+
 def _memory_map(path: Path) -> np.ndarray:
     """A packed array, read-only and memory-mapped; a cut or foreign file is named."""
     try:
