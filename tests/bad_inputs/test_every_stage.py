@@ -103,17 +103,23 @@ STAGES = [
 ]
 
 
-@pytest.fixture
-def broken(chain, tmp_path):
-    """A copy of the chain's files and the patient's DICOM that a case may damage (the
-    module's chain stays intact)."""
+def _copy(chain, tmp_path, with_series: bool):
+    """A copy of the chain's files (and of the patient's DICOM, when the case damages the
+    series) that a case may damage; the module's chain stays intact."""
     copy = SimpleNamespace(**{**vars(chain), "d": tmp_path / "chain", "root": tmp_path / "lidc"})
     shutil.copytree(chain.d, copy.d)
     shutil.copy(CONFIG, copy.d / "config.yaml")
     copy.packed = copy.d / "packed_root" / "packed"
-    shutil.copytree(chain.root / PATIENT, copy.root / PATIENT)
-    copy.series = copy.root / chain.series.relative_to(chain.root)
+    if with_series:
+        shutil.copytree(chain.root / PATIENT, copy.root / PATIENT)
+        copy.series = copy.root / chain.series.relative_to(chain.root)
     return copy
+
+
+@pytest.fixture
+def broken(chain, tmp_path, request):
+    stage = request.node.callspec.params["stage"]
+    return _copy(chain, tmp_path, with_series=stage.input(chain) == chain.series)
 
 
 def _run(stage: Stage, chain, out: Path, capsys) -> tuple[int, str]:
@@ -159,10 +165,10 @@ def test_a_corrupt_input_is_named(stage, broken, tmp_path, capsys):
 
 
 @pytest.mark.parametrize("stage", [s for s in STAGES if not s.checks_only], ids=lambda s: s.name)
-def test_an_unwritable_output_is_named(stage, broken, tmp_path, capsys):
+def test_an_unwritable_output_is_named(stage, chain, tmp_path, capsys):
     blocker = tmp_path / "blocker"
     blocker.write_text("a file where the output folder should be")
-    code, err = _run(stage, broken, blocker / "out", capsys)
+    code, err = _run(stage, _copy(chain, tmp_path, with_series=False), blocker / "out", capsys)
     assert code == 2
     _assert_one_line_naming(err, stage, blocker)
     assert blocker.read_text() == "a file where the output folder should be"

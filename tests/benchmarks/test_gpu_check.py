@@ -24,7 +24,7 @@ def test_gpu_check_runs_without_a_gpu_and_claims_no_gpu_figure(tmp_path):
     assert report["loader"]["per_worker_images_per_s"] > 0 and report["loader"]["augment_images_per_s"] > 0
     demo = report["demo_train"]  # SIGKILLed after its first epoch's checkpoint, then rerun
     assert demo["killed_before_model"] and demo["resumed"] and demo["resumes"] == 1 and demo["epochs_run"] == 2
-    assert demo["device"] == "cpu" and demo["max_weight_difference"] == 0.0  # bitwise on the CPU
+    assert demo["device"] == "cpu" and demo["max_weight_difference"] is None  # CPU: test_train's to show
     steps = report["steps"]
     assert {(r["variant"], r["compile"]) for r in steps} == {("unet", False), ("rbcbam", False)}
     assert all(r["loss_finite"] and r["images_per_s"] > 0 and r["peak_gib"] is None for r in steps)

@@ -1,4 +1,5 @@
-"""`archive-flow`, `cohort` and `split`: counts after every filter, and the patient split."""
+"""`archive-flow`, `cohort`, `split` and `export-nnunet`: counts after every filter, the patient
+split, and the split handed to nnU-Net."""
 
 from __future__ import annotations
 
@@ -6,7 +7,7 @@ from pathlib import Path
 
 from lidcseg.cli.base import command, log, sections
 
-COMMANDS = ("archive-flow", "cohort", "split")
+COMMANDS = ("archive-flow", "cohort", "split", "export-nnunet")
 
 
 def add_commands(stages) -> None:
@@ -32,6 +33,15 @@ def add_commands(stages) -> None:
     p.add_argument("slices_dir", type=Path)
     p.add_argument("out_dir", type=Path)
     p.add_argument("--patients", nargs="+", required=True)
+    p = command(stages, "export-nnunet", run_export_nnunet, "the packed cohort in nnU-Net v2's raw format",
+                "Write OUT_ROOT/Dataset<ID>_<NAME>/ (imagesTr, labelsTr: our train and val slices; imagesTs, "
+                "labelsTs: our test slices; 2-D PNG, dataset.json) and splits_final.json holding exactly our "
+                "train and validation cases (copy it into nnUNet_preprocessed/Dataset<ID>_<NAME>/). Score "
+                "nnU-Net's test predictions with `lidcseg evaluate PREDICTIONS_DIR ...`.")
+    p.add_argument("packed_dir", type=Path)
+    p.add_argument("out_root", type=Path, help="nnU-Net's nnUNet_raw folder, say")
+    p.add_argument("--dataset-id", type=int, default=501, help="nnU-Net's dataset id (500-999 for your own)")
+    p.add_argument("--name", default="LIDC")
 
 
 def run_archive_flow(args) -> None:
@@ -53,3 +63,10 @@ def run_split(args) -> None:
     (settings,) = sections(args)
     record = split_to_files(args.slices_dir, args.out_dir, args.patients, settings)
     log.info("split: %s", {k: v["slices"] for k, v in record["splits"].items()})
+
+
+def run_export_nnunet(args) -> None:
+    from lidcseg.data.dataset.nnunet import export_nnunet
+
+    folder = export_nnunet(args.packed_dir, args.out_root, args.dataset_id, args.name)
+    log.info("export-nnunet: %s", folder)

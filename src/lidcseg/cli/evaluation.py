@@ -10,11 +10,14 @@ COMMANDS = ("evaluate", "summarize", "readers")
 
 
 def add_commands(stages) -> None:
-    p = command(stages, "evaluate", run_evaluate, "score a trained model on the test split",
+    p = command(stages, "evaluate", run_evaluate, "score a trained model (or external predictions) on the test split",
                 "Predict PACKED_DIR's test split with MODEL and write OUT_JSON (pooled and per-image "
                 "metrics, bootstrap intervals, the size table) with .images.csv, .nodules.csv and "
-                ".predictions.npz beside it.", settings=("train", "evaluate"))
-    p.add_argument("model", type=Path)
+                ".predictions.npz beside it. MODEL may instead be a folder of predicted label images, "
+                "<case>.png per test slice (nnU-Net's output for the export-nnunet dataset's imagesTs), "
+                "scored the same way.", settings=("train", "evaluate"))
+    p.add_argument("model", type=Path, help="model.pt of lidcseg train, or a folder of predicted <case>.png")
+    p.add_argument("--name", help="the row name of external predictions (default: the folder's name)")
     p.add_argument("packed_dir", type=Path)
     p.add_argument("out_json", type=Path)
     p.add_argument("--nodules", type=Path, nargs="+", required=True, help="nodule tables of the test patients")
@@ -37,10 +40,13 @@ def add_commands(stages) -> None:
 
 
 def run_evaluate(args) -> None:
-    from lidcseg.evaluation.evaluate import evaluate_model
+    from lidcseg.evaluation.evaluate import evaluate_model, evaluate_predictions
 
     train, settings = sections(args)
-    result = evaluate_model(args.model, args.packed_dir, args.nodules, args.out_json, train, settings)
+    if args.model.is_dir():
+        result = evaluate_predictions(args.model, args.packed_dir, args.nodules, args.out_json, settings, args.name)
+    else:
+        result = evaluate_model(args.model, args.packed_dir, args.nodules, args.out_json, train, settings)
     p, ci = result["pooled"], result["pooled_ci"]
     log.info("evaluate %s seed %d: pooled DSC %.4f (%.4f-%.4f), recall %.4f, precision %.4f", result["variant"],
              result["seed"], p["dsc"], *ci.get("dsc", (float("nan"),) * 2), p["recall"], p["precision"])

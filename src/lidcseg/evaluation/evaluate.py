@@ -69,15 +69,44 @@ def evaluate_model(model_path: Path, packed_dir: Path, nodule_tables: list[Path]
     model, saved = load_model(model_path, device)
     model = model.to(memory_format=memory_format(train.channels_last))
     test = PackedSplit(packed_dir, "test")
+    cut = math.log(settings.threshold / (1 - settings.threshold))
+
+    def predictions():
+        for which, logits in predict_logits(model, test, saved["image_scale"], settings.batch_size, device,
+                                            train.amp, train.channels_last):
+            logits = logits.cpu()
+            yield which, torch.sigmoid(logits).numpy(), logits.numpy() >= cut
+
+    return _score(predictions(), saved, model_path, test, nodule_tables, out_json, settings)
+
+
+def evaluate_predictions(predictions_dir: Path, packed_dir: Path, nodule_tables: list[Path], out_json: Path,
+                         settings: EvaluateConfig, name: str | None = None) -> dict:
+    """Score a folder of predicted label images made elsewhere (nnU-Net's ``<case>.png``, one
+    per test slice; see data/dataset/nnunet.py) exactly as a model of ours is scored."""
+    from lidcseg.data.dataset.nnunet import case_id, read_prediction
+
+    test = PackedSplit(packed_dir, "test")
+    shape = test.images.shape[1:]
+
+    def predictions():
+        for index, row in enumerate(test.rows):
+            predicted = read_prediction(Path(predictions_dir) / f"{case_id(row)}.png", shape)[None]
+            yield slice(index, index + 1), predicted.astype(np.float32), predicted
+
+    identity = {"variant": name or Path(predictions_dir).name, "slots": {}, "seed": 0, "epoch": None}
+    return _score(predictions(), identity, predictions_dir, test, nodule_tables, out_json, settings)
+
+
+def _score(predictions, saved: dict, source: Path, test: PackedSplit, nodule_tables: list[Path], out_json: Path,
+           settings: EvaluateConfig) -> dict:
+    """Count every (which slices, probability, predicted) batch; write and return the result."""
     diameters = _diameters(nodule_tables)
     probability = np.zeros(test.images.shape, np.uint8)
     image_counts, per_nodule = [], {}
-    cut = math.log(settings.threshold / (1 - settings.threshold))
-    for which, logits in predict_logits(model, test, saved["image_scale"], settings.batch_size, device,
-                                        train.amp, train.channels_last):
-        logits = logits.cpu()
-        probability[which] = np.rint(torch.sigmoid(logits).numpy() * 255).astype(np.uint8)
-        predicted, ids = logits.numpy() >= cut, np.asarray(test.masks[which])
+    for which, probabilities, predicted in predictions:
+        probability[which] = np.rint(probabilities * 255).astype(np.uint8)
+        ids = np.asarray(test.masks[which])
         image_counts.append(confusion(predicted, ids > 0))
         for row, p, i in zip(test.rows[which], predicted, ids):
             for nodule, c in nodule_counts(p, i).items():
@@ -85,8 +114,8 @@ def evaluate_model(model_path: Path, packed_dir: Path, nodule_tables: list[Path]
                 entry["counts"] += c
                 entry["slices"] += 1
     counts = np.concatenate(image_counts) if image_counts else np.zeros((0, 3), np.int64)
-    nodules = _nodule_rows(per_nodule, diameters, settings.size_bins_mm, model_path)
-    result = _summary(saved, model_path, test, counts, nodules, settings)
+    nodules = _nodule_rows(per_nodule, diameters, settings.size_bins_mm, source)
+    result = _summary(saved, source, test, counts, nodules, settings)
     _write(out_json, result, test, counts, nodules, probability)
     return result
 

@@ -1,0 +1,93 @@
+"""The packed cohort in nnU-Net v2's raw format, and nnU-Net's predictions read back.
+
+nnU-Net (Isensee et al., Nature Methods 2021) is the reference a new segmentation module is
+measured against; this module hands it exactly our slices and our split, so its row in a
+table is trained and scored on the same data as ours.
+
+Layout (nnU-Net's documentation, dataset_format.md: 2-D data as PNG through its
+NaturalImage2DIO; one channel per file, ``<case>_0000.png``; labels ``<case>.png``)::
+
+    Dataset<NNN>_<name>/
+        dataset.json              channel "lung window", labels background 0 / nodule 1
+        imagesTr/<case>_0000.png  train + val slices (nnU-Net trains on both, split below)
+        labelsTr/<case>.png
+        imagesTs/<case>_0000.png  our test slices
+        labelsTs/<case>.png
+        splits_final.json         one fold: our train patients' cases / our val patients' cases
+
+A case is one slice: ``<patient>_<slice:04d>``. Images are the packed lung-window values
+[0, 1] as 16-bit PNG (x 65535: no precision lost from the float16 packing); the channel is
+not called "CT", so nnU-Net z-scores it instead of applying its HU normalisation.
+``splits_final.json`` belongs in ``nnUNet_preprocessed/Dataset<NNN>_<name>/`` (copy it
+there after ``nnUNetv2_plan_and_preprocess``), where nnU-Net then uses it instead of its
+own five random folds.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import numpy as np
+
+from lidcseg.data.dataset.packed import PackedSplit
+from lidcseg.errors import LidcsegError
+from lidcseg.io import staged_folder, write_json
+
+CHANNEL = "lung window"
+
+
+def case_id(row: dict) -> str:
+    """The nnU-Net case of one packed slice row."""
+    return f"{row['patient_id']}_{int(row['slice']):04d}"
+
+
+def export_nnunet(packed_dir: str | os.PathLike, out_root: str | os.PathLike, dataset_id: int,
+                  name: str = "LIDC") -> Path:
+    """Write ``out_root/Dataset<NNN>_<name>/``; returns that folder."""
+    if not 1 <= dataset_id <= 999:
+        raise LidcsegError(f"--dataset-id {dataset_id}: nnU-Net's ids are 1-999 (500 and up for your own)")
+    folder = Path(out_root) / f"Dataset{dataset_id:03d}_{name}"
+    splits = {split: PackedSplit(packed_dir, split) for split in ("train", "val", "test")}
+    with staged_folder(folder) as staging:
+        cases = {split: _write_cases(s, staging, "Ts" if split == "test" else "Tr") for split, s in splits.items()}
+        write_json({"channel_names": {"0": CHANNEL}, "labels": {"background": 0, "nodule": 1},
+                    "numTraining": len(cases["train"]) + len(cases["val"]), "file_ending": ".png",
+                    "name": name, "description": "LIDC-IDRI nodule slices packed by lidcseg (lung window, "
+                    "512 x 512); splits_final.json holds lidcseg's train/val patients"},
+                   staging / "dataset.json")
+        write_json([{"train": cases["train"], "val": cases["val"]}], staging / "splits_final.json")
+    return folder
+
+
+def _write_cases(split: PackedSplit, folder: Path, suffix: str) -> list[str]:
+    from PIL import Image
+
+    for kind in ("images", "labels"):
+        (folder / f"{kind}{suffix}").mkdir(parents=True, exist_ok=True)
+    cases = []
+    for index, row in enumerate(split.rows):
+        case = case_id(row)
+        image = np.rint(np.asarray(split.images[index], np.float32) * 65535).astype(np.uint16)
+        Image.fromarray(image).save(folder / f"images{suffix}" / f"{case}_0000.png")
+        Image.fromarray((np.asarray(split.masks[index]) > 0).astype(np.uint8)).save(
+            folder / f"labels{suffix}" / f"{case}.png")
+        cases.append(case)
+    return cases
+
+
+def read_prediction(path: Path, shape: tuple[int, int]) -> np.ndarray:
+    """A predicted label PNG (nnU-Net's output, or anyone's: 0 background, > 0 nodule) as a
+    boolean slice of ``shape``; a missing, unreadable or misshapen file is named."""
+    from PIL import Image, UnidentifiedImageError
+
+    try:
+        with Image.open(path) as image:
+            labels = np.asarray(image)
+    except FileNotFoundError:
+        raise
+    except (UnidentifiedImageError, OSError, ValueError) as error:
+        raise LidcsegError(f"{path}: not a readable label image ({type(error).__name__}: {error})") from None
+    if labels.shape != tuple(shape):
+        raise LidcsegError(f"{path}: {labels.shape} pixels, the test slice has {tuple(shape)}")
+    return labels > 0
