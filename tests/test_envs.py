@@ -29,7 +29,7 @@ ENVS = sorted((REPO / "envs").glob("*.yaml"))
 # PyPI name -> conda-forge name, where they differ (every other name is the same on both).
 CONDA_NAMES = {"torch": "pytorch", "isal": "python-isal", "matplotlib": "matplotlib-base", "duckdb": "python-duckdb"}
 # Not on conda-forge: these alone go in the env's `pip:` section.
-PIP_ONLY = {"pylidc", "idc-index-data"}
+PIP_ONLY = {"pylidc", "idc-index-data", "highdicom"}  # conda-forge has highdicom 0.27 at most
 # The installer itself: its version changes nothing a rule runs, and the venv's is not pinned.
 UNPINNED = {"pip"}
 PLAIN_RELEASE = re.compile(r"^\d+(\.\d+)*$")

@@ -182,12 +182,17 @@ def output_group():
         os.replace(tmp, target)
 
 
+def atomic_file(path: str | os.PathLike) -> "_atomic_path":
+    """``with atomic_file(path) as tmp:`` write ``tmp``; it becomes ``path`` when the block
+    ends well (with the enclosing output group, if any), else it is removed."""
+    Path(path).parent.mkdir(parents=True, exist_ok=True)
+    return _atomic_path(Path(path))
+
+
 def save_figure(figure, path: str | os.PathLike, **savefig) -> None:
     """A matplotlib figure to ``path``, atomically (and in the enclosing output group, if any)."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with _atomic_path(path) as tmp:
-        figure.savefig(tmp, format=path.suffix.lstrip("."), **savefig)
+    with atomic_file(path) as tmp:
+        figure.savefig(tmp, format=Path(path).suffix.lstrip("."), **savefig)
 
 
 def save_npz(path: str | os.PathLike, compressed: bool = False, **arrays) -> None:

@@ -51,8 +51,44 @@ def test_outputs_lie_on_the_scans_own_geometry(data, patient, model, tmp_path):
         written = nib.load(tmp_path / "pred" / f"{patient}.{kind}.nii.gz")
         assert written.shape == converted.shape and np.array_equal(written.affine, converted.affine)
     assert (tmp_path / "pred" / f"{patient}.overview.png").stat().st_size > 0
+    _assert_seg_references(tmp_path / "pred" / f"{patient}.seg.dcm", series)
     assert next(csv.reader((tmp_path / "pred" / f"{patient}.nodules.csv").open()))[:4] == [
         "nodule", "centroid_x_mm", "centroid_y_mm", "centroid_z_mm"]
+
+
+def _assert_seg_references(path, series):
+    """The SEG reads back with pydicom and highdicom and names the source series."""
+    import highdicom as hd
+    import pydicom
+
+    ds = pydicom.dcmread(path)
+    source = pydicom.dcmread(next(series.glob("*.dcm")), stop_before_pixels=True)
+    assert ds.Modality == "SEG" and ds.SegmentSequence[0].SegmentLabel == "Lung nodule"
+    assert ds.ReferencedSeriesSequence[0].SeriesInstanceUID == source.SeriesInstanceUID
+    assert ds.StudyInstanceUID == source.StudyInstanceUID and ds.PatientID == source.PatientID
+    seg = hd.seg.segread(path)
+    assert seg.number_of_segments == 1
+
+
+def test_a_found_nodule_is_in_the_seg_frame_of_its_slice(tmp_path):
+    """A hand-made mask through write_seg: the frame of each source slice holds its pixels."""
+    import highdicom as hd
+    import pydicom
+
+    from lidcseg.inference.seg import write_seg
+
+    series = _series(LIDC_SAMPLES, "LIDC-IDRI-0002")
+    files = sorted(series.glob("*.dcm"))
+    by_z = sorted(files, key=lambda f: float(pydicom.dcmread(f, stop_before_pixels=True).ImagePositionPatient[2]))
+    first = pydicom.dcmread(by_z[0], stop_before_pixels=True)
+    labels = np.zeros((first.Columns, first.Rows, len(files)), np.uint16)
+    labels[100:110, 200:204, 3] = 1  # x = column, y = row, z = the 4th slice from the bottom
+    write_seg(series, labels, tmp_path / "x.seg.dcm", "unet seed 1")
+    seg = hd.seg.segread(tmp_path / "x.seg.dcm")
+    source_uid = pydicom.dcmread(by_z[3], stop_before_pixels=True).SOPInstanceUID
+    pixels = seg.get_pixels_by_source_instance(source_sop_instance_uids=[source_uid], segment_numbers=[1])
+    assert pixels.shape[1:3] == (first.Rows, first.Columns)
+    assert pixels[0, 200:204, 100:110, 0].all() and pixels.sum() == 40
 
 
 def test_a_nifti_input_gives_what_its_series_gives(model, tmp_path):

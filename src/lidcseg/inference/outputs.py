@@ -4,7 +4,9 @@
 - ``<patient>.mask.nii.gz``: the found nodules, numbered 1, 2, ... by volume (uint16);
 - ``<patient>.nodules.csv``: one row per nodule (measured below);
 - ``<patient>.overview.png``: the axial slice through the largest nodule (or the middle
-  slice), lung window, outlines of what was found.
+  slice), lung window, outlines of what was found;
+- ``<patient>.seg.dcm``, when the input was a DICOM series: a DICOM Segmentation object
+  referencing it (``inference/seg.py``).
 
 All of them appear together or none (``io.output_group``).
 """
@@ -64,8 +66,10 @@ def _longest_axial(inside: np.ndarray, pixel_mm) -> float:
 
 
 def write_outputs(out_dir: Path, patient: str, scan: Volume, probability: np.ndarray, labels: np.ndarray,
-                  window: tuple[float, float]) -> tuple[dict[str, Path], list[dict]]:
-    """Write the four files; return their paths by kind and the nodule rows."""
+                  window: tuple[float, float], seg_from: tuple[Path, str] | None = None
+                  ) -> tuple[dict[str, Path], list[dict]]:
+    """Write the files; return their paths by kind and the nodule rows. ``seg_from``: (the
+    source series folder, the algorithm's name) for the DICOM SEG."""
     paths = {kind: Path(out_dir) / f"{patient}.{kind}" for kind in
              ("prob.nii.gz", "mask.nii.gz", "nodules.csv", "overview.png")}
     rows = nodule_rows(labels, probability, scan.affine)
@@ -74,6 +78,11 @@ def write_outputs(out_dir: Path, patient: str, scan: Volume, probability: np.nda
         save_nifti(Volume(labels.astype(np.uint16), scan.affine), paths["mask.nii.gz"])
         write_rows(rows, paths["nodules.csv"], NODULE_FIELDS)
         _overview(scan, labels, window, paths["overview.png"], patient)
+        if seg_from:
+            from lidcseg.inference.seg import write_seg
+
+            paths["seg.dcm"] = Path(out_dir) / f"{patient}.seg.dcm"
+            write_seg(seg_from[0], labels, paths["seg.dcm"], seg_from[1])
     return paths, rows
 
 

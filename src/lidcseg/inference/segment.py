@@ -42,8 +42,10 @@ def read_scan(path: str | os.PathLike, checks: ConvertConfig) -> Scan:
     if path.is_dir():
         from lidcseg.data.dicom.series import read_series
 
+        from lidcseg.data.dicom.files import find_series_dir
+
         volume, info = read_series(path, checks)
-        return Scan(info.patient_id or path.name, volume, path)
+        return Scan(info.patient_id or path.name, volume, find_series_dir(path))
     if not path.exists():
         raise FileNotFoundError(2, "No such file or directory", str(path))
     return Scan(path.name.removesuffix(".gz").removesuffix(".nii"), load_nifti(path), None)
@@ -54,6 +56,7 @@ class Ensemble:
     """Models that share one input grid; their probabilities are averaged."""
 
     models: list[torch.nn.Module]
+    names: list[str]  # "<variant> seed <k>" of each
     image_scale: float
     spacing_mm: tuple[float, float, float]
     image_shape: tuple[int, int]  # (rows, cols) of a slice
@@ -61,9 +64,10 @@ class Ensemble:
 
     @classmethod
     def load(cls, paths: list[Path], device: torch.device, channels_last: bool) -> "Ensemble":
-        models, grids = [], []
+        models, grids, names = [], [], []
         for path in paths:
             model, saved = load_model(path, device)
+            names.append(f"{saved['variant']} seed {saved['seed']}")
             grid = saved.get("grid") or {}
             if not all(grid.get(k) for k in ("spacing_mm", "image_shape", "window")):
                 raise LidcsegError(f"{path}: holds no input grid (spacing, size, window); it was trained by an "
@@ -75,7 +79,7 @@ class Ensemble:
                 raise LidcsegError(f"{path}: its grid {grids[-1]} differs from {paths[0]}'s {grids[0]}; "
                                    "models averaged must share one")
         spacing, shape, window, scale = grids[0]
-        return cls(models, scale, spacing, shape, window)
+        return cls(models, names, scale, spacing, shape, window)
 
 
 def probabilities(scan: Scan, ensemble: Ensemble, resample: ResampleConfig, train: TrainConfig,
@@ -142,5 +146,7 @@ def segment_to_files(input_path: Path, out_dir: Path, model_paths: list[Path], c
     scan = read_scan(input_path, checks)
     probability = probabilities(scan, ensemble, resample, train, device, z_range_mm)
     labels = nodule_mask(probability, scan.volume.spacing, threshold, min_size_mm3)
-    paths, rows = write_outputs(Path(out_dir), scan.patient_id, scan.volume, probability, labels, ensemble.window)
+    seg_from = (scan.series_dir, " + ".join(ensemble.names)) if scan.series_dir else None
+    paths, rows = write_outputs(Path(out_dir), scan.patient_id, scan.volume, probability, labels, ensemble.window,
+                                seg_from)
     return {"patient_id": scan.patient_id, "paths": paths, "nodules": rows}
