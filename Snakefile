@@ -20,6 +20,7 @@ wildcard_constraints:
     patient="LIDC-IDRI-[0-9]{4}",
     variant="|".join(VARIANTS),
     seed="|".join(str(seed) for seed in SEEDS),
+    name="[A-Za-z0-9][A-Za-z0-9._-]*",
 
 
 include: "workflow/rules/source.smk"
@@ -29,6 +30,7 @@ include: "workflow/rules/resample.smk"
 include: "workflow/rules/dataset.smk"
 include: "workflow/rules/train.smk"
 include: "workflow/rules/report.smk"
+include: "workflow/rules/predict.smk"
 
 
 rule all:

@@ -45,3 +45,17 @@ def test_a_hostile_download_setting_runs_nothing(tmp_path):
     assert "lidcseg download: error: listing the CT series of LIDC-IDRI-0078" in log and "Traceback" not in log
     assert "touch+INJECTED-3" in log  # the value went to the archive as a query parameter, literally
     assert not list(workdir.rglob("INJECTED*")) and not list(tmp_path.parent.glob("INJECTED*"))
+
+
+@pytest.mark.parametrize("predict, key", [
+    ({"inputs": ["scans/$(touch x).nii.gz"]}, "predict.inputs.0"),
+    ({"inputs": ["a/ct.nii.gz", "b/ct.nii.gz"]}, "predict.inputs.1"),  # two inputs, one results folder
+    ({"inputs": ["ct.nii.gz"], "variant": "unet_plus"}, "predict.variant"),
+    ({"inputs": ["ct.nii.gz"], "seeds": [7]}, "predict.seeds.0"),
+])
+def test_a_prediction_input_names_a_folder_only_when_it_is_a_plain_name(predict, key):
+    from lidcseg import config as lidcseg_config
+
+    chosen = {"variant": "unet", "seeds": [2022], "min_size_mm3": 0, **predict}
+    with pytest.raises(lidcseg_config.ConfigError, match=key.replace(".", r"\.")):
+        lidcseg_config.prediction_names(chosen, ["unet"], [2022])

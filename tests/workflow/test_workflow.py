@@ -159,3 +159,18 @@ def test_the_paper_config_builds_its_dag_for_every_scan(tmp_path):
     counts = dict(line.split() for line in result.stdout.splitlines()
                   if line.split()[:1] and line.split()[0] in ("download", "inspect", "train", "evaluate"))
     assert counts == {"download": "1010", "inspect": "1010", "train": "12", "evaluate": "12"}
+
+
+def test_a_listed_scan_is_segmented_by_the_trained_models(finished_run):
+    """`predict.inputs` in config: one predict job per scan, nothing else reruns."""
+    workdir, _, _ = finished_run
+    hu = sorted((workdir / "results/hu").glob("*.nii.gz"))[0]
+    name = hu.name.removesuffix(".nii.gz")
+    override = (workdir / TINY_CONFIG).read_text() + f"\npredict:\n  inputs: [results/hu/{hu.name}]\n"
+    (workdir / "predict.yaml").write_text(override)
+    result = snakemake(workdir, "--cores", "2", "--configfile", "predict.yaml")
+    assert result.returncode == 0, result.stderr[-3000:]
+    written = {p.name for p in (workdir / "results/predictions" / name).iterdir()}
+    assert written == {f"{name}.{kind}" for kind in ("prob.nii.gz", "mask.nii.gz", "nodules.csv", "overview.png")}
+    jobs = result.stdout + result.stderr
+    assert "rule predict" in jobs and "rule train" not in jobs and "rule evaluate" not in jobs

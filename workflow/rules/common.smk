@@ -48,6 +48,7 @@ def final_outputs(wildcards):
         "results/dataset/packed/dataset.json",
         "results/metrics/summary.csv",
         "results/report/table1.html",
+        *expand("results/predictions/{name}", name=PREDICT_INPUTS),
     ]
 
 

@@ -14,6 +14,7 @@ sections a rule hands its command (:func:`load_sections`).
 from __future__ import annotations
 
 import os
+import re
 from pathlib import Path
 
 import jsonschema
@@ -99,6 +100,9 @@ def settings(source: str | os.PathLike, *sections: str) -> tuple:
     return tuple(SECTIONS[name].from_dict(data[name]) for name in sections)
 
 
+PREDICTION_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]*")
+
+
 def _check_values(data: dict) -> None:
     """What the schema cannot say, for the sections present: the size-table edges rise (else
     its rows would be mislabelled), and the variants to run are defined."""
@@ -107,6 +111,27 @@ def _check_values(data: dict) -> None:
         raise ConfigError("evaluate.size_bins_mm", f"{edges} must rise strictly (e.g. [6, 10, 20])")
     if "models" in data:
         run_variants(data["models"])
+    if data.get("predict", {}).get("inputs") and "models" in data and "train" in data:
+        prediction_names(data["predict"], run_variants(data["models"]), data["train"]["seeds"])
+
+
+def prediction_names(predict: dict, variants: list[str], seeds: list[int]) -> dict[str, str]:
+    """``{name: input}`` of the predict rule: each input's file or folder name (NIfTI suffix
+    dropped) names its results folder, so it must be a plain, unique name; the models it
+    names must be ones the workflow trains."""
+    if predict["variant"] not in variants:
+        raise ConfigError("predict.variant", f"{predict['variant']!r} is not trained (models.run: {variants})")
+    for i, seed in enumerate(predict["seeds"]):
+        if seed not in seeds:
+            raise ConfigError(f"predict.seeds.{i}", f"{seed} is not one of train.seeds {seeds}")
+    names: dict[str, str] = {}
+    for i, path in enumerate(predict["inputs"]):
+        name = os.path.basename(os.path.normpath(path)).removesuffix(".gz").removesuffix(".nii")
+        if not PREDICTION_NAME.fullmatch(name) or name in names:
+            reason = "names another input's folder too" if name in names else "is no plain file or folder name"
+            raise ConfigError(f"predict.inputs.{i}", f"{path!r}: {name!r} {reason}")
+        names[name] = path
+    return names
 
 
 def run_variants(models: dict) -> list[str]:

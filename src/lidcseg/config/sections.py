@@ -164,6 +164,14 @@ class EvaluateConfig(Section):
 
 
 @dataclass(frozen=True)
+class PredictConfig(Section):
+    inputs: tuple[str, ...]
+    variant: str
+    seeds: tuple[int, ...]
+    min_size_mm3: float
+
+
+@dataclass(frozen=True)
 class Config(Section):
     dataset: DatasetConfig
     synthesize: SynthesizeConfig
@@ -176,6 +184,7 @@ class Config(Section):
     models: ModelsConfig
     train: TrainConfig
     evaluate: EvaluateConfig
+    predict: PredictConfig
 
 
 SECTIONS: dict[str, type[Section]] = {f.name: typing.get_type_hints(Config)[f.name] for f in fields(Config)}
