@@ -14,7 +14,7 @@ from lidcseg.report.paper import TABLE2
 from lidcseg.report.tables import write_tables
 
 SLOTS = {"se": {"attention": "se"}, "rbcbam": {"aspp": True, "attention": "cbam", "reverse": True, "boundary": True},
-         "cbam": {"attention": "cbam"}, "unet": {}}
+         "cbam": {"attention": "cbam"}, "unet": {}, "nnU-Net 2d": {}}
 
 
 def metrics_file(root: Path, variant: str, seed: int, dsc: float, recall: float = 0.5, precision: float = 0.5) -> Path:
@@ -77,6 +77,17 @@ def test_readers_row(tmp_path):
     write_tables([metrics_file(tmp_path, "unet", 1, 0.7)], tmp_path / "out", readers)
     last = (tmp_path / "out/table1.md").read_text().splitlines()[-1]
     assert last.startswith("| Radiologists, leave-one-reader-out (ours) | readers | 0.8800 [0.8000, 0.9000] |")
+
+
+def test_an_external_method_gets_its_own_row_beside_the_plain_unet(tmp_path):
+    """External predictions (slots {} like the plain U-Net's) never take the U-Net's row."""
+    unet = metrics_file(tmp_path, "unet", 1, 0.7)
+    external = metrics_file(tmp_path, "nnU-Net 2d", 0, 0.81)
+    write_tables([unet], tmp_path / "out", external_files=[external])
+    rows = {r["module"]: r for r in read_csv(tmp_path / "out/table1.csv")}
+    assert float(rows["U-Net, no attention (ours)"]["dsc"]) == 0.7
+    assert float(rows["nnU-Net 2d, same split (ours)"]["dsc"]) == 0.81
+    assert rows["nnU-Net 2d, same split (ours)"]["paper_dsc"] == ""
 
 
 @pytest.mark.parametrize("content", [None, "{not json", json.dumps({"variant": "se"})])

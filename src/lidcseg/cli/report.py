@@ -20,6 +20,8 @@ def add_commands(stages) -> None:
     p.add_argument("--logs", type=Path, nargs="+", required=True, help="the training jobs' log.csv")
     p.add_argument("--packed-dir", type=Path, required=True)
     p.add_argument("--readers", type=Path, help="lidcseg readers' JSON: adds the readers row to Table 1")
+    p.add_argument("--external", type=Path, nargs="+", default=[],
+                   help="lidcseg evaluate's JSON of external predictions (nnU-Net's, say): a Table 1 row each")
 
 
 def run_report(args) -> None:
@@ -27,5 +29,5 @@ def run_report(args) -> None:
 
     (settings,) = sections(args)
     written = build_report(args.metrics, args.logs, args.packed_dir, args.out_dir, args.readers,
-                           settings.threshold, settings.size_bins_mm)
+                           settings.threshold, settings.size_bins_mm, args.external)
     log.info("report: %d figures in %s", len(written), args.out_dir)

@@ -44,8 +44,12 @@ def readers_row(path: str | os.PathLike) -> dict:
         raise MetricsFileError(f"{path}: not a readers metrics file ({type(error).__name__}: {error})") from error
 
 
-def table1(ours: dict[Slots, dict], readers: dict | None = None) -> list[dict]:
+def table1(ours: dict[Slots, dict], readers: dict | None = None, external: list[dict] = ()) -> list[dict]:
+    """The paper's rows; then each external method (nnU-Net, say: `lidcseg evaluate` of its
+    predictions on our test slices) and the readers, marked as ours only."""
     rows = [_row(paper, ours.get(paper.slots), METRICS) for paper in TABLE1]
+    for row in external:
+        rows.append(_row(PaperRow(f"{row['variant']}, same split (ours)", Slots(), ours_only=True), row, METRICS))
     if readers is not None:
         rows.append(_row(PaperRow(READERS_LABEL, Slots(), ours_only=True), readers, METRICS))
     return rows
@@ -167,11 +171,14 @@ def csv_text(rows: list[dict]) -> str:
     return out.getvalue()
 
 
-def write_tables(metric_files: list[Path], out_dir: Path, readers_json: Path | None = None) -> dict[str, list[dict]]:
-    """table1 and table2 as .md, .csv, .tex and .html (for the Snakemake report) in ``out_dir``."""
+def write_tables(metric_files: list[Path], out_dir: Path, readers_json: Path | None = None,
+                 external_files: list[Path] = ()) -> dict[str, list[dict]]:
+    """table1 and table2 as .md, .csv, .tex and .html (for the Snakemake report) in ``out_dir``;
+    ``external_files``: metrics of external predictions, one Table 1 row per method."""
     ours = variant_rows(metric_files)
     readers = readers_row(readers_json) if readers_json else None
-    tables = {"table1": (table1(ours, readers), METRICS, "Table 1: pretrained U-Net with each attention "
+    external = summarize_runs(list(external_files)) if external_files else []
+    tables = {"table1": (table1(ours, readers, external), METRICS, "Table 1: pretrained U-Net with each attention "
                          "module, test set, pooled over slices; paper's values and differences (ours - paper)."),
               "table2": (table2(ours), ("dsc",), "Table 2: ablation of ASPP, reverse and boundary attention "
                          "on CBAM, pooled test DSC, in the paper's row order.")}
