@@ -58,3 +58,31 @@ def synthetic_slices(synthetic_patient):
     _, masks, slice_rows = extract_slices(image, mask, rows, "LIDC-IDRI-0078", DEFAULTS.extract)
     return SimpleNamespace(volume=volume, grid=grid, summary=summary, masks=masks, slice_rows=slice_rows,
                            painted=painted)
+
+
+def pytest_collection_modifyitems(session, config, items):
+    """Start the slow torch.compile training in the background when its test is selected (see
+    tests/support/compiled.py); the test waits for it."""
+    from tests.support import compiled
+
+    if compiled.compiler() and any(item.name == "test_compiled_training_matches_eager" for item in items):
+        config.stash[COMPILED] = compiled.start()
+
+
+def pytest_unconfigure(config):
+    started = config.stash.get(COMPILED, None)
+    if started is not None and started[0].poll() is None:
+        started[0].kill()
+
+
+COMPILED = pytest.StashKey[tuple]()
+
+
+@pytest.fixture(scope="session")
+def compiled_run(request):
+    """(return code, output folder) of the background compiled training, once it ended."""
+    started = request.config.stash.get(COMPILED, None)
+    if started is None:
+        pytest.skip("torch.compile on the CPU needs a C++ compiler (inductor); none on PATH")
+    process, out = started
+    return process.wait(timeout=900), out
