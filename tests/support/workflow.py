@@ -13,6 +13,12 @@ from tests.support.paths import REPO
 BIN = Path(sys.executable).parent
 # The tiny run of the workflow tests, relative: valid from the repository root and in a copy.
 TINY_CONFIG = "tests/configs/tiny.yaml"
+# Outside the paper's DAG, so not versioned by DVC: `predict` segments the user's own scans
+# (config.yaml `predict:`, no inputs by default) into results/predictions/; no other rule reads
+# them. Its rule, its rule file and its config section belong to no dvc.yaml stage.
+UNVERSIONED_RULES = {"predict"}
+UNVERSIONED_FILES = {"workflow/rules/predict.smk"}
+UNVERSIONED_SECTIONS = {"predict"}
 
 
 def snakemake(workdir: Path, *args: str) -> subprocess.CompletedProcess:

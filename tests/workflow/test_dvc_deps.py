@@ -23,6 +23,7 @@ import yaml
 from tests.support.imports import closure, command_entry, smk_imports
 from tests.support.paths import REPO
 from tests.support.snakemake_rules import every_rule
+from tests.support.workflow import UNVERSIONED_RULES
 
 PACKAGE = REPO / "src" / "lidcseg"
 DVC_YAML = REPO / "dvc.yaml"
@@ -71,17 +72,12 @@ def _inside(path: str, folders) -> bool:
 
 # --- the rules of each stage --------------------------------------------------------------
 
-# Rules outside the paper's DAG, whose outputs DVC does not version: `predict` segments the
-# user's own scans (config.yaml `predict.inputs`, empty by default) into results/predictions/.
-UNVERSIONED = {"predict"}
-
-
 @lru_cache(maxsize=None)
 def _rules_by_stage() -> dict[str, list]:
     """Each stage's rules: those whose outputs all lie in the stage's `outs`."""
     by_stage: dict[str, list] = {name: [] for name in STAGES}
     for rule in every_rule(REPO).values():
-        if not rule.outputs or rule.name in UNVERSIONED:
+        if not rule.outputs or rule.name in UNVERSIONED_RULES:
             continue
         owners = [name for name, stage in STAGES.items()
                   if all(_inside(folder, stage["outs"]) for folder in rule.output_folders)]
