@@ -197,8 +197,7 @@ def save_figure(figure, path: str | os.PathLike, **savefig) -> None:
 
 def save_npz(path: str | os.PathLike, compressed: bool = False, **arrays) -> None:
     """Arrays to one .npz, atomically (and in the enclosing output group, if any)."""
-    Path(path).parent.mkdir(parents=True, exist_ok=True)
-    with _atomic_path(Path(path)) as tmp:
+    with atomic_file(path) as tmp:
         (np.savez_compressed if compressed else np.savez)(tmp, **arrays)
 
 

@@ -28,7 +28,8 @@ def write_seg(series_dir: Path, labels: np.ndarray, path: Path, algorithm: str) 
 
     from lidcseg.data.dicom.files import candidate_files
 
-    sources = sorted((pydicom.dcmread(f) for f in candidate_files(series_dir)),
+    # headers only: the SEG references the source images, it does not copy their pixels
+    sources = sorted((pydicom.dcmread(f, stop_before_pixels=True) for f in candidate_files(series_dir)),
                      key=lambda ds: float(ds.ImagePositionPatient[2]))
     _one_frame_of_reference(sources)
     frames = np.ascontiguousarray((labels > 0).transpose(2, 1, 0))  # (slices, rows, columns)
