@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from lidcseg.evaluation.summary import MetricsFileError
-from lidcseg.report.paper import TABLE2
+from lidcseg.report.paper import ALL_OFF_AS_UNET, TABLE2
 from lidcseg.report.tables import write_tables
 
 SLOTS = {"se": {"attention": "se"}, "rbcbam": {"aspp": True, "attention": "cbam", "reverse": True, "boundary": True},
@@ -18,8 +18,13 @@ SLOTS = {"se": {"attention": "se"}, "rbcbam": {"aspp": True, "attention": "cbam"
 
 
 def metrics_file(root: Path, variant: str, seed: int, dsc: float, recall: float = 0.5, precision: float = 0.5) -> Path:
+    """A metrics file and its per-image counts: four patients whose pooled DSC is ``dsc``."""
     path = root / variant / f"seed{seed}.json"
     path.parent.mkdir(parents=True, exist_ok=True)
+    tp = round(dsc * 100)  # with fp = fn = 100 - tp, every slice's DSC is tp / 100
+    images = ["patient_id,slice,tp,fp,fn"] + [f"LIDC-IDRI-000{p},{s},{tp},{100 - tp},{100 - tp}"
+                                              for p in range(1, 5) for s in (0, 1)]
+    path.with_name(f"seed{seed}.images.csv").write_text("\n".join(images) + "\n")
     path.write_text(json.dumps({
         "variant": variant, "seed": seed, "slots": {"name": variant, **SLOTS[variant]},
         "pooled": {"dsc": dsc, "recall": recall, "precision": precision},
@@ -55,7 +60,7 @@ def test_table2_keeps_the_papers_row_order(tmp_path):
     files = [metrics_file(tmp_path, "rbcbam", 1, 0.66), metrics_file(tmp_path, "cbam", 1, 0.4)]
     write_tables(files, tmp_path / "out")
     rows = read_csv(tmp_path / "out/table2.csv")
-    assert [r["module"] for r in rows] == [row.label for row in TABLE2]
+    assert [r["module"] for r in rows] == [TABLE2[0].label, ALL_OFF_AS_UNET.label] + [row.label for row in TABLE2[1:]]
     assert rows[0]["variant"] == "cbam" and rows[-1]["variant"] == "rbcbam"
     assert (rows[-1]["aspp"], rows[-1]["reverse"], rows[-1]["boundary"]) == ("o", "o", "o")
     assert float(rows[-1]["diff_dsc"]) == pytest.approx(0.66 - 0.6627)
@@ -75,7 +80,7 @@ def test_readers_row(tmp_path):
                                    "pooled_ci": {"dsc": [0.8, 0.9], "recall": [0.8, 0.95], "precision": [0.8, 0.9]},
                                    "per_image_mean": {"dsc": 0.7}}))
     write_tables([metrics_file(tmp_path, "unet", 1, 0.7)], tmp_path / "out", readers)
-    last = (tmp_path / "out/table1.md").read_text().splitlines()[-1]
+    last = [line for line in (tmp_path / "out/table1.md").read_text().splitlines() if line.startswith("|")][-1]
     assert last.startswith("| Radiologists, leave-one-reader-out (ours) | readers | 0.8800 [0.8000, 0.9000] |")
 
 
@@ -98,3 +103,23 @@ def test_missing_or_malformed_metric_file_is_named(tmp_path, content):
         path.write_text(content)
     with pytest.raises(MetricsFileError, match=str(path)):
         write_tables([metrics_file(tmp_path, "unet", 1, 0.7), path], tmp_path / "out")
+
+
+def test_every_row_is_compared_with_cbam_and_the_plain_unet_on_the_same_patients(tmp_path):
+    files = [metrics_file(tmp_path, "cbam", 1, 0.5), metrics_file(tmp_path, "unet", 1, 0.6),
+             metrics_file(tmp_path, "rbcbam", 1, 0.7), metrics_file(tmp_path, "rbcbam", 2, 0.7)]
+    write_tables(files, tmp_path / "out")
+    rows = {r["module"]: r for r in read_csv(tmp_path / "out/table1.csv")}
+    rb = rows["RB-CBAM (ASPP+R+B)"]
+    # every patient has the same DSC, so every resample gives the same difference
+    assert float(rb["vs_cbam"]) == pytest.approx(0.2) and float(rb["vs_cbam_low"]) == pytest.approx(0.2)
+    assert rb["vs_cbam_excludes_zero"] == "True" and float(rb["vs_unet"]) == pytest.approx(0.1)
+    assert float(rows["CBAM"]["vs_cbam"]) == 0 and rows["CBAM"]["vs_cbam_excludes_zero"] == "False"
+    assert rows["SE"]["vs_cbam"] == ""  # not run
+    md = (tmp_path / "out/table1.md").read_text()
+    assert "Diff vs CBAM [95% CI]" in md and "+0.2000 [+0.2000, +0.2000] *" in md and "paired patient-bootstrap" in md
+    table2 = {r["module"]: r for r in read_csv(tmp_path / "out/table2.csv")}
+    assert table2["All off, read as U-Net without attention (ours)"]["variant"] == "unet"
+    assert float(table2["All off, read as U-Net without attention (ours)"]["diff_dsc"]) == pytest.approx(0.6 - 0.3728)
+    assert "cannot be the same model" in (tmp_path / "out/table2.md").read_text()
+    assert "Diff vs all-off (CBAM)" in (tmp_path / "out/table2.tex").read_text()

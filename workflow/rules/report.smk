@@ -37,6 +37,7 @@ rule report:
     input:
         metrics=expand("results/metrics/{variant}/seed{seed}.json", variant=VARIANTS, seed=SEEDS),
         predictions=expand("results/metrics/{variant}/seed{seed}.predictions.npz", variant=VARIANTS, seed=SEEDS),
+        images=expand("results/metrics/{variant}/seed{seed}.images.csv", variant=VARIANTS, seed=SEEDS),
         logs=expand("results/models/{variant}/seed{seed}/log.csv", variant=VARIANTS, seed=SEEDS),
         readers="results/metrics/readers.json",
         meta=f"{PACKED}/dataset.json",

@@ -13,7 +13,7 @@ def add_commands(stages) -> None:
     p = command(stages, "report", run_report, "render Tables 1-2, Figure 3, the size table and training curves",
                 "Write OUT_DIR/{table1,table2}.{md,csv,tex}, figure3.{png,pdf}, dsc_by_size.{md,csv,png,pdf} "
                 "and training_curves.{png,pdf} from the METRICS files of lidcseg evaluate (with their "
-                ".nodules.csv and .predictions.npz), the training logs and the packed test split.",
+                ".images.csv, .nodules.csv and .predictions.npz), the training logs and the packed test split.",
                 settings=("evaluate",))
     p.add_argument("out_dir", type=Path)
     p.add_argument("--metrics", type=Path, nargs="+", required=True)
@@ -29,5 +29,6 @@ def run_report(args) -> None:
 
     (settings,) = sections(args)
     written = build_report(args.metrics, args.logs, args.packed_dir, args.out_dir, args.readers,
-                           settings.threshold, settings.size_bins_mm, args.external)
+                           settings.threshold, settings.size_bins_mm, args.external,
+                           (settings.bootstrap_resamples, settings.confidence))
     log.info("report: %d figures in %s", len(written), args.out_dir)

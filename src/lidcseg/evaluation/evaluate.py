@@ -154,6 +154,7 @@ def _summary(saved: dict, model_path: Path, test: PackedSplit, counts: np.ndarra
         "pooled": {**pooled(counts), "tp": int(totals[0]), "fp": int(totals[1]), "fn": int(totals[2])},
         "pooled_ci": bootstrap_pooled(counts, patients, **boot) if len(counts) else {},
         "per_image_mean": per_image_mean(counts),
+        "slices_without_prediction": int(((counts[:, 0] + counts[:, 1]) == 0).sum()) if len(counts) else 0,
         "per_nodule": {"nodules": len(nodules), "detected": sum(r["detected"] for r in nodules),
                        "mean_dsc": float(np.mean([r["dsc"] for r in nodules])) if nodules else float("nan")},
         "by_size": _by_size(nodules, settings, boot),

@@ -41,8 +41,18 @@ def summarize_runs(metric_files: list[Path]) -> list[dict]:
             low, high = results[0]["pooled_ci"].get(metric, ("", ""))
             row[f"{metric}_low"], row[f"{metric}_high"] = low, high
         row["dsc_per_image"] = float(np.mean([r["per_image_mean"]["dsc"] for r in results]))
+        # per-image precision both ways (metrics.per_image_mean), and how many slices differ
+        row["precision_per_image"] = float(np.mean([r["per_image_mean"]["precision"] for r in results]))
+        row["precision_per_image_empty_as_0"] = _mean_of(results, "precision_empty_as_0")
+        row["slices_without_prediction"] = _mean_of(results, "slices_without_prediction", top=True)
         rows.append(row)
     return rows
+
+
+def _mean_of(results: list[dict], key: str, top: bool = False):
+    """Mean over seeds of a figure that metrics files older than it lack ("" then)."""
+    values = [r.get(key) if top else r["per_image_mean"].get(key) for r in results]
+    return "" if any(v is None for v in values) else float(np.mean(values))
 
 
 def read_metrics(path: Path) -> dict:

@@ -23,17 +23,19 @@ SIZE_FIELDS = ("variant", "size", "nodules", "detected", "dsc", "dsc_low", "dsc_
 
 def build_report(metric_files: list[Path], logs: list[Path], packed_dir: Path, out_dir: Path,
                  readers_json: Path | None, threshold: float, size_bins_mm: tuple[float, ...],
-                 external: list[Path] = ()) -> list[Path]:
-    """Every file of the report into ``out_dir``, all together or (on an error) none."""
+                 external: list[Path] = (), bootstrap: tuple[int, float] = (1000, 0.95)) -> list[Path]:
+    """Every file of the report into ``out_dir``, all together or (on an error) none;
+    ``bootstrap``: resamples and confidence of the paired comparisons."""
     with staged_folder(out_dir) as staging:
-        written = _build(metric_files, logs, packed_dir, staging, readers_json, threshold, size_bins_mm, external)
+        written = _build(metric_files, logs, packed_dir, staging, readers_json, threshold, size_bins_mm, external,
+                         bootstrap)
     return [Path(out_dir) / path.relative_to(staging) for path in written]
 
 
 def _build(metric_files, logs, packed_dir, out_dir: Path, readers_json, threshold, size_bins_mm,
-           external) -> list[Path]:
+           external, bootstrap) -> list[Path]:
     first = _first_seed(metric_files)
-    tables.write_tables(metric_files, out_dir, readers_json, external)
+    tables.write_tables(metric_files, out_dir, readers_json, external, *bootstrap)
     by_size = {variant: data["by_size"] for variant, (_, data) in first.items()}
     _write_size_table(by_size, out_dir, size_bins_mm)
     written = figures.size_plot(by_size, out_dir / "dsc_by_size")

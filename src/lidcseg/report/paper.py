@@ -42,4 +42,8 @@ TABLE2 = (
     PaperRow("ASPP + CBAM + R + B", Slots(aspp=True, attention="cbam", reverse=True, boundary=True), 0.6627),
 )
 
+# The all-off row read the other way: the paper's 0.3728 is far below its CBAM of Table 1
+# (0.5519), so Table 2 shows it beside our plain U-Net too (SPEC.md, open point).
+ALL_OFF_AS_UNET = PaperRow("All off, read as U-Net without attention (ours)", Slots(), 0.3728, ours_only=True)
+
 READERS_LABEL = "Radiologists, leave-one-reader-out (ours)"
