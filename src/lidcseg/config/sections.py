@@ -113,6 +113,9 @@ class ModelsConfig(Section):
     boundary_formula: str
     reduction: int
     output_prior: float
+    side_maps: str
+    aspp_form: str
+    cbam_form: str
     variants: dict
     run: str | tuple[str, ...]
 
@@ -145,6 +148,7 @@ class TrainConfig(Section):
     foreground_fraction: float
     augment: AugmentConfig
     deep_supervision: tuple[float, ...]
+    gradient_clip: float
     workers: int
     threads: int
     device: str

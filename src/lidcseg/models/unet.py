@@ -9,6 +9,16 @@ the deepest level uses the bottleneck's side map (SPEC.md's choice for the level
 deeper decoder). ``forward(x, return_side=True)`` also returns the side maps, deepest
 first, for deep supervision. Any input size works: every upsampling goes to the exact size
 of the skip it meets.
+
+Side maps (``side_maps``, SPEC.md leaves the form open): ``residual`` (default) makes every
+stage's map the deeper map, upsampled, plus the stage's own correction, and the output the
+last map plus the output head's: PraNet's cascade (Fan et al., MICCAI 2020: each reverse-
+attention branch outputs a residual added to the upsampled deeper prediction, and that sum
+is what is supervised). The coarse prediction then survives a reverse gate 1 - P that
+erases the found nodule from the skip: the stage only has to add what the deeper level
+missed, which is what reverse attention is for. ``plain``: each map from its own stage
+alone (the form before deep supervision was on; measured to collapse ``cbam_r`` once its
+maps are supervised, issue 15).
 """
 
 from __future__ import annotations
@@ -21,6 +31,8 @@ from torch import nn
 
 from lidcseg.models.encoders import ResNetEncoder
 from lidcseg.models.registry import Variant, get_block
+
+SIDE_MAPS = ("residual", "plain")
 
 
 def _conv_bn_relu(cin: int, cout: int) -> list[nn.Module]:
@@ -38,11 +50,12 @@ class SkipModule(nn.Module):
     """The slots of one skip connection, in the paper's order."""
 
     def __init__(self, channels: int, gate_channels: int, variant: Variant, aspp_rates: tuple[int, ...],
-                 boundary_formula: str, reduction: int):
+                 boundary_formula: str, reduction: int, aspp_form: str = "simple", cbam_form: str = "paper"):
         super().__init__()
-        self.aspp = get_block("aspp")(channels, tuple(aspp_rates)) if variant.aspp else None
-        self.attention = (get_block(variant.attention)(channels, reduction=reduction, gate_channels=gate_channels)
-                          if variant.attention != "none" else None)
+        self.aspp = get_block("aspp")(channels, tuple(aspp_rates), form=aspp_form) if variant.aspp else None
+        options = {"form": cbam_form} if variant.attention == "cbam" else {}  # CBAM's two readings
+        self.attention = (get_block(variant.attention)(channels, reduction=reduction, gate_channels=gate_channels,
+                                                       **options) if variant.attention != "none" else None)
         if variant.reverse and variant.boundary:
             self.focus = get_block("rbcbam")(channels, boundary_formula)
         elif variant.reverse:
@@ -58,7 +71,10 @@ class SkipModule(nn.Module):
         if self.attention is not None:
             skip = self.attention(skip, gate)
         if self.focus is not None:
-            side = F.interpolate(side_logits, size=skip.shape[-2:], mode="bilinear", align_corners=False)
+            # The map is a prediction, trained by its own supervision only: a gradient through
+            # the gate would bend it toward whatever opens the gate (measured: boundary
+            # attention then pulled its maps off the nodule and cbam_b never learned, issue 15).
+            side = F.interpolate(side_logits.detach(), size=skip.shape[-2:], mode="bilinear", align_corners=False)
             skip = self.focus(skip, torch.sigmoid(side))
         return skip
 
@@ -82,19 +98,26 @@ class UNet(nn.Module):
         boundary_formula: how boundary attention is computed from a side map (blocks/boundary.py).
         reduction: channel reduction of the attention blocks.
         output_prior: nodule probability the output head starts at (its bias).
+        side_maps: ``residual`` (each side map and the output refine the upsampled deeper
+            map, PraNet's cascade) or ``plain`` (each from its own stage); see the module.
+        aspp_form, cbam_form: the blocks' readings of open points (blocks/aspp.py, cbam.py).
     """
 
     def __init__(self, variant: Variant, *, encoder: str, encoder_weights, in_channels: int,
                  decoder_channels: tuple[int, ...], aspp_rates: tuple[int, ...], boundary_formula: str,
-                 reduction: int, output_prior: float):
+                 reduction: int, output_prior: float, side_maps: str = "residual", aspp_form: str = "simple",
+                 cbam_form: str = "paper"):
         super().__init__()
-        self.variant = variant
+        if side_maps not in SIDE_MAPS:
+            raise ValueError(f"side_maps: {side_maps!r} is not one of {SIDE_MAPS}")
+        self.variant, self.residual = variant, side_maps == "residual"
         self.encoder = ResNetEncoder(encoder, in_channels, encoder_weights)
         below = self.encoder.channels[-1]
         self.bottleneck_head = nn.Conv2d(below, 1, 1)
         self.skips, self.blocks, self.side_heads = nn.ModuleList(), nn.ModuleList(), nn.ModuleList()
         for skip_channels, out in zip(self.encoder.channels[-2::-1], decoder_channels[:-1]):
-            self.skips.append(SkipModule(skip_channels, below, variant, aspp_rates, boundary_formula, reduction))
+            self.skips.append(SkipModule(skip_channels, below, variant, aspp_rates, boundary_formula, reduction,
+                                         aspp_form, cbam_form))
             self.blocks.append(DecoderBlock(below + skip_channels, out))
             self.side_heads.append(nn.Conv2d(out, 1, 1))
             below = out
@@ -105,7 +128,15 @@ class UNet(nn.Module):
         # "background". Only the output head: the side maps gate reverse and boundary
         # attention, and a side map at 0.01 would start boundary attention (1 - |2P - 1|)
         # almost closed (0.02), which kept boundary-only variants from learning at all.
-        nn.init.constant_(self.head.bias, math.log(output_prior / (1 - output_prior)))
+        prior = math.log(output_prior / (1 - output_prior))
+        if self.residual:
+            # The side maps start at P = 0.5 (bias 0 everywhere but the output head), so that
+            # every gate starts open: reverse 0.5, boundary 1 - |2P - 1| = 1. Supervision closes
+            # them where the side maps become sure (background: P -> 0, A_b -> 0) within the
+            # first epoch. A cascade started at the prior (P = 0.01) would start boundary
+            # attention at 0.02 everywhere, a closed skip. The output head adds the prior.
+            nn.init.zeros_(self.bottleneck_head.bias)
+        nn.init.constant_(self.head.bias, prior)
 
     def forward(self, x: torch.Tensor, return_side: bool = False):
         features = self.encoder(x)
@@ -116,11 +147,16 @@ class UNet(nn.Module):
             attended = skip_module(skip, y, side)
             y = F.interpolate(y, size=skip.shape[-2:], mode="bilinear", align_corners=False)
             y = block(torch.cat([y, attended], dim=1))
-            side = side_head(y)
+            side = side_head(y) + (_upsample(side, y).detach() if self.residual else 0)
             sides.append(side)
         y = self.final(F.interpolate(y, size=x.shape[-2:], mode="bilinear", align_corners=False))
-        logits = self.head(y)
+        logits = self.head(y) + (_upsample(side, y).detach() if self.residual else 0)
         return (logits, sides) if return_side else logits
+
+
+def _upsample(side: torch.Tensor, like: torch.Tensor) -> torch.Tensor:
+    """A side map at the size of the feature ``like``."""
+    return F.interpolate(side, size=like.shape[-2:], mode="bilinear", align_corners=False)
 
 
 def build_model(variant: Variant, models_config: dict, encoder_weights="config") -> UNet:
@@ -130,7 +166,9 @@ def build_model(variant: Variant, models_config: dict, encoder_weights="config")
                 encoder_weights=c["encoder_weights"] if encoder_weights == "config" else encoder_weights,
                 decoder_channels=tuple(c["decoder_channels"]), aspp_rates=tuple(c["aspp_rates"]),
                 boundary_formula=c["boundary_formula"], reduction=c["reduction"],
-                output_prior=c.get("output_prior", 0.5))  # model.pt files older than the key
+                output_prior=c.get("output_prior", 0.5),  # model.pt files older than the key
+                side_maps=c.get("side_maps", "plain"), aspp_form=c.get("aspp_form", "simple"),
+                cbam_form=c.get("cbam_form", "paper"))
 
 
 def variant_markdown(models_config: dict) -> str:

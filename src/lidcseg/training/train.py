@@ -1,8 +1,7 @@
 """Train one variant with one seed: the loss of SPEC.md (eqs. 10-13) on the packed splits.
 
-SPEC.md gives no optimiser, schedule, epochs or augmentation; all of them are config
-(``train:`` in config.yaml). The model kept is the epoch with the best pooled validation
-DSC (the headline metric), with optional early stopping on it.
+SPEC.md gives no optimiser, schedule, epochs or augmentation: all are config (``train:``).
+The model kept is the epoch with the best pooled validation DSC, with optional early stopping.
 
 Fault tolerance: after every epoch the whole training state (weights, optimiser, epoch,
 history, best weights) is written atomically to ``checkpoint.pt``; rerunning the same job
@@ -11,11 +10,9 @@ exits. Because the data order and every augmentation are functions of (seed, epo
 (training/augment.py), the resumed run ends with the same weights as an uninterrupted one. A
 non-finite loss stops the job with an error and writes no model.
 
-Speed (issue 16): a step never waits for the device. Augmentation runs batched on the
-training device (``augment_batch``), batch losses stay there and are read back every
-``READ_EVERY`` steps, before any checkpoint and at the epoch's end (a non-finite one still
-names its epoch and batch), the optimiser is fused on CUDA, and validation counts on the
-device.
+Speed (issue 16): a step never waits for the device: batched augmentation on it, losses
+read back every ``READ_EVERY`` steps (a non-finite one still names its batch), a fused
+optimiser on CUDA, validation counted on the device.
 """
 
 from __future__ import annotations
@@ -117,11 +114,14 @@ def run_training(job: TrainingJob) -> dict:
     state = resume_or_start(job.checkpoint, job.fingerprint(), model, optimizer, scaler)
     samples = TrainingSamples(train_split, job.seed, t.image_scale, t.patch_size, t.foreground_fraction, t.augment)
     sampler = EpochSampler(len(samples), job.seed)
+    # Whole batches only: a last batch of one slice stops BAM's batch norm on its 1 x 1 map;
+    # the order is shuffled every epoch, so every slice still takes part.
+    drop_last = len(samples) >= t.batch_size
     loader = DataLoader(samples, batch_size=t.batch_size, sampler=sampler, num_workers=t.workers,
                         persistent_workers=t.workers > 0, pin_memory=device.type == "cuda",
-                        worker_init_fn=seed_worker)
+                        worker_init_fn=seed_worker, drop_last=drop_last)
     step = TrainingStep(model, optimizer, scaler, device, t)
-    loop = _Loop(job, step, math.ceil(len(samples) / t.batch_size))
+    loop = _Loop(job, step, len(loader))
     with PreemptionGuard() as guard:
         while state["epoch"] < t.epochs and not state["stopped"]:
             loop.train_epoch(loader, sampler, state, guard)
@@ -155,6 +155,9 @@ class TrainingStep:
             loss = deep_supervision_loss(logits, [s.float() for s in sides], masks, t.deep_supervision)
         self.optimizer.zero_grad(set_to_none=True)
         self.scaler.scale(loss).backward()
+        if t.gradient_clip:
+            self.scaler.unscale_(self.optimizer)  # clip the true gradients, not fp16-scaled ones
+            torch.nn.utils.clip_grad_norm_(self.model.parameters(), t.gradient_clip)
         self.scaler.step(self.optimizer)
         self.scaler.update()
         return loss.detach()

@@ -2,7 +2,8 @@
 Atrous Convolution. 2017), as SPEC.md describes it: four parallel 3 x 3 convolutions with
 different dilation rates, concatenated, fused by a 1 x 1 convolution. MONAI's SimpleASPP is
 that block; each branch has C/4 channels so the concatenation and the output keep the
-skip's width C (and the cost stays near one 3 x 3 convolution's)."""
+skip's width C (and the cost stays near one 3 x 3 convolution's). ``form="deeplab"``
+adds DeepLab v3's batch norm and ReLU after every branch and after the fusion."""
 
 from __future__ import annotations
 
@@ -29,16 +30,44 @@ class ASPP(nn.Module):
         channels: C, the skip's channels, in and out; must divide evenly among the branches.
         rates: the dilation of each 3 x 3 branch, one branch per rate (SPEC.md leaves them
             open: e.g. 1, 6, 12, 18 or 1, 2, 4, 6).
+        form: ``simple`` (MONAI's SimpleASPP: ReLU on each branch, a linear 1 x 1 fusion; the
+            paper's wording) or ``deeplab`` (DeepLab v3: conv + BN + ReLU on each branch and
+            on the fusion; its image-pooling branch left out, as the paper lists none).
 
     Raises:
-        ValueError: when ``channels`` does not split into ``len(rates)`` branches.
+        ValueError: when ``channels`` does not split into ``len(rates)`` branches, or an
+            unknown ``form``.
     """
-    def __init__(self, channels: int, rates: tuple[int, ...] = (1, 6, 12, 18)):
+    def __init__(self, channels: int, rates: tuple[int, ...] = (1, 6, 12, 18), form: str = "simple"):
         super().__init__()
         if channels % len(rates):
             raise ValueError(f"ASPP: {channels} channels do not split into {len(rates)} branches")
-        self.block = SimpleASPP(spatial_dims=2, in_channels=channels, conv_out_channels=channels // len(rates),
-                                kernel_sizes=(3,) * len(rates), dilations=tuple(rates), acti_type="RELU")
+        if form == "simple":
+            self.block = SimpleASPP(spatial_dims=2, in_channels=channels, conv_out_channels=channels // len(rates),
+                                    kernel_sizes=(3,) * len(rates), dilations=tuple(rates), acti_type="RELU")
+        elif form == "deeplab":
+            self.block = DeepLabASPP(channels, tuple(rates))
+        else:
+            raise ValueError(f"ASPP: unknown form {form!r} (simple or deeplab)")
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.block(x)
+
+
+def _conv_bn_relu(cin: int, cout: int, kernel: int, dilation: int = 1) -> nn.Sequential:
+    return nn.Sequential(nn.Conv2d(cin, cout, kernel, padding=dilation * (kernel // 2), dilation=dilation,
+                                   bias=False), nn.BatchNorm2d(cout), nn.ReLU(inplace=True))
+
+
+class DeepLabASPP(nn.Module):
+    """DeepLab v3's ASPP branches and fusion (Chen et al. 2017, section 3.3): every atrous
+    branch and the 1 x 1 projection followed by batch norm and ReLU."""
+
+    def __init__(self, channels: int, rates: tuple[int, ...]):
+        super().__init__()
+        width = channels // len(rates)
+        self.branches = nn.ModuleList(_conv_bn_relu(channels, width, 3, rate) for rate in rates)
+        self.fuse = _conv_bn_relu(width * len(rates), channels, 1)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.fuse(torch.cat([branch(x) for branch in self.branches], dim=1))

@@ -5,6 +5,9 @@ eqs. (1)-(4):
     F'    = Mc(F) * F                                                                  (1)
     Ms(F') = sigmoid(conv7x7([mean_c(F'); max_c(F')]))                                 (4)
     F''   = Ms(F') * F'                                                                (3)
+
+``form="official"`` follows the authors' code instead (github.com/Jongchan/attention-module,
+MODELS/cbam.py): the MLP's two layers have biases, and batch norm follows the 7 x 7 conv.
 """
 
 from __future__ import annotations
@@ -26,13 +29,14 @@ class ChannelAttention(nn.Module):
     Args:
         channels: C, the channels of the feature.
         reduction: r, the MLP's hidden width C/r (at least 1).
+        bias: biases in the MLP (the official code's), not in eq. (2).
     """
 
-    def __init__(self, channels: int, reduction: int = 16):
+    def __init__(self, channels: int, reduction: int = 16, bias: bool = False):
         super().__init__()
         hidden = max(1, channels // reduction)
-        self.mlp = nn.Sequential(nn.Conv2d(channels, hidden, 1, bias=False), nn.ReLU(inplace=True),
-                                 nn.Conv2d(hidden, channels, 1, bias=False))
+        self.mlp = nn.Sequential(nn.Conv2d(channels, hidden, 1, bias=bias), nn.ReLU(inplace=True),
+                                 nn.Conv2d(hidden, channels, 1, bias=bias))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return torch.sigmoid(self.mlp(x.mean((2, 3), keepdim=True)) + self.mlp(x.amax((2, 3), keepdim=True)))
@@ -49,14 +53,17 @@ class SpatialAttention(nn.Module):
     Args:
         kernel_size: the side of the convolution over the two maps (CBAM's 7); odd, so the
             padding keeps the size.
+        batch_norm: batch norm after the convolution (the official code's), not in eq. (4).
     """
 
-    def __init__(self, kernel_size: int = 7):
+    def __init__(self, kernel_size: int = 7, batch_norm: bool = False):
         super().__init__()
         self.conv = nn.Conv2d(2, 1, kernel_size, padding=kernel_size // 2, bias=False)
+        self.norm = nn.BatchNorm2d(1) if batch_norm else nn.Identity()
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return torch.sigmoid(self.conv(torch.cat([x.mean(1, keepdim=True), x.amax(1, keepdim=True)], dim=1)))
+        pooled = torch.cat([x.mean(1, keepdim=True), x.amax(1, keepdim=True)], dim=1)
+        return torch.sigmoid(self.norm(self.conv(pooled)))
 
 
 @register_block("cbam", "attention")
@@ -73,11 +80,15 @@ class CBAM(nn.Module):
         reduction: r, the channel MLP's hidden width C/r (at least 1).
         gate_channels: unused; taken so that every attention block has the same constructor
             (the attention gate needs the decoder's gating signal).
+        form: ``paper`` (eqs. 2 and 4 as written) or ``official`` (the authors' code: MLP
+            biases, batch norm after the 7 x 7 conv).
     """
-    def __init__(self, channels: int, reduction: int = 16, gate_channels: int | None = None):
+    def __init__(self, channels: int, reduction: int = 16, gate_channels: int | None = None, form: str = "paper"):
         super().__init__()
-        self.channel = ChannelAttention(channels, reduction)
-        self.spatial = SpatialAttention()
+        if form not in ("paper", "official"):
+            raise ValueError(f"CBAM: unknown form {form!r} (paper or official)")
+        self.channel = ChannelAttention(channels, reduction, bias=form == "official")
+        self.spatial = SpatialAttention(batch_norm=form == "official")
 
     def forward(self, x: torch.Tensor, gate: torch.Tensor | None = None) -> torch.Tensor:
         x = self.channel(x) * x
