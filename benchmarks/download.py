@@ -75,7 +75,7 @@ def main() -> None:
         policy = RetryPolicy(retries=0, backoff_s=0, timeout_s=60)
         with served(nbia_server, archive) as url:
             base = f"{url}/nbia-api/services"
-            transfer = _transfer_only(base, archive, args.parallel)
+            transfer = _transfer_only(f"{base}/{download.tcia.api_version}", archive, args.parallel)
             tcia = TciaSource(replace(download.tcia, base_url=base), policy)
             seconds = timed(tcia, patients, tmp / "tcia", args.parallel)
         print(f"tcia: {args.series} series, {megabytes:.0f} MB of DICOM in {seconds:.1f} s = "
@@ -115,7 +115,7 @@ def _transfer_only(base: str, archive: Archive, parallel: int) -> float:
     import requests
 
     def fetch(uid: str) -> int:
-        return len(requests.get(f"{base}/v1/getImageWithMD5Hash", params={"SeriesInstanceUID": uid},
+        return len(requests.get(f"{base}/getImageWithMD5Hash", params={"SeriesInstanceUID": uid},
                                 timeout=60).content)
 
     started = time.perf_counter()

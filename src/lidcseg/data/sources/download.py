@@ -64,7 +64,6 @@ class FetchedSeries:
     n_instances: int
     n_bytes: int
     md5_verified: bool
-    annotations: list[str] = field(default_factory=list)
     left_out: list[str] = field(default_factory=list)
 
 
@@ -226,17 +225,15 @@ def _fetch_and_place(series: RemoteSeries, root: Path, fetch_one: FetchOne, prog
     fetched = fetch_one(series, work_dir, progress)
     seconds = time.perf_counter() - started
     record = {**asdict(series), "source": source, "origin": origin, "n_files": fetched.n_instances,
-              "bytes": fetched.n_bytes, "md5_verified": fetched.md5_verified, "annotations": fetched.annotations,
-              "left_out": fetched.left_out, "seconds": round(seconds, 2)}
+              "bytes": fetched.n_bytes, "md5_verified": fetched.md5_verified, "left_out": fetched.left_out, "seconds": round(seconds, 2)}
     write_json(record, fetched.folder / ".lidcseg-download.json")
     final = series_folder(root, series)
     final.parent.mkdir(parents=True, exist_ok=True)
     os.replace(fetched.folder, final)
     _discard(work_dir)
-    log.info("%s %s: %d instances, %.1f MB, %s, %d annotation file(s), %.1f s (%.1f MB/s)",
+    log.info("%s %s: %d instances, %.1f MB, %s, %.1f s (%.1f MB/s)",
              series.patient_id, series.series_uid, fetched.n_instances, fetched.n_bytes / 1e6,
-             "MD5 verified" if fetched.md5_verified else "no MD5 from the source", len(fetched.annotations),
-             seconds, fetched.n_bytes / 1e6 / max(seconds, 1e-6))
+             "MD5 verified" if fetched.md5_verified else "no MD5 from the source", seconds, fetched.n_bytes / 1e6 / max(seconds, 1e-6))
     return record
 
 
@@ -281,7 +278,6 @@ def patient_manifest(root: Path, main: RemoteSeries, items: list[RemoteSeries]) 
         "source": details.get("source", ""),
         "origin": details.get("origin", ""),
         "md5_verified": details.get("md5_verified", False),
-        "annotations": details.get("annotations", []),
         "other_series": [os.path.relpath(series_folder(root, s), root / main.patient_id)
                          for s in items if s is not main],
     }

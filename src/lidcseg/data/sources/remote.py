@@ -128,12 +128,18 @@ class RemoteClient:
     def download(self, url: str, dest: Path, what: str, progress: tqdm | None = None,
                  params: dict | None = None, estimate: int | None = None) -> tuple[int, str]:
         """Stream ``url`` to ``dest`` once; return (bytes, MD5 hex). A transfer that ends
-        short of its Content-Length raises RetryableError: the caller's ``retrying`` around
-        the whole fetch-and-verify decides on another attempt. ``estimate``, the size the
-        progress bar counted on, is corrected to the Content-Length when one comes."""
+        short of its Content-Length, or of its last chunk, raises RetryableError: the
+        caller's ``retrying`` around the whole fetch-and-verify decides on another attempt.
+        (NBIA streams its zips chunked, without Content-Length; a zip cut off between
+        chunks by a proxy fails the zip's own checks.) ``estimate``, the size the progress
+        bar counted on, is corrected to the Content-Length when one comes, else to what came."""
         response = self.get(url, what, params, stream=True)
-        with _corrected_total(progress, estimate, response.headers.get("Content-Length")):
-            return _stream_to(response, dest, what, progress)
+        length = response.headers.get("Content-Length")
+        with _corrected_total(progress, estimate, length):
+            n_bytes, md5 = _stream_to(response, dest, what, progress)
+        if length is None and estimate:
+            add_to_total(progress, n_bytes - estimate)
+        return n_bytes, md5
 
     def _check_host(self, url: str, what: str) -> None:
         if _origin(url) != self.origin:

