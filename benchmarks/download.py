@@ -72,7 +72,7 @@ def main() -> None:
         for series in archive.series.values():  # zipped once, before any timing
             archive.zipped(series, with_md5=True)
         download = config.load(REPO / "config.yaml").download  # the archive's collection names
-        policy = RetryPolicy(retries=0, backoff_s=0, timeout_s=60)
+        policy = RetryPolicy(retries=0, backoff_s=0, timeout_s=60, max_wait_s=0)
         with served(nbia_server, archive) as url:
             base = f"{url}/nbia-api/services"
             transfer = _transfer_only(f"{base}/{download.tcia.api_version}", archive, args.parallel)

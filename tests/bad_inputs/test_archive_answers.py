@@ -14,7 +14,7 @@ from tests.support.archive_servers import Archive, nbia_server, tiny_series
 from tests.support.defaults import DEFAULTS
 from tests.support.network_guard import pylidc_scans
 
-FAST = RetryPolicy(retries=0, backoff_s=0.01, timeout_s=5.0)
+FAST = RetryPolicy(retries=0, backoff_s=0.01, timeout_s=5.0, max_wait_s=0.5)
 
 
 @pytest.fixture

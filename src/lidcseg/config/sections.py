@@ -59,6 +59,7 @@ class DownloadConfig(Section):
     parallel: int
     retries: int
     backoff_s: float
+    max_wait_s: float  # cap of one wait before a retry, Retry-After included
     timeout_s: float
     tcia: TciaConfig
     idc: IdcConfig

@@ -17,7 +17,7 @@ from tests.support.archive_servers import Archive, s3_server, tiny_series, write
 from tests.support.defaults import DEFAULTS
 from tests.support.network_guard import only_loopback, pylidc_scans
 
-FAST = RetryPolicy(retries=2, backoff_s=0.01, timeout_s=1.0)
+FAST = RetryPolicy(retries=2, backoff_s=0.01, timeout_s=1.0, max_wait_s=0.5)
 
 
 @pytest.fixture

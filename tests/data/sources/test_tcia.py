@@ -22,7 +22,7 @@ from tests.support.archive_servers import Archive, nbia_server, tiny_series
 from tests.support.network_guard import only_loopback, pylidc_scans
 from tests.support.defaults import DEFAULTS, settings_json
 
-FAST = RetryPolicy(retries=2, backoff_s=0.01, timeout_s=1.0)
+FAST = RetryPolicy(retries=2, backoff_s=0.01, timeout_s=1.0, max_wait_s=0.5)
 BIN = Path(sys.executable).parent
 
 
