@@ -69,6 +69,31 @@ def test_series_arrive_verified_from_the_endpoint_only(bucket, scans, tmp_path):
     assert not (out / ".partial").exists()
 
 
+def test_a_multipart_etag_is_checked_by_size_and_named_as_unverified(bucket, scans, tmp_path, caplog):
+    """S3's ETag of a multipart upload is no MD5: the files are placed, each named with why,
+    in the log and in .lidcseg-download.json; a series of plain ETags stays MD5-verified."""
+    source = _source(bucket)
+    download_lidc(source, Selection(_patients(scans)[:1]), tmp_path, DEFAULTS.download.parallel)
+    bucket.archive.multipart_above, bucket.archive.part_bytes = 0, 500  # every object in 500-byte parts
+    patient, study, series_uid = scans[1]
+    download_lidc(source, Selection((patient,)), tmp_path, DEFAULTS.download.parallel)
+    served = bucket.archive.series[series_uid]
+    record = read_json(tmp_path / patient / study / series_uid / ".lidcseg-download.json")
+    assert record["md5_verified"] is False and not read_json(tmp_path / patient / "series.json")["md5_verified"]
+    assert record["unverified"] == {served.instance_key(name).split("/")[1]: "multipart upload: its ETag is no MD5 "
+                                    "of the file" for name in served.files}
+    assert f"series {series_uid} of {patient}: 4 of 4 files not verified by MD5 (multipart upload" in caplog.text
+    assert read_json(tmp_path / scans[0][0] / "series.json")["md5_verified"]
+
+
+def test_a_multipart_etag_still_checks_the_size(bucket, scans, tmp_path):
+    bucket.archive.multipart_above, bucket.archive.part_bytes = 0, 500
+    bucket.archive.faults[scans[1][2]] = ["drop"] * 12  # every attempt at each of its 4 files
+    with pytest.raises(DownloadError, match=f"{scans[1][2]}.*gave up after 3 attempts"):
+        download_lidc(_source(bucket), Selection(_patients(scans)[1:]), tmp_path, DEFAULTS.download.parallel)
+    assert not (tmp_path / scans[1][0]).exists()
+
+
 @pytest.mark.parametrize("faults", [["500"], ["drop"], ["slow"], ["corrupt"]])
 def test_a_transient_fault_ends_in_a_verified_series(bucket, scans, tmp_path, faults):
     bucket.archive.faults[scans[1][2]] = list(faults)

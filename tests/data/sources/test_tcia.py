@@ -59,7 +59,8 @@ def test_series_arrive_verified_in_tcia_layout_from_the_configured_host_only(ser
     manifest = read_json(tmp_path / patient / "series.json")
     assert manifest["series_dir"] == f"{study}/{series_uid}" and manifest["source"] == "tcia"
     assert manifest["md5_verified"] and manifest["n_instances"] == 4
-    assert read_json(folder / ".lidcseg-download.json")["left_out"] == []
+    record = read_json(folder / ".lidcseg-download.json")
+    assert record["left_out"] == [] and record["unverified"] == {} and record["md5_verified"]
     served = server.archive.series[series_uid].files
     assert [(folder / f"{i:08d}.dcm").read_bytes() for i in (1, 2, 3, 4)] == list(served.values())
     volume, info = read_series(tmp_path / patient, DEFAULTS.convert)
@@ -123,12 +124,16 @@ def test_a_verified_series_is_never_fetched_again(server, scans, tmp_path):
         assert server.archive.fetches(series_uid, "getImage") == 1
 
 
-def test_without_md5_the_plain_zip_is_still_counted_and_checked(server, scans, tmp_path):
+def test_without_md5_the_plain_zip_is_counted_checked_and_marked_unverified(server, scans, tmp_path, caplog):
     download_lidc(_source(server, md5=False), Selection(_patients(scans)[:1]), tmp_path, DEFAULTS.download.parallel)
     patient, study, series_uid = scans[0]
     manifest = read_json(tmp_path / patient / "series.json")
     assert manifest["md5_verified"] is False and manifest["n_instances"] == 4
-    assert read_json(tmp_path / patient / study / series_uid / ".lidcseg-download.json")["left_out"] == ["LICENSE"]
+    record = read_json(tmp_path / patient / study / series_uid / ".lidcseg-download.json")
+    assert record["left_out"] == ["LICENSE"] and record["md5_verified"] is False
+    assert record["unverified"] == {f"{i:08d}.dcm": "download.tcia.md5 is false: getImage sends no MD5 list"
+                                    for i in (1, 2, 3, 4)}
+    assert f"series {series_uid} of {patient}: 4 of 4 files not verified by MD5" in caplog.text
 
 
 def test_zips_come_as_nbia_streams_them(server, scans):

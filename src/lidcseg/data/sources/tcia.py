@@ -32,6 +32,7 @@ from lidcseg.data.sources.remote import DownloadError, RemoteClient, RetryPolicy
 
 KEPT_SUFFIXES = (".dcm",)
 MD5_LIST = "md5hashes.csv"
+NO_MD5 = "download.tcia.md5 is false: getImage sends no MD5 list"
 
 
 class TciaSource:
@@ -73,10 +74,12 @@ class TciaSource:
                                           estimate=series.size_bytes)
         folder = empty_folder(work_dir / "files")
         extracted = safe_extract(zip_path, folder, what, keep=lambda name: name.lower().endswith(KEPT_SUFFIXES))
-        md5_verified = self.settings.md5 and _check_md5(zip_path, extracted.md5, what)
+        if self.settings.md5:
+            _check_md5(zip_path, extracted.md5, what)
         check_instances(folder, series, what)
         zip_path.unlink()
-        return FetchedSeries(folder, series.n_instances, n_bytes, md5_verified,
+        unverified = {} if self.settings.md5 else dict.fromkeys(extracted.md5, NO_MD5)
+        return FetchedSeries(folder, series.n_instances, n_bytes, unverified,
                              left_out=[name for name in extracted.left_out if name != MD5_LIST])
 
 
@@ -90,7 +93,7 @@ def _remote_series(row: dict, what: str) -> RemoteSeries:
         raise DownloadError(f"{what}: a series entry lacks {exc} ({row})") from exc
 
 
-def _check_md5(zip_path: Path, extracted_md5: dict[str, str], what: str) -> bool:
+def _check_md5(zip_path: Path, extracted_md5: dict[str, str], what: str) -> None:
     """Every kept file's MD5 (computed while extracting) against the service's list; every
     DICOM file must be on it."""
     with zipfile.ZipFile(zip_path) as archive:
@@ -107,4 +110,3 @@ def _check_md5(zip_path: Path, extracted_md5: dict[str, str], what: str) -> bool
             continue
         if md5 != expected:
             raise CorruptSeries(f"{what}: MD5 of {name} does not match the service's {MD5_LIST}")
-    return True
