@@ -27,6 +27,7 @@ from __future__ import annotations
 import hashlib
 import io
 import json
+import ssl
 import threading
 import time
 import uuid
@@ -321,13 +322,16 @@ class _QuietServer(ThreadingHTTPServer):
 
 
 class LoopbackServer:
-    """A threading HTTP server on 127.0.0.1 (a free port), stopped on exit."""
+    """A threading HTTP server on 127.0.0.1 (a free port), stopped on exit; HTTPS with ``tls``."""
 
-    def __init__(self, handler: type[_Handler], archive: Archive):
+    def __init__(self, handler: type[_Handler], archive: Archive, tls: ssl.SSLContext | None = None):
         handler_class = type(handler.__name__, (handler,), {"archive": archive})
         self.archive = archive
         self.httpd = _QuietServer(("127.0.0.1", 0), handler_class)
         self.httpd.daemon_threads = True
+        if tls is not None:
+            self.httpd.socket = tls.wrap_socket(self.httpd.socket, server_side=True)
+        self.scheme = "https" if tls else "http"
         self.thread = threading.Thread(target=self.httpd.serve_forever, daemon=True)
 
     @property
@@ -336,7 +340,7 @@ class LoopbackServer:
 
     @property
     def url(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
+        return f"{self.scheme}://127.0.0.1:{self.port}"
 
     def __enter__(self) -> LoopbackServer:
         self.thread.start()
@@ -347,8 +351,8 @@ class LoopbackServer:
         self.httpd.server_close()
 
 
-def nbia_server(archive: Archive) -> LoopbackServer:
-    return LoopbackServer(_NbiaHandler, archive)
+def nbia_server(archive: Archive, tls: ssl.SSLContext | None = None) -> LoopbackServer:
+    return LoopbackServer(_NbiaHandler, archive, tls)
 
 
 def s3_server(archive: Archive) -> LoopbackServer:

@@ -43,6 +43,7 @@ download:
   retries: 2
   backoff_s: 0.1
   timeout_s: 30
+  proxy: null
   tcia:
     base_url: {archive_server.url}/nbia-api/services
     api_version: v4

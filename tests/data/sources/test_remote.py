@@ -16,7 +16,7 @@ from lidcseg.data.sources.selection import Selection, download_lidc
 from lidcseg.data.sources.tcia import TciaSource
 from lidcseg.io import read_json
 from tests.support.archive_servers import Archive, nbia_server, tiny_series
-from tests.support.defaults import DEFAULTS
+from tests.support.defaults import DEFAULTS, DIRECT
 from tests.support.network_guard import pylidc_scans
 
 NOW = 1_700_000_000.0
@@ -71,7 +71,7 @@ def test_retry_after_on_429_and_503_is_waited_up_to_the_cap(server, scan, tmp_pa
     server.archive.faults[scan[2]] = [fault]
     server.archive.retry_after = retry_after
     policy = RetryPolicy(retries=1, backoff_s=0.01, timeout_s=5.0, max_wait_s=cap)
-    source = TciaSource(replace(DEFAULTS.download.tcia, base_url=f"{server.url}/nbia-api/services"), policy)
+    source = TciaSource(replace(DEFAULTS.download.tcia, base_url=f"{server.url}/nbia-api/services"), policy, DIRECT)
     download_lidc(source, Selection((scan[0],)), tmp_path, 1)
     assert waits == [expected]
     assert read_json(tmp_path / scan[0] / "series.json")["md5_verified"]
@@ -82,7 +82,7 @@ def test_an_http_date_retry_after_is_waited(server, scan, tmp_path, waits):
     server.archive.faults[scan[2]] = ["503"]
     server.archive.retry_after = formatdate(time.time() + 4, usegmt=True)
     policy = RetryPolicy(retries=1, backoff_s=0.01, timeout_s=5.0, max_wait_s=60.0)
-    source = TciaSource(replace(DEFAULTS.download.tcia, base_url=f"{server.url}/nbia-api/services"), policy)
+    source = TciaSource(replace(DEFAULTS.download.tcia, base_url=f"{server.url}/nbia-api/services"), policy, DIRECT)
     download_lidc(source, Selection((scan[0],)), tmp_path, 1)
     assert len(waits) == 1 and 2.0 < waits[0] <= 4.0  # whole seconds on the wire, less the time since
 
@@ -90,7 +90,7 @@ def test_an_http_date_retry_after_is_waited(server, scan, tmp_path, waits):
 def test_a_server_that_keeps_asking_to_wait_is_named_after_the_retries(server, scan, tmp_path, waits):
     server.archive.faults[scan[2]] = ["429"] * 3
     policy = RetryPolicy(retries=2, backoff_s=0.01, timeout_s=5.0, max_wait_s=0.2)
-    source = TciaSource(replace(DEFAULTS.download.tcia, base_url=f"{server.url}/nbia-api/services"), policy)
+    source = TciaSource(replace(DEFAULTS.download.tcia, base_url=f"{server.url}/nbia-api/services"), policy, DIRECT)
     with pytest.raises(DownloadError, match=f"{scan[2]}.*gave up after 3 attempts: HTTP 429"):
         download_lidc(source, Selection((scan[0],)), tmp_path, 1)
     assert waits == [0.2, 0.2]

@@ -20,7 +20,7 @@ from lidcseg.io import read_json
 from lidcseg.errors import UnknownPatientError
 from tests.support.archive_servers import Archive, nbia_server, tiny_series
 from tests.support.network_guard import only_loopback, pylidc_scans
-from tests.support.defaults import DEFAULTS, settings_json
+from tests.support.defaults import DEFAULTS, DIRECT, settings_json
 
 FAST = RetryPolicy(retries=2, backoff_s=0.01, timeout_s=1.0, max_wait_s=0.5)
 BIN = Path(sys.executable).parent
@@ -41,7 +41,8 @@ def server(scans):
 
 
 def _source(server, **settings) -> TciaSource:
-    return TciaSource(replace(DEFAULTS.download.tcia, base_url=f"{server.url}/nbia-api/services", **settings), FAST)
+    return TciaSource(replace(DEFAULTS.download.tcia, base_url=f"{server.url}/nbia-api/services", **settings), FAST,
+                      DIRECT)
 
 
 def _patients(scans) -> tuple[str, ...]:
@@ -203,7 +204,7 @@ def test_a_rerun_after_sigkill_completes_without_refetching_finished_series(serv
 def _cli_args(server, out: Path, *patients: str) -> list[str]:
     return [str(BIN / "lidcseg"), "download", "--source", "tcia", "--patients", *patients, "--out", str(out),
             "--settings", settings_json(download={
-                "parallel": 1, "retries": 1, "backoff_s": 0.01, "timeout_s": 10,
+                "parallel": 1, "retries": 1, "backoff_s": 0.01, "timeout_s": 10, "proxy": None,
                 "tcia": {**DEFAULTS.download.tcia.__dict__, "base_url": f"{server.url}/nbia-api/services"}})]
 
 

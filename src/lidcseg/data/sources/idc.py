@@ -35,6 +35,7 @@ from lidcseg.data.sources.remote import (
     add_to_total,
     retrying,
 )
+from lidcseg.data.sources.route import Route
 
 S3_NS = {"s3": "http://s3.amazonaws.com/doc/2006-03-01/"}
 PLAIN_MD5 = re.compile(r"^[0-9a-f]{32}$")
@@ -64,11 +65,11 @@ class IdcSource:
 
     name = "idc"
 
-    def __init__(self, settings: IdcConfig, policy: RetryPolicy, parallel: int):
+    def __init__(self, settings: IdcConfig, policy: RetryPolicy, route: Route, parallel: int):
         self.settings = settings
         self.policy = policy
         self.parallel = parallel
-        self.client = RemoteClient(settings.endpoint, policy)
+        self.client = RemoteClient(settings.endpoint, policy, route)
 
     @property
     def origin(self) -> str:

@@ -1,8 +1,8 @@
 """HTTP(S) to one configured host, with retries: what both download sources talk through.
 
 - :class:`RemoteClient` talks to exactly one host (scheme, host and port): any other URL, a
-  redirect elsewhere included, is refused before a socket opens, and proxies or .netrc from
-  the environment are not used.
+  redirect elsewhere included, is refused before a socket opens. It goes directly or through
+  the proxy ``download.proxy`` names (:mod:`lidcseg.data.sources.route`), never .netrc.
 - :func:`retrying` retries dropped connections, timeouts, HTTP 429/5xx and damaged transfers
   (:class:`RetryableError`) with exponential backoff; other HTTP errors fail at once. A 429 or
   503 with ``Retry-After`` (RFC 9110 10.2.3: seconds or an HTTP-date; RFC 6585 4 for 429)
@@ -27,6 +27,7 @@ import requests
 from tqdm import tqdm
 
 from lidcseg.config import DownloadConfig
+from lidcseg.data.sources.route import Route
 from lidcseg.errors import LidcsegError
 
 log = logging.getLogger(__name__)
@@ -108,12 +109,16 @@ class RemoteClient:
     """HTTP(S) to one host only. ``base_url`` fixes scheme, host and port; every request
     is checked against them, and redirects are never followed to another host."""
 
-    def __init__(self, base_url: str, policy: RetryPolicy):
+    def __init__(self, base_url: str, policy: RetryPolicy, route: Route):
         self.base_url = base_url.rstrip("/") + "/"
         self.origin = _origin(self.base_url)
         self.policy = policy
         self.session = requests.Session()
-        self.session.trust_env = False  # no proxy or .netrc from the environment: this host only
+        # The route alone decides proxy and CAs (read once, for this host); requests would
+        # otherwise merge the environment's proxies, CA bundle and .netrc into every request.
+        self.session.trust_env = False
+        self.session.proxies = route.proxies_for(self.base_url)
+        self.session.verify = route.verify()
         self.session.headers["User-Agent"] = "lidcseg (https://github.com/lidcseg)"
 
     def url(self, path: str) -> str:

@@ -29,6 +29,7 @@ from lidcseg.config import TciaConfig
 from lidcseg.data.sources.download import (CorruptSeries, FetchedSeries, RemoteSeries, check_instances, empty_folder,
                                    safe_extract)
 from lidcseg.data.sources.remote import DownloadError, RemoteClient, RetryPolicy, retrying
+from lidcseg.data.sources.route import Route
 
 KEPT_SUFFIXES = (".dcm",)
 MD5_LIST = "md5hashes.csv"
@@ -40,10 +41,10 @@ class TciaSource:
 
     name = "tcia"
 
-    def __init__(self, settings: TciaConfig, policy: RetryPolicy):
+    def __init__(self, settings: TciaConfig, policy: RetryPolicy, route: Route):
         self.settings = settings
         self.policy = policy
-        self.client = RemoteClient(settings.base_url, policy)
+        self.client = RemoteClient(settings.base_url, policy, route)
 
     @property
     def origin(self) -> str:
