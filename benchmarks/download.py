@@ -30,6 +30,7 @@ sys.path.insert(0, str(REPO))
 
 from lidcseg.data.sources.selection import Selection, download_lidc  # noqa: E402
 from lidcseg.data.sources.remote import RetryPolicy  # noqa: E402
+from lidcseg.data.sources.route import Route  # noqa: E402
 from lidcseg import config  # noqa: E402
 from lidcseg.data.sources.idc import IdcSource  # noqa: E402
 from lidcseg.data.synthetic.synthesize import STORAGES, SeriesIds, to_stored, write_ct_series  # noqa: E402
@@ -72,11 +73,11 @@ def main() -> None:
         for series in archive.series.values():  # zipped once, before any timing
             archive.zipped(series, with_md5=True)
         download = config.load(REPO / "config.yaml").download  # the archive's collection names
-        policy = RetryPolicy(retries=0, backoff_s=0, timeout_s=60)
+        policy = RetryPolicy(retries=0, backoff_s=0, timeout_s=60, max_wait_s=0)
         with served(nbia_server, archive) as url:
             base = f"{url}/nbia-api/services"
-            transfer = _transfer_only(base, archive, args.parallel)
-            tcia = TciaSource(replace(download.tcia, base_url=base), policy)
+            transfer = _transfer_only(f"{base}/{download.tcia.api_version}", archive, args.parallel)
+            tcia = TciaSource(replace(download.tcia, base_url=base), policy, Route(None, None))
             seconds = timed(tcia, patients, tmp / "tcia", args.parallel)
         print(f"tcia: {args.series} series, {megabytes:.0f} MB of DICOM in {seconds:.1f} s = "
               f"{megabytes / seconds:.0f} MB/s; the zips alone, fetched to memory unchecked, {transfer:.1f} s "
@@ -84,7 +85,7 @@ def main() -> None:
         index = write_idc_index(tmp / "index.parquet", archive)
         S3Handler.page_size = 1000  # S3's own page size (the tests page by 3)
         with served(s3_server, archive) as url:
-            idc = IdcSource(replace(download.idc, endpoint=url, index=str(index)), policy, args.parallel)
+            idc = IdcSource(replace(download.idc, endpoint=url, index=str(index)), policy, Route(None, None), args.parallel)
             seconds = timed(idc, patients, tmp / "idc", 1)
         print(f"idc:  {args.series} series, {megabytes:.0f} MB in {seconds:.1f} s = {megabytes / seconds:.0f} MB/s "
               f"({args.parallel} files at once, series one after the other)")
@@ -115,7 +116,7 @@ def _transfer_only(base: str, archive: Archive, parallel: int) -> float:
     import requests
 
     def fetch(uid: str) -> int:
-        return len(requests.get(f"{base}/v1/getImageWithMD5Hash", params={"SeriesInstanceUID": uid},
+        return len(requests.get(f"{base}/getImageWithMD5Hash", params={"SeriesInstanceUID": uid},
                                 timeout=60).content)
 
     started = time.perf_counter()

@@ -11,10 +11,10 @@ from lidcseg.data.sources.remote import DownloadError, RetryPolicy
 from lidcseg.data.sources.selection import Selection, download_lidc
 from lidcseg.data.sources.tcia import TciaSource
 from tests.support.archive_servers import Archive, nbia_server, tiny_series
-from tests.support.defaults import DEFAULTS
+from tests.support.defaults import DEFAULTS, DIRECT
 from tests.support.network_guard import pylidc_scans
 
-FAST = RetryPolicy(retries=0, backoff_s=0.01, timeout_s=5.0)
+FAST = RetryPolicy(retries=0, backoff_s=0.01, timeout_s=5.0, max_wait_s=0.5)
 
 
 @pytest.fixture
@@ -47,7 +47,7 @@ def test_an_id_that_cannot_name_a_folder_is_refused_and_the_rest_finish(archive,
     archive.listing[bad_series] = {field: value}
     root = tmp_path / "deep" / "root"
     with nbia_server(archive) as server:
-        source = TciaSource(replace(DEFAULTS.download.tcia, base_url=f"{server.url}/nbia-api/services"), FAST)
+        source = TciaSource(replace(DEFAULTS.download.tcia, base_url=f"{server.url}/nbia-api/services"), FAST, DIRECT)
         with pytest.raises(DownloadError, match=words) as failure:
             download_lidc(source, Selection(tuple(p for p, _, _ in scans)), root, 2)
     assert bad_series in str(failure.value) and "1 of 3 series failed" in str(failure.value)

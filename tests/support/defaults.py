@@ -9,9 +9,11 @@ from __future__ import annotations
 import json
 
 from lidcseg import config
+from lidcseg.data.sources.route import Route
 from tests.support.paths import REPO
 
 DEFAULTS = config.load(REPO / "config.yaml")
+DIRECT = Route(proxy=None, ca_bundle=None)  # loopback servers: never through the environment's proxy
 
 
 def settings_json(**sections) -> str:

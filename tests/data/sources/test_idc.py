@@ -3,6 +3,7 @@ server on loopback (ListObjectsV2 + GetObject) with faults."""
 
 from __future__ import annotations
 
+import re
 from dataclasses import replace
 
 import pytest
@@ -13,10 +14,10 @@ from lidcseg.data.sources.idc import IdcSource
 from lidcseg.data.sources.remote import DownloadError, RetryPolicy
 from lidcseg.io import read_json
 from tests.support.archive_servers import Archive, s3_server, tiny_series, write_idc_index
-from tests.support.defaults import DEFAULTS
+from tests.support.defaults import DEFAULTS, DIRECT
 from tests.support.network_guard import only_loopback, pylidc_scans
 
-FAST = RetryPolicy(retries=2, backoff_s=0.01, timeout_s=1.0)
+FAST = RetryPolicy(retries=2, backoff_s=0.01, timeout_s=1.0, max_wait_s=0.5)
 
 
 @pytest.fixture
@@ -35,7 +36,7 @@ def bucket(scans, tmp_path):
 
 
 def _source(bucket) -> IdcSource:
-    return IdcSource(replace(DEFAULTS.download.idc, endpoint=bucket.url, index=str(bucket.index)), FAST, parallel=2)
+    return IdcSource(replace(DEFAULTS.download.idc, endpoint=bucket.url, index=str(bucket.index)), FAST, DIRECT, parallel=2)
 
 
 def _patients(scans) -> tuple[str, ...]:
@@ -43,7 +44,7 @@ def _patients(scans) -> tuple[str, ...]:
 
 
 def test_bundled_index_lists_every_lidc_ct_series_as_pylidc_does():
-    listed = IdcSource(DEFAULTS.download.idc, FAST, DEFAULTS.download.parallel).list_series()
+    listed = IdcSource(DEFAULTS.download.idc, FAST, DIRECT, DEFAULTS.download.parallel).list_series()
     assert len(listed) == 1018
     first = processed_series()
     one = next(s for s in listed if s.patient_id == "LIDC-IDRI-0001")
@@ -58,12 +59,39 @@ def test_series_arrive_verified_from_the_endpoint_only(bucket, scans, tmp_path):
     assert len(result.placed) == 2 and contacted
     patient, study, series_uid = scans[0]
     manifest = read_json(out / patient / "series.json")
-    assert manifest["source"] == "idc" and manifest["md5_verified"] and manifest["annotations"] == []
-    assert sorted(p.name for p in (out / patient / study / series_uid).glob("*.dcm")) == \
-        ["1-001.dcm", "1-002.dcm", "1-003.dcm", "1-004.dcm"]
+    assert manifest["source"] == "idc" and manifest["md5_verified"]
+    served = bucket.archive.series[series_uid]
+    placed = {p.name: p.read_bytes() for p in (out / patient / study / series_uid).glob("*.dcm")}
+    assert placed == {served.instance_key(name).split("/")[1]: data for name, data in served.files.items()}
+    assert all(re.fullmatch(r"[0-9a-f]{8}(-[0-9a-f]{4}){3}-[0-9a-f]{12}\.dcm", name) for name in placed)
     listings = [path for _, path in bucket.archive.requests if "list-type=2" in path]
     assert len(listings) == 4  # 4 objects a series, 3 to a page: every listing took two pages
     assert not (out / ".partial").exists()
+
+
+def test_a_multipart_etag_is_checked_by_size_and_named_as_unverified(bucket, scans, tmp_path, caplog):
+    """S3's ETag of a multipart upload is no MD5: the files are placed, each named with why,
+    in the log and in .lidcseg-download.json; a series of plain ETags stays MD5-verified."""
+    source = _source(bucket)
+    download_lidc(source, Selection(_patients(scans)[:1]), tmp_path, DEFAULTS.download.parallel)
+    bucket.archive.multipart_above, bucket.archive.part_bytes = 0, 500  # every object in 500-byte parts
+    patient, study, series_uid = scans[1]
+    download_lidc(source, Selection((patient,)), tmp_path, DEFAULTS.download.parallel)
+    served = bucket.archive.series[series_uid]
+    record = read_json(tmp_path / patient / study / series_uid / ".lidcseg-download.json")
+    assert record["md5_verified"] is False and not read_json(tmp_path / patient / "series.json")["md5_verified"]
+    assert record["unverified"] == {served.instance_key(name).split("/")[1]: "multipart upload: its ETag is no MD5 "
+                                    "of the file" for name in served.files}
+    assert f"series {series_uid} of {patient}: 4 of 4 files not verified by MD5 (multipart upload" in caplog.text
+    assert read_json(tmp_path / scans[0][0] / "series.json")["md5_verified"]
+
+
+def test_a_multipart_etag_still_checks_the_size(bucket, scans, tmp_path):
+    bucket.archive.multipart_above, bucket.archive.part_bytes = 0, 500
+    bucket.archive.faults[scans[1][2]] = ["drop"] * 12  # every attempt at each of its 4 files
+    with pytest.raises(DownloadError, match=f"{scans[1][2]}.*gave up after 3 attempts"):
+        download_lidc(_source(bucket), Selection(_patients(scans)[1:]), tmp_path, DEFAULTS.download.parallel)
+    assert not (tmp_path / scans[1][0]).exists()
 
 
 @pytest.mark.parametrize("faults", [["500"], ["drop"], ["slow"], ["corrupt"]])
@@ -96,18 +124,20 @@ def test_files_a_killed_run_verified_are_kept(bucket, scans, tmp_path):
     series = source.list_series(patient)[0]
     files = partial_folder(tmp_path, series) / "files"
     files.mkdir(parents=True)
-    served = bucket.archive.series[series_uid].files
-    (files / "1-001.dcm").write_bytes(served["1-001.dcm"])
-    (files / "1-002.dcm.part").write_bytes(served["1-002.dcm"][:100])
+    served = bucket.archive.series[series_uid]
+    (first, first_data), (second, second_data) = [(served.instance_key(name).split("/")[1], data)
+                                                  for name, data in list(served.files.items())[:2]]
+    (files / first).write_bytes(first_data)
+    (files / f"{second}.part").write_bytes(second_data[:100])
     download_lidc(source, Selection((patient,)), tmp_path, DEFAULTS.download.parallel)
     fetched = [path for _, path in bucket.archive.requests if "list-type" not in path]
-    assert not any(path.endswith("/1-001.dcm") for path in fetched)
-    assert sum(path.endswith("/1-002.dcm") for path in fetched) == 1
-    assert (tmp_path / patient / study / series_uid / "1-002.dcm").read_bytes() == served["1-002.dcm"]
+    assert not any(path.endswith(f"/{first}") for path in fetched)
+    assert sum(path.endswith(f"/{second}") for path in fetched) == 1
+    assert (tmp_path / patient / study / series_uid / second).read_bytes() == second_data
 
 
 def test_a_missing_index_file_is_named(tmp_path):
     settings = replace(DEFAULTS.download.idc, endpoint="http://127.0.0.1:9", index=str(tmp_path / "nope.parquet"))
-    source = IdcSource(settings, FAST, DEFAULTS.download.parallel)
+    source = IdcSource(settings, FAST, DIRECT, DEFAULTS.download.parallel)
     with pytest.raises(DownloadError, match="nope.parquet"):
         source.list_series("LIDC-IDRI-0001")

@@ -20,9 +20,9 @@ from lidcseg.io import read_json
 from lidcseg.errors import UnknownPatientError
 from tests.support.archive_servers import Archive, nbia_server, tiny_series
 from tests.support.network_guard import only_loopback, pylidc_scans
-from tests.support.defaults import DEFAULTS, settings_json
+from tests.support.defaults import DEFAULTS, DIRECT, settings_json
 
-FAST = RetryPolicy(retries=2, backoff_s=0.01, timeout_s=1.0)
+FAST = RetryPolicy(retries=2, backoff_s=0.01, timeout_s=1.0, max_wait_s=0.5)
 BIN = Path(sys.executable).parent
 
 
@@ -41,7 +41,8 @@ def server(scans):
 
 
 def _source(server, **settings) -> TciaSource:
-    return TciaSource(replace(DEFAULTS.download.tcia, base_url=f"{server.url}/nbia-api/services", **settings), FAST)
+    return TciaSource(replace(DEFAULTS.download.tcia, base_url=f"{server.url}/nbia-api/services", **settings), FAST,
+                      DIRECT)
 
 
 def _patients(scans) -> tuple[str, ...]:
@@ -55,11 +56,14 @@ def test_series_arrive_verified_in_tcia_layout_from_the_configured_host_only(ser
     patient, study, series_uid = scans[0]
     folder = tmp_path / patient / study / series_uid
     assert sorted(p.name for p in folder.iterdir() if not p.name.startswith(".")) == \
-        ["069.xml", "1-001.dcm", "1-002.dcm", "1-003.dcm", "1-004.dcm"]
+        ["00000001.dcm", "00000002.dcm", "00000003.dcm", "00000004.dcm"]
     manifest = read_json(tmp_path / patient / "series.json")
     assert manifest["series_dir"] == f"{study}/{series_uid}" and manifest["source"] == "tcia"
-    assert manifest["md5_verified"] and manifest["annotations"] == ["069.xml"] and manifest["n_instances"] == 4
-    assert read_json(folder / ".lidcseg-download.json")["left_out"] == ["LICENSE"]
+    assert manifest["md5_verified"] and manifest["n_instances"] == 4
+    record = read_json(folder / ".lidcseg-download.json")
+    assert record["left_out"] == [] and record["unverified"] == {} and record["md5_verified"]
+    served = server.archive.series[series_uid].files
+    assert [(folder / f"{i:08d}.dcm").read_bytes() for i in (1, 2, 3, 4)] == list(served.values())
     volume, info = read_series(tmp_path / patient, DEFAULTS.convert)
     assert info.n_slices == 4
     assert not (tmp_path / ".partial").exists()
@@ -78,7 +82,7 @@ def test_a_transient_fault_ends_in_a_verified_series(server, scans, tmp_path, fa
 
 
 @pytest.mark.parametrize("tamper, message", [
-    ("bad-md5", "MD5 of 069.xml does not match"),
+    ("bad-md5", "MD5 of 00000001.dcm does not match"),
     ("short", "3 DICOM files arrived, the archive lists 4"),
     ("traversal", "would be written outside the series folder"),
     ("absolute", "would be written outside the series folder"),
@@ -121,10 +125,33 @@ def test_a_verified_series_is_never_fetched_again(server, scans, tmp_path):
         assert server.archive.fetches(series_uid, "getImage") == 1
 
 
-def test_without_md5_the_plain_zip_is_still_counted_and_checked(server, scans, tmp_path):
+def test_without_md5_the_plain_zip_is_counted_checked_and_marked_unverified(server, scans, tmp_path, caplog):
     download_lidc(_source(server, md5=False), Selection(_patients(scans)[:1]), tmp_path, DEFAULTS.download.parallel)
-    manifest = read_json(tmp_path / scans[0][0] / "series.json")
+    patient, study, series_uid = scans[0]
+    manifest = read_json(tmp_path / patient / "series.json")
     assert manifest["md5_verified"] is False and manifest["n_instances"] == 4
+    record = read_json(tmp_path / patient / study / series_uid / ".lidcseg-download.json")
+    assert record["left_out"] == ["LICENSE"] and record["md5_verified"] is False
+    assert record["unverified"] == {f"{i:08d}.dcm": "download.tcia.md5 is false: getImage sends no MD5 list"
+                                    for i in (1, 2, 3, 4)}
+    assert f"series {series_uid} of {patient}: 4 of 4 files not verified by MD5" in caplog.text
+
+
+def test_zips_come_as_nbia_streams_them(server, scans):
+    """Chunked, no Content-Length; getImage's LICENSE first, getImageWithMD5Hash's list last."""
+    import io
+    import zipfile
+
+    import requests
+
+    base = f"{server.url}/nbia-api/services/{DEFAULTS.download.tcia.api_version}"
+    names = {}
+    for endpoint in ("getImage", "getImageWithMD5Hash"):
+        response = requests.get(f"{base}/{endpoint}", params={"SeriesInstanceUID": scans[0][2]}, timeout=5)
+        assert "Content-Length" not in response.headers and response.headers["Transfer-Encoding"] == "chunked"
+        names[endpoint] = zipfile.ZipFile(io.BytesIO(response.content)).namelist()
+    dicom = [f"{i:08d}.dcm" for i in (1, 2, 3, 4)]
+    assert names == {"getImage": ["LICENSE", *dicom], "getImageWithMD5Hash": [*dicom, "md5hashes.csv"]}
 
 
 def test_selections_all_count_and_manifest(server, scans, tmp_path):
@@ -177,7 +204,7 @@ def test_a_rerun_after_sigkill_completes_without_refetching_finished_series(serv
 def _cli_args(server, out: Path, *patients: str) -> list[str]:
     return [str(BIN / "lidcseg"), "download", "--source", "tcia", "--patients", *patients, "--out", str(out),
             "--settings", settings_json(download={
-                "parallel": 1, "retries": 1, "backoff_s": 0.01, "timeout_s": 10,
+                "parallel": 1, "retries": 1, "backoff_s": 0.01, "timeout_s": 10, "proxy": None,
                 "tcia": {**DEFAULTS.download.tcia.__dict__, "base_url": f"{server.url}/nbia-api/services"}})]
 
 

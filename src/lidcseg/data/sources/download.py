@@ -7,7 +7,9 @@ rest the same way for both:
 - :func:`safe_extract` refuses a zip whose entries would land outside the target folder
   (``../``, absolute paths, drive letters) or are links, before writing anything.
 - :func:`download_cohort` fetches series in parallel into ``<root>/.partial/``, moves each
-  into ``<root>/<PatientID>/<StudyUID>/<SeriesUID>/`` only when verified, and writes the
+  into ``<root>/<PatientID>/<StudyUID>/<SeriesUID>/`` only when verified (files whose source
+  gave no MD5 are named in a warning and in the series' ``.lidcseg-download.json``,
+  ``unverified``: file -> why), and writes the
   patient's ``series.json`` last. The three ids come from the archive's answer, so each is
   checked against its pattern (:func:`unsafe_ids`) before it names a folder. A series
   already in place is never fetched again; a partial one is. One failed series is named in
@@ -58,16 +60,19 @@ class RemoteSeries:
 
 @dataclass
 class FetchedSeries:
-    """What a source fetched and checked, in ``folder`` (not yet in place)."""
+    """What a source fetched and checked, in ``folder`` (not yet in place). ``unverified``:
+    file name -> why its MD5 could not be checked (no MD5 from the source); every other
+    file's MD5 matched the source's."""
 
     folder: Path
     n_instances: int
     n_bytes: int
-    md5_verified: bool
-    annotations: list[str] = field(default_factory=list)
+    unverified: dict[str, str]
     left_out: list[str] = field(default_factory=list)
 
-
+    @property
+    def md5_verified(self) -> bool:
+        return not self.unverified
 
 
 def safe_member_name(name: str, where: str) -> PurePosixPath:
@@ -226,17 +231,20 @@ def _fetch_and_place(series: RemoteSeries, root: Path, fetch_one: FetchOne, prog
     fetched = fetch_one(series, work_dir, progress)
     seconds = time.perf_counter() - started
     record = {**asdict(series), "source": source, "origin": origin, "n_files": fetched.n_instances,
-              "bytes": fetched.n_bytes, "md5_verified": fetched.md5_verified, "annotations": fetched.annotations,
-              "left_out": fetched.left_out, "seconds": round(seconds, 2)}
+              "bytes": fetched.n_bytes, "md5_verified": fetched.md5_verified,
+              "unverified": fetched.unverified, "left_out": fetched.left_out, "seconds": round(seconds, 2)}
     write_json(record, fetched.folder / ".lidcseg-download.json")
     final = series_folder(root, series)
     final.parent.mkdir(parents=True, exist_ok=True)
     os.replace(fetched.folder, final)
     _discard(work_dir)
-    log.info("%s %s: %d instances, %.1f MB, %s, %d annotation file(s), %.1f s (%.1f MB/s)",
+    if fetched.unverified:  # placed, but never silently: here and in .lidcseg-download.json
+        log.warning("%s: %d of %d files not verified by MD5 (%s); their sizes, the instance count and the "
+                    "series identity were checked", series.describe(), len(fetched.unverified),
+                    fetched.n_instances, "; ".join(sorted(set(fetched.unverified.values()))))
+    log.info("%s %s: %d instances, %.1f MB, %s, %.1f s (%.1f MB/s)",
              series.patient_id, series.series_uid, fetched.n_instances, fetched.n_bytes / 1e6,
-             "MD5 verified" if fetched.md5_verified else "no MD5 from the source", len(fetched.annotations),
-             seconds, fetched.n_bytes / 1e6 / max(seconds, 1e-6))
+             "MD5 verified" if fetched.md5_verified else "not all MD5-verified", seconds, fetched.n_bytes / 1e6 / max(seconds, 1e-6))
     return record
 
 
@@ -281,7 +289,6 @@ def patient_manifest(root: Path, main: RemoteSeries, items: list[RemoteSeries]) 
         "source": details.get("source", ""),
         "origin": details.get("origin", ""),
         "md5_verified": details.get("md5_verified", False),
-        "annotations": details.get("annotations", []),
         "other_series": [os.path.relpath(series_folder(root, s), root / main.patient_id)
                          for s in items if s is not main],
     }

