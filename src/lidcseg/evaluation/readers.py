@@ -104,6 +104,7 @@ def _z_window(grid: GridTransform, start: int, stop: int) -> tuple[GridTransform
         offset=(grid.offset[0], grid.offset[1], grid.offset[2] + grid.scale[2] * start - first),
         input_affine=(np.array(grid.input_affine) @ _shift_z(first)).tolist(),
         output_affine=(np.array(grid.output_affine) @ _shift_z(start)).tolist(),
+        source_z=None if grid.source_z is None else tuple(float(c) - first for c in coords),
     )
     return window, first, last
 
