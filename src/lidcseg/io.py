@@ -36,10 +36,13 @@ NIFTI_GZIP_LEVEL = 1
 
 @dataclass
 class Volume:
-    """A 3-D array with the affine that places it in RAS millimetres."""
+    """A 3-D array with the affine that places it in RAS millimetres, and where known the
+    real position (mm along the slice normal) of each slice: the affine states one spacing,
+    which some real stacks do not have (lidcseg.data.dicom.geometry)."""
 
     array: np.ndarray
     affine: np.ndarray
+    slice_z: np.ndarray | None = None
 
     @property
     def spacing(self) -> tuple[float, float, float]:
@@ -87,6 +90,28 @@ def load_nifti(path: str | os.PathLike) -> Volume:
         raise
     except Exception as exc:  # gzip, zlib, EOF and nibabel's header errors all mean the same here
         raise ScanError(path, f"not a readable NIfTI file ({type(exc).__name__}: {exc})") from None
+
+
+def sidecar(nifti: str | os.PathLike) -> Path:
+    """``x.nii.gz`` -> ``x.json``: where a stage writes what it found beside a volume."""
+    nifti = Path(nifti)
+    return nifti.with_name(nifti.name.removesuffix(".gz").removesuffix(".nii") + ".json")
+
+
+def slice_positions_beside(nifti: str | os.PathLike, n_slices: int) -> np.ndarray | None:
+    """The real slice positions convert recorded beside ``nifti`` (its JSON's ``z_mm``), or
+    None when there is no such record (a volume from elsewhere: its affine is all we know).
+    A record that does not fit the volume is named: it belongs to another conversion."""
+    path = sidecar(nifti)
+    if not path.is_file():
+        return None
+    record = read_json(path)
+    z_mm = record.get("z_mm") if isinstance(record, dict) else None
+    if z_mm is None:
+        return None
+    if len(z_mm) != n_slices:
+        raise ScanError(path, f"records {len(z_mm)} slice positions for a volume of {n_slices} slices")
+    return np.asarray(z_mm, dtype=float)
 
 
 def write_json(data: dict, path: str | os.PathLike) -> None:

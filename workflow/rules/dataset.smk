@@ -28,7 +28,7 @@ rule archive_flow:
     output:
         counts="results/dataset/archive_flow.json",
     params:
-        settings=settings("annotate", "extract", "resample"),
+        settings=settings("annotate", "extract", "resample", "convert"),
     log:
         "logs/archive_flow.log",
     threads: 1

@@ -1,11 +1,13 @@
 # HU volume and its nodule mask -> the paper's grid (0.68 x 0.68 x 2.0 mm, 512 x 512), both
-# through one transform, written beside them.
+# through one transform, written beside them; along z by the slices' real positions, read from
+# the JSON convert wrote beside the volume.
 
 
 rule resample:
     input:
         volume="results/hu/{patient}.nii.gz",
         mask="results/masks/{patient}.nii.gz",
+        info="results/hu/{patient}.json",
     output:
         image="results/resampled/{patient}.image.nii.gz",
         mask="results/resampled/{patient}.mask.nii.gz",

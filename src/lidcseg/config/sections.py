@@ -71,8 +71,8 @@ class DownloadConfig(Section):
 class ConvertConfig(Section):
     """Tolerances of the series checks (convert and inspect)."""
 
-    max_gap_factor: float  # a step this many times the usual spacing is a missing slice
-    max_spacing_deviation: float  # larger relative deviation: irregular spacing
+    max_gap_factor: float  # a step above this many times the usual spacing is a gap (stray or missing slices)
+    max_spacing_deviation: float  # larger relative deviation: uneven spacing, warned (placed by real z)
     missing_rescale: str  # "identity" or "error": what to do without RescaleSlope/Intercept
 
 

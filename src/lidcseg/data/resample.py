@@ -13,6 +13,11 @@ Open points of the paper, decided here and set in config (``resample``):
   neither grows nor shrinks a mask on average), or ``nearest``.
 - Outside the scan (in-plane padding): air, ``pad_hu`` = -1024 HU; along z, edge slices
   extend by at most half an output voxel.
+- Slices that are not evenly spaced (lidcseg.data.dicom.geometry; issue 17): the output grid
+  is planned from the first slice and the usual spacing as for any scan, and each output
+  slice interpolates between the two real slices around its z (``GridTransform.source_z``),
+  image and mask alike. A 0.5 mm shift or a missing slice is then a matter of interpolation
+  weights, never a slice placed by its index under the wrong z.
 
 Linear and nearest run as separable 1-D steps, slice by slice, that only compute the output
 voxels kept after the crop: many times faster than ``scipy.ndimage.zoom`` (benchmarks/).
@@ -28,8 +33,9 @@ import numpy as np
 from scipy import ndimage
 
 from lidcseg.config import ResampleConfig
+from lidcseg.data.dicom.geometry import index_at, is_regular
 from lidcseg.errors import LidcsegError, ScanError
-from lidcseg.io import Volume, load_nifti, output_group, read_json, save_nifti, write_json
+from lidcseg.io import Volume, load_nifti, output_group, read_json, save_nifti, slice_positions_beside, write_json
 
 IMAGE_METHODS = ("linear", "nearest", "cubic")
 MASK_METHODS = ("linear", "nearest")
@@ -37,7 +43,9 @@ MASK_METHODS = ("linear", "nearest")
 
 @dataclass(frozen=True)
 class GridTransform:
-    """Output voxel index ``o`` -> input voxel index ``scale * o + offset``, per axis."""
+    """Output voxel index ``o`` -> input voxel index ``scale * o + offset``, per axis; the
+    input's affine index where its slices are unevenly spaced, with ``source_z`` the input
+    slice index each output slice really samples (interpolated between the real positions)."""
 
     input_shape: tuple[int, int, int]
     output_shape: tuple[int, int, int]
@@ -45,17 +53,21 @@ class GridTransform:
     offset: tuple[float, float, float]
     input_affine: list[list[float]]
     output_affine: list[list[float]]
+    source_z: tuple[float, ...] | None = None
 
     def to_dict(self) -> dict:
         return asdict(self)
 
     @classmethod
     def from_dict(cls, data: dict) -> "GridTransform":
-        fields = {k: tuple(v) if k.endswith(("shape", "scale", "offset")) else v for k, v in data.items()}
+        fields = {k: tuple(v) if k.endswith(("shape", "scale", "offset", "source_z")) and v is not None else v
+                  for k, v in data.items()}
         return cls(**fields)
 
     def source_coordinates(self, axis: int) -> np.ndarray:
         """Continuous input indices sampled by the output voxels along ``axis``."""
+        if axis == 2 and self.source_z is not None:
+            return np.asarray(self.source_z, dtype=float)
         return _exact(self.scale[axis] * np.arange(self.output_shape[axis]) + self.offset[axis])
 
 
@@ -77,9 +89,14 @@ def _exact(coordinates):
 
 
 def plan_grid(volume: Volume, spacing: tuple[float, float, float], size_xy: tuple[int, int]) -> GridTransform:
-    """The transform to ``spacing`` mm, cropped or padded (centred) to ``size_xy`` in-plane."""
+    """The transform to ``spacing`` mm, cropped or padded (centred) to ``size_xy`` in-plane;
+    along z by the real slice positions when ``volume.slice_z`` says they are uneven."""
     scale = np.array(spacing, dtype=float) / np.array(volume.spacing)
-    resampled = [resampled_length(n, s) for n, s in zip(volume.array.shape, scale)]
+    z_mm = volume.slice_z
+    if z_mm is not None and is_regular(z_mm, volume.spacing[2]):
+        z_mm = None  # evenly spaced: the affine says it all, and the grid is as it always was
+    n_z = volume.array.shape[2] if z_mm is None else (z_mm[-1] - z_mm[0]) / volume.spacing[2] + 1
+    resampled = [resampled_length(n, s) for n, s in zip((*volume.array.shape[:2], n_z), scale)]
     out_shape = (size_xy[0], size_xy[1], resampled[2])
     crop = [(resampled[0] - size_xy[0]) // 2, (resampled[1] - size_xy[1]) // 2, 0]  # negative = padding
     offset = np.array([source_index(0, s, c) for s, c in zip(scale, crop)])
@@ -93,7 +110,20 @@ def plan_grid(volume: Volume, spacing: tuple[float, float, float], size_xy: tupl
         offset=tuple(float(o) for o in offset),
         input_affine=volume.affine.tolist(),
         output_affine=(volume.affine @ step).tolist(),
+        source_z=None if z_mm is None else tuple(float(c) for c in real_z_indices(z_mm, volume.spacing[2], spacing[2])),
     )
+
+
+def real_z_indices(z_mm, spacing: float, target: float) -> np.ndarray:
+    """Input slice index sampled by each output slice of ``target`` mm along an unevenly
+    spaced stack (real positions ``z_mm``, usual ``spacing``): the output slice's z, on the
+    grid that starts half a usual slice below the first real slice, located between the two
+    real slices around it. archive-flow counts the database's slices with this same grid."""
+    z_mm = np.asarray(z_mm, dtype=float)
+    scale = target / spacing
+    n_out = resampled_length((z_mm[-1] - z_mm[0]) / spacing + 1, scale)
+    z_out = z_mm[0] + spacing * (scale * np.arange(n_out) + source_index(0, scale))
+    return _exact(index_at(z_out, z_mm, spacing))
 
 
 def resample_image(volume: Volume, grid: GridTransform, method: str, pad_hu: int) -> Volume:
@@ -132,6 +162,7 @@ def resample_to_files(in_nifti, out_nifti, settings: ResampleConfig, masks=(), g
     grid planned from ``settings`` (or recorded in ``grid_json``); the transform is written to
     ``transform_json`` so the readers' masks and the figures can follow a pixel back."""
     volume = load_nifti(in_nifti)
+    volume.slice_z = slice_positions_beside(in_nifti, volume.array.shape[2])  # convert's record, if any
     if grid_json:
         grid = GridTransform.from_dict(read_json(grid_json))
     else:
@@ -230,6 +261,8 @@ def _blend_along(plane: np.ndarray, taps, axis: int, pad: float) -> np.ndarray:
 
 def _resample_spline(array: np.ndarray, grid: GridTransform, order: int, pad: float) -> np.ndarray:
     data = np.asarray(array, dtype=np.float32)
+    if grid.source_z is not None:
+        return _resample_spline_uneven(data, grid, order, pad)
     return ndimage.affine_transform(
         data,
         np.array(grid.scale),
@@ -239,3 +272,17 @@ def _resample_spline(array: np.ndarray, grid: GridTransform, order: int, pad: fl
         mode="nearest" if pad is None else "constant",
         cval=pad,
     )
+
+
+def _resample_spline_uneven(data: np.ndarray, grid: GridTransform, order: int, pad: float) -> np.ndarray:
+    """The spline of ``affine_transform`` (prefiltered once, as it does), sampled one output
+    slice at a time at the recorded z indices: a full 3-D coordinate array would take GBs."""
+    coefficients = ndimage.spline_filter(data, order=order, output=np.float32, mode="constant")
+    x, y = (grid.source_coordinates(axis) for axis in (0, 1))
+    xx, yy = np.meshgrid(x, y, indexing="ij")
+    out = np.empty(grid.output_shape, dtype=np.float32)
+    for k, z in enumerate(grid.source_coordinates(2)):
+        points = np.stack([xx, yy, np.full_like(xx, z)])
+        out[:, :, k] = ndimage.map_coordinates(coefficients, points, order=order, mode="constant", cval=pad,
+                                               prefilter=False)
+    return out

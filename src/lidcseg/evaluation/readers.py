@@ -26,7 +26,7 @@ import numpy as np
 from lidcseg.config import AnnotateConfig, EvaluateConfig, ResampleConfig
 from lidcseg.data.lidc.annotations import paint_box, reader_agreement
 from lidcseg.data.resample import GridTransform, resample_mask
-from lidcseg.io import Volume, read_json, read_rows, write_json, write_rows
+from lidcseg.io import Volume, read_json, read_rows, slice_positions_beside, write_json, write_rows
 from lidcseg.errors import LidcsegError
 from lidcseg.evaluation.metrics import bootstrap_pooled, per_image_mean, pooled
 
@@ -104,6 +104,7 @@ def _z_window(grid: GridTransform, start: int, stop: int) -> tuple[GridTransform
         offset=(grid.offset[0], grid.offset[1], grid.offset[2] + grid.scale[2] * start - first),
         input_affine=(np.array(grid.input_affine) @ _shift_z(first)).tolist(),
         output_affine=(np.array(grid.output_affine) @ _shift_z(start)).tolist(),
+        source_z=None if grid.source_z is None else tuple(float(c) - first for c in coords),
     )
     return window, first, last
 
@@ -168,7 +169,8 @@ def _inputs(series_dir, hu_nifti, grid_json, patient_id: str):
     try:
         found_id, series_uid = series_identity(series_dir)
         header = nib.load(hu_nifti)
-        grid = Volume(np.broadcast_to(np.int8(0), header.shape), header.affine)
+        grid = Volume(np.broadcast_to(np.int8(0), header.shape), header.affine,
+                      slice_z=slice_positions_beside(hu_nifti, header.shape[2]))  # real z, as annotate
         transform = GridTransform.from_dict(read_json(grid_json))
     except Exception as exc:  # missing or unreadable input: one clear line, not a traceback
         raise ReadersError(patient_id, f"{type(exc).__name__}: {exc}") from exc

@@ -110,8 +110,24 @@ def back_to_source(on_grid: np.ndarray, grid: GridTransform) -> np.ndarray:
     """Resampled values onto the source voxels: the inverse of ``grid`` (input index
     ``scale * o + offset`` <- output index ``o``), trilinear, 0 outside the resampled grid."""
     scale, offset = np.asarray(grid.scale, float), np.asarray(grid.offset, float)
+    if grid.source_z is not None:  # unevenly spaced slices: z by the recorded indices, then in-plane
+        on_grid = _z_back_to_source(on_grid, np.asarray(grid.source_z, float), grid.input_shape[2])
+        scale[2], offset[2] = 1.0, 0.0
     return ndimage.affine_transform(on_grid, 1 / scale, offset=-offset / scale, output_shape=grid.input_shape,
                                     order=1, mode="constant", cval=0.0).astype(np.float32)
+
+
+def _z_back_to_source(on_grid: np.ndarray, source_z: np.ndarray, n_in: int) -> np.ndarray:
+    """Output slices onto the input slices: input slice k lies between the two output slices
+    whose recorded indices bracket k (linear), 0 beyond the grid's first and last slice."""
+    position = np.interp(np.arange(n_in), source_z, np.arange(len(source_z)), left=-1.0, right=np.inf)
+    out = np.zeros(on_grid.shape[:2] + (n_in,), dtype=np.float32)
+    for k, p in enumerate(position):
+        if 0 <= p <= len(source_z) - 1:
+            lower = int(np.floor(p))
+            upper, weight = min(lower + 1, len(source_z) - 1), p - lower
+            out[:, :, k] = (1 - weight) * on_grid[:, :, lower] + weight * on_grid[:, :, upper]
+    return out
 
 
 def nodule_mask(probability: np.ndarray, spacing: tuple[float, float, float], threshold: float,

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from lidcseg.data.dataset.cohort import _nodule_slices, processed_flow, write_flow
-from lidcseg.data.lidc.annotations import scan_nodules
+from lidcseg.data.lidc.annotations import AT_GAP, scan_nodules
 from lidcseg.data.lidc.database import scan_for_patient
 from lidcseg.io import read_rows, write_json, write_rows
 
@@ -44,3 +44,23 @@ def test_processed_flow_counts_and_lists_what_dropped_out(tmp_path):
     assert flow["nodule slices after resampling (the images)"]["paper"] == "8230"
     text = (tmp_path / "f.md").read_text()
     assert "x.dcm: truncated pixel data" in text and "could not cluster" in text and "| 1,018 |" in text
+
+
+def test_a_nodule_dropped_at_a_gap_and_the_archives_geometry_are_listed_in_the_flow(tmp_path):
+    write_rows([{"patient_id": "LIDC-IDRI-0001", "status": "accepted", "reason": ""}], tmp_path / "scans.tsv",
+               ("patient_id", "status", "reason"))
+    write_json({"patient_id": "LIDC-IDRI-0001", "status": "annotated", "reason": "", "n_annotations": 4,
+                "n_nodules": 2, "n_slices_with_nodules": 5}, tmp_path / "s.json")
+    gap = AT_GAP.format(-110.0, "000090.dcm", -105.0, "000092.dcm")
+    write_rows([{"patient_id": "LIDC-IDRI-0001", "nodule": 1, "status": "kept"},
+                {"patient_id": "LIDC-IDRI-0001", "nodule": 2, "status": gap}],
+               tmp_path / "n.csv", ("patient_id", "nodule", "status"))
+    counts, notes = processed_flow(["LIDC-IDRI-0001"], tmp_path / "scans.tsv", [tmp_path / "s.json"],
+                                   [tmp_path / "n.csv"], [])
+    assert counts["nodules_min_diameter"] == 2 and counts["nodules_at_gap"] == 1
+    geometry = [{"patient_id": "LIDC-IDRI-0514", "stage": "geometry", "reason": "stray slice at z=-286.00: dropped"}]
+    write_flow({"scans_refused_geometry": 0}, counts, notes, "rule", tmp_path / "f.csv", tmp_path / "f.md", geometry)
+    text = (tmp_path / "f.md").read_text()
+    assert f"- LIDC-IDRI-0001 (annotate): nodule 2: {gap}" in text
+    assert "- LIDC-IDRI-0514: stray slice at z=-286.00: dropped" in text
+    assert "| scans refused for their slice geometry | 0 |" in text

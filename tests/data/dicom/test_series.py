@@ -178,20 +178,41 @@ def test_duplicate_z_keeps_the_lower_instance_number_as_pylidc_does(series):
     assert any("duplicate z" in w for w in info.warnings)
 
 
-def test_gap_in_z_is_a_missing_slice(series):
-    folder, _, paths = series
+def test_a_gap_is_kept_recorded_and_placed_by_its_real_z(series):
+    folder, hu, paths = series
     paths[3].unlink()
-    with pytest.raises(ScanError, match=r"missing slice\(s\): about 1 absent between z=-95.00 .* and z=-90.00"):
-        read_series(folder, DEFAULTS.convert)
+    volume, info = read_series(folder, DEFAULTS.convert)
+    np.testing.assert_array_equal(_as_zyx(volume), np.delete(hu, 3, axis=0))
+    assert info.gaps == [[-95.0, -90.0, paths[2].name, paths[4].name]]
+    assert any(w.startswith("missing slice(s): about 1 absent between z=-95.00") for w in info.warnings)
+    np.testing.assert_allclose(volume.slice_z, [-100, -97.5, -95, -90, -87.5])
+    assert info.z_mm == pytest.approx([-100, -97.5, -95, -90, -87.5])
 
 
-def test_uneven_slice_spacing(series):
+def test_uneven_spacing_is_kept_at_its_real_z(series):
     folder, _, paths = series
     ds = pydicom.dcmread(paths[3])
     ds.ImagePositionPatient[2] = float(ds.ImagePositionPatient[2]) + 0.6
     ds.save_as(paths[3])
-    with pytest.raises(ScanError, match="uneven slice spacing"):
-        read_series(folder, DEFAULTS.convert)
+    volume, info = read_series(folder, DEFAULTS.convert)
+    assert volume.spacing[2] == pytest.approx(2.5) and info.gaps == []
+    assert volume.slice_z[3] == pytest.approx(-92.5 + 0.6)
+    assert any("uneven slice spacing" in w and paths[2].name in w for w in info.warnings)
+
+
+@pytest.mark.parametrize("end", ["below", "above"])
+def test_a_stray_slice_far_off_the_stack_is_dropped_with_a_warning(series, end):
+    """LIDC-IDRI-0514's shape: one slice 38 mm off an evenly spaced stack."""
+    folder, hu, paths = series
+    stray = paths[0] if end == "below" else paths[-1]
+    ds = pydicom.dcmread(stray)
+    ds.ImagePositionPatient[2] = float(ds.ImagePositionPatient[2]) + (-38.0 if end == "below" else 38.0)
+    ds.save_as(stray)
+    volume, info = read_series(folder, DEFAULTS.convert)
+    kept = hu[1:] if end == "below" else hu[:-1]
+    np.testing.assert_array_equal(_as_zyx(volume), kept)
+    assert info.dropped_strays == [stray.name] and info.gaps == []
+    assert any(w.startswith(f"stray slice {stray.name}") and f"40.5 mm {end} the stack" in w for w in info.warnings)
 
 
 def test_unequal_pixel_spacing_between_slices(series):

@@ -109,6 +109,7 @@ def test_reader_agreement_counts_readers():
 def test_a_nodule_outside_the_series_is_reported_as_empty(lidc_samples):
     grid, _ = read_series(lidc_samples / "LIDC-IDRI-0001", DEFAULTS.convert)
     grid.affine[2, 3] += 500.0  # the same slices, 50 cm away from the nodule
+    grid.slice_z = grid.slice_z + 500.0
     labels, rows, summary = annotate(lidc_samples / "LIDC-IDRI-0001", grid, DEFAULTS.annotate)
     assert rows[0]["status"] == "outside this series or empty consensus" and rows[0]["consensus_voxels"] == 0
     assert summary["n_nodules_kept"] == 0 and not labels.array.any()

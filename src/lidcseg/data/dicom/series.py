@@ -1,10 +1,15 @@
 """A DICOM CT series to Hounsfield units with the true geometry (SPEC.md, Pre-processing, eq. 14).
 
 We read every file of the series folder once (``files.py``), check what the paper's pipeline
-silently assumes (one series, CT, one pixel spacing, evenly spaced slices with none
-missing), sort slices by their position along the slice normal (not by file name or
-InstanceNumber, which TCIA does not order), and apply HU = raw * slope + intercept.
-Anything we cannot trust raises ScanError naming the file.
+silently assumes (one series, CT, one pixel spacing), sort slices by their position along
+the slice normal (not by file name or InstanceNumber, which TCIA does not order), and apply
+HU = raw * slope + intercept. Anything we cannot trust raises ScanError naming the file.
+
+Uneven stacks are kept and placed by their real positions (``geometry.py``, issue 17): a
+stray slice far off the stack is dropped with a warning, gaps and uneven steps are recorded.
+The volume's affine states the usual spacing; the real position of every slice is
+``Volume.slice_z`` and ``SeriesInfo.z_mm`` (the JSON convert writes beside the volume),
+which annotate and resample use.
 """
 
 from __future__ import annotations
@@ -19,6 +24,7 @@ import numpy as np
 
 from lidcseg.config import ConvertConfig
 from lidcseg.data.dicom.files import Slice, candidate_files, find_series_dir, read_slice
+from lidcseg.data.dicom.geometry import Stack, plan_stack
 from lidcseg.errors import ScanError
 from lidcseg.io import Volume
 
@@ -42,6 +48,9 @@ class SeriesInfo:
     rescale: list[tuple[float, float]]
     dropped_duplicates: list[str]
     warnings: list[str]
+    z_mm: list[float]  # every slice's real position along the normal, ascending (the volume's order)
+    dropped_strays: list[str]  # files of slices far off the stack
+    gaps: list[list]  # [z below, z above, file below, file above] around missing slices
 
 
 def read_series(path: str | os.PathLike, checks: ConvertConfig) -> tuple[Volume, SeriesInfo]:
@@ -57,10 +66,13 @@ def read_series(path: str | os.PathLike, checks: ConvertConfig) -> tuple[Volume,
     slices, dropped = _drop_duplicate_positions(slices)
     if len(slices) < 2:
         raise ScanError(folder, f"only {len(slices)} slice(s); a volume needs at least 2")
-    positions = _slice_positions(slices)
-    spacing_z = _check_even_spacing(slices, positions, checks)
-    volume = Volume(_stack_hu(slices), _affine(slices[0], spacing_z))
+    stack = plan_stack(_slice_positions(slices), checks.max_gap_factor, checks.max_spacing_deviation)
+    strays = [slices[i] for i in stack.strays]
+    positions = _slice_positions(slices)[stack.keep]
+    slices = [slices[i] for i in stack.keep]
+    volume = Volume(_stack_hu(slices), _affine(slices[0], stack.spacing), slice_z=positions)
     info = _series_info(slices, files, dropped, positions, volume)
+    _record_geometry(info, stack, slices, strays, positions)
     return volume, info
 
 
@@ -134,19 +146,31 @@ def _drop_duplicate_positions(slices: list[Slice]) -> tuple[list[Slice], list[st
     return kept, dropped
 
 
-def _check_even_spacing(slices: list[Slice], positions: np.ndarray, checks: ConvertConfig) -> float:
-    """The slice spacing; raises on a missing slice (a gap) or uneven spacing."""
-    steps = np.diff(positions)
-    nominal = float(np.median(steps))
-    for i, step in enumerate(steps):
-        a, b = slices[i], slices[i + 1]
-        where = f"between z={positions[i]:.2f} ({a.path.name}) and z={positions[i + 1]:.2f} ({b.path.name})"
-        if step > checks.max_gap_factor * nominal:
-            missing = round(step / nominal) - 1
-            raise ScanError(a.path.parent, f"missing slice(s): about {missing} absent {where}; spacing {nominal:.3f} mm")
-        if abs(step - nominal) > checks.max_spacing_deviation * nominal:
-            raise ScanError(a.path.parent, f"uneven slice spacing: {step:.3f} mm {where}, usual {nominal:.3f} mm")
-    return nominal
+def _record_geometry(info: "SeriesInfo", stack: Stack, slices: list[Slice], strays: list[Slice],
+                     positions: np.ndarray) -> None:
+    """Strays, gaps and uneven steps into the info and its warnings (``stack`` indices refer to
+    the slices before the strays were dropped; ``slices`` and ``positions`` are the kept ones)."""
+    first = int(stack.keep[0])
+    for s in strays:
+        z = float(s.position @ _normal(s))
+        side = "below" if z < positions[0] else "above"
+        off = positions[0] - z if side == "below" else z - positions[-1]
+        message = f"stray slice {s.path.name} at z={z:.2f}, {off:.1f} mm {side} the stack: dropped"
+        log.warning("%s: %s", s.path.parent, message)
+        info.warnings.append(message)
+        info.dropped_strays.append(s.path.name)
+    for lo, hi in stack.gaps:
+        a, b = slices[lo - first], slices[hi - first]
+        za, zb = float(positions[lo - first]), float(positions[hi - first])
+        info.gaps.append([za, zb, a.path.name, b.path.name])
+        info.warnings.append(f"missing slice(s): about {round((zb - za) / stack.spacing) - 1} absent between "
+                             f"z={za:.2f} ({a.path.name}) and z={zb:.2f} ({b.path.name}); spacing "
+                             f"{stack.spacing:.3f} mm: interpolated, a nodule reaching into it is dropped")
+    for lo, hi in stack.uneven:
+        za, zb = float(positions[lo - first]), float(positions[hi - first])
+        info.warnings.append(f"uneven slice spacing: {zb - za:.3f} mm between z={za:.2f} "
+                             f"({slices[lo - first].path.name}) and z={zb:.2f}, usual {stack.spacing:.3f} mm: "
+                             "placed by the real z")
 
 
 def _stack_hu(slices: list[Slice]) -> np.ndarray:
@@ -201,4 +225,7 @@ def _series_info(slices, files, dropped, positions, volume: Volume) -> SeriesInf
         rescale=sorted({(s.slope, s.intercept) for s in slices}),
         dropped_duplicates=dropped,
         warnings=warnings,
+        z_mm=[float(z) for z in positions],
+        dropped_strays=[],
+        gaps=[],
     )

