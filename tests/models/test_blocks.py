@@ -17,6 +17,9 @@ SHAPES = [
     ("cbam", {"channels": 64, "reduction": 8}, (1, 64, 5, 12)),
     ("aspp", {"channels": 64, "rates": (1, 2, 3, 4)}, (2, 64, 11, 13)),
     ("aspp", {"channels": 256}, (1, 256, 16, 16)),
+    ("aspp", {"channels": 64, "rates": (1, 2, 3, 4), "form": "deeplab"}, (2, 64, 11, 13)),
+    ("cbam", {"channels": 32, "form": "official"}, (2, 32, 9, 7)),
+    ("rbcbam", {"channels": 16, "boundary_residual": False}, (2, 16, 10, 10)),
     ("rbcbam", {"channels": 16}, (2, 16, 10, 10)),
 ]
 
@@ -80,3 +83,27 @@ def test_other_boundary_formulas_light_up_the_edge_of_a_disk(formula):
 def test_unknown_boundary_formula_fails_on_construction():
     with pytest.raises(ValueError, match="unknown boundary formula"):
         get_block("boundary")("sobel")
+
+
+def test_boundary_attention_is_residual_by_default_and_literal_on_request():
+    x, p = torch.randn(2, 4, 5, 5), torch.rand(2, 1, 5, 5)
+    weights = boundary_weights(p)
+    torch.testing.assert_close(get_block("boundary")()(x, p), x * (1 + weights))
+    torch.testing.assert_close(get_block("boundary")(residual=False)(x, p), x * weights)
+    # a sure map (P = 0.01 everywhere) closes eq. (8)'s skip and leaves the residual one open
+    sure = torch.full((2, 1, 5, 5), 0.01)
+    assert get_block("boundary")(residual=False)(x, sure).abs().max() < 0.03 * x.abs().max()
+    torch.testing.assert_close(get_block("boundary")()(x, sure), x * 1.02)
+
+
+@pytest.mark.parametrize("block, args", [("aspp", {"channels": 8, "rates": (1, 2), "form": "big"}),
+                                         ("cbam", {"channels": 8, "form": "big"})])
+def test_unknown_block_forms_fail_on_construction(block, args):
+    with pytest.raises(ValueError, match="big"):
+        get_block(block)(**args)
+
+
+def test_official_cbam_has_the_mlp_biases_and_a_batch_norm():
+    names = {n for n, _ in CBAM(32, form="official").named_parameters()}
+    assert "channel.mlp.0.bias" in names and "spatial.norm.weight" in names
+    assert not {n for n, _ in CBAM(32).named_parameters()} & {"channel.mlp.0.bias", "spatial.norm.weight"}

@@ -119,6 +119,7 @@ class ModelsConfig(Section):
     side_maps: str
     aspp_form: str
     cbam_form: str
+    boundary_residual: bool
     variants: dict
     run: str | tuple[str, ...]
 

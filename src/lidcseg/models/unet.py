@@ -50,18 +50,19 @@ class SkipModule(nn.Module):
     """The slots of one skip connection, in the paper's order."""
 
     def __init__(self, channels: int, gate_channels: int, variant: Variant, aspp_rates: tuple[int, ...],
-                 boundary_formula: str, reduction: int, aspp_form: str = "simple", cbam_form: str = "paper"):
+                 boundary_formula: str, reduction: int, aspp_form: str = "simple", cbam_form: str = "paper",
+                 boundary_residual: bool = True):
         super().__init__()
         self.aspp = get_block("aspp")(channels, tuple(aspp_rates), form=aspp_form) if variant.aspp else None
         options = {"form": cbam_form} if variant.attention == "cbam" else {}  # CBAM's two readings
         self.attention = (get_block(variant.attention)(channels, reduction=reduction, gate_channels=gate_channels,
                                                        **options) if variant.attention != "none" else None)
         if variant.reverse and variant.boundary:
-            self.focus = get_block("rbcbam")(channels, boundary_formula)
+            self.focus = get_block("rbcbam")(channels, boundary_formula, boundary_residual)
         elif variant.reverse:
             self.focus = get_block("reverse")()
         elif variant.boundary:
-            self.focus = get_block("boundary")(boundary_formula)
+            self.focus = get_block("boundary")(boundary_formula, boundary_residual)
         else:
             self.focus = None
 
@@ -101,12 +102,13 @@ class UNet(nn.Module):
         side_maps: ``residual`` (each side map and the output refine the upsampled deeper
             map, PraNet's cascade) or ``plain`` (each from its own stage); see the module.
         aspp_form, cbam_form: the blocks' readings of open points (blocks/aspp.py, cbam.py).
+        boundary_residual: boundary attention as (1 + A_b) * F, not A_b * F (blocks/boundary.py).
     """
 
     def __init__(self, variant: Variant, *, encoder: str, encoder_weights, in_channels: int,
                  decoder_channels: tuple[int, ...], aspp_rates: tuple[int, ...], boundary_formula: str,
                  reduction: int, output_prior: float, side_maps: str = "residual", aspp_form: str = "simple",
-                 cbam_form: str = "paper"):
+                 cbam_form: str = "paper", boundary_residual: bool = True):
         super().__init__()
         if side_maps not in SIDE_MAPS:
             raise ValueError(f"side_maps: {side_maps!r} is not one of {SIDE_MAPS}")
@@ -117,7 +119,7 @@ class UNet(nn.Module):
         self.skips, self.blocks, self.side_heads = nn.ModuleList(), nn.ModuleList(), nn.ModuleList()
         for skip_channels, out in zip(self.encoder.channels[-2::-1], decoder_channels[:-1]):
             self.skips.append(SkipModule(skip_channels, below, variant, aspp_rates, boundary_formula, reduction,
-                                         aspp_form, cbam_form))
+                                         aspp_form, cbam_form, boundary_residual))
             self.blocks.append(DecoderBlock(below + skip_channels, out))
             self.side_heads.append(nn.Conv2d(out, 1, 1))
             below = out
@@ -168,7 +170,7 @@ def build_model(variant: Variant, models_config: dict, encoder_weights="config")
                 boundary_formula=c["boundary_formula"], reduction=c["reduction"],
                 output_prior=c.get("output_prior", 0.5),  # model.pt files older than the key
                 side_maps=c.get("side_maps", "plain"), aspp_form=c.get("aspp_form", "simple"),
-                cbam_form=c.get("cbam_form", "paper"))
+                cbam_form=c.get("cbam_form", "paper"), boundary_residual=c.get("boundary_residual", False))
 
 
 def variant_markdown(models_config: dict) -> str:

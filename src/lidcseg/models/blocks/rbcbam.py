@@ -7,7 +7,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from lidcseg.models.blocks.boundary import boundary_weights
+from lidcseg.models.blocks.boundary import apply_boundary
 from lidcseg.models.blocks.reverse import reverse_weights
 from lidcseg.models.registry import register_block
 
@@ -27,14 +27,16 @@ class ReverseBoundaryFusion(nn.Module):
         channels: C, the channels of the feature, in and out (2C inside, after the concat).
         formula: how the boundary weights are computed from the probability map, one of
             ``boundary.FORMULAS`` (see ``BoundaryAttention``).
+        boundary_residual: the boundary branch as (1 + A_b) * F (default) or A_b * F
+            (``BoundaryAttention``'s ``residual``).
     """
-    def __init__(self, channels: int, formula: str = "uncertainty"):
+    def __init__(self, channels: int, formula: str = "uncertainty", boundary_residual: bool = True):
         super().__init__()
-        self.formula = formula
+        self.formula, self.boundary_residual = formula, boundary_residual
         self.reduce = nn.Sequential(nn.Conv2d(2 * channels, channels, 1, bias=False), nn.BatchNorm2d(channels),
                                     nn.ReLU(inplace=True))
 
     def forward(self, x: torch.Tensor, probability: torch.Tensor) -> torch.Tensor:
         reverse = x * reverse_weights(probability)
-        boundary = x * boundary_weights(probability, self.formula)
+        boundary = apply_boundary(x, probability, self.formula, self.boundary_residual)
         return self.reduce(torch.cat([reverse, boundary], dim=1))
