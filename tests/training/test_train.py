@@ -130,7 +130,7 @@ def test_compiled_training_matches_eager(compiled_run, uninterrupted):
     summary = json.loads((out / "run" / "train.json").read_text())
     assert summary["epochs_run"] == 1 and (out / "run" / "model.pt").exists()
     compiled, eager = (next(csv.DictReader((run / "log.csv").open())) for run in (out / "run", uninterrupted))
-    assert float(compiled["train_loss"]) == pytest.approx(float(eager["train_loss"]), rel=1e-3)
+    assert float(compiled["train_loss"]) == pytest.approx(float(eager["train_loss"]), rel=3e-3)
     assert float(compiled["val_loss"]) == pytest.approx(float(eager["val_loss"]), rel=1e-2)
 
 

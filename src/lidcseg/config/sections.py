@@ -153,6 +153,7 @@ class TrainConfig(Section):
     augment: AugmentConfig
     deep_supervision: tuple[float, ...]
     gradient_clip: float
+    weight_average: float
     workers: int
     threads: int
     device: str

@@ -85,9 +85,9 @@ def fresh_state() -> dict:
             "best_epoch": -1, "stale_epochs": 0, "stopped": False, "resumes": 0, "best_state": None}
 
 
-def resume_or_start(checkpoint: Path, fingerprint_now: str, model, optimizer, scaler) -> dict:
-    """The saved state (weights, optimiser and scaler loaded) when ``checkpoint`` holds one
-    of the same settings, else a fresh one."""
+def resume_or_start(checkpoint: Path, fingerprint_now: str, model, optimizer, scaler, average=None) -> dict:
+    """The saved state (weights, optimiser, scaler and weight average loaded) when
+    ``checkpoint`` holds one of the same settings, else a fresh one."""
     if not checkpoint.exists():
         return fresh_state()
     saved = load_weights_only(checkpoint)
@@ -97,6 +97,8 @@ def resume_or_start(checkpoint: Path, fingerprint_now: str, model, optimizer, sc
     model.load_state_dict(saved["model"])
     optimizer.load_state_dict(saved["optimizer"])
     scaler.load_state_dict(saved["scaler"])
+    if average is not None:
+        average.load_state_dict(saved.get("average", {}))
     state = {**saved["state"], "best_state": saved["best_state"]}
     state["resumes"] += 1
     log.info("resuming %s from epoch %d, batch %d", checkpoint, state["epoch"] + 1, state["batch"])

@@ -34,10 +34,11 @@ from lidcseg.training.checkpoints import (PreemptionGuard, cpu_state, fingerprin
 from lidcseg.config import ModelsConfig, TrainConfig
 from lidcseg.data.dataset.packed import PackedSplit, input_grid
 from lidcseg.training.augment import EpochSampler, TrainingSamples, augment_batch, seed_worker
+from lidcseg.training.averaging import WeightAverage
 from lidcseg.io import write_json, write_rows
 from lidcseg.errors import ConfigError, LidcsegError
 from lidcseg.training.losses import deep_supervision_loss, dice_bce_loss
-from lidcseg.evaluation.metrics import pooled
+from lidcseg.evaluation.metrics import device_confusion, pooled
 from lidcseg.models.registry import Variant, variants_from_config
 from lidcseg.models.unet import build_model
 from lidcseg.inference.predict import predict_logits
@@ -111,7 +112,8 @@ def run_training(job: TrainingJob) -> dict:
     model = build_model(job.variant, job.models).to(device, memory_format=memory_format(t.channels_last))
     optimizer = make_optimizer(model.parameters(), t, fused=device.type == "cuda")
     scaler = torch.amp.GradScaler("cuda", enabled=device.type == "cuda" and t.amp == "fp16")
-    state = resume_or_start(job.checkpoint, job.fingerprint(), model, optimizer, scaler)
+    average = WeightAverage(model, t.weight_average)
+    state = resume_or_start(job.checkpoint, job.fingerprint(), model, optimizer, scaler, average)
     samples = TrainingSamples(train_split, job.seed, t.image_scale, t.patch_size, t.foreground_fraction, t.augment)
     sampler = EpochSampler(len(samples), job.seed)
     # Whole batches only: a last batch of one slice stops BAM's batch norm on its 1 x 1 map;
@@ -120,22 +122,23 @@ def run_training(job: TrainingJob) -> dict:
     loader = DataLoader(samples, batch_size=t.batch_size, sampler=sampler, num_workers=t.workers,
                         persistent_workers=t.workers > 0, pin_memory=device.type == "cuda",
                         worker_init_fn=seed_worker, drop_last=drop_last)
-    step = TrainingStep(model, optimizer, scaler, device, t)
+    step = TrainingStep(model, optimizer, scaler, device, t, average)
     loop = _Loop(job, step, len(loader))
     with PreemptionGuard() as guard:
         while state["epoch"] < t.epochs and not state["stopped"]:
             loop.train_epoch(loader, sampler, state, guard)
             loop.end_epoch(val_split, state)
-    return _write_outputs(job, model, state, device)
+    return _write_outputs(job, average.model, state, device)
 
 
 class TrainingStep:
     """One optimiser step on a loader batch: augmentation on the device, forward, the loss of
-    SPEC.md eq. (13) (plus the side maps' terms), backward, update. Returns the loss as a
-    device tensor: reading it would make the host wait for the device."""
+    SPEC.md eq. (13) (plus the side maps' terms), backward, update, the weight average. Returns
+    the loss as a device tensor: reading it would make the host wait for the device."""
 
-    def __init__(self, model, optimizer, scaler, device: torch.device, t: TrainConfig):
+    def __init__(self, model, optimizer, scaler, device: torch.device, t: TrainConfig, average=None):
         self.model, self.optimizer, self.scaler, self.device, self.t = model, optimizer, scaler, device, t
+        self.average = average or WeightAverage(model, 0.0)
         self.forward = torch.compile(model) if t.compile else model
 
     def __call__(self, batch, lr: float) -> torch.Tensor:
@@ -160,6 +163,7 @@ class TrainingStep:
             torch.nn.utils.clip_grad_norm_(self.model.parameters(), t.gradient_clip)
         self.scaler.step(self.optimizer)
         self.scaler.update()
+        self.average.update(self.model)
         return loss.detach()
 
 
@@ -218,7 +222,7 @@ class _Loop:
         t = self.job.train
         epoch = state["epoch"] + 1
         if epoch % t.validate_every == 0 or epoch == t.epochs:
-            self._select(validate(self.model, val_split, t, self.device), state)
+            self._select(validate(self.step.average.model, val_split, t, self.device), state)
         else:
             state["history"].append(self._row(state, dict.fromkeys(("loss", "dsc", "precision", "recall"), "")))
         state.update(epoch=epoch, batch=0, progress=fresh_progress())
@@ -240,7 +244,7 @@ class _Loop:
         score = val["dsc"] if math.isfinite(val["dsc"]) else float(state["epoch"])  # no val: the last epoch
         if score > state["best_dsc"]:
             state.update(best_dsc=score, best_epoch=state["epoch"] + 1, stale_epochs=0,
-                         best_state=cpu_state(self.model))
+                         best_state=cpu_state(self.step.average.model))
         else:
             state["stale_epochs"] += 1
         patience = self.job.train.early_stopping_patience
@@ -250,7 +254,8 @@ class _Loop:
         plain = {k: v for k, v in state.items() if k != "best_state"}
         save_atomic({"format": 1, "fingerprint": self.job.fingerprint(), "state": plain,
                      "best_state": state["best_state"], "model": cpu_state(self.model),
-                     "optimizer": self.optimizer.state_dict(), "scaler": self.scaler.state_dict()},
+                     "optimizer": self.optimizer.state_dict(), "scaler": self.scaler.state_dict(),
+                     "average": self.step.average.state_dict()},
                     self.job.checkpoint)
 
 
@@ -264,14 +269,8 @@ def validate(model, split: PackedSplit, t: TrainConfig, device) -> dict:
     for which, logits in predict_logits(model, split, t.image_scale, t.batch_size, device, t.amp, t.channels_last):
         truth = torch.from_numpy(np.asarray(split.masks[which]) > 0).to(device, non_blocking=True)
         loss_sum += dice_bce_loss(logits, truth.float()) * len(logits)
-        counts.append(_confusion(logits >= 0, truth))
+        counts.append(device_confusion(logits >= 0, truth))
     return {"loss": loss_sum.item() / len(split), **pooled(torch.cat(counts).cpu().numpy())}
-
-
-def _confusion(prediction: torch.Tensor, truth: torch.Tensor) -> torch.Tensor:
-    """evaluation.metrics.confusion on the device: (TP, FP, FN) per image, (n, 3) int64."""
-    prediction, truth = prediction.flatten(1), truth.flatten(1)
-    return torch.stack([(prediction & truth).sum(1), (prediction & ~truth).sum(1), (~prediction & truth).sum(1)], 1)
 
 
 def _check_finite(model, job: TrainingJob, epoch: int) -> None:

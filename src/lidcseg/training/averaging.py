@@ -1,0 +1,48 @@
+"""An exponential moving average of a model's weights, the model that is validated and kept.
+
+The demo's recipe measured that way (issue 15): on 96 x 96 crops of ~100 slices, the
+validation DSC of the raw weights jumped between epochs (0.37, 0.06, 0.17, 0.58 for one
+``rbcbam`` run), so which epoch was kept, and the test DSC, was mostly chance. Averaging
+the weights of the last few hundred steps (Polyak & Juditsky, SIAM J. Control Optim. 1992;
+the EMA of TensorFlow's ``ExponentialMovingAverage`` and timm's ``ModelEmaV2``) removes
+that step-to-step noise. Batch-norm statistics are averaged the same way, so the average is
+a model in its own right. The decay starts low, ``min(decay, (1 + n) / (10 + n))`` after n
+updates (TensorFlow's ``num_updates``), so the first steps' random weights fade quickly.
+``decay = 0`` turns it off: the average is then the trained model itself.
+"""
+
+from __future__ import annotations
+
+import copy
+
+import torch
+
+from lidcseg.training.checkpoints import cpu_state
+
+
+class WeightAverage:
+    """``model`` (an average of the trained model's weights) and ``update`` after each step."""
+
+    def __init__(self, model: torch.nn.Module, decay: float):
+        self.decay, self.updates = decay, 0
+        self.model = copy.deepcopy(model).requires_grad_(False) if decay else model
+
+    @torch.no_grad()
+    def update(self, trained: torch.nn.Module) -> None:
+        if not self.decay:
+            return
+        decay = min(self.decay, (1 + self.updates) / (10 + self.updates))
+        for average, current in zip(self.model.state_dict().values(), trained.state_dict().values()):
+            if average.is_floating_point():
+                average.lerp_(current, 1 - decay)
+            else:  # batch norm's step counter
+                average.copy_(current)
+        self.updates += 1
+
+    def state_dict(self) -> dict:
+        return {"updates": self.updates, "model": cpu_state(self.model)} if self.decay else {}
+
+    def load_state_dict(self, state: dict) -> None:
+        if self.decay:
+            self.model.load_state_dict(state["model"])
+            self.updates = state["updates"]
