@@ -118,6 +118,7 @@ def test_every_row_is_compared_with_cbam_and_the_plain_unet_on_the_same_patients
     assert rows["SE"]["vs_cbam"] == ""  # not run
     md = (tmp_path / "out/table1.md").read_text()
     assert "Diff vs CBAM [95% CI]" in md and "+0.2000 [+0.2000, +0.2000] *" in md and "paired patient-bootstrap" in md
+    assert "Test set: 4 patients, too few for the intervals to mean much." in md
     table2 = {r["module"]: r for r in read_csv(tmp_path / "out/table2.csv")}
     assert table2["All off, read as U-Net without attention (ours)"]["variant"] == "unet"
     assert float(table2["All off, read as U-Net without attention (ours)"]["diff_dsc"]) == pytest.approx(0.6 - 0.3728)

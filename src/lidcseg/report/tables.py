@@ -227,11 +227,13 @@ def write_tables(metric_files: list[Path], out_dir: Path, readers_json: Path | N
     readers = readers_row(readers_json) if readers_json else None
     external = summarize_runs(list(external_files)) if external_files else []
     counts = counts_by_variant([*metric_files, *external_files])
+    patients = max((len(c.patients) for c in counts.values()), default=0)
+    sample = f" Test set: {patients} patients" + (", too few for the intervals to mean much." if patients < 20 else ".")
     tables = {"table1": (table1(ours, readers, external), METRICS, "Table 1: pretrained U-Net with each attention "
                          "module, test set, pooled over slices; paper's values and differences (ours - paper). "
-                         + PAIRED_NOTE),
+                         + PAIRED_NOTE + sample),
               "table2": (table2(ours), ("dsc",), "Table 2: ablation of ASPP, reverse and boundary attention "
-                         "on CBAM, pooled test DSC, in the paper's row order. " + PAIRED_NOTE + " " + ALL_OFF_NOTE)}
+                         "on CBAM, pooled test DSC, in the paper's row order. " + PAIRED_NOTE + sample + " " + ALL_OFF_NOTE)}
     out_dir.mkdir(parents=True, exist_ok=True)
     for name, (rows, metrics, caption) in tables.items():
         add_comparisons(rows, ours, counts, resamples, level)
