@@ -112,11 +112,11 @@ def test_nan_loss_stops_without_a_model(packed, tmp_path, monkeypatch):
     def poisoned(logits, target):
         calls["n"] += 1
         loss = real(logits, target)
-        return loss * float("nan") if calls["n"] == 5 else loss  # 3 train batches + 1 validation, then this
+        return loss * float("nan") if calls["n"] == 4 else loss  # epoch 1's 3 batches, then this
 
-    monkeypatch.setattr(train, "dice_bce_loss", poisoned)
+    monkeypatch.setattr(train, "dice_bce_loss", poisoned)  # the training step's loss without side maps
     with pytest.raises(TrainingDiverged, match=r"loss is nan at epoch 2, batch 1.*no model written"):
-        run_training(make_job(packed, tmp_path))
+        run_training(make_job(packed, tmp_path, deep_supervision=[0, 0, 0, 0, 0]))
     assert not (tmp_path / "model.pt").exists()
     assert load_weights_only(tmp_path / "checkpoint.pt")["state"]["epoch"] == 1  # the last good state kept
 

@@ -27,15 +27,6 @@ def confusion(prediction: np.ndarray, truth: np.ndarray) -> np.ndarray:
     return np.stack([tp, fp, fn], axis=1).astype(np.int64)
 
 
-def device_confusion(prediction, truth):
-    """``confusion`` of two boolean torch tensors where they are (the training device), as an
-    (n, 3) int64 tensor: validation counts there and reads back once."""
-    import torch
-
-    prediction, truth = prediction.flatten(1), truth.flatten(1)
-    return torch.stack([(prediction & truth).sum(1), (prediction & ~truth).sum(1), (~prediction & truth).sum(1)], 1)
-
-
 def scores(counts: np.ndarray) -> dict[str, np.ndarray]:
     """DSC, precision and recall of (..., 3) counts (NaN where undefined)."""
     tp, fp, fn = (np.asarray(counts, float)[..., i] for i in range(3))

@@ -24,7 +24,6 @@ import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
-import numpy as np
 import torch
 from torch.utils.data import DataLoader
 from tqdm import tqdm
@@ -38,10 +37,9 @@ from lidcseg.training.averaging import WeightAverage
 from lidcseg.io import write_json, write_rows
 from lidcseg.errors import ConfigError, LidcsegError
 from lidcseg.training.losses import deep_supervision_loss, dice_bce_loss
-from lidcseg.evaluation.metrics import device_confusion, pooled
+from lidcseg.training.validation import validate
 from lidcseg.models.registry import Variant, variants_from_config
 from lidcseg.models.unet import build_model
-from lidcseg.inference.predict import predict_logits
 from lidcseg.training.runtime import autocast, memory_format, pick_device, seed_everything
 from lidcseg.training.schedule import learning_rate_at, make_optimizer
 
@@ -257,20 +255,6 @@ class _Loop:
                      "optimizer": self.optimizer.state_dict(), "scaler": self.scaler.state_dict(),
                      "average": self.step.average.state_dict()},
                     self.job.checkpoint)
-
-
-@torch.no_grad()
-def validate(model, split: PackedSplit, t: TrainConfig, device) -> dict:
-    """Pooled DSC, precision, recall and the mean loss on ``split`` (the packed grid), counted
-    on the device and read back once."""
-    if len(split) == 0:
-        return {"loss": float("nan"), "dsc": float("nan"), "precision": float("nan"), "recall": float("nan")}
-    counts, loss_sum = [], torch.zeros((), device=device)
-    for which, logits in predict_logits(model, split, t.image_scale, t.batch_size, device, t.amp, t.channels_last):
-        truth = torch.from_numpy(np.asarray(split.masks[which]) > 0).to(device, non_blocking=True)
-        loss_sum += dice_bce_loss(logits, truth.float()) * len(logits)
-        counts.append(device_confusion(logits >= 0, truth))
-    return {"loss": loss_sum.item() / len(split), **pooled(torch.cat(counts).cpu().numpy())}
 
 
 def _check_finite(model, job: TrainingJob, epoch: int) -> None:
