@@ -23,7 +23,7 @@ from pathlib import Path
 import numpy as np
 
 from lidcseg.evaluation.metrics import scores
-from lidcseg.evaluation.summary import MetricsFileError
+from lidcseg.evaluation.summary import MetricsFileError, beside, read_metrics
 from lidcseg.io import read_rows
 
 
@@ -50,14 +50,7 @@ class PatientCounts:
     @classmethod
     def read(cls, metric_files: list[Path]) -> "PatientCounts":
         """From the ``.images.csv`` beside each of a variant's metrics files (one per seed)."""
-        runs = []
-        for path in metric_files:
-            images = Path(path).with_name(Path(path).name.removesuffix(".json") + ".images.csv")
-            try:
-                runs.append(read_rows(images))
-            except OSError as error:
-                raise MetricsFileError(f"{images}: missing or unreadable (written by lidcseg evaluate beside "
-                                       f"{Path(path).name}): {error}") from error
+        runs = [read_rows(beside(path, ".images.csv")) for path in metric_files]
         try:
             return cls.from_image_rows(runs)
         except (KeyError, ValueError) as error:
@@ -88,8 +81,6 @@ def paired_difference(a: PatientCounts, b: PatientCounts, resamples: int = 1000,
 
 def counts_by_variant(metric_files: list[Path]) -> dict[str, PatientCounts]:
     """Every variant's per-patient counts over its seeds, from its metrics files."""
-    from lidcseg.evaluation.summary import read_metrics
-
     files: dict[str, list[tuple[int, Path]]] = {}
     for path in metric_files:
         result = read_metrics(path)

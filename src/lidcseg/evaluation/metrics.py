@@ -47,8 +47,9 @@ def per_image_mean(counts: np.ndarray) -> dict[str, float]:
     Precision is undefined on a slice with no prediction, so its mean leaves out exactly the
     slices a model missed and reads high; ``precision_empty_as_0`` counts them as 0 (every
     test slice holds a nodule, so predicting nothing there is an error)."""
-    means = {k: float(np.nanmean(v)) if np.isfinite(v).any() else float("nan") for k, v in scores(counts).items()}
-    precision = scores(counts)["precision"]
+    per_image = scores(counts)
+    means = {k: float(np.nanmean(v)) if np.isfinite(v).any() else float("nan") for k, v in per_image.items()}
+    precision = per_image["precision"]
     means["precision_empty_as_0"] = float(np.mean(np.nan_to_num(precision, nan=0.0))) if len(precision) else float("nan")
     return means
 

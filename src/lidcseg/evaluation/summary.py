@@ -43,16 +43,25 @@ def summarize_runs(metric_files: list[Path]) -> list[dict]:
         row["dsc_per_image"] = float(np.mean([r["per_image_mean"]["dsc"] for r in results]))
         # per-image precision both ways (metrics.per_image_mean), and how many slices differ
         row["precision_per_image"] = float(np.mean([r["per_image_mean"]["precision"] for r in results]))
-        row["precision_per_image_empty_as_0"] = _mean_of(results, "precision_empty_as_0")
-        row["slices_without_prediction"] = _mean_of(results, "slices_without_prediction", top=True)
+        row["precision_per_image_empty_as_0"] = _mean_or_blank(
+            [r["per_image_mean"].get("precision_empty_as_0") for r in results])
+        row["slices_without_prediction"] = _mean_or_blank([r.get("slices_without_prediction") for r in results])
         rows.append(row)
     return rows
 
 
-def _mean_of(results: list[dict], key: str, top: bool = False):
+def _mean_or_blank(values: list) -> float | str:
     """Mean over seeds of a figure that metrics files older than it lack ("" then)."""
-    values = [r.get(key) if top else r["per_image_mean"].get(key) for r in results]
     return "" if any(v is None for v in values) else float(np.mean(values))
+
+
+def beside(metrics_json: Path, suffix: str) -> Path:
+    """The file `lidcseg evaluate` wrote beside ``metrics_json`` (``seed1.json`` ->
+    ``seed1<suffix>``); a missing one raises, named."""
+    path = Path(metrics_json).with_name(Path(metrics_json).name.removesuffix(".json") + suffix)
+    if not path.exists():
+        raise MetricsFileError(f"{path}: missing (written by lidcseg evaluate beside {Path(metrics_json).name})")
+    return path
 
 
 def read_metrics(path: Path) -> dict:

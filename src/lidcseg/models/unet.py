@@ -75,7 +75,7 @@ class SkipModule(nn.Module):
             # The map is a prediction, trained by its own supervision only: a gradient through
             # the gate would bend it toward whatever opens the gate (measured: boundary
             # attention then pulled its maps off the nodule and cbam_b never learned, issue 15).
-            side = F.interpolate(side_logits.detach(), size=skip.shape[-2:], mode="bilinear", align_corners=False)
+            side = _upsample(side_logits.detach(), skip)
             skip = self.focus(skip, torch.sigmoid(side))
         return skip
 
@@ -147,18 +147,18 @@ class UNet(nn.Module):
         sides = [side]
         for skip_module, block, side_head, skip in zip(self.skips, self.blocks, self.side_heads, features[-2::-1]):
             attended = skip_module(skip, y, side)
-            y = F.interpolate(y, size=skip.shape[-2:], mode="bilinear", align_corners=False)
+            y = _upsample(y, skip)
             y = block(torch.cat([y, attended], dim=1))
             side = side_head(y) + (_upsample(side, y).detach() if self.residual else 0)
             sides.append(side)
-        y = self.final(F.interpolate(y, size=x.shape[-2:], mode="bilinear", align_corners=False))
+        y = self.final(_upsample(y, x))
         logits = self.head(y) + (_upsample(side, y).detach() if self.residual else 0)
         return (logits, sides) if return_side else logits
 
 
-def _upsample(side: torch.Tensor, like: torch.Tensor) -> torch.Tensor:
-    """A side map at the size of the feature ``like``."""
-    return F.interpolate(side, size=like.shape[-2:], mode="bilinear", align_corners=False)
+def _upsample(x: torch.Tensor, like: torch.Tensor) -> torch.Tensor:
+    """``x`` (a feature or a side map) bilinearly at the height and width of ``like``."""
+    return F.interpolate(x, size=like.shape[-2:], mode="bilinear", align_corners=False)
 
 
 def build_model(variant: Variant, models_config: dict, encoder_weights="config") -> UNet:

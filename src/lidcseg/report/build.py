@@ -14,7 +14,7 @@ import numpy as np
 from lidcseg.data.dataset.packed import PackedSplit
 from lidcseg.io import read_rows, staged_folder, write_rows, write_text
 from lidcseg.evaluation.evaluate import size_labels
-from lidcseg.evaluation.summary import MetricsFileError, read_metrics
+from lidcseg.evaluation.summary import beside, read_metrics
 from lidcseg.report import figures, tables
 from lidcseg.report.paper import TABLE1, Slots
 
@@ -41,7 +41,7 @@ def _build(metric_files, logs, packed_dir, out_dir: Path, readers_json, threshol
     written = figures.size_plot(by_size, out_dir / "dsc_by_size")
     written += figures.curves({_run_name(p): p for p in logs}, out_dir / "training_curves")
     test = PackedSplit(packed_dir, "test")
-    nodules = read_rows(_beside(next(iter(first.values()))[0], ".nodules.csv"))
+    nodules = read_rows(beside(next(iter(first.values()))[0], ".nodules.csv"))
     picks = figures.pick_slices(test, nodules, size_bins_mm)
     write_rows(picks, out_dir / "figure3_slices.csv", ["size", "patient_id", "nodule", "diameter_mm", "slice", "index"])
     pixel_mm = float(test.meta["spacing_mm"][0])
@@ -59,20 +59,13 @@ def _first_seed(metric_files: list[Path]) -> dict[str, tuple[Path, dict]]:
     return chosen
 
 
-def _beside(metrics_json: Path, suffix: str) -> Path:
-    path = metrics_json.with_name(metrics_json.name.removesuffix(".json") + suffix)
-    if not path.exists():
-        raise MetricsFileError(f"{path}: missing (written by lidcseg evaluate beside {metrics_json.name})")
-    return path
-
-
 def _table1_predictions(first: dict[str, tuple[Path, dict]]) -> dict[str, np.ndarray]:
     """Table 1's modules that were run, in the table's order: label -> uint8 probabilities."""
     by_slots = {Slots.of(data["slots"]): path for path, data in first.values()}
     predictions = {}
     for row in TABLE1:
         if row.slots in by_slots and not row.ours_only:
-            with np.load(_beside(by_slots[row.slots], ".predictions.npz")) as saved:
+            with np.load(beside(by_slots[row.slots], ".predictions.npz")) as saved:
                 predictions[row.label] = saved["probability"]
     return predictions
 

@@ -26,13 +26,17 @@ class WeightAverage:
     def __init__(self, model: torch.nn.Module, decay: float):
         self.decay, self.updates = decay, 0
         self.model = copy.deepcopy(model).requires_grad_(False) if decay else model
+        # The tensors of both, paired once: a state dict shares their storage, and loading a
+        # checkpoint copies into them, so the pairs stay valid for the whole job.
+        self.pairs = list(zip(self.model.state_dict().values(), model.state_dict().values())) if decay else []
 
     @torch.no_grad()
-    def update(self, trained: torch.nn.Module) -> None:
+    def update(self) -> None:
+        """One step of the average toward the trained model's current weights."""
         if not self.decay:
             return
         decay = min(self.decay, (1 + self.updates) / (10 + self.updates))
-        for average, current in zip(self.model.state_dict().values(), trained.state_dict().values()):
+        for average, current in self.pairs:
             if average.is_floating_point():
                 average.lerp_(current, 1 - decay)
             else:  # batch norm's step counter

@@ -161,7 +161,7 @@ class TrainingStep:
             torch.nn.utils.clip_grad_norm_(self.model.parameters(), t.gradient_clip)
         self.scaler.step(self.optimizer)
         self.scaler.update()
-        self.average.update(self.model)
+        self.average.update()
         return loss.detach()
 
 
