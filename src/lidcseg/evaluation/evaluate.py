@@ -24,7 +24,7 @@ from scipy import ndimage
 from lidcseg.config import EvaluateConfig, TrainConfig
 from lidcseg.data.dataset.packed import PackedSplit
 from lidcseg.evaluation.metrics import bootstrap_pooled, confusion, per_image_mean, pooled, scores
-from lidcseg.evaluation.summary import MetricsFileError
+from lidcseg.evaluation.summary import MetricsFileError, beside_path
 from lidcseg.inference.predict import load_model, predict_logits
 from lidcseg.io import output_group, read_rows, save_npz, write_json, write_rows
 from lidcseg.training.runtime import memory_format, pick_device, seed_everything
@@ -176,15 +176,14 @@ def _by_size(nodules: list[dict], settings: EvaluateConfig, boot: dict) -> list[
 
 def _write(out_json: Path, result: dict, test: PackedSplit, counts: np.ndarray, nodules: list[dict],
            probability: np.ndarray) -> None:
-    stem = out_json.with_suffix("")
     per_image = scores(counts)
     images = [{**{k: row[k] for k in ("patient_id", "slice", "nodules", "diameter_mm")},
                "tp": int(c[0]), "fp": int(c[1]), "fn": int(c[2]), **{k: float(v[i]) for k, v in per_image.items()}}
               for i, (row, c) in enumerate(zip(test.rows, counts))]
     with output_group():  # the four files together or none
-        write_rows(images, stem.with_name(stem.name + ".images.csv"), IMAGE_FIELDS)
-        write_rows(nodules, stem.with_name(stem.name + ".nodules.csv"), NODULE_FIELDS)
-        save_npz(stem.with_name(stem.name + ".predictions.npz"), compressed=True, probability=probability,
+        write_rows(images, beside_path(out_json, ".images.csv"), IMAGE_FIELDS)
+        write_rows(nodules, beside_path(out_json, ".nodules.csv"), NODULE_FIELDS)
+        save_npz(beside_path(out_json, ".predictions.npz"), compressed=True, probability=probability,
                  patient_id=np.array([r["patient_id"] for r in test.rows]),
                  slice=np.array([int(r["slice"]) for r in test.rows]))
         write_json(result, out_json)

@@ -55,10 +55,15 @@ def _mean_or_blank(values: list) -> float | str:
     return "" if any(v is None for v in values) else float(np.mean(values))
 
 
+def beside_path(metrics_json: Path, suffix: str) -> Path:
+    """Where `lidcseg evaluate` puts a file beside ``metrics_json`` (``seed1.json`` ->
+    ``seed1<suffix>``): the one naming rule its writer and its readers share."""
+    return Path(metrics_json).with_name(Path(metrics_json).name.removesuffix(".json") + suffix)
+
+
 def beside(metrics_json: Path, suffix: str) -> Path:
-    """The file `lidcseg evaluate` wrote beside ``metrics_json`` (``seed1.json`` ->
-    ``seed1<suffix>``); a missing one raises, named."""
-    path = Path(metrics_json).with_name(Path(metrics_json).name.removesuffix(".json") + suffix)
+    """The file `lidcseg evaluate` wrote beside ``metrics_json``; a missing one raises, named."""
+    path = beside_path(metrics_json, suffix)
     if not path.exists():
         raise MetricsFileError(f"{path}: missing (written by lidcseg evaluate beside {Path(metrics_json).name})")
     return path

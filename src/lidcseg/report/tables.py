@@ -37,6 +37,8 @@ ALL_OFF_NOTE = ("The paper's all-off row (0.3728) is far below its own CBAM in T
                 "base) and the plain U-Net without attention.")
 PAIRED_NOTE = ("Diff: pooled DSC minus the reference's, seeds averaged, with the 95 % paired patient-bootstrap "
                "interval (the same patient draws for both); * marks an interval that excludes 0.")
+# Below this many test patients the captions say the paired intervals mean little (the demo has 2).
+FEW_TEST_PATIENTS = 20
 
 
 def variant_rows(metric_files: list[Path]) -> dict[Slots, dict]:
@@ -228,7 +230,8 @@ def write_tables(metric_files: list[Path], out_dir: Path, readers_json: Path | N
     external = summarize_runs(list(external_files)) if external_files else []
     counts = counts_by_variant([*metric_files, *external_files])
     patients = max((len(c.patients) for c in counts.values()), default=0)
-    sample = f" Test set: {patients} patients" + (", too few for the intervals to mean much." if patients < 20 else ".")
+    sample = f" Test set: {patients} patients" + (", too few for the intervals to mean much."
+                                                   if patients < FEW_TEST_PATIENTS else ".")
     tables = {"table1": (table1(ours, readers, external), METRICS, "Table 1: pretrained U-Net with each attention "
                          "module, test set, pooled over slices; paper's values and differences (ours - paper). "
                          + PAIRED_NOTE + sample),
