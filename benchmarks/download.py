@@ -28,7 +28,7 @@ import numpy as np
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from lidcseg.data.sources.selection import Selection, download_lidc  # noqa: E402
+from lidcseg.data.sources.download import Selection, download_lidc  # noqa: E402
 from lidcseg.data.sources.remote import RetryPolicy  # noqa: E402
 from lidcseg.data.sources.route import Route  # noqa: E402
 from lidcseg import config  # noqa: E402

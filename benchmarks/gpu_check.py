@@ -167,7 +167,7 @@ def demo_train(packed: Path, cuda: bool, work: Path) -> dict:
 
 
 def _weight_difference(a: Path, b: Path) -> float:
-    from lidcseg.training.checkpoints import load_weights_only
+    from lidcseg.core.model_file import load_weights_only
 
     wa, wb = (load_weights_only(p / "model.pt")["state_dict"] for p in (a, b))
     return max(float((wa[k].double() - wb[k].double()).abs().max()) for k in wa if wa[k].is_floating_point())

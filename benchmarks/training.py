@@ -33,7 +33,7 @@ from lidcseg.data.dataset.packed import PackedSplit  # noqa: E402
 from lidcseg.models.registry import variants_from_config  # noqa: E402
 from lidcseg.models.unet import build_model  # noqa: E402
 from lidcseg.training.augment import EpochSampler, TrainingSamples, augment_batch, seed_worker  # noqa: E402
-from lidcseg.training.runtime import memory_format, pick_device, seed_everything  # noqa: E402
+from lidcseg.core.runtime import memory_format, pick_device, seed_everything  # noqa: E402
 from lidcseg.training.schedule import make_optimizer  # noqa: E402
 from lidcseg.training.train import TrainingStep  # noqa: E402
 

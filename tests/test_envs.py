@@ -199,9 +199,12 @@ def test_every_rule_env_has_the_packages_its_command_imports():
 
 
 def test_import_scan_sees_the_heavy_imports():
-    """Guards the scan above: training reaches torch and monai, conversion does not."""
+    """Guards the scan above: training reaches torch and monai, conversion does not, and the
+    report and the summary run without torch (they read files, they run no network)."""
     assert {"torch", "monai", "numpy"} <= third_party_imports("train")
     assert "torch" not in third_party_imports("convert") and "pydicom" in third_party_imports("convert")
+    for command in ("report", "summarize"):
+        assert "torch" not in third_party_imports(command) and "numpy" in third_party_imports(command)
 
 
 def third_party_imports(command: str) -> frozenset[str]:

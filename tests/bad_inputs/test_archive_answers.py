@@ -8,7 +8,7 @@ from dataclasses import replace
 import pytest
 
 from lidcseg.data.sources.remote import DownloadError, RetryPolicy
-from lidcseg.data.sources.selection import Selection, download_lidc
+from lidcseg.data.sources.download import Selection, download_lidc
 from lidcseg.data.sources.tcia import TciaSource
 from tests.support.archive_servers import Archive, nbia_server, tiny_series
 from tests.support.defaults import DEFAULTS, DIRECT

@@ -69,7 +69,7 @@ def test_cuda_asked_for_without_a_gpu_names_the_key():
     torch = pytest.importorskip("torch")
     if torch.cuda.is_available():
         pytest.skip("a CUDA device is present")
-    from lidcseg.training.runtime import pick_device
+    from lidcseg.core.runtime import pick_device
 
     with pytest.raises(ConfigError, match="config key 'train.device': cuda, but torch sees no CUDA device"):
         pick_device("cuda")

@@ -7,7 +7,7 @@ import pydicom
 import pytest
 
 from lidcseg.cli import main
-from lidcseg.data.dicom.qc import inspect_series
+from lidcseg.data.dataset.gate import inspect_series
 from lidcseg.io import read_json
 from tests.support.defaults import DEFAULTS, settings_json
 from tests.support.series import make_series
@@ -79,7 +79,7 @@ def test_a_scan_in_another_patients_folder_is_rejected(lidc_samples, tmp_path):
 
 
 def test_an_unexpected_failure_is_a_rejected_record_not_a_crash(tmp_path, monkeypatch):
-    import lidcseg.data.dicom.qc as qc
+    import lidcseg.data.dataset.gate as qc
 
     def broken(*args):
         raise IndexError("list index out of range")

@@ -8,7 +8,7 @@ import json
 import numpy as np
 import pytest
 
-from lidcseg.training.checkpoints import CheckpointError
+from lidcseg.core.model_file import CheckpointError
 from lidcseg.config import EvaluateConfig
 from lidcseg.io import read_rows
 from lidcseg.evaluation.evaluate import evaluate_model, nodule_counts, size_label, size_labels

@@ -11,8 +11,8 @@ from torch.utils.data import DataLoader, default_collate
 
 from lidcseg.config import AugmentConfig
 from lidcseg.data.dataset.packed import PackedSplit
-from lidcseg.training.augment import (EpochSampler, TrainingSamples, augment_batch, scale_image, scale_mask,
-                                     scaled_size)
+from lidcseg.core.scaling import scale_image, scale_mask, scaled_size
+from lidcseg.training.augment import EpochSampler, TrainingSamples, augment_batch
 from tests.support.packed import write_packed
 
 NO_AUGMENT = AugmentConfig(flip=False, rotate_deg=0, scale=(1.0, 1.0), intensity=0)

@@ -10,7 +10,7 @@ import torch.nn.functional as F
 
 from lidcseg.config import TrainConfig
 from lidcseg.data.dataset.packed import PackedSplit
-from lidcseg.inference.predict import load_model
+from lidcseg.models.loading import load_model
 from lidcseg.models.registry import Variant
 from lidcseg.training.train import TrainingJob, run_training
 from tests.support.packed import tiny_settings, write_packed

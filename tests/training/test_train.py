@@ -15,7 +15,7 @@ import torch
 import yaml
 
 from lidcseg import config as lidcseg_config
-from lidcseg.training.checkpoints import load_weights_only
+from lidcseg.core.model_file import load_weights_only
 from lidcseg.config import TrainConfig
 from lidcseg.training.schedule import learning_rate_at
 from lidcseg.training.train import TrainingDiverged, run_training
@@ -155,7 +155,7 @@ def test_checkpoint_of_other_settings_is_not_resumed(packed, tmp_path, caplog):
 
 
 def test_checkpoint_with_code_inside_is_refused(tmp_path):
-    from lidcseg.training.checkpoints import CheckpointError
+    from lidcseg.core.model_file import CheckpointError
 
     import argparse  # any class: unpickling it could run code, so weights_only refuses it
 

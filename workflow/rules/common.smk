@@ -5,7 +5,7 @@ import json
 import os
 
 from lidcseg import config as lidcseg_config
-from lidcseg.data.dicom.qc import accepted_patients
+from lidcseg.data.dataset.gate import accepted_patients
 from lidcseg.data.lidc.database import patient_ids, patients_in_database
 from lidcseg.models.registry import variants_from_config
 

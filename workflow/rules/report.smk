@@ -65,7 +65,7 @@ rule report:
         mem_mb=4000,
         runtime=30,
     conda:
-        "../../envs/torch.yaml"
+        "../../envs/data.yaml"
     shell:
         "lidcseg report {params.out_dir:q} --metrics {input.metrics:q} --logs {input.logs:q}"
         " --packed-dir {params.packed_dir:q} --readers {input.readers:q} --settings {params.settings:q}"

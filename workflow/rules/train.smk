@@ -71,6 +71,6 @@ rule summarize:
         mem_mb=1000,
         runtime=10,
     conda:
-        "../../envs/torch.yaml"
+        "../../envs/data.yaml"
     shell:
         "lidcseg summarize {output.table:q} {input:q} > {log:q} 2>&1"

@@ -29,10 +29,10 @@ def add_commands(stages) -> None:
 
 
 def run_predict(args) -> None:
-    from lidcseg.inference.segment import segment_to_files
+    from lidcseg.inference.predict import predict_to_files
 
     checks, resample, train, evaluate = sections(args)
     threshold = evaluate.threshold if args.threshold is None else args.threshold
-    result = segment_to_files(args.input, args.out_dir, args.model, checks, resample, train, threshold,
+    result = predict_to_files(args.input, args.out_dir, args.model, checks, resample, train, threshold,
                               args.min_size_mm3, tuple(args.z_range) if args.z_range else None)
     log.info("predict %s: %d nodule(s) -> %s", result["patient_id"], len(result["nodules"]), args.out_dir)

@@ -34,7 +34,7 @@ def add_commands(stages) -> None:
 
 
 def run_inspect(args) -> None:
-    from lidcseg.data.dicom.qc import inspect_series
+    from lidcseg.data.dataset.gate import inspect_series
 
     (checks,) = sections(args)
     record = inspect_series(args.series_dir, args.out_json, checks, args.patient)
@@ -42,7 +42,7 @@ def run_inspect(args) -> None:
 
 
 def run_screen(args) -> None:
-    from lidcseg.data.dicom.qc import write_scan_table
+    from lidcseg.data.dataset.gate import write_scan_table
 
     write_scan_table(args.records, args.out)
 

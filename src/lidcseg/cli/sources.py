@@ -45,7 +45,7 @@ def _add_download(stages) -> None:
 
 
 def run_download(args) -> None:
-    from lidcseg.data.sources.selection import Selection, download_lidc, make_source
+    from lidcseg.data.sources.download import Selection, download_lidc, make_source
 
     (settings,) = sections(args)
     selection = Selection(tuple(args.patients or ()), args.all, args.count, args.manifest)

@@ -22,7 +22,7 @@ from pathlib import Path
 
 import numpy as np
 
-from lidcseg.evaluation.metrics import scores
+from lidcseg.core.metrics import scores
 from lidcseg.evaluation.summary import MetricsFileError, beside, read_metrics
 from lidcseg.io import read_rows
 

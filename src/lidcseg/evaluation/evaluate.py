@@ -23,26 +23,18 @@ from scipy import ndimage
 
 from lidcseg.config import EvaluateConfig, TrainConfig
 from lidcseg.data.dataset.packed import PackedSplit
-from lidcseg.evaluation.metrics import bootstrap_pooled, confusion, per_image_mean, pooled, scores
+from lidcseg.core.metrics import bootstrap_pooled, confusion, per_image_mean, pooled, scores
 from lidcseg.evaluation.summary import MetricsFileError, beside_path
-from lidcseg.inference.predict import load_model, predict_logits
+from lidcseg.core.logits import predict_logits
+from lidcseg.core.sizes import size_label, size_labels
+from lidcseg.models.loading import load_model
 from lidcseg.io import output_group, read_rows, save_npz, write_json, write_rows
-from lidcseg.training.runtime import memory_format, pick_device, seed_everything
+from lidcseg.core.runtime import memory_format, pick_device, seed_everything
 
 IMAGE_FIELDS = ("patient_id", "slice", "nodules", "diameter_mm", "tp", "fp", "fn", "dsc", "precision", "recall")
 NODULE_FIELDS = ("patient_id", "nodule", "diameter_mm", "size", "slices", "tp", "fp", "fn", "dsc", "precision",
                  "recall", "detected")
 EIGHT_CONNECTED = np.ones((3, 3), bool)
-
-
-def size_labels(edges: tuple[float, ...]) -> list[str]:
-    """``(6, 10, 20)`` -> ``['<6', '6-10', '10-20', '>=20']``."""
-    fmt = lambda v: f"{v:g}"  # noqa: E731
-    return [f"<{fmt(edges[0])}"] + [f"{fmt(a)}-{fmt(b)}" for a, b in zip(edges, edges[1:])] + [f">={fmt(edges[-1])}"]
-
-
-def size_label(diameter: float, edges: tuple[float, ...]) -> str:
-    return size_labels(edges)[int(np.searchsorted(edges, diameter, side="right"))]
 
 
 def nodule_counts(prediction: np.ndarray, ids: np.ndarray) -> dict[int, np.ndarray]:

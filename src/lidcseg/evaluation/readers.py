@@ -2,7 +2,7 @@
 models (beyond the paper: SPEC.md reports no inter-reader figure).
 
 Leave one reader out, pooled like the models (SPEC.md, Evaluation, eqs. 17-19, via
-lidcseg.evaluation.metrics): on the test slices the models are scored on, each reader's own mask of a
+lidcseg.core.metrics): on the test slices the models are scored on, each reader's own mask of a
 nodule is the prediction and the consensus of that nodule's *other* readers (agreement >=
 ``consensus``; with one other reader, his mask) the truth. Nodules: >= ``min_diameter_mm``
 (mean of all its readers' diameters, as ``annotate``) with >= 2 readers (one reader has no
@@ -28,7 +28,7 @@ from lidcseg.data.lidc.annotations import paint_box, reader_agreement
 from lidcseg.data.resample import GridTransform, resample_mask
 from lidcseg.io import Volume, read_json, read_rows, slice_positions_beside, write_json, write_rows
 from lidcseg.errors import LidcsegError
-from lidcseg.evaluation.metrics import bootstrap_pooled, per_image_mean, pooled
+from lidcseg.core.metrics import bootstrap_pooled, per_image_mean, pooled
 
 FIELDS = ("patient_id", "slice", "nodule", "reader", "n_readers", "tp", "fp", "fn")
 DEFINITION = ("Leave one reader out: each radiologist's mask of a nodule (>= 2 readers, >= the minimum "

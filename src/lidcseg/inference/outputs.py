@@ -6,7 +6,7 @@
 - ``<patient>.overview.png``: the axial slice through the largest nodule (or the middle
   slice), lung window, outlines of what was found;
 - ``<patient>.seg.dcm``, when the input was a DICOM series: a DICOM Segmentation object
-  referencing it (``inference/seg.py``).
+  referencing it (``inference/dicom_seg.py``).
 
 All of them appear together or none (``io.output_group``).
 """
@@ -79,7 +79,7 @@ def write_outputs(out_dir: Path, patient: str, scan: Volume, probability: np.nda
         write_rows(rows, paths["nodules.csv"], NODULE_FIELDS)
         _overview(scan, labels, window, paths["overview.png"], patient)
         if seg_from:
-            from lidcseg.inference.seg import write_seg
+            from lidcseg.inference.dicom_seg import write_seg
 
             paths["seg.dcm"] = Path(out_dir) / f"{patient}.seg.dcm"
             write_seg(seg_from[0], labels, paths["seg.dcm"], seg_from[1])

@@ -13,7 +13,7 @@ import numpy as np
 
 from lidcseg.data.dataset.packed import PackedSplit
 from lidcseg.io import read_rows, staged_folder, write_rows, write_text
-from lidcseg.evaluation.evaluate import size_labels
+from lidcseg.core.sizes import size_labels
 from lidcseg.evaluation.summary import beside, read_metrics
 from lidcseg.report import figures, tables
 from lidcseg.report.paper import TABLE1, Slots

@@ -23,7 +23,7 @@ from matplotlib.colors import ListedColormap  # noqa: E402
 
 from lidcseg.data.dataset.packed import PackedSplit  # noqa: E402
 from lidcseg.io import read_rows  # noqa: E402
-from lidcseg.evaluation.evaluate import size_label, size_labels  # noqa: E402
+from lidcseg.core.sizes import size_label, size_labels  # noqa: E402
 
 TRUTH_COLOUR, PREDICTION_COLOUR = "#0072B2", "#E69F00"  # Okabe-Ito blue, orange
 CROP_MM = 64.0

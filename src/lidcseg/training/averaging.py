@@ -17,7 +17,7 @@ import copy
 
 import torch
 
-from lidcseg.training.checkpoints import cpu_state
+from lidcseg.core.model_file import cpu_state
 
 
 class WeightAverage:

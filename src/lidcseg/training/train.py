@@ -28,8 +28,8 @@ import torch
 from torch.utils.data import DataLoader
 from tqdm import tqdm
 
-from lidcseg.training.checkpoints import (PreemptionGuard, cpu_state, fingerprint, fresh_progress, resume_or_start,
-                                          save_atomic)
+from lidcseg.core.model_file import cpu_state, save_atomic
+from lidcseg.training.checkpoints import PreemptionGuard, fingerprint, fresh_progress, resume_or_start
 from lidcseg.config import ModelsConfig, TrainConfig
 from lidcseg.data.dataset.packed import PackedSplit, input_grid
 from lidcseg.training.augment import EpochSampler, TrainingSamples, augment_batch, seed_worker
@@ -40,7 +40,7 @@ from lidcseg.training.losses import deep_supervision_loss, dice_bce_loss
 from lidcseg.training.validation import validate
 from lidcseg.models.registry import Variant, variants_from_config
 from lidcseg.models.unet import build_model
-from lidcseg.training.runtime import autocast, memory_format, pick_device, seed_everything
+from lidcseg.core.runtime import autocast, memory_format, pick_device, seed_everything
 from lidcseg.training.schedule import learning_rate_at, make_optimizer
 
 log = logging.getLogger(__name__)

@@ -8,8 +8,8 @@ import torch
 
 from lidcseg.config import TrainConfig
 from lidcseg.data.dataset.packed import PackedSplit
-from lidcseg.evaluation.metrics import pooled
-from lidcseg.inference.predict import predict_logits
+from lidcseg.core.metrics import pooled
+from lidcseg.core.logits import predict_logits
 from lidcseg.training.losses import dice_bce_loss
 
 
@@ -28,6 +28,6 @@ def validate(model, split: PackedSplit, t: TrainConfig, device) -> dict:
 
 
 def _confusion(prediction: torch.Tensor, truth: torch.Tensor) -> torch.Tensor:
-    """evaluation.metrics.confusion on the device: (TP, FP, FN) per image, (n, 3) int64."""
+    """core.metrics.confusion on the device: (TP, FP, FN) per image, (n, 3) int64."""
     prediction, truth = prediction.flatten(1), truth.flatten(1)
     return torch.stack([(prediction & truth).sum(1), (prediction & ~truth).sum(1), (~prediction & truth).sum(1)], 1)

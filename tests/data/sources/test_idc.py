@@ -8,8 +8,8 @@ from dataclasses import replace
 
 import pytest
 
-from lidcseg.data.sources.selection import Selection, download_lidc, processed_series
-from lidcseg.data.sources.download import partial_folder
+from lidcseg.data.sources.download import Selection, download_lidc, processed_series
+from lidcseg.data.sources.transfer import partial_folder
 from lidcseg.data.sources.idc import IdcSource
 from lidcseg.data.sources.remote import DownloadError, RetryPolicy
 from lidcseg.io import read_json

@@ -15,7 +15,7 @@ import pytest
 
 from lidcseg.data.sources.remote import DownloadError, RetryPolicy
 from lidcseg.data.sources.route import Route, redacted
-from lidcseg.data.sources.selection import Selection, download_lidc, make_source
+from lidcseg.data.sources.download import Selection, download_lidc, make_source
 from lidcseg.data.sources.tcia import TciaSource
 from lidcseg.errors import ConfigError, LidcsegError
 from lidcseg.io import read_json

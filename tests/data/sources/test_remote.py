@@ -12,7 +12,7 @@ import pytest
 
 from lidcseg.data.sources import remote
 from lidcseg.data.sources.remote import DownloadError, RetryPolicy, retry_after_s
-from lidcseg.data.sources.selection import Selection, download_lidc
+from lidcseg.data.sources.download import Selection, download_lidc
 from lidcseg.data.sources.tcia import TciaSource
 from lidcseg.io import read_json
 from tests.support.archive_servers import Archive, nbia_server, tiny_series

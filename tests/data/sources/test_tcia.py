@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from lidcseg.data.sources.selection import Selection, download_lidc, resolve
+from lidcseg.data.sources.download import Selection, download_lidc, resolve
 from lidcseg.data.dicom.series import read_series
 from lidcseg.data.sources.remote import DownloadError, RetryPolicy
 from lidcseg.data.sources.tcia import TciaSource

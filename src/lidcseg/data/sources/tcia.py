@@ -26,7 +26,7 @@ import zipfile
 from pathlib import Path
 
 from lidcseg.config import TciaConfig
-from lidcseg.data.sources.download import (CorruptSeries, FetchedSeries, RemoteSeries, check_instances, empty_folder,
+from lidcseg.data.sources.transfer import (CorruptSeries, FetchedSeries, RemoteSeries, check_instances, empty_folder,
                                    safe_extract)
 from lidcseg.data.sources.remote import DownloadError, RemoteClient, RetryPolicy, retrying
 from lidcseg.data.sources.route import Route

@@ -8,7 +8,7 @@ import math
 import numpy as np
 import pytest
 
-from lidcseg.evaluation.metrics import bootstrap_pooled, confusion, per_image_mean, pooled, scores
+from lidcseg.core.metrics import bootstrap_pooled, confusion, per_image_mean, pooled, scores
 from tests.support.defaults import DEFAULTS
 
 

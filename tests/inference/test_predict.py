@@ -12,7 +12,7 @@ import pytest
 from lidcseg.cli import main
 from lidcseg.data.resample import plan_grid, resample_image
 from lidcseg.inference.outputs import nodule_rows
-from lidcseg.inference.segment import back_to_source, nodule_mask
+from lidcseg.inference.predict import back_to_source, nodule_mask
 from lidcseg.io import Volume
 from lidcseg.training.train import run_training
 from tests.support.packed import make_job, write_packed
@@ -75,7 +75,7 @@ def test_a_found_nodule_is_in_the_seg_frame_of_its_slice(tmp_path):
     import highdicom as hd
     import pydicom
 
-    from lidcseg.inference.seg import write_seg
+    from lidcseg.inference.dicom_seg import write_seg
 
     series = _series(LIDC_SAMPLES, "LIDC-IDRI-0002")
     files = sorted(series.glob("*.dcm"))
