@@ -31,6 +31,7 @@ from lidcseg.data.lidc.database import scan_for_patient, set_dicom_root
 from lidcseg.data.resample import plan_grid, resample_image
 from lidcseg.data.synthetic.synthesize import synthesize_patient
 from lidcseg.io import save_nifti
+
 # The embedded default's settings: the paper's grid (0.68 x 0.68 x 2.0 mm, 512 x 512).
 DEFAULTS = config.load(Path(__file__).resolve().parents[1] / "config.yaml")
 SPACING = DEFAULTS.resample.spacing_mm
@@ -40,7 +41,9 @@ SIZE = DEFAULTS.resample.image_size
 def _resampled(volume):
     """The image on the paper's grid, as the resample rule makes it."""
     grid = plan_grid(volume, SPACING, SIZE)
-    return resample_image(volume, grid, DEFAULTS.resample.image_interpolation, DEFAULTS.resample.pad_hu)
+    return resample_image(
+        volume, grid, DEFAULTS.resample.image_interpolation, DEFAULTS.resample.pad_hu
+    )
 
 
 def drop_page_cache(files: list[Path]) -> None:
@@ -74,6 +77,7 @@ def lidcseg_in_memory(series_dir):
     def run():
         volume, _ = read_series(series_dir, DEFAULTS.convert)
         return _resampled(volume)
+
     return run
 
 
@@ -82,6 +86,7 @@ def lidcseg_with_writes(series_dir, out_dir):
         volume, _ = read_series(series_dir, DEFAULTS.convert)
         save_nifti(volume, out_dir / "hu.nii.gz")
         save_nifti(_resampled(volume), out_dir / "image.nii.gz")
+
     return run
 
 
@@ -93,6 +98,7 @@ def naive(patient_id, root):
         volume = scan.to_volume(verbose=False)  # (row, col, slice) HU
         factors = np.array(scan.spacings) / np.array(SPACING)
         return ndimage.zoom(volume, factors)
+
     return run
 
 
@@ -101,29 +107,46 @@ def main() -> None:
     parser.add_argument("--patient", default="LIDC-IDRI-0002")
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--naive-repeats", type=int, default=1, help="the naive baseline is slow")
-    parser.add_argument("--workdir", type=Path, help="keep the synthetic series here (default: a temp dir)")
+    parser.add_argument(
+        "--workdir", type=Path, help="keep the synthetic series here (default: a temp dir)"
+    )
     args = parser.parse_args()
     workdir = args.workdir or Path(tempfile.mkdtemp(prefix="lidcseg-bench-"))
-    series_dir = next((workdir / args.patient).glob("*/*"), None) if (workdir / args.patient).exists() else None
+    series_dir = (
+        next((workdir / args.patient).glob("*/*"), None)
+        if (workdir / args.patient).exists()
+        else None
+    )
     if series_dir is None:
         start = time.perf_counter()
-        series_dir, _ = synthesize_patient(args.patient, workdir, 0, DEFAULTS.synthesize.noise_hu,
-                                           DEFAULTS.synthesize.storage)
+        series_dir, _ = synthesize_patient(
+            args.patient, workdir, 0, DEFAULTS.synthesize.noise_hu, DEFAULTS.synthesize.storage
+        )
         print(f"synthesized {args.patient} in {time.perf_counter() - start:.1f} s")
     files = sorted(series_dir.glob("*.dcm"))
     size_mb = sum(p.stat().st_size for p in files) / 1e6
     volume, info = read_series(series_dir, DEFAULTS.convert)
-    print(f"series: {args.patient} (synthetic), {volume.array.shape[0]} x {volume.array.shape[1]} x "
-          f"{info.n_slices} slices, {volume.spacing[0]:.3f} mm pixels, {volume.spacing[2]} mm slices, "
-          f"{size_mb:.0f} MB in {len(files)} files; {os.cpu_count()} CPUs")
+    print(
+        f"series: {args.patient} (synthetic), {volume.array.shape[0]} x {volume.array.shape[1]} x "
+        f"{info.n_slices} slices, {volume.spacing[0]:.3f} mm pixels, {volume.spacing[2]} mm slices, "
+        f"{size_mb:.0f} MB in {len(files)} files; {os.cpu_count()} CPUs"
+    )
 
     out_dir = workdir / "out"
     out_dir.mkdir(exist_ok=True)
     cases = [
         ("bare read of the bytes", bare_read(files), args.repeats),
         ("lidcseg convert + resample (in memory)", lidcseg_in_memory(series_dir), args.repeats),
-        ("lidcseg convert + resample + write both NIfTI", lidcseg_with_writes(series_dir, out_dir), args.repeats),
-        ("naive: pylidc to_volume + ndimage.zoom", naive(args.patient, workdir), args.naive_repeats),
+        (
+            "lidcseg convert + resample + write both NIfTI",
+            lidcseg_with_writes(series_dir, out_dir),
+            args.repeats,
+        ),
+        (
+            "naive: pylidc to_volume + ndimage.zoom",
+            naive(args.patient, workdir),
+            args.naive_repeats,
+        ),
     ]
     results = {}
     print(f"\n{'seconds per scan (median)':48s} {'warm cache':>11s} {'cold cache':>11s}")
@@ -135,12 +158,16 @@ def main() -> None:
 
     bare, ours, naive_time = (results[c[0]] for c in (cases[0], cases[1], cases[3]))
     if bare[1] < 2 * bare[0]:
-        print("\nnote: the cold bare read was not slower than the warm one: this file system "
-              "ignored the cache drop, so 'cold' figures are warm ones")
+        print(
+            "\nnote: the cold bare read was not slower than the warm one: this file system "
+            "ignored the cache drop, so 'cold' figures are warm ones"
+        )
     print("\nratios (targets: naive / lidcseg >= 3; lidcseg / bare read <= 3)")
     for label, i in (("warm", 0), ("cold", 1)):
-        print(f"  {label}: naive / lidcseg = {naive_time[i] / ours[i]:.1f}x; "
-              f"lidcseg / bare read = {ours[i] / bare[i]:.1f}x")
+        print(
+            f"  {label}: naive / lidcseg = {naive_time[i] / ours[i]:.1f}x; "
+            f"lidcseg / bare read = {ours[i] / bare[i]:.1f}x"
+        )
 
 
 if __name__ == "__main__":

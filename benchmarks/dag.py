@@ -27,8 +27,13 @@ SNAKEMAKE = Path(sys.executable).parent / "snakemake"
 
 def dry_run(workdir: Path, config: str) -> tuple[float, str]:
     started = time.perf_counter()
-    result = subprocess.run([str(SNAKEMAKE), "-n", "--configfile", config], cwd=workdir, capture_output=True,
-                            text=True, check=True)
+    result = subprocess.run(
+        [str(SNAKEMAKE), "-n", "--configfile", config],
+        cwd=workdir,
+        capture_output=True,
+        text=True,
+        check=True,
+    )
     return time.perf_counter() - started, result.stdout
 
 
@@ -37,7 +42,7 @@ def job_counts(stdout: str) -> list[str]:
     lines = stdout.splitlines()
     start = next(i for i, line in enumerate(lines) if line.startswith("Job stats"))
     end = next(i for i in range(start, len(lines)) if lines[i].startswith("total"))
-    return lines[start + 1:end + 1]
+    return lines[start + 1 : end + 1]
 
 
 def main() -> None:
@@ -51,8 +56,11 @@ def main() -> None:
         for _ in range(args.repeat):
             seconds, stdout = dry_run(workdir, args.config)
             times.append(seconds)
-    print(f"snakemake -n --configfile {args.config}: " + ", ".join(f"{t:.2f}" for t in times)
-          + f" s; median {statistics.median(times):.2f} s (target < 10 s)")
+    print(
+        f"snakemake -n --configfile {args.config}: "
+        + ", ".join(f"{t:.2f}" for t in times)
+        + f" s; median {statistics.median(times):.2f} s (target < 10 s)"
+    )
     print("\n".join(job_counts(stdout)))
 
 

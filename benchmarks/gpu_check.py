@@ -41,8 +41,17 @@ import yaml
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from training import (REPO, full_slices, loader_rate, augment_rate, packed_train, paper_hours,  # noqa: E402
-                      paper_models, paper_variants, step_rate)
+from training import (
+    REPO,
+    augment_rate,
+    full_slices,
+    loader_rate,
+    packed_train,
+    paper_hours,  # noqa: E402
+    paper_models,
+    paper_variants,
+    step_rate,
+)
 
 from lidcseg.config import load  # noqa: E402
 from lidcseg.models.registry import variants_from_config  # noqa: E402
@@ -83,13 +92,19 @@ class Budget:
 
 def measure_loader(split, t, plan: Plan, device) -> dict:
     whole = full_slices(t, (plan.size, plan.size), batch_size=plan.batches[0], channels_last=True)
-    result = {"slices": [plan.size, plan.size], "batch": whole.batch_size,
-              "per_worker_images_per_s": loader_rate(split, whole, workers=0, seconds=2.0 if plan.workers else 0.5),
-              "augment_images_per_s": augment_rate(split, whole, device)}
+    result = {
+        "slices": [plan.size, plan.size],
+        "batch": whole.batch_size,
+        "per_worker_images_per_s": loader_rate(
+            split, whole, workers=0, seconds=2.0 if plan.workers else 0.5
+        ),
+        "augment_images_per_s": augment_rate(split, whole, device),
+    }
     if plan.workers:
         result["workers"] = plan.workers
-        result["images_per_s"] = loader_rate(split, whole, plan.workers, seconds=4.0,
-                                             pin_memory=device.type == "cuda")
+        result["images_per_s"] = loader_rate(
+            split, whole, plan.workers, seconds=4.0, pin_memory=device.type == "cuda"
+        )
     return result
 
 
@@ -97,10 +112,16 @@ def measure_steps(split, config, plan: Plan, device, budget: Budget) -> list[dic
     """Eager rows first (configured determinism, then without), compiled rows while time lasts."""
     variants = variants_from_config(config.models.variants)
     base = full_slices(config.train, (plan.size, plan.size), amp=plan.amp, channels_last=True)
-    runs = [(name, batch, base.deterministic, False) for batch in plan.batches for name in ("unet", "rbcbam")]
+    runs = [
+        (name, batch, base.deterministic, False)
+        for batch in plan.batches
+        for name in ("unet", "rbcbam")
+    ]
     runs += [(name, plan.batches[0], not base.deterministic, False) for name in ("unet", "rbcbam")]
     if plan.compile:
-        runs += [(name, batch, False, True) for batch in plan.batches for name in ("unet", "rbcbam")]
+        runs += [
+            (name, batch, False, True) for batch in plan.batches for name in ("unet", "rbcbam")
+        ]
     rows, compile_cost = [], 0.0
     for name, batch, deterministic, compiled in runs:
         row = {"variant": name, "batch": batch, "deterministic": deterministic, "compile": compiled}
@@ -108,15 +129,20 @@ def measure_steps(split, config, plan: Plan, device, budget: Budget) -> list[dic
             rows.append({**row, "skipped": f"{budget.left():.0f} s of the budget left"})
             print(f"  {name} batch {batch} compiled: skipped (budget)", flush=True)
             continue
-        t = dataclasses.replace(base, batch_size=batch, deterministic=deterministic, compile=compiled)
+        t = dataclasses.replace(
+            base, batch_size=batch, deterministic=deterministic, compile=compiled
+        )
         torch._dynamo.reset()
         measured = step_rate(variants[name], plan.models, split, t, device, steps=plan.steps)
         compile_cost = max(compile_cost, measured["first_step_s"]) if compiled else compile_cost
         rows.append({**row, **measured})
-        print(f"  {name} batch {batch} deterministic={deterministic} compile={compiled}: "
-              f"{measured['images_per_s']:.1f} images/s, first step {measured['first_step_s']:.1f} s, "
-              f"peak GPU memory {_gib(measured['peak_gib'])}"
-              f"{'' if measured['loss_finite'] else ', LOSS NOT FINITE'}", flush=True)
+        print(
+            f"  {name} batch {batch} deterministic={deterministic} compile={compiled}: "
+            f"{measured['images_per_s']:.1f} images/s, first step {measured['first_step_s']:.1f} s, "
+            f"peak GPU memory {_gib(measured['peak_gib'])}"
+            f"{'' if measured['loss_finite'] else ', LOSS NOT FINITE'}",
+            flush=True,
+        )
     return rows
 
 
@@ -136,16 +162,35 @@ def demo_train(packed: Path, cuda: bool, work: Path) -> dict:
     settings.write_text(yaml.safe_dump(data))
 
     def train(out: Path) -> subprocess.Popen:
-        return subprocess.Popen([sys.executable, "-m", "lidcseg.cli", "train", str(packed), str(out), "--variant",
-                                 "unet", "--seed", "2022", "--settings", str(settings)],
-                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        return subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "lidcseg.cli",
+                "train",
+                str(packed),
+                str(out),
+                "--variant",
+                "unet",
+                "--seed",
+                "2022",
+                "--settings",
+                str(settings),
+            ],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
 
     result, reference_err = {}, ""
     if cuda:  # on the CPU, tests/training/test_train.py shows resuming bitwise: no need to pay for it here
         start = time.perf_counter()
         reference = train(work / "uninterrupted")
         reference_err = reference.communicate()[1]
-        result = {"uninterrupted_s": time.perf_counter() - start, "uninterrupted_rc": reference.returncode}
+        result = {
+            "uninterrupted_s": time.perf_counter() - start,
+            "uninterrupted_rc": reference.returncode,
+        }
     killed_out = work / "killed"
     job = train(killed_out)
     while not (killed_out / "checkpoint.pt").exists() and job.poll() is None:
@@ -160,9 +205,16 @@ def demo_train(packed: Path, cuda: bool, work: Path) -> dict:
         result["stderr_tail"] = (rerun_err or reference_err)[-1500:]
         return result
     resumed = json.loads((killed_out / "train.json").read_text())
-    result.update(device=resumed["device"], resumes=resumed["resumes"], epochs_run=resumed["epochs_run"],
-                  images_per_s=resumed["images_per_s"], best_val_dsc=resumed["best_val_dsc"],
-                  max_weight_difference=_weight_difference(work / "uninterrupted", killed_out) if cuda else None)
+    result.update(
+        device=resumed["device"],
+        resumes=resumed["resumes"],
+        epochs_run=resumed["epochs_run"],
+        images_per_s=resumed["images_per_s"],
+        best_val_dsc=resumed["best_val_dsc"],
+        max_weight_difference=_weight_difference(work / "uninterrupted", killed_out)
+        if cuda
+        else None,
+    )
     return result
 
 
@@ -170,20 +222,33 @@ def _weight_difference(a: Path, b: Path) -> float:
     from lidcseg.core.model_file import load_weights_only
 
     wa, wb = (load_weights_only(p / "model.pt")["state_dict"] for p in (a, b))
-    return max(float((wa[k].double() - wb[k].double()).abs().max()) for k in wa if wa[k].is_floating_point())
+    return max(
+        float((wa[k].double() - wb[k].double()).abs().max())
+        for k in wa
+        if wa[k].is_floating_point()
+    )
 
 
 def estimate(rows: list[dict]) -> dict:
     """Hours of the paper run (one seed, 100 epochs) at the fastest measured setting of each kind."""
+
     def best(name, **match):
-        rates = [r["images_per_s"] for r in rows if r["variant"] == name and r.get("loss_finite")
-                 and all(r[k] == v for k, v in match.items())]
+        rates = [
+            r["images_per_s"]
+            for r in rows
+            if r["variant"] == name
+            and r.get("loss_finite")
+            and all(r[k] == v for k, v in match.items())
+        ]
         return max(rates) if rates else None
 
     n_variants, n_aspp = paper_variants()
     out = {"variants": n_variants, "with_aspp": n_aspp, "epochs": 100}
-    for label, match in (("eager_deterministic", {"compile": False, "deterministic": True}),
-                         ("eager", {"compile": False, "deterministic": False}), ("fastest", {})):
+    for label, match in (
+        ("eager_deterministic", {"compile": False, "deterministic": True}),
+        ("eager", {"compile": False, "deterministic": False}),
+        ("fastest", {}),
+    ):
         unet, rbcbam = best("unet", **match), best("rbcbam", **match)
         out[f"hours_{label}"] = paper_hours(unet, rbcbam) if unet and rbcbam else None
     return out
@@ -193,18 +258,28 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--out", type=Path, default=Path("gpu_check.json"))
     parser.add_argument("--packed", type=Path, default=REPO / "results" / "dataset" / "packed")
-    parser.add_argument("--budget-s", type=float, default=420.0, help="compiled rows are skipped past it")
+    parser.add_argument(
+        "--budget-s", type=float, default=420.0, help="compiled rows are skipped past it"
+    )
     args = parser.parse_args()
     budget = Budget(args.budget_s)
     config = load(REPO / "config.yaml")
     cuda = torch.cuda.is_available()
     device = torch.device("cuda" if cuda else "cpu")
     plan = plan_for(cuda, config)
-    report = {"date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
-              "command": " ".join([Path(sys.executable).name, *sys.argv]), "torch": torch.__version__,
-              "gpu": torch.cuda.get_device_name() if cuda else None, "cpu_cores": os.cpu_count(),
-              "python": platform.python_version()}
-    print("GPU:", report["gpu"] or "none: no GPU figure is taken; tiny sizes keep the code paths tested", flush=True)
+    report = {
+        "date": datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds"),
+        "command": " ".join([Path(sys.executable).name, *sys.argv]),
+        "torch": torch.__version__,
+        "gpu": torch.cuda.get_device_name() if cuda else None,
+        "cpu_cores": os.cpu_count(),
+        "python": platform.python_version(),
+    }
+    print(
+        "GPU:",
+        report["gpu"] or "none: no GPU figure is taken; tiny sizes keep the code paths tested",
+        flush=True,
+    )
     split = packed_train(args.packed, plan.size, per_patient=20 if cuda else 4)
 
     report["loader"] = measure_loader(split, config.train, plan, device)

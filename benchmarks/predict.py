@@ -26,26 +26,48 @@ FULL = REPO.parent / "shared" / "lidc-full" / "LIDC-IDRI-0001"
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--model", type=Path, default=REPO / "results" / "models" / "unet" / "seed2022" / "model.pt")
-    parser.add_argument("--series", type=Path, default=None, help="default: the complete real series in ../shared")
+    parser.add_argument(
+        "--model", type=Path, default=REPO / "results" / "models" / "unet" / "seed2022" / "model.pt"
+    )
+    parser.add_argument(
+        "--series", type=Path, default=None, help="default: the complete real series in ../shared"
+    )
     parser.add_argument("--settings", default=str(REPO / "config.yaml"))
     args = parser.parse_args()
     series = args.series or next((p for p in FULL.glob("*/*") if p.is_dir()), None)
     if series is None or not args.model.exists():
-        sys.exit(f"needs {args.model} (train it: snakemake {args.model.relative_to(REPO)}) and a series "
-                 f"({FULL} or --series)")
+        sys.exit(
+            f"needs {args.model} (train it: snakemake {args.model.relative_to(REPO)}) and a series "
+            f"({FULL} or --series)"
+        )
     slices = len(list(series.glob("*.dcm")))
     with tempfile.TemporaryDirectory() as out:
         start = time.perf_counter()
-        result = subprocess.run([sys.executable, "-m", "lidcseg.cli", "predict", str(series), out, "--model",
-                                 str(args.model), "--settings", args.settings], capture_output=True, text=True)
+        result = subprocess.run(
+            [
+                sys.executable,
+                "-m",
+                "lidcseg.cli",
+                "predict",
+                str(series),
+                out,
+                "--model",
+                str(args.model),
+                "--settings",
+                args.settings,
+            ],
+            capture_output=True,
+            text=True,
+        )
         wall = time.perf_counter() - start
     if result.returncode:
         sys.exit(result.stderr[-2000:])
     logged = re.search(r"predict done in ([0-9.]+) s", result.stderr)
-    print(f"predict: {series.name[-24:]} ({slices} slices), model {args.model.parent.parent.name}/"
-          f"{args.model.parent.name}: {wall:.1f} s per scan (wall, new process), "
-          f"{logged.group(1) if logged else '?'} s inside the command")
+    print(
+        f"predict: {series.name[-24:]} ({slices} slices), model {args.model.parent.parent.name}/"
+        f"{args.model.parent.name}: {wall:.1f} s per scan (wall, new process), "
+        f"{logged.group(1) if logged else '?'} s inside the command"
+    )
 
 
 if __name__ == "__main__":

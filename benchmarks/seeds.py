@@ -31,7 +31,9 @@ from lidcseg.config import load  # noqa: E402
 TARGET_SD = 0.05
 
 
-def train_and_score(config_path: str, variant: str, seed: int, packed: str, nodules: list[str], out: str) -> dict:
+def train_and_score(
+    config_path: str, variant: str, seed: int, packed: str, nodules: list[str], out: str
+) -> dict:
     """One run: `lidcseg train` then `lidcseg evaluate`, in this process."""
     from lidcseg.evaluation.evaluate import evaluate_model
     from lidcseg.training.train import TrainingJob, run_training
@@ -41,10 +43,21 @@ def train_and_score(config_path: str, variant: str, seed: int, packed: str, nodu
     started = time.perf_counter()
     job = TrainingJob.for_variant(variant, seed, Path(packed), out_dir, config.models, config.train)
     summary = run_training(job)
-    result = evaluate_model(out_dir / "model.pt", Path(packed), [Path(n) for n in nodules],
-                            out_dir.with_suffix(".json"), config.train, config.evaluate)
-    return {"variant": variant, "seed": seed, "dsc": result["pooled"]["dsc"], "best_epoch": summary["best_epoch"],
-            "seconds": time.perf_counter() - started}
+    result = evaluate_model(
+        out_dir / "model.pt",
+        Path(packed),
+        [Path(n) for n in nodules],
+        out_dir.with_suffix(".json"),
+        config.train,
+        config.evaluate,
+    )
+    return {
+        "variant": variant,
+        "seed": seed,
+        "dsc": result["pooled"]["dsc"],
+        "best_epoch": summary["best_epoch"],
+        "seconds": time.perf_counter() - started,
+    }
 
 
 def spread(runs: list[dict]) -> dict[str, tuple[float, float]]:
@@ -52,38 +65,55 @@ def spread(runs: list[dict]) -> dict[str, tuple[float, float]]:
     by_variant: dict[str, list[float]] = {}
     for run in runs:
         by_variant.setdefault(run["variant"], []).append(run["dsc"])
-    return {v: (statistics.mean(d), statistics.stdev(d) if len(d) > 1 else float("nan")) for v, d in by_variant.items()}
+    return {
+        v: (statistics.mean(d), statistics.stdev(d) if len(d) > 1 else float("nan"))
+        for v, d in by_variant.items()
+    }
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--config", default="config.yaml")
     parser.add_argument("--packed", default="results/dataset/packed")
-    parser.add_argument("--nodules", default="results/masks", help="folder of the <patient>.nodules.csv tables")
+    parser.add_argument(
+        "--nodules", default="results/masks", help="folder of the <patient>.nodules.csv tables"
+    )
     parser.add_argument("--variants", nargs="+", default=["unet", "rbcbam"])
     parser.add_argument("--seeds", type=int, nargs="+", default=[2022, 2023, 2024])
     parser.add_argument("--jobs", type=int, default=2)
-    parser.add_argument("--out", help="keep the models and metrics here (default: a temporary folder)")
+    parser.add_argument(
+        "--out", help="keep the models and metrics here (default: a temporary folder)"
+    )
     parser.add_argument("--json", help="also write every run and the spreads to this file")
     args = parser.parse_args()
     packed = Path(args.packed)
     if not (packed / "dataset.json").is_file():
-        sys.exit(f"{packed}: no packed dataset (run the workflow up to results/dataset/packed first)")
+        sys.exit(
+            f"{packed}: no packed dataset (run the workflow up to results/dataset/packed first)"
+        )
     nodules = [str(p) for p in sorted(Path(args.nodules).glob("*.nodules.csv"))]
     with tempfile.TemporaryDirectory() as scratch, ProcessPoolExecutor(args.jobs) as pool:
         out = args.out or scratch
-        futures = [pool.submit(train_and_score, args.config, v, s, str(packed), nodules, out)
-                   for v in args.variants for s in args.seeds]
+        futures = [
+            pool.submit(train_and_score, args.config, v, s, str(packed), nodules, out)
+            for v in args.variants
+            for s in args.seeds
+        ]
         runs = []
         for future in futures:
             runs.append(future.result())
             r = runs[-1]
-            print(f"{r['variant']:>12} seed {r['seed']}: pooled test DSC {r['dsc']:.4f} "
-                  f"(best epoch {r['best_epoch']}, {r['seconds']:.0f} s)", flush=True)
+            print(
+                f"{r['variant']:>12} seed {r['seed']}: pooled test DSC {r['dsc']:.4f} "
+                f"(best epoch {r['best_epoch']}, {r['seconds']:.0f} s)",
+                flush=True,
+            )
     print()
     for variant, (mean, sd) in spread(runs).items():
         verdict = "ok" if sd <= TARGET_SD else f"above the {TARGET_SD} target"
-        print(f"{variant:>12}: mean {mean:.4f}, sd {sd:.4f} over {len(args.seeds)} seeds ({verdict})")
+        print(
+            f"{variant:>12}: mean {mean:.4f}, sd {sd:.4f} over {len(args.seeds)} seeds ({verdict})"
+        )
     if args.json:
         Path(args.json).write_text(json.dumps({"runs": runs, "spread": spread(runs)}, indent=1))
 

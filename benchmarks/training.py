@@ -29,11 +29,11 @@ from torch.utils.data import DataLoader, default_collate
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from lidcseg.config import TrainConfig, load, run_variants  # noqa: E402
+from lidcseg.core.runtime import memory_format, pick_device, seed_everything  # noqa: E402
 from lidcseg.data.dataset.packed import PackedSplit  # noqa: E402
 from lidcseg.models.registry import variants_from_config  # noqa: E402
 from lidcseg.models.unet import build_model  # noqa: E402
 from lidcseg.training.augment import EpochSampler, TrainingSamples, augment_batch, seed_worker  # noqa: E402
-from lidcseg.core.runtime import memory_format, pick_device, seed_everything  # noqa: E402
 from lidcseg.training.schedule import make_optimizer  # noqa: E402
 from lidcseg.training.train import TrainingStep  # noqa: E402
 
@@ -45,20 +45,30 @@ PAPER_DECODER = (256, 128, 64, 32, 16)
 
 def full_slices(t: TrainConfig, shape, **changes) -> TrainConfig:
     """``t`` on whole slices of ``shape`` at scale 1 (the paper's input), with ``changes``."""
-    return dataclasses.replace(t, image_scale=1.0, patch_size=tuple(shape), foreground_fraction=0.0, **changes)
+    return dataclasses.replace(
+        t, image_scale=1.0, patch_size=tuple(shape), foreground_fraction=0.0, **changes
+    )
 
 
 def samples_of(split: PackedSplit, t: TrainConfig) -> TrainingSamples:
     return TrainingSamples(split, 0, t.image_scale, t.patch_size, t.foreground_fraction, t.augment)
 
 
-def loader_rate(split: PackedSplit, t: TrainConfig, workers: int, seconds: float = 3.0,
-                pin_memory: bool = False) -> float:
+def loader_rate(
+    split: PackedSplit, t: TrainConfig, workers: int, seconds: float = 3.0, pin_memory: bool = False
+) -> float:
     """Images/s ``workers`` loader processes deliver (0: in this process, i.e. one worker's rate)."""
     samples = samples_of(split, t)
     sampler = EpochSampler(len(samples), 0)
-    loader = DataLoader(samples, batch_size=t.batch_size, sampler=sampler, num_workers=workers,
-                        persistent_workers=workers > 0, worker_init_fn=seed_worker, pin_memory=pin_memory)
+    loader = DataLoader(
+        samples,
+        batch_size=t.batch_size,
+        sampler=sampler,
+        num_workers=workers,
+        persistent_workers=workers > 0,
+        worker_init_fn=seed_worker,
+        pin_memory=pin_memory,
+    )
     seen, started, epoch = 0, None, 0
     while started is None or time.perf_counter() - started < seconds:
         sampler.set_epoch(epoch)
@@ -83,7 +93,9 @@ def _synchronize(device: torch.device) -> None:
         torch.cuda.synchronize()
 
 
-def augment_rate(split: PackedSplit, t: TrainConfig, device: torch.device, repeats: int = 10) -> float:
+def augment_rate(
+    split: PackedSplit, t: TrainConfig, device: torch.device, repeats: int = 10
+) -> float:
     """Images/s of ``augment_batch`` on ``device`` (copy to the device included)."""
     batch = one_batch(split, t, t.batch_size, device)
     augment_batch(batch, t.image_scale, t.patch_size, device, t.channels_last)
@@ -95,14 +107,22 @@ def augment_rate(split: PackedSplit, t: TrainConfig, device: torch.device, repea
     return repeats * t.batch_size / (time.perf_counter() - start)
 
 
-def step_rate(variant, models: dict, split: PackedSplit, t: TrainConfig, device: torch.device,
-              steps: int = 10, warmup: int = 3) -> dict:
+def step_rate(
+    variant,
+    models: dict,
+    split: PackedSplit,
+    t: TrainConfig,
+    device: torch.device,
+    steps: int = 10,
+    warmup: int = 3,
+) -> dict:
     """Images/s of ``TrainingStep`` (the training loop's step) on one loader batch, repeated;
     the host waits for the device only before and after the timed steps, as training does.
     Returns images/s, seconds of the first step (compilation, autotuning) and peak GPU GiB."""
     seed_everything(0, t.deterministic, t.threads)
     model = build_model(variant, {**models, "encoder_weights": None}).to(
-        device, memory_format=memory_format(t.channels_last))
+        device, memory_format=memory_format(t.channels_last)
+    )
     optimizer = make_optimizer(model.parameters(), t, fused=device.type == "cuda")
     scaler = torch.amp.GradScaler("cuda", enabled=device.type == "cuda" and t.amp == "fp16")
     step = TrainingStep(model.train(), optimizer, scaler, device, t)
@@ -123,8 +143,12 @@ def step_rate(variant, models: dict, split: PackedSplit, t: TrainConfig, device:
     seconds = time.perf_counter() - start
     peak = torch.cuda.max_memory_allocated() / 2**30 if device.type == "cuda" else None
     # a rate of a step that went non-finite is no rate to plan a run with: say so beside it
-    return {"images_per_s": steps * t.batch_size / seconds, "first_step_s": first, "peak_gib": peak,
-            "loss_finite": bool(torch.isfinite(loss))}
+    return {
+        "images_per_s": steps * t.batch_size / seconds,
+        "first_step_s": first,
+        "peak_gib": peak,
+        "loss_finite": bool(torch.isfinite(loss)),
+    }
 
 
 def paper_models(config) -> dict:
@@ -155,7 +179,9 @@ def packed_train(packed: Path, size: int = 512, per_patient: int = 20) -> Packed
             return split
     from tests.support.packed import write_packed  # a made-up dataset when the workflow has not run
 
-    return PackedSplit(write_packed(Path(tempfile.mkdtemp()), size=size, per_patient=per_patient), "train")
+    return PackedSplit(
+        write_packed(Path(tempfile.mkdtemp()), size=size, per_patient=per_patient), "train"
+    )
 
 
 def main() -> None:
@@ -173,31 +199,50 @@ def main() -> None:
     device = pick_device(t.device)
     split = packed_train(Path(args.packed))
     variants = variants_from_config(config.models.variants)
-    print(f"device: {device} ({torch.cuda.get_device_name() if device.type == 'cuda' else f'{t.threads} threads'}); "
-          f"deterministic: {t.deterministic}; slices {tuple(split.images.shape[1:])}")
+    print(
+        f"device: {device} ({torch.cuda.get_device_name() if device.type == 'cuda' else f'{t.threads} threads'}); "
+        f"deterministic: {t.deterministic}; slices {tuple(split.images.shape[1:])}"
+    )
 
     whole = full_slices(t, split.images.shape[1:])
-    print(f"\nloader images/s per worker: {loader_rate(split, whole, workers=0):.0f} "
-          f"({tuple(whole.patch_size)} slices, batch {t.batch_size})")
-    print(f"augment images/s ({device}, {tuple(whole.patch_size)}): {augment_rate(split, whole, device):.0f}")
+    print(
+        f"\nloader images/s per worker: {loader_rate(split, whole, workers=0):.0f} "
+        f"({tuple(whole.patch_size)} slices, batch {t.batch_size})"
+    )
+    print(
+        f"augment images/s ({device}, {tuple(whole.patch_size)}): {augment_rate(split, whole, device):.0f}"
+    )
 
-    print(f"\nconfigured step (scale {t.image_scale}, crops {tuple(t.patch_size)}, batch {t.batch_size}, "
-          f"amp {t.amp}):\n| variant | images/s |\n|---|---:|")
+    print(
+        f"\nconfigured step (scale {t.image_scale}, crops {tuple(t.patch_size)}, batch {t.batch_size}, "
+        f"amp {t.amp}):\n| variant | images/s |\n|---|---:|"
+    )
     for name in args.variants:
-        rate = step_rate(variants[name], config.models.as_dict(), split, t, device, args.steps)["images_per_s"]
+        rate = step_rate(variants[name], config.models.as_dict(), split, t, device, args.steps)[
+            "images_per_s"
+        ]
         print(f"| {name} | {rate:.1f} |")
 
     paper = full_slices(t, (512, 512), batch_size=args.paper_batch)
     print(f"\npaper size: 512 x 512, ResNet-34, batch {args.paper_batch}")
     rates = {}
     for name in ("unet", "rbcbam"):
-        rates[name] = step_rate(variants[name], paper_models(config), split, paper,
-                                device, steps=max(2, args.steps // 2), warmup=1)["images_per_s"]
+        rates[name] = step_rate(
+            variants[name],
+            paper_models(config),
+            split,
+            paper,
+            device,
+            steps=max(2, args.steps // 2),
+            warmup=1,
+        )["images_per_s"]
         print(f"train images/s ({name}, 512): {rates[name]:.2f}")
     n_variants, n_aspp = paper_variants()
-    print(f"\nestimated paper run: {n_variants} variants ({n_aspp} with ASPP) x {args.paper_epochs} epochs x "
-          f"{PAPER_TRAIN} slices = {paper_hours(rates['unet'], rates['rbcbam'], args.paper_epochs):.1f} h "
-          f"of training on this device, one seed")
+    print(
+        f"\nestimated paper run: {n_variants} variants ({n_aspp} with ASPP) x {args.paper_epochs} epochs x "
+        f"{PAPER_TRAIN} slices = {paper_hours(rates['unet'], rates['rbcbam'], args.paper_epochs):.1f} h "
+        f"of training on this device, one seed"
+    )
 
 
 if __name__ == "__main__":

@@ -6,8 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from tests.support.paths import LIDC_SAMPLES
 from tests.support.defaults import DEFAULTS
+from tests.support.paths import LIDC_SAMPLES
 from tests.support.series import make_series
 
 
@@ -22,7 +22,9 @@ def series(tmp_path):
 @pytest.fixture(scope="session")
 def lidc_samples() -> Path:
     if not LIDC_SAMPLES.is_dir():
-        pytest.skip(f"real LIDC samples not found at {LIDC_SAMPLES} (they live in ../shared, beside a checkout)")
+        pytest.skip(
+            f"real LIDC samples not found at {LIDC_SAMPLES} (they live in ../shared, beside a checkout)"
+        )
     return LIDC_SAMPLES
 
 
@@ -32,8 +34,13 @@ def synthetic_patient(tmp_path_factory):
     from lidcseg.data.synthetic.synthesize import synthesize_patient
 
     root = tmp_path_factory.mktemp("lidc")
-    series_dir, painted = synthesize_patient("LIDC-IDRI-0078", root, seed=7, noise_hu=DEFAULTS.synthesize.noise_hu,
-                                             storage=DEFAULTS.synthesize.storage)
+    series_dir, painted = synthesize_patient(
+        "LIDC-IDRI-0078",
+        root,
+        seed=7,
+        noise_hu=DEFAULTS.synthesize.noise_hu,
+        storage=DEFAULTS.synthesize.storage,
+    )
     return root, series_dir, painted
 
 
@@ -56,8 +63,14 @@ def synthetic_slices(synthetic_patient):
     image = resample_image(volume, grid, r.image_interpolation, r.pad_hu)
     mask = resample_mask(labels, grid, r.mask_interpolation)
     _, masks, slice_rows = extract_slices(image, mask, rows, "LIDC-IDRI-0078", DEFAULTS.extract)
-    return SimpleNamespace(volume=volume, grid=grid, summary=summary, masks=masks, slice_rows=slice_rows,
-                           painted=painted)
+    return SimpleNamespace(
+        volume=volume,
+        grid=grid,
+        summary=summary,
+        masks=masks,
+        slice_rows=slice_rows,
+        painted=painted,
+    )
 
 
 def pytest_collection_modifyitems(session, config, items):
@@ -65,7 +78,9 @@ def pytest_collection_modifyitems(session, config, items):
     tests/support/compiled.py); the test waits for it."""
     from tests.support import compiled
 
-    if compiled.compiler() and any(item.name == "test_compiled_training_matches_eager" for item in items):
+    if compiled.compiler() and any(
+        item.name == "test_compiled_training_matches_eager" for item in items
+    ):
         config.stash[COMPILED] = compiled.start()
 
 

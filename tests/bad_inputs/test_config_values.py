@@ -17,14 +17,17 @@ from tests.support.paths import REPO
 DEFAULT = yaml.safe_load((REPO / "config.yaml").read_text())
 
 
-@pytest.mark.parametrize("section, key, value, words", [
-    ("train", "seeds", [1.0], "is not of type 'integer'"),
-    ("train", "epochs", 2.0, "is not of type 'integer'"),
-    ("split", "seed", 2022.0, "is not of type 'integer'"),
-    ("resample", "image_size", [512.0, 512], "is not of type 'integer'"),
-    ("evaluate", "size_bins_mm", [20, 6, 10], "must rise strictly"),
-    ("evaluate", "size_bins_mm", [6, 6, 20], "must rise strictly"),
-])
+@pytest.mark.parametrize(
+    "section, key, value, words",
+    [
+        ("train", "seeds", [1.0], "is not of type 'integer'"),
+        ("train", "epochs", 2.0, "is not of type 'integer'"),
+        ("split", "seed", 2022.0, "is not of type 'integer'"),
+        ("resample", "image_size", [512.0, 512], "is not of type 'integer'"),
+        ("evaluate", "size_bins_mm", [20, 6, 10], "must rise strictly"),
+        ("evaluate", "size_bins_mm", [6, 6, 20], "must rise strictly"),
+    ],
+)
 def test_a_wrong_value_that_looks_right_is_named(section, key, value, words):
     data = copy.deepcopy(DEFAULT)
     data[section][key] = value
@@ -38,22 +41,58 @@ def test_a_wrong_value_that_looks_right_is_named(section, key, value, words):
 def test_a_settings_file_that_is_not_yaml_is_named(tmp_path, capsys):
     broken = tmp_path / "broken.yaml"
     broken.write_text("split: {seed: 1\n")
-    assert main(["split", str(tmp_path), str(tmp_path / "out"), "--patients", "LIDC-IDRI-0001",
-                 "--settings", str(broken)]) == 2
+    assert (
+        main(
+            [
+                "split",
+                str(tmp_path),
+                str(tmp_path / "out"),
+                "--patients",
+                "LIDC-IDRI-0001",
+                "--settings",
+                str(broken),
+            ]
+        )
+        == 2
+    )
     assert f"config key '{broken}': not valid YAML/JSON" in capsys.readouterr().err
     assert not (tmp_path / "out").exists()
 
 
 def test_a_missing_settings_file_is_named(tmp_path, capsys):
     absent = tmp_path / "absent.yaml"
-    assert main(["split", str(tmp_path), str(tmp_path / "out"), "--patients", "LIDC-IDRI-0001",
-                 "--settings", str(absent)]) == 2
+    assert (
+        main(
+            [
+                "split",
+                str(tmp_path),
+                str(tmp_path / "out"),
+                "--patients",
+                "LIDC-IDRI-0001",
+                "--settings",
+                str(absent),
+            ]
+        )
+        == 2
+    )
     assert f"config key '{absent}': cannot read the config file" in capsys.readouterr().err
 
 
 def test_broken_inline_settings_are_named(tmp_path, capsys):
-    assert main(["split", str(tmp_path), str(tmp_path / "out"), "--patients", "LIDC-IDRI-0001",
-                 "--settings", '{"split": {"seed": 1,']) == 2
+    assert (
+        main(
+            [
+                "split",
+                str(tmp_path),
+                str(tmp_path / "out"),
+                "--patients",
+                "LIDC-IDRI-0001",
+                "--settings",
+                '{"split": {"seed": 1,',
+            ]
+        )
+        == 2
+    )
     assert "the --settings JSON': not valid YAML/JSON" in capsys.readouterr().err
 
 
@@ -71,5 +110,7 @@ def test_cuda_asked_for_without_a_gpu_names_the_key():
         pytest.skip("a CUDA device is present")
     from lidcseg.core.runtime import pick_device
 
-    with pytest.raises(ConfigError, match="config key 'train.device': cuda, but torch sees no CUDA device"):
+    with pytest.raises(
+        ConfigError, match="config key 'train.device': cuda, but torch sees no CUDA device"
+    ):
         pick_device("cuda")

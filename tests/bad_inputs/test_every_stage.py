@@ -12,10 +12,10 @@ which is what CI and most containers run as.
 from __future__ import annotations
 
 import shutil
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from types import SimpleNamespace
-from typing import Callable
 
 import pytest
 
@@ -36,18 +36,41 @@ def chain(synthetic_patient, tmp_path_factory):
     steps = [
         ["convert", str(series_dir), str(d / "hu.nii.gz"), "--info", str(d / "hu.json")],
         ["annotate", str(series_dir), str(d / "mask.nii.gz")],
-        ["resample", str(d / "hu.nii.gz"), str(d / "image.nii.gz"), "--mask", str(d / "mask.nii.gz"),
-         str(d / "resampled_mask.nii.gz"), "--transform", str(d / "grid.json")],
-        ["extract", str(d / "image.nii.gz"), str(d / "resampled_mask.nii.gz"), str(d / "mask.nodules.csv"),
-         str(d / "slices" / f"{PATIENT}.npz"), "--patient", PATIENT],
+        [
+            "resample",
+            str(d / "hu.nii.gz"),
+            str(d / "image.nii.gz"),
+            "--mask",
+            str(d / "mask.nii.gz"),
+            str(d / "resampled_mask.nii.gz"),
+            "--transform",
+            str(d / "grid.json"),
+        ],
+        [
+            "extract",
+            str(d / "image.nii.gz"),
+            str(d / "resampled_mask.nii.gz"),
+            str(d / "mask.nodules.csv"),
+            str(d / "slices" / f"{PATIENT}.npz"),
+            "--patient",
+            PATIENT,
+        ],
         ["inspect", str(series_dir), str(d / "qc" / f"{PATIENT}.json")],
     ]
     for argv in steps:
         assert main([*argv, "--settings", CONFIG]) == 0, argv
     packed = write_packed(d / "packed_root")
     run_training(make_job(packed, d / "model", epochs=1))
-    evaluate = ["evaluate", str(d / "model" / "model.pt"), str(packed), str(d / "metrics" / "unet" / "seed7.json"),
-                "--nodules", str(packed.parent / "nodules.csv"), "--settings", CONFIG]
+    evaluate = [
+        "evaluate",
+        str(d / "model" / "model.pt"),
+        str(packed),
+        str(d / "metrics" / "unet" / "seed7.json"),
+        "--nodules",
+        str(packed.parent / "nodules.csv"),
+        "--settings",
+        CONFIG,
+    ]
     assert main(evaluate) == 0
     return SimpleNamespace(root=root, series=series_dir, d=d, packed=packed)
 
@@ -62,44 +85,153 @@ class Stage:
 
 
 STAGES = [
-    Stage("check-config", lambda c, out: ["check-config", str(c.d / "config.yaml")],
-          lambda c: c.d / "config.yaml", corrupt=b"train: [unclosed\n", checks_only=True),
-    Stage("synthesize", lambda c, out: ["synthesize", PATIENT, str(out), "--settings", str(c.d / "config.yaml")],
-          lambda c: c.d / "config.yaml", corrupt=b"synthesize: {seed: [\n"),
-    Stage("inspect", lambda c, out: ["inspect", str(c.series), str(out / "record.json"), "--settings", CONFIG],
-          lambda c: c.series, corrupt=None),
-    Stage("screen", lambda c, out: ["screen", str(c.d / "qc" / f"{PATIENT}.json"), "--out", str(out / "scans.tsv")],
-          lambda c: c.d / "qc" / f"{PATIENT}.json"),
-    Stage("convert", lambda c, out: ["convert", str(c.series), str(out / "hu.nii.gz"), "--info", str(out / "hu.json"),
-                                     "--settings", CONFIG], lambda c: c.series, corrupt=None),
-    Stage("annotate", lambda c, out: ["annotate", str(c.series), str(out / "mask.nii.gz"), "--settings", CONFIG],
-          lambda c: c.series, corrupt=None),
-    Stage("resample", lambda c, out: ["resample", str(c.d / "hu.nii.gz"), str(out / "image.nii.gz"), "--mask",
-                                      str(c.d / "mask.nii.gz"), str(out / "mask.nii.gz"), "--transform",
-                                      str(out / "grid.json"), "--settings", CONFIG],
-          lambda c: c.d / "mask.nii.gz"),
-    Stage("extract", lambda c, out: ["extract", str(c.d / "image.nii.gz"), str(c.d / "resampled_mask.nii.gz"),
-                                     str(c.d / "mask.nodules.csv"), str(out / f"{PATIENT}.npz"), "--patient", PATIENT,
-                                     "--settings", CONFIG],
-          lambda c: c.d / "mask.nodules.csv"),
-    Stage("split", lambda c, out: ["split", str(c.d / "slices"), str(out / "dataset"), "--patients", PATIENT,
-                                   "--settings", CONFIG],
-          lambda c: c.d / "slices" / f"{PATIENT}.npz"),
-    Stage("train", lambda c, out: ["train", str(c.packed), str(out / "model"), "--variant", "unet", "--seed", "1",
-                                   "--settings", CONFIG],
-          lambda c: c.packed / "train.images.npy"),
-    Stage("evaluate", lambda c, out: ["evaluate", str(c.d / "model" / "model.pt"), str(c.packed),
-                                      str(out / "seed7.json"), "--nodules", str(c.packed.parent / "nodules.csv"),
-                                      "--settings", CONFIG],
-          lambda c: c.d / "model" / "model.pt"),
-    Stage("summarize", lambda c, out: ["summarize", str(out / "summary.csv"),
-                                       str(c.d / "metrics" / "unet" / "seed7.json")],
-          lambda c: c.d / "metrics" / "unet" / "seed7.json"),
-    Stage("report", lambda c, out: ["report", str(out / "report"), "--metrics",
-                                    str(c.d / "metrics" / "unet" / "seed7.json"), "--logs",
-                                    str(c.d / "model" / "log.csv"), "--packed-dir", str(c.packed),
-                                    "--settings", CONFIG],
-          lambda c: c.d / "model" / "log.csv"),
+    Stage(
+        "check-config",
+        lambda c, out: ["check-config", str(c.d / "config.yaml")],
+        lambda c: c.d / "config.yaml",
+        corrupt=b"train: [unclosed\n",
+        checks_only=True,
+    ),
+    Stage(
+        "synthesize",
+        lambda c, out: ["synthesize", PATIENT, str(out), "--settings", str(c.d / "config.yaml")],
+        lambda c: c.d / "config.yaml",
+        corrupt=b"synthesize: {seed: [\n",
+    ),
+    Stage(
+        "inspect",
+        lambda c, out: ["inspect", str(c.series), str(out / "record.json"), "--settings", CONFIG],
+        lambda c: c.series,
+        corrupt=None,
+    ),
+    Stage(
+        "screen",
+        lambda c, out: [
+            "screen",
+            str(c.d / "qc" / f"{PATIENT}.json"),
+            "--out",
+            str(out / "scans.tsv"),
+        ],
+        lambda c: c.d / "qc" / f"{PATIENT}.json",
+    ),
+    Stage(
+        "convert",
+        lambda c, out: [
+            "convert",
+            str(c.series),
+            str(out / "hu.nii.gz"),
+            "--info",
+            str(out / "hu.json"),
+            "--settings",
+            CONFIG,
+        ],
+        lambda c: c.series,
+        corrupt=None,
+    ),
+    Stage(
+        "annotate",
+        lambda c, out: ["annotate", str(c.series), str(out / "mask.nii.gz"), "--settings", CONFIG],
+        lambda c: c.series,
+        corrupt=None,
+    ),
+    Stage(
+        "resample",
+        lambda c, out: [
+            "resample",
+            str(c.d / "hu.nii.gz"),
+            str(out / "image.nii.gz"),
+            "--mask",
+            str(c.d / "mask.nii.gz"),
+            str(out / "mask.nii.gz"),
+            "--transform",
+            str(out / "grid.json"),
+            "--settings",
+            CONFIG,
+        ],
+        lambda c: c.d / "mask.nii.gz",
+    ),
+    Stage(
+        "extract",
+        lambda c, out: [
+            "extract",
+            str(c.d / "image.nii.gz"),
+            str(c.d / "resampled_mask.nii.gz"),
+            str(c.d / "mask.nodules.csv"),
+            str(out / f"{PATIENT}.npz"),
+            "--patient",
+            PATIENT,
+            "--settings",
+            CONFIG,
+        ],
+        lambda c: c.d / "mask.nodules.csv",
+    ),
+    Stage(
+        "split",
+        lambda c, out: [
+            "split",
+            str(c.d / "slices"),
+            str(out / "dataset"),
+            "--patients",
+            PATIENT,
+            "--settings",
+            CONFIG,
+        ],
+        lambda c: c.d / "slices" / f"{PATIENT}.npz",
+    ),
+    Stage(
+        "train",
+        lambda c, out: [
+            "train",
+            str(c.packed),
+            str(out / "model"),
+            "--variant",
+            "unet",
+            "--seed",
+            "1",
+            "--settings",
+            CONFIG,
+        ],
+        lambda c: c.packed / "train.images.npy",
+    ),
+    Stage(
+        "evaluate",
+        lambda c, out: [
+            "evaluate",
+            str(c.d / "model" / "model.pt"),
+            str(c.packed),
+            str(out / "seed7.json"),
+            "--nodules",
+            str(c.packed.parent / "nodules.csv"),
+            "--settings",
+            CONFIG,
+        ],
+        lambda c: c.d / "model" / "model.pt",
+    ),
+    Stage(
+        "summarize",
+        lambda c, out: [
+            "summarize",
+            str(out / "summary.csv"),
+            str(c.d / "metrics" / "unet" / "seed7.json"),
+        ],
+        lambda c: c.d / "metrics" / "unet" / "seed7.json",
+    ),
+    Stage(
+        "report",
+        lambda c, out: [
+            "report",
+            str(out / "report"),
+            "--metrics",
+            str(c.d / "metrics" / "unet" / "seed7.json"),
+            "--logs",
+            str(c.d / "model" / "log.csv"),
+            "--packed-dir",
+            str(c.packed),
+            "--settings",
+            CONFIG,
+        ],
+        lambda c: c.d / "model" / "log.csv",
+    ),
 ]
 
 
@@ -133,7 +265,9 @@ def _assert_one_line_naming(err: str, stage: Stage, named: Path) -> None:
 
 
 def _nothing_finished(out: Path) -> bool:
-    return not out.exists() or not any(p.is_file() and not p.name.startswith(".") for p in out.rglob("*"))
+    return not out.exists() or not any(
+        p.is_file() and not p.name.startswith(".") for p in out.rglob("*")
+    )
 
 
 @pytest.mark.parametrize("stage", STAGES, ids=lambda s: s.name)

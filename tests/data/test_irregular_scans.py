@@ -32,20 +32,44 @@ def _run(patient: str, root, out) -> SimpleNamespace:
     hu, mask = out / f"{patient}.nii.gz", out / "masks" / f"{patient}.nii.gz"
     image, resampled = out / f"{patient}.image.nii.gz", out / f"{patient}.mask.nii.gz"
     npz = out / "slices" / f"{patient}.npz"
-    truth, resampled_truth = out / f"{patient}.truth.nii.gz", out / f"{patient}.truth-resampled.nii.gz"
-    for args in (["synthesize", patient, str(root), "--truth", str(truth)],
-                 ["inspect", str(patient_dir), str(out / f"{patient}.qc.json")],
-                 ["convert", str(patient_dir), str(hu)],
-                 ["annotate", str(patient_dir), str(mask), "--reference", str(hu)],
-                 ["resample", str(hu), str(image), "--mask", str(mask), str(resampled),
-                  "--mask", str(truth), str(resampled_truth)],
-                 ["extract", str(image), str(resampled), str(mask.with_name(f"{patient}.nodules.csv")), str(npz)]):
+    truth, resampled_truth = (
+        out / f"{patient}.truth.nii.gz",
+        out / f"{patient}.truth-resampled.nii.gz",
+    )
+    for args in (
+        ["synthesize", patient, str(root), "--truth", str(truth)],
+        ["inspect", str(patient_dir), str(out / f"{patient}.qc.json")],
+        ["convert", str(patient_dir), str(hu)],
+        ["annotate", str(patient_dir), str(mask), "--reference", str(hu)],
+        [
+            "resample",
+            str(hu),
+            str(image),
+            "--mask",
+            str(mask),
+            str(resampled),
+            "--mask",
+            str(truth),
+            str(resampled_truth),
+        ],
+        [
+            "extract",
+            str(image),
+            str(resampled),
+            str(mask.with_name(f"{patient}.nodules.csv")),
+            str(npz),
+        ],
+    ):
         assert main([*args, "--settings", CONFIG]) == 0, (patient, args[0])
-    return SimpleNamespace(record=read_json(out / f"{patient}.qc.json"), info=read_json(out / f"{patient}.json"),
-                           summary=read_json(mask.with_name(f"{patient}.json")),
-                           slices=[int(r["slice"]) for r in read_rows(npz.with_suffix(".csv"))],
-                           grid=read_json(out / f"{patient}.image.json"), masks=(mask, resampled),
-                           truths=(truth, resampled_truth))
+    return SimpleNamespace(
+        record=read_json(out / f"{patient}.qc.json"),
+        info=read_json(out / f"{patient}.json"),
+        summary=read_json(mask.with_name(f"{patient}.json")),
+        slices=[int(r["slice"]) for r in read_rows(npz.with_suffix(".csv"))],
+        grid=read_json(out / f"{patient}.image.json"),
+        masks=(mask, resampled),
+        truths=(truth, resampled_truth),
+    )
 
 
 @pytest.fixture(scope="module")
@@ -58,10 +82,19 @@ def _database_slices(patient: str):
     scan = scan_for_patient(patient)
     c = DEFAULTS.convert
     stack = plan_stack(scan.slice_zvals, c.max_gap_factor, c.max_spacing_deviation)
-    kept = [n for n in scan_nodules(scan) if n.diameter_mm >= DEFAULTS.annotate.min_diameter_mm] \
-        if scan.annotations else []
-    return _nodule_slices(scan, kept, DEFAULTS.annotate.consensus, DEFAULTS.extract.min_area_mm2,
-                          DEFAULTS.resample.spacing_mm[2], stack)
+    kept = (
+        [n for n in scan_nodules(scan) if n.diameter_mm >= DEFAULTS.annotate.min_diameter_mm]
+        if scan.annotations
+        else []
+    )
+    return _nodule_slices(
+        scan,
+        kept,
+        DEFAULTS.annotate.consensus,
+        DEFAULTS.extract.min_area_mm2,
+        DEFAULTS.resample.spacing_mm[2],
+        stack,
+    )
 
 
 @pytest.mark.parametrize("patient", IRREGULAR)
@@ -92,13 +125,20 @@ def test_every_nodule_is_kept_and_its_mask_is_where_the_image_has_it(runs):
         run = runs[patient]
         assert run.summary["n_nodules_kept"] == run.summary["n_nodules"] > 0
         for mask, truth in zip(run.masks, run.truths):
-            np.testing.assert_array_equal(load_nifti(mask).array > 0, load_nifti(truth).array > 0, err_msg=patient)
+            np.testing.assert_array_equal(
+                load_nifti(mask).array > 0, load_nifti(truth).array > 0, err_msg=patient
+            )
 
 
 def test_archive_flow_drops_none_of_them_and_counts_their_slices(runs):
-    counts, notes = archive_flow(DEFAULTS.annotate.consensus, DEFAULTS.annotate.min_diameter_mm,
-                                 DEFAULTS.extract.min_area_mm2, DEFAULTS.resample.spacing_mm[2], DEFAULTS.convert,
-                                 patients=set(IRREGULAR))
+    counts, notes = archive_flow(
+        DEFAULTS.annotate.consensus,
+        DEFAULTS.annotate.min_diameter_mm,
+        DEFAULTS.extract.min_area_mm2,
+        DEFAULTS.resample.spacing_mm[2],
+        DEFAULTS.convert,
+        patients=set(IRREGULAR),
+    )
     assert counts["scans_refused_geometry"] == 0 and counts["nodules_at_gap"] == 0
     assert counts["patients_with_annotations"] == 3
     assert counts["slices_resampled"] == sum(len(run.slices) for run in runs.values())

@@ -37,7 +37,9 @@ def test_physical_extent_is_preserved(shape, spacing, target, size):
     volume = _volume(shape, spacing)
     n_xy = [round(n * s / t) for n, s, t in zip(shape[:2], spacing[:2], target[:2])]
     grid = plan_grid(volume, target, tuple(n_xy))
-    out = resample_image(volume, grid, DEFAULTS.resample.image_interpolation, DEFAULTS.resample.pad_hu)
+    out = resample_image(
+        volume, grid, DEFAULTS.resample.image_interpolation, DEFAULTS.resample.pad_hu
+    )
     assert out.spacing == pytest.approx(target)
     for axis in range(3):  # extent within one output voxel of the input's
         assert abs(out.extent_mm[axis] - volume.extent_mm[axis]) <= target[axis] / 2 + 1e-6
@@ -50,7 +52,9 @@ def test_physical_extent_is_preserved(shape, spacing, target, size):
 def test_mean_intensity_is_preserved():
     volume = _volume()
     grid = plan_grid(volume, (0.68, 0.68, 2.0), (113, 94))
-    out = resample_image(volume, grid, DEFAULTS.resample.image_interpolation, DEFAULTS.resample.pad_hu)
+    out = resample_image(
+        volume, grid, DEFAULTS.resample.image_interpolation, DEFAULTS.resample.pad_hu
+    )
     assert out.array.mean() == pytest.approx(volume.array.mean(), abs=3.0)
 
 
@@ -58,9 +62,14 @@ def test_linear_matches_scipy_affine_transform():
     volume = _volume()
     grid = plan_grid(volume, (0.68, 0.68, 2.0), (100, 90))
     ours = resample_image(volume, grid, "linear", DEFAULTS.resample.pad_hu).array.astype(float)
-    reference = ndimage.affine_transform(volume.array.astype(np.float32), np.array(grid.scale),
-                                         offset=np.array(grid.offset), output_shape=grid.output_shape,
-                                         order=1, mode="nearest")
+    reference = ndimage.affine_transform(
+        volume.array.astype(np.float32),
+        np.array(grid.scale),
+        offset=np.array(grid.offset),
+        output_shape=grid.output_shape,
+        order=1,
+        mode="nearest",
+    )
     inner = (slice(2, -2), slice(2, -2), slice(1, -1))
     assert np.abs(ours[inner] - reference[inner]).max() <= 0.5 + 1e-3  # rounding to int16 only
 
@@ -87,7 +96,9 @@ def test_masks_follow_the_image_onto_the_same_grid():
     image = Volume(np.where(sphere, 100, -900).astype(np.int16), volume.affine)
     mask = Volume(sphere.astype(np.uint8), volume.affine)
     grid = plan_grid(image, (0.68, 0.68, 2.0), (120, 100))
-    out_image = resample_image(image, grid, DEFAULTS.resample.image_interpolation, DEFAULTS.resample.pad_hu)
+    out_image = resample_image(
+        image, grid, DEFAULTS.resample.image_interpolation, DEFAULTS.resample.pad_hu
+    )
     for method in ("linear", "nearest"):
         out_mask = resample_mask(mask, grid, method)
         np.testing.assert_array_equal(out_mask.affine, out_image.affine)
@@ -118,7 +129,12 @@ def test_cubic_and_nearest_agree_with_linear_roughly():
 def test_volume_of_another_shape_is_refused():
     grid = plan_grid(_volume(), (0.68, 0.68, 2.0), (100, 90))
     with pytest.raises(ValueError, match="not the grid's input"):
-        resample_image(_volume((40, 40, 10)), grid, DEFAULTS.resample.image_interpolation, DEFAULTS.resample.pad_hu)
+        resample_image(
+            _volume((40, 40, 10)),
+            grid,
+            DEFAULTS.resample.image_interpolation,
+            DEFAULTS.resample.pad_hu,
+        )
 
 
 def test_label_masks_keep_their_ids_and_linear_foreground():
@@ -131,7 +147,9 @@ def test_label_masks_keep_their_ids_and_linear_foreground():
     linear = resample_mask(mask, grid, "linear").array
     nearest = resample_mask(mask, grid, "nearest").array
     assert set(np.unique(linear)) == {0, 1, 2} == set(np.unique(nearest))
-    binary = resample_mask(Volume((labels > 0).astype(np.uint8), volume.affine), grid, "linear").array
+    binary = resample_mask(
+        Volume((labels > 0).astype(np.uint8), volume.affine), grid, "linear"
+    ).array
     np.testing.assert_array_equal(linear > 0, binary > 0)
     assert (linear[nearest == 1] != 2).all() and (linear[nearest == 2] != 1).all()
 
@@ -140,17 +158,26 @@ def _uneven(positions, shape_xy=(24, 20)) -> Volume:
     """Slices at ``positions`` (mm) whose value is their z: linear interpolation by real z
     must give every output slice its own z back, exactly."""
     z = np.asarray(positions, dtype=float)
-    hu = np.broadcast_to(np.rint(z * 8).astype(np.int16), (*shape_xy, len(z))).copy()  # exact: z in 1/8 mm
+    hu = np.broadcast_to(
+        np.rint(z * 8).astype(np.int16), (*shape_xy, len(z))
+    ).copy()  # exact: z in 1/8 mm
     spacing = float(np.median(np.diff(z)))
     affine = np.diag([-0.7, -0.7, spacing, 1.0])
     affine[2, 3] = z[0]
     return Volume(hu, affine, slice_z=z)
 
 
-@pytest.mark.parametrize("positions", [
-    np.r_[np.arange(-300.0, -285, 2.5), np.arange(-284.5, -260, 2.5)],  # 0267's shape: a 0.5 mm shift
-    np.r_[np.arange(-100.0, -90, 1.25), np.arange(-87.5, -70, 1.25)],  # 0672's shape: one missing slice
-])
+@pytest.mark.parametrize(
+    "positions",
+    [
+        np.r_[
+            np.arange(-300.0, -285, 2.5), np.arange(-284.5, -260, 2.5)
+        ],  # 0267's shape: a 0.5 mm shift
+        np.r_[
+            np.arange(-100.0, -90, 1.25), np.arange(-87.5, -70, 1.25)
+        ],  # 0672's shape: one missing slice
+    ],
+)
 def test_uneven_slices_are_interpolated_by_their_real_z(positions):
     volume = _uneven(positions)
     grid = plan_grid(volume, (0.7, 0.7, 2.0), (24, 20))
@@ -158,7 +185,9 @@ def test_uneven_slices_are_interpolated_by_their_real_z(positions):
     out = resample_image(volume, grid, "linear", -1024)
     out_z = out.affine[2, 3] + out.affine[2, 2] * np.arange(out.array.shape[2])
     inside = (out_z >= positions[0]) & (out_z <= positions[-1])
-    np.testing.assert_allclose(out.array[3, 3, inside], out_z[inside] * 8, atol=0.51)  # rounded to int16
+    np.testing.assert_allclose(
+        out.array[3, 3, inside], out_z[inside] * 8, atol=0.51
+    )  # rounded to int16
     extent = positions[-1] - positions[0] + volume.spacing[2]
     assert out.array.shape[2] == round(extent / 2.0)
 
@@ -182,10 +211,14 @@ def test_uneven_grid_round_trips_through_json_and_cubic_agrees_with_linear():
     assert GridTransform.from_dict(grid.to_dict()) == grid
     cubic = resample_image(volume, grid, "cubic", -1024).array.astype(float)
     linear = resample_image(volume, grid, "linear", -1024).array.astype(float)
-    assert np.abs(cubic - linear)[4:-4, 4:-4, 1:-1].max() <= 2  # a linear field: the spline is linear too
+    assert (
+        np.abs(cubic - linear)[4:-4, 4:-4, 1:-1].max() <= 2
+    )  # a linear field: the spline is linear too
 
 
 def test_even_slices_with_positions_keep_the_grid_they_always_had():
     volume = _volume()
     with_z = Volume(volume.array, volume.affine, slice_z=-200.0 + 1.25 * np.arange(40))
-    assert plan_grid(with_z, (0.7, 0.7, 2.0), (64, 64)) == plan_grid(volume, (0.7, 0.7, 2.0), (64, 64))
+    assert plan_grid(with_z, (0.7, 0.7, 2.0), (64, 64)) == plan_grid(
+        volume, (0.7, 0.7, 2.0), (64, 64)
+    )

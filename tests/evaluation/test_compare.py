@@ -15,17 +15,34 @@ def rows(per_patient: dict[str, tuple[int, int, int]], slices: int = 2) -> list[
     out = []
     for patient, (tp, fp, fn) in per_patient.items():
         for s in range(slices):
-            share = (tp // slices, fp // slices, fn // slices) if s else (tp - tp // slices * (slices - 1),
-                                                                          fp - fp // slices * (slices - 1),
-                                                                          fn - fn // slices * (slices - 1))
-            out.append({"patient_id": patient, "tp": str(share[0]), "fp": str(share[1]), "fn": str(share[2])})
+            share = (
+                (tp // slices, fp // slices, fn // slices)
+                if s
+                else (
+                    tp - tp // slices * (slices - 1),
+                    fp - fp // slices * (slices - 1),
+                    fn - fn // slices * (slices - 1),
+                )
+            )
+            out.append(
+                {
+                    "patient_id": patient,
+                    "tp": str(share[0]),
+                    "fp": str(share[1]),
+                    "fn": str(share[2]),
+                }
+            )
     return out
 
 
 PATIENTS = [f"LIDC-IDRI-{i:04d}" for i in range(1, 13)]
 rng = np.random.default_rng(0)
-NOISY = {p: (int(t), int(f), int(n)) for p, t, f, n in zip(PATIENTS, rng.integers(50, 150, 12),
-                                                           rng.integers(10, 90, 12), rng.integers(10, 90, 12))}
+NOISY = {
+    p: (int(t), int(f), int(n))
+    for p, t, f, n in zip(
+        PATIENTS, rng.integers(50, 150, 12), rng.integers(10, 90, 12), rng.integers(10, 90, 12)
+    )
+}
 
 
 def test_a_variant_against_itself_is_zero_with_a_zero_interval():
@@ -36,7 +53,9 @@ def test_a_variant_against_itself_is_zero_with_a_zero_interval():
 
 
 def test_a_clear_difference_excludes_zero_in_both_directions():
-    better = {p: (tp, fp // 3, fn // 3) for p, (tp, fp, fn) in NOISY.items()}  # fewer errors on every patient
+    better = {
+        p: (tp, fp // 3, fn // 3) for p, (tp, fp, fn) in NOISY.items()
+    }  # fewer errors on every patient
     a = PatientCounts.from_image_rows([rows(better)])
     b = PatientCounts.from_image_rows([rows(NOISY)])
     forward, backward = paired_difference(a, b), paired_difference(b, a)
@@ -48,13 +67,15 @@ def test_a_clear_difference_excludes_zero_in_both_directions():
 
 def test_a_difference_the_size_of_the_noise_does_not_exclude_zero():
     shuffled = dict(zip(PATIENTS, list(NOISY.values())[::-1]))  # the same errors, on other patients
-    result = paired_difference(PatientCounts.from_image_rows([rows(shuffled)]),
-                               PatientCounts.from_image_rows([rows(NOISY)]))
+    result = paired_difference(
+        PatientCounts.from_image_rows([rows(shuffled)]),
+        PatientCounts.from_image_rows([rows(NOISY)]),
+    )
     assert result["low"] < 0 < result["high"] and not result["excludes_zero"]
 
 
 def test_seeds_are_averaged_after_pooling_each():
-    one = {"LIDC-IDRI-0001": (10, 0, 0)}   # DSC 1
+    one = {"LIDC-IDRI-0001": (10, 0, 0)}  # DSC 1
     two = {"LIDC-IDRI-0001": (10, 20, 0)}  # DSC 0.5
     counts = PatientCounts.from_image_rows([rows(one), rows(two)])
     assert counts.counts.shape == (1, 2, 3)

@@ -8,16 +8,17 @@ import json
 import numpy as np
 import pytest
 
-from lidcseg.core.model_file import CheckpointError
 from lidcseg.config import EvaluateConfig
-from lidcseg.io import read_rows
+from lidcseg.core.model_file import CheckpointError
 from lidcseg.evaluation.evaluate import evaluate_model, nodule_counts, size_label, size_labels
 from lidcseg.evaluation.summary import MetricsFileError, summarize_runs
+from lidcseg.io import read_rows
 from lidcseg.training.train import run_training
 from tests.support.packed import make_job, write_packed
 
-SETTINGS = EvaluateConfig(threshold=0.5, bootstrap_resamples=200, confidence=0.95, size_bins_mm=(6, 10, 20),
-                          batch_size=4)
+SETTINGS = EvaluateConfig(
+    threshold=0.5, bootstrap_resamples=200, confidence=0.95, size_bins_mm=(6, 10, 20), batch_size=4
+)
 
 
 def test_nodule_counts_attribute_regions_to_the_nodule_they_overlap_most():
@@ -34,7 +35,13 @@ def test_nodule_counts_attribute_regions_to_the_nodule_they_overlap_most():
 
 def test_size_bins():
     assert size_labels((6, 10, 20)) == ["<6", "6-10", "10-20", ">=20"]
-    assert [size_label(d, (6, 10, 20)) for d in (3, 6, 9.99, 10, 34)] == ["<6", "6-10", "6-10", "10-20", ">=20"]
+    assert [size_label(d, (6, 10, 20)) for d in (3, 6, 9.99, 10, 34)] == [
+        "<6",
+        "6-10",
+        "6-10",
+        "10-20",
+        ">=20",
+    ]
 
 
 @pytest.fixture(scope="module")
@@ -46,7 +53,9 @@ def evaluated(tmp_path_factory):
     outs = []
     for k in range(2):
         out = root / f"metrics{k}" / "seed7.json"
-        evaluate_model(root / "model/model.pt", packed, [root / "nodules.csv"], out, job.train, SETTINGS)
+        evaluate_model(
+            root / "model/model.pt", packed, [root / "nodules.csv"], out, job.train, SETTINGS
+        )
         outs.append(out)
     return root, outs
 
@@ -66,7 +75,10 @@ def test_evaluation_files(evaluated):
     nodules = read_rows(out.with_name("seed7.nodules.csv"))
     assert {r["patient_id"] for r in nodules} == {"P5", "P6"}
     predictions = np.load(out.with_name("seed7.predictions.npz"))
-    assert predictions["probability"].shape == (8, 64, 64) and predictions["probability"].dtype == np.uint8
+    assert (
+        predictions["probability"].shape == (8, 64, 64)
+        and predictions["probability"].dtype == np.uint8
+    )
 
 
 def test_same_seed_same_metrics(evaluated, tmp_path):
@@ -76,9 +88,20 @@ def test_same_seed_same_metrics(evaluated, tmp_path):
     job = make_job(root / "packed", tmp_path / "model", epochs=2)
     run_training(job)
     again = tmp_path / "seed7.json"
-    evaluate_model(tmp_path / "model/model.pt", root / "packed", [root / "nodules.csv"], again, job.train, SETTINGS)
+    evaluate_model(
+        tmp_path / "model/model.pt",
+        root / "packed",
+        [root / "nodules.csv"],
+        again,
+        job.train,
+        SETTINGS,
+    )
     a, b = json.loads(first.read_text()), json.loads(again.read_text())
-    assert a["pooled"] == b["pooled"] and a["pooled_ci"] == b["pooled_ci"] and a["by_size"] == b["by_size"]
+    assert (
+        a["pooled"] == b["pooled"]
+        and a["pooled_ci"] == b["pooled_ci"]
+        and a["by_size"] == b["by_size"]
+    )
 
 
 def test_summary_over_seeds(evaluated, tmp_path):
@@ -87,7 +110,9 @@ def test_summary_over_seeds(evaluated, tmp_path):
     other["seed"], other["pooled"]["dsc"] = 8, other["pooled"]["dsc"] + 0.1
     (tmp_path / "seed8.json").write_text(json.dumps(other))
     (row,) = summarize_runs([first, tmp_path / "seed8.json"])
-    assert row["seeds"] == "7 8" and row["dsc"] == pytest.approx(json.loads(first.read_text())["pooled"]["dsc"] + 0.05)
+    assert row["seeds"] == "7 8" and row["dsc"] == pytest.approx(
+        json.loads(first.read_text())["pooled"]["dsc"] + 0.05
+    )
     assert row["dsc_sd"] == pytest.approx(0.1 / np.sqrt(2))
 
 
@@ -101,7 +126,14 @@ def test_bad_files_are_named(evaluated, tmp_path):
     garbage.write_bytes(b"not a checkpoint")
     job = make_job(root / "packed", tmp_path)
     with pytest.raises(CheckpointError, match="model.pt"):
-        evaluate_model(garbage, root / "packed", [root / "nodules.csv"], tmp_path / "m.json", job.train, SETTINGS)
+        evaluate_model(
+            garbage,
+            root / "packed",
+            [root / "nodules.csv"],
+            tmp_path / "m.json",
+            job.train,
+            SETTINGS,
+        )
 
 
 def test_summary_json_is_strict_json_for_dvc_metrics(evaluated, tmp_path):
@@ -113,6 +145,8 @@ def test_summary_json_is_strict_json_for_dvc_metrics(evaluated, tmp_path):
     empty["pooled"]["precision"] = float("nan")
     (tmp_path / "seed7.json").write_text(json.dumps(empty))
     assert main(["summarize", str(tmp_path / "summary.csv"), str(tmp_path / "seed7.json")]) == 0
-    summary = json.loads((tmp_path / "summary.json").read_text(), parse_constant=lambda name: pytest.fail(name))
+    summary = json.loads(
+        (tmp_path / "summary.json").read_text(), parse_constant=lambda name: pytest.fail(name)
+    )
     (row,) = summary.values()
     assert row["precision"] is None and row["dsc_sd"] is None and "slots" not in row

@@ -31,17 +31,31 @@ def model(tmp_path_factory):
 
 def _series(root, patient):
     if not root.is_dir():
-        pytest.skip(f"real LIDC data not found at {root} (it lives in ../shared, beside a checkout)")
+        pytest.skip(
+            f"real LIDC data not found at {root} (it lives in ../shared, beside a checkout)"
+        )
     return next(p for p in (root / patient).glob("*/*") if p.is_dir())
 
 
 def _predict(input_path, out, *models, extra=()):
-    argv = ["predict", str(input_path), str(out), "--model", *map(str, models), "--settings", CONFIG, *extra]
+    argv = [
+        "predict",
+        str(input_path),
+        str(out),
+        "--model",
+        *map(str, models),
+        "--settings",
+        CONFIG,
+        *extra,
+    ]
     assert main(argv) == 0
 
 
-@pytest.mark.parametrize("data, patient", [(LIDC_FULL, "LIDC-IDRI-0001"), (LIDC_SAMPLES, "LIDC-IDRI-0002")],
-                         ids=["complete series", "partial series"])
+@pytest.mark.parametrize(
+    "data, patient",
+    [(LIDC_FULL, "LIDC-IDRI-0001"), (LIDC_SAMPLES, "LIDC-IDRI-0002")],
+    ids=["complete series", "partial series"],
+)
 def test_outputs_lie_on_the_scans_own_geometry(data, patient, model, tmp_path):
     series = _series(data, patient)
     assert main(["convert", str(series), str(tmp_path / "hu.nii.gz"), "--settings", CONFIG]) == 0
@@ -53,7 +67,11 @@ def test_outputs_lie_on_the_scans_own_geometry(data, patient, model, tmp_path):
     assert (tmp_path / "pred" / f"{patient}.overview.png").stat().st_size > 0
     _assert_seg_references(tmp_path / "pred" / f"{patient}.seg.dcm", series)
     assert next(csv.reader((tmp_path / "pred" / f"{patient}.nodules.csv").open()))[:4] == [
-        "nodule", "centroid_x_mm", "centroid_y_mm", "centroid_z_mm"]
+        "nodule",
+        "centroid_x_mm",
+        "centroid_y_mm",
+        "centroid_z_mm",
+    ]
 
 
 def _assert_seg_references(path, series):
@@ -79,24 +97,37 @@ def test_a_found_nodule_is_in_the_seg_frame_of_its_slice(tmp_path):
 
     series = _series(LIDC_SAMPLES, "LIDC-IDRI-0002")
     files = sorted(series.glob("*.dcm"))
-    by_z = sorted(files, key=lambda f: float(pydicom.dcmread(f, stop_before_pixels=True).ImagePositionPatient[2]))
+    by_z = sorted(
+        files,
+        key=lambda f: float(pydicom.dcmread(f, stop_before_pixels=True).ImagePositionPatient[2]),
+    )
     first = pydicom.dcmread(by_z[0], stop_before_pixels=True)
     labels = np.zeros((first.Columns, first.Rows, len(files)), np.uint16)
     labels[100:110, 200:204, 3] = 1  # x = column, y = row, z = the 4th slice from the bottom
     write_seg(series, labels, tmp_path / "x.seg.dcm", "unet seed 1")
     seg = hd.seg.segread(tmp_path / "x.seg.dcm")
     source_uid = pydicom.dcmread(by_z[3], stop_before_pixels=True).SOPInstanceUID
-    pixels = seg.get_pixels_by_source_instance(source_sop_instance_uids=[source_uid], segment_numbers=[1])
+    pixels = seg.get_pixels_by_source_instance(
+        source_sop_instance_uids=[source_uid], segment_numbers=[1]
+    )
     assert pixels.shape[1:3] == (first.Rows, first.Columns)
     assert pixels[0, 200:204, 100:110, 0].all() and pixels.sum() == 40
 
 
 def test_a_nifti_input_gives_what_its_series_gives(model, tmp_path):
     series = _series(LIDC_SAMPLES, "LIDC-IDRI-0002")
-    assert main(["convert", str(series), str(tmp_path / "LIDC-IDRI-0002.nii.gz"), "--settings", CONFIG]) == 0
+    assert (
+        main(
+            ["convert", str(series), str(tmp_path / "LIDC-IDRI-0002.nii.gz"), "--settings", CONFIG]
+        )
+        == 0
+    )
     _predict(series, tmp_path / "from_dicom", model)
     _predict(tmp_path / "LIDC-IDRI-0002.nii.gz", tmp_path / "from_nifti", model)
-    a, b = (nib.load(tmp_path / d / "LIDC-IDRI-0002.prob.nii.gz").get_fdata() for d in ("from_dicom", "from_nifti"))
+    a, b = (
+        nib.load(tmp_path / d / "LIDC-IDRI-0002.prob.nii.gz").get_fdata()
+        for d in ("from_dicom", "from_nifti")
+    )
     np.testing.assert_allclose(a, b, atol=1e-6)
 
 
@@ -119,8 +150,23 @@ def test_a_model_without_an_input_grid_is_named(model, tmp_path, capsys):
     saved.pop("grid")
     old = tmp_path / "old.pt"
     torch.save(saved, old)
-    assert main(["predict", str(tmp_path), str(tmp_path / "out"), "--model", str(old), "--settings", CONFIG]) == 2
-    assert f"{old}: holds no input grid" in capsys.readouterr().err and not (tmp_path / "out").exists()
+    assert (
+        main(
+            [
+                "predict",
+                str(tmp_path),
+                str(tmp_path / "out"),
+                "--model",
+                str(old),
+                "--settings",
+                CONFIG,
+            ]
+        )
+        == 2
+    )
+    assert (
+        f"{old}: holds no input grid" in capsys.readouterr().err and not (tmp_path / "out").exists()
+    )
 
 
 def test_back_to_source_inverts_the_resampling():
@@ -138,15 +184,19 @@ def test_back_to_source_inverts_the_resampling():
 def test_a_found_nodule_is_measured_in_patient_millimetres():
     affine = np.array([[0.5, 0, 0, -100.0], [0, 0.5, 0, -120.0], [0, 0, 1.0, -300.0], [0, 0, 0, 1]])
     x, y, z = np.meshgrid(np.arange(80), np.arange(80), np.arange(40), indexing="ij")
-    ball = ((x - 40) * 0.5) ** 2 + ((y - 30) * 0.5) ** 2 + (z - 20.0) ** 2 <= 6.0 ** 2  # radius 6 mm
+    ball = ((x - 40) * 0.5) ** 2 + ((y - 30) * 0.5) ** 2 + (z - 20.0) ** 2 <= 6.0**2  # radius 6 mm
     probability = np.where(ball, 0.9, 0.05).astype(np.float32)
     probability[2, 2, 2] = 0.8  # one stray voxel
     labels = nodule_mask(probability, (0.5, 0.5, 1.0), threshold=0.5, min_size_mm3=1.0)
     assert labels.max() == 1  # the stray voxel (0.25 mm3) dropped
     (row,) = nodule_rows(labels, probability, affine)
     ras = affine @ [40, 30, 20, 1]
-    assert (row["centroid_x_mm"], row["centroid_y_mm"], row["centroid_z_mm"]) == (-ras[0], -ras[1], ras[2])  # LPS
-    assert row["volume_mm3"] == pytest.approx(4 / 3 * math.pi * 6 ** 3, rel=0.05)
+    assert (row["centroid_x_mm"], row["centroid_y_mm"], row["centroid_z_mm"]) == (
+        -ras[0],
+        -ras[1],
+        ras[2],
+    )  # LPS
+    assert row["volume_mm3"] == pytest.approx(4 / 3 * math.pi * 6**3, rel=0.05)
     assert row["longest_axial_diameter_mm"] == pytest.approx(12.5, abs=0.6)  # 2 r + one pixel
     assert (row["first_slice"], row["last_slice"], row["max_probability"]) == (14, 26, 0.9)
 
@@ -158,6 +208,8 @@ def test_back_to_source_follows_unevenly_spaced_slices():
     volume = Volume(smooth, np.diag([0.7, 0.7, 1.25, 1.0]), slice_z=z_mm)
     grid = plan_grid(volume, (1.0, 1.0, 2.0), (30, 30))
     assert grid.source_z is not None
-    back = back_to_source(resample_image(volume, grid, "linear", -1024).array.astype(np.float32), grid)
+    back = back_to_source(
+        resample_image(volume, grid, "linear", -1024).array.astype(np.float32), grid
+    )
     inner = (slice(6, -6), slice(6, -6), slice(3, -3))
     assert np.abs(back[inner] - smooth[inner]).max() < 6

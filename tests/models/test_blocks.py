@@ -55,7 +55,11 @@ def test_cbam_channel_weights_are_sigmoid_of_the_mlp_sums():
     expected = torch.sigmoid(mlp(x.mean((2, 3), keepdim=True)) + mlp(x.amax((2, 3), keepdim=True)))
     torch.testing.assert_close(cbam.channel(x), expected)
     refined = expected * x
-    spatial = torch.sigmoid(cbam.spatial.conv(torch.cat([refined.mean(1, keepdim=True), refined.amax(1, keepdim=True)], 1)))
+    spatial = torch.sigmoid(
+        cbam.spatial.conv(
+            torch.cat([refined.mean(1, keepdim=True), refined.amax(1, keepdim=True)], 1)
+        )
+    )
     torch.testing.assert_close(cbam(x), spatial * refined)
 
 
@@ -96,8 +100,13 @@ def test_boundary_attention_is_residual_by_default_and_literal_on_request():
     torch.testing.assert_close(get_block("boundary")()(x, sure), x * 1.02)
 
 
-@pytest.mark.parametrize("block, args", [("aspp", {"channels": 8, "rates": (1, 2), "form": "big"}),
-                                         ("cbam", {"channels": 8, "form": "big"})])
+@pytest.mark.parametrize(
+    "block, args",
+    [
+        ("aspp", {"channels": 8, "rates": (1, 2), "form": "big"}),
+        ("cbam", {"channels": 8, "form": "big"}),
+    ],
+)
 def test_unknown_block_forms_fail_on_construction(block, args):
     with pytest.raises(ValueError, match="big"):
         get_block(block)(**args)
@@ -106,4 +115,7 @@ def test_unknown_block_forms_fail_on_construction(block, args):
 def test_official_cbam_has_the_mlp_biases_and_a_batch_norm():
     names = {n for n, _ in CBAM(32, form="official").named_parameters()}
     assert "channel.mlp.0.bias" in names and "spatial.norm.weight" in names
-    assert not {n for n, _ in CBAM(32).named_parameters()} & {"channel.mlp.0.bias", "spatial.norm.weight"}
+    assert not {n for n, _ in CBAM(32).named_parameters()} & {
+        "channel.mlp.0.bias",
+        "spatial.norm.weight",
+    }

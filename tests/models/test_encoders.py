@@ -64,4 +64,6 @@ def test_imagenet_weights_come_from_torch_hubs_cache_once_fetched(tmp_path, monk
     state = _torchvision_state_dict("resnet18")
     torch.save(state, cache / "resnet18-f37072fd.pth")
     encoder = ResNetEncoder("resnet18", weights="imagenet")
-    torch.testing.assert_close(encoder.net.state_dict()["layer4.1.conv2.weight"], state["layer4.1.conv2.weight"])
+    torch.testing.assert_close(
+        encoder.net.state_dict()["layer4.1.conv2.weight"], state["layer4.1.conv2.weight"]
+    )

@@ -9,7 +9,13 @@ import yaml
 
 from lidcseg import config
 from lidcseg.errors import ConfigError
-from lidcseg.models.registry import block_names, declared_blocks, get_block, register_block, variants_from_config
+from lidcseg.models.registry import (
+    block_names,
+    declared_blocks,
+    get_block,
+    register_block,
+    variants_from_config,
+)
 from tests.support.paths import REPO
 
 
@@ -28,9 +34,14 @@ def test_unknown_block_name():
         get_block("eca")
 
 
-@pytest.mark.parametrize("slots, key", [({"attention": "eca"}, "models.variants.mine.attention"),
-                                        ({"attention": "cbam", "revers": True}, "models.variants.mine.revers"),
-                                        ({"aspp": "yes"}, "models.variants.mine.aspp")])
+@pytest.mark.parametrize(
+    "slots, key",
+    [
+        ({"attention": "eca"}, "models.variants.mine.attention"),
+        ({"attention": "cbam", "revers": True}, "models.variants.mine.revers"),
+        ({"aspp": "yes"}, "models.variants.mine.aspp"),
+    ],
+)
 def test_bad_variant_fails_at_validation_naming_it(slots, key):
     data = yaml.safe_load((REPO / "config.yaml").read_text())
     data = copy.deepcopy(data)

@@ -45,14 +45,18 @@ def _backward(net, train: bool) -> None:
     for scale in (0.5, 1.0, 3.0):
         x = scale * torch.randn(2, 1, 64, 80, generator=generator)
         logits, sides = net(x, return_side=True)
-        (logits.mean() + sum(s.mean() for s in sides)).backward()  # with deep supervision of the sides
+        (
+            logits.mean() + sum(s.mean() for s in sides)
+        ).backward()  # with deep supervision of the sides
 
 
 @pytest.mark.parametrize("name", sorted(VARIANTS))
 def test_gradients_reach_every_parameter(name):
     net = model(name)
     _backward(net, train=True)
-    missing = [n for n, p in net.named_parameters() if p.grad is None or not torch.isfinite(p.grad).all()]
+    missing = [
+        n for n, p in net.named_parameters() if p.grad is None or not torch.isfinite(p.grad).all()
+    ]
     assert not missing, missing[:5]
     # Non-zero everywhere with batch norm frozen: in training, a convolution's bias right
     # before batch norm (MONAI's attention gate has one) is cancelled by the mean, exactly.

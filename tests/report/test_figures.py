@@ -25,17 +25,23 @@ def test_pick_slices_is_a_rule(test_split):
     picks = figures.pick_slices(test_split, nodule_rows(test_split), (6, 10, 20))
     assert [p["size"] for p in picks] == ["6-10", ">=20"]  # empty groups are skipped
     for pick in picks:
-        areas = [int((test_split.masks[i] == 1).sum()) if r["patient_id"] == pick["patient_id"] else -1
-                 for i, r in enumerate(test_split.rows)]
+        areas = [
+            int((test_split.masks[i] == 1).sum()) if r["patient_id"] == pick["patient_id"] else -1
+            for i, r in enumerate(test_split.rows)
+        ]
         assert areas[pick["index"]] == max(areas)  # the nodule's largest slice
         assert pick["index"] == areas.index(max(areas))  # ties: the first (lowest) slice
-    assert picks == figures.pick_slices(test_split, list(reversed(nodule_rows(test_split))), (6, 10, 20))
+    assert picks == figures.pick_slices(
+        test_split, list(reversed(nodule_rows(test_split))), (6, 10, 20)
+    )
 
 
 def test_median_diameter_nodule_of_a_group(test_split):
-    rows = [{"patient_id": "P5", "nodule": "1", "diameter_mm": 12.0},
-            {"patient_id": "P6", "nodule": "1", "diameter_mm": 15.0},
-            {"patient_id": "P5", "nodule": "2", "diameter_mm": 19.0}]
+    rows = [
+        {"patient_id": "P5", "nodule": "1", "diameter_mm": 12.0},
+        {"patient_id": "P6", "nodule": "1", "diameter_mm": 15.0},
+        {"patient_id": "P5", "nodule": "2", "diameter_mm": 19.0},
+    ]
     (pick,) = figures.pick_slices(test_split, rows, (6, 10, 20))
     assert (pick["patient_id"], pick["diameter_mm"]) == ("P6", 15.0)
 
@@ -60,7 +66,9 @@ def test_figure3_renders_png_and_pdf(test_split, tmp_path):
 
 def test_size_plot_and_curves(tmp_path):
     row = {"nodules": 2, "detected": 1, "dsc": 0.5, "dsc_ci": [0.4, 0.6]}
-    by_size = {v: [{**row, "size": s} for s in ("<6", "6-10", "10-20", ">=20")] for v in ("unet", "rbcbam")}
+    by_size = {
+        v: [{**row, "size": s} for s in ("<6", "6-10", "10-20", ">=20")] for v in ("unet", "rbcbam")
+    }
     png, _ = figures.size_plot(by_size, tmp_path / "size")
     assert _png(png)[1] > _png(png)[0]
     log = tmp_path / "unet" / "seed1" / "log.csv"

@@ -13,23 +13,43 @@ from lidcseg.evaluation.summary import MetricsFileError
 from lidcseg.report.paper import ALL_OFF_AS_UNET, TABLE2
 from lidcseg.report.tables import write_tables
 
-SLOTS = {"se": {"attention": "se"}, "rbcbam": {"aspp": True, "attention": "cbam", "reverse": True, "boundary": True},
-         "cbam": {"attention": "cbam"}, "unet": {}, "nnU-Net 2d": {}}
+SLOTS = {
+    "se": {"attention": "se"},
+    "rbcbam": {"aspp": True, "attention": "cbam", "reverse": True, "boundary": True},
+    "cbam": {"attention": "cbam"},
+    "unet": {},
+    "nnU-Net 2d": {},
+}
 
 
-def metrics_file(root: Path, variant: str, seed: int, dsc: float, recall: float = 0.5, precision: float = 0.5) -> Path:
+def metrics_file(
+    root: Path, variant: str, seed: int, dsc: float, recall: float = 0.5, precision: float = 0.5
+) -> Path:
     """A metrics file and its per-image counts: four patients whose pooled DSC is ``dsc``."""
     path = root / variant / f"seed{seed}.json"
     path.parent.mkdir(parents=True, exist_ok=True)
     tp = round(dsc * 100)  # with fp = fn = 100 - tp, every slice's DSC is tp / 100
-    images = ["patient_id,slice,tp,fp,fn"] + [f"LIDC-IDRI-000{p},{s},{tp},{100 - tp},{100 - tp}"
-                                              for p in range(1, 5) for s in (0, 1)]
+    images = ["patient_id,slice,tp,fp,fn"] + [
+        f"LIDC-IDRI-000{p},{s},{tp},{100 - tp},{100 - tp}" for p in range(1, 5) for s in (0, 1)
+    ]
     path.with_name(f"seed{seed}.images.csv").write_text("\n".join(images) + "\n")
-    path.write_text(json.dumps({
-        "variant": variant, "seed": seed, "slots": {"name": variant, **SLOTS[variant]},
-        "pooled": {"dsc": dsc, "recall": recall, "precision": precision},
-        "pooled_ci": {"dsc": [dsc - 0.1, dsc + 0.05], "recall": [0.4, 0.6], "precision": [0.4, 0.6]},
-        "per_image_mean": {"dsc": dsc / 2, "recall": 0.3, "precision": 0.3}, "by_size": []}))
+    path.write_text(
+        json.dumps(
+            {
+                "variant": variant,
+                "seed": seed,
+                "slots": {"name": variant, **SLOTS[variant]},
+                "pooled": {"dsc": dsc, "recall": recall, "precision": precision},
+                "pooled_ci": {
+                    "dsc": [dsc - 0.1, dsc + 0.05],
+                    "recall": [0.4, 0.6],
+                    "precision": [0.4, 0.6],
+                },
+                "per_image_mean": {"dsc": dsc / 2, "recall": 0.3, "precision": 0.3},
+                "by_size": [],
+            }
+        )
+    )
     return path
 
 
@@ -42,15 +62,25 @@ def test_table1_numbers_rounding_and_paper_columns(tmp_path):
     files = [metrics_file(tmp_path, "se", 1, 0.61234), metrics_file(tmp_path, "unet", 1, 0.7)]
     write_tables(files, tmp_path / "out")
     md = (tmp_path / "out/table1.md").read_text().splitlines()
-    assert md[0].startswith("| Module | Variant | DSC [95% CI] | Recall [95% CI] | Precision [95% CI] |")
+    assert md[0].startswith(
+        "| Module | Variant | DSC [95% CI] | Recall [95% CI] | Precision [95% CI] |"
+    )
     assert "Paper DSC | Diff DSC" in md[0]
     se = md[2]
     assert se.startswith("| SE | se | 0.6123 [0.5123, 0.6623] |") and "| 0.5716 | +0.0407 |" in se
     assert md[3].startswith("| Attention U-Net |  | not run |")  # configured nowhere: kept, marked
     assert md[7].startswith("| U-Net, no attention (ours) | unet | 0.7000")
     rows = read_csv(tmp_path / "out/table1.csv")
-    assert [r["module"] for r in rows][:5] == ["SE", "Attention U-Net", "BAM", "CBAM", "RB-CBAM (ASPP+R+B)"]
-    assert float(rows[0]["dsc"]) == 0.61234 and float(rows[0]["diff_dsc"]) == pytest.approx(0.61234 - 0.5716)
+    assert [r["module"] for r in rows][:5] == [
+        "SE",
+        "Attention U-Net",
+        "BAM",
+        "CBAM",
+        "RB-CBAM (ASPP+R+B)",
+    ]
+    assert float(rows[0]["dsc"]) == 0.61234 and float(rows[0]["diff_dsc"]) == pytest.approx(
+        0.61234 - 0.5716
+    )
     assert rows[5]["paper_dsc"] == ""  # ours only
     tex = (tmp_path / "out/table1.tex").read_text()
     assert r"\toprule" in tex and r"\bottomrule" in tex and r"95\% CI" in tex
@@ -60,28 +90,48 @@ def test_table2_keeps_the_papers_row_order(tmp_path):
     files = [metrics_file(tmp_path, "rbcbam", 1, 0.66), metrics_file(tmp_path, "cbam", 1, 0.4)]
     write_tables(files, tmp_path / "out")
     rows = read_csv(tmp_path / "out/table2.csv")
-    assert [r["module"] for r in rows] == [TABLE2[0].label, ALL_OFF_AS_UNET.label] + [row.label for row in TABLE2[1:]]
+    assert [r["module"] for r in rows] == [TABLE2[0].label, ALL_OFF_AS_UNET.label] + [
+        row.label for row in TABLE2[1:]
+    ]
     assert rows[0]["variant"] == "cbam" and rows[-1]["variant"] == "rbcbam"
     assert (rows[-1]["aspp"], rows[-1]["reverse"], rows[-1]["boundary"]) == ("o", "o", "o")
     assert float(rows[-1]["diff_dsc"]) == pytest.approx(0.66 - 0.6627)
-    assert "| o | o | o | ASPP + CBAM + R + B | rbcbam | 0.6600 [0.5600, 0.7100] |" in (tmp_path / "out/table2.md").read_text()
+    assert (
+        "| o | o | o | ASPP + CBAM + R + B | rbcbam | 0.6600 [0.5600, 0.7100] |"
+        in (tmp_path / "out/table2.md").read_text()
+    )
 
 
 def test_several_seeds_give_mean_and_sd(tmp_path):
     files = [metrics_file(tmp_path, "se", 1, 0.6), metrics_file(tmp_path, "se", 2, 0.7)]
     write_tables(files, tmp_path / "out")
-    assert "| SE | se | 0.6500 +- 0.0707 [0.5000, 0.6500] |" in (tmp_path / "out/table1.md").read_text()
+    assert (
+        "| SE | se | 0.6500 +- 0.0707 [0.5000, 0.6500] |"
+        in (tmp_path / "out/table1.md").read_text()
+    )
     assert r"0.6500 $\pm$ 0.0707" in (tmp_path / "out/table1.tex").read_text()
 
 
 def test_readers_row(tmp_path):
     readers = tmp_path / "readers.json"
-    readers.write_text(json.dumps({"pooled": {"dsc": 0.88, "recall": 0.9, "precision": 0.86},
-                                   "pooled_ci": {"dsc": [0.8, 0.9], "recall": [0.8, 0.95], "precision": [0.8, 0.9]},
-                                   "per_image_mean": {"dsc": 0.7}}))
+    readers.write_text(
+        json.dumps(
+            {
+                "pooled": {"dsc": 0.88, "recall": 0.9, "precision": 0.86},
+                "pooled_ci": {"dsc": [0.8, 0.9], "recall": [0.8, 0.95], "precision": [0.8, 0.9]},
+                "per_image_mean": {"dsc": 0.7},
+            }
+        )
+    )
     write_tables([metrics_file(tmp_path, "unet", 1, 0.7)], tmp_path / "out", readers)
-    last = [line for line in (tmp_path / "out/table1.md").read_text().splitlines() if line.startswith("|")][-1]
-    assert last.startswith("| Radiologists, leave-one-reader-out (ours) | readers | 0.8800 [0.8000, 0.9000] |")
+    last = [
+        line
+        for line in (tmp_path / "out/table1.md").read_text().splitlines()
+        if line.startswith("|")
+    ][-1]
+    assert last.startswith(
+        "| Radiologists, leave-one-reader-out (ours) | readers | 0.8800 [0.8000, 0.9000] |"
+    )
 
 
 def test_an_external_method_gets_its_own_row_beside_the_plain_unet(tmp_path):
@@ -106,21 +156,33 @@ def test_missing_or_malformed_metric_file_is_named(tmp_path, content):
 
 
 def test_every_row_is_compared_with_cbam_and_the_plain_unet_on_the_same_patients(tmp_path):
-    files = [metrics_file(tmp_path, "cbam", 1, 0.5), metrics_file(tmp_path, "unet", 1, 0.6),
-             metrics_file(tmp_path, "rbcbam", 1, 0.7), metrics_file(tmp_path, "rbcbam", 2, 0.7)]
+    files = [
+        metrics_file(tmp_path, "cbam", 1, 0.5),
+        metrics_file(tmp_path, "unet", 1, 0.6),
+        metrics_file(tmp_path, "rbcbam", 1, 0.7),
+        metrics_file(tmp_path, "rbcbam", 2, 0.7),
+    ]
     write_tables(files, tmp_path / "out")
     rows = {r["module"]: r for r in read_csv(tmp_path / "out/table1.csv")}
     rb = rows["RB-CBAM (ASPP+R+B)"]
     # every patient has the same DSC, so every resample gives the same difference
-    assert float(rb["vs_cbam"]) == pytest.approx(0.2) and float(rb["vs_cbam_low"]) == pytest.approx(0.2)
+    assert float(rb["vs_cbam"]) == pytest.approx(0.2) and float(rb["vs_cbam_low"]) == pytest.approx(
+        0.2
+    )
     assert rb["vs_cbam_excludes_zero"] == "True" and float(rb["vs_unet"]) == pytest.approx(0.1)
     assert float(rows["CBAM"]["vs_cbam"]) == 0 and rows["CBAM"]["vs_cbam_excludes_zero"] == "False"
     assert rows["SE"]["vs_cbam"] == ""  # not run
     md = (tmp_path / "out/table1.md").read_text()
-    assert "Diff vs CBAM [95% CI]" in md and "+0.2000 [+0.2000, +0.2000] *" in md and "paired patient-bootstrap" in md
+    assert (
+        "Diff vs CBAM [95% CI]" in md
+        and "+0.2000 [+0.2000, +0.2000] *" in md
+        and "paired patient-bootstrap" in md
+    )
     assert "Test set: 4 patients, too few for the intervals to mean much." in md
     table2 = {r["module"]: r for r in read_csv(tmp_path / "out/table2.csv")}
     assert table2["All off, read as U-Net without attention (ours)"]["variant"] == "unet"
-    assert float(table2["All off, read as U-Net without attention (ours)"]["diff_dsc"]) == pytest.approx(0.6 - 0.3728)
+    assert float(
+        table2["All off, read as U-Net without attention (ours)"]["diff_dsc"]
+    ) == pytest.approx(0.6 - 0.3728)
     assert "cannot be the same model" in (tmp_path / "out/table2.md").read_text()
     assert "Diff vs all-off (CBAM)" in (tmp_path / "out/table2.tex").read_text()

@@ -65,8 +65,9 @@ def _uuid_of(text: str) -> str:
     return str(uuid.UUID(bytes=hashlib.md5(text.encode()).digest(), version=4))
 
 
-def tiny_series(patient_id: str, study_uid: str, series_uid: str, n: int = 4, size: int = 16,
-                seed: int = 0) -> ServedSeries:
+def tiny_series(
+    patient_id: str, study_uid: str, series_uid: str, n: int = 4, size: int = 16, seed: int = 0
+) -> ServedSeries:
     """A small real CT series (pydicom files) with the identity of a real LIDC scan."""
     import tempfile
 
@@ -74,13 +75,20 @@ def tiny_series(patient_id: str, study_uid: str, series_uid: str, n: int = 4, si
     hu = rng.integers(-1000, 400, size=(n, size, size)).astype(np.float64)
     storage = STORAGES["signed-1024"]
     with tempfile.TemporaryDirectory() as tmp:
-        paths = write_ct_series(Path(tmp), SeriesIds(patient_id, study_uid, series_uid, 0.7, 2.5),
-                                -100 + 2.5 * np.arange(n), to_stored(hu, storage), storage)
+        paths = write_ct_series(
+            Path(tmp),
+            SeriesIds(patient_id, study_uid, series_uid, 0.7, 2.5),
+            -100 + 2.5 * np.arange(n),
+            to_stored(hu, storage),
+            storage,
+        )
         files = {p.name: p.read_bytes() for p in paths}
     return ServedSeries(patient_id, study_uid, series_uid, files, uuid=_uuid_of(series_uid))
 
 
-def series_from_folder(folder: Path, patient_id: str, study_uid: str, series_uid: str) -> ServedSeries:
+def series_from_folder(
+    folder: Path, patient_id: str, study_uid: str, series_uid: str
+) -> ServedSeries:
     files = {p.name: p.read_bytes() for p in sorted(folder.glob("*.dcm"))}
     return ServedSeries(patient_id, study_uid, series_uid, files, uuid=_uuid_of(series_uid))
 
@@ -92,12 +100,18 @@ class Archive:
     series: dict[str, ServedSeries] = field(default_factory=dict)
     faults: dict[str, list[str]] = field(default_factory=dict)
     tamper: dict[str, str] = field(default_factory=dict)
-    listing: dict[str, dict] = field(default_factory=dict)  # series uid -> fields getSeries reports instead
+    listing: dict[str, dict] = field(
+        default_factory=dict
+    )  # series uid -> fields getSeries reports instead
     requests: list[tuple[str, str]] = field(default_factory=list)  # (Host header, path)
     slow_s: float = 2.0
     throttle_s: dict[str, float] = field(default_factory=dict)  # series uid -> seconds per kB
-    retry_after: str = "1"  # what a 429 or 503 fault says (RFC 9110 10.2.3: seconds or an HTTP-date)
-    multipart_above: int = 8 << 20  # objects larger than this were uploaded in parts (AWS CLI default)
+    retry_after: str = (
+        "1"  # what a 429 or 503 fault says (RFC 9110 10.2.3: seconds or an HTTP-date)
+    )
+    multipart_above: int = (
+        8 << 20
+    )  # objects larger than this were uploaded in parts (AWS CLI default)
     part_bytes: int = 8 << 20  # and in parts of this size
     lock: threading.Lock = field(default_factory=threading.Lock)
     zips: dict = field(default_factory=dict)
@@ -135,16 +149,27 @@ class _Handler(BaseHTTPRequestHandler):
         url = urlsplit(self.path)
         self.route(url.path, {k: v[0] for k, v in parse_qs(url.query).items()})
 
-    def send_body(self, body: bytes, content_type: str, fault: str | None = None, extra: dict | None = None,
-                  throttle_s: float = 0.0, chunked: bool = False) -> None:
+    def send_body(
+        self,
+        body: bytes,
+        content_type: str,
+        fault: str | None = None,
+        extra: dict | None = None,
+        throttle_s: float = 0.0,
+        chunked: bool = False,
+    ) -> None:
         """``body`` with Content-Length, or, ``chunked``, streamed as NBIA streams its zips."""
         if fault == "500":
             return self.send_plain(500, b"internal error")
         if fault in ("429", "503"):
-            return self.send_plain(int(fault), b"slow down", {"Retry-After": self.archive.retry_after})
+            return self.send_plain(
+                int(fault), b"slow down", {"Retry-After": self.archive.retry_after}
+            )
         if fault == "redirect":
             self.send_response(302)
-            self.send_header("Location", "http://198.51.100.7/elsewhere")  # TEST-NET-2: never routable
+            self.send_header(
+                "Location", "http://198.51.100.7/elsewhere"
+            )  # TEST-NET-2: never routable
             self.send_header("Content-Length", "0")
             self.end_headers()
             return
@@ -152,10 +177,16 @@ class _Handler(BaseHTTPRequestHandler):
             time.sleep(self.archive.slow_s)
         if fault == "corrupt":
             middle = len(body) // 2
-            body = body[:middle] + bytes(b ^ 0xFF for b in body[middle:middle + 64]) + body[middle + 64:]
+            body = (
+                body[:middle]
+                + bytes(b ^ 0xFF for b in body[middle : middle + 64])
+                + body[middle + 64 :]
+            )
         self.send_response(200)
         self.send_header("Content-Type", content_type)
-        self.send_header(*(("Transfer-Encoding", "chunked") if chunked else ("Content-Length", str(len(body)))))
+        self.send_header(
+            *(("Transfer-Encoding", "chunked") if chunked else ("Content-Length", str(len(body))))
+        )
         for key, value in (extra or {}).items():
             self.send_header(key, value)
         self.end_headers()
@@ -163,7 +194,7 @@ class _Handler(BaseHTTPRequestHandler):
         chunk = 1024 if throttle_s else 1 << 16
         for start in range(0, end, chunk):
             time.sleep(throttle_s)
-            piece = body[start:min(start + chunk, end)]
+            piece = body[start : min(start + chunk, end)]
             self.wfile.write(b"%x\r\n%s\r\n" % (len(piece), piece) if chunked else piece)
         if fault == "drop":  # the connection closes mid-body: no last chunk, or short of the length
             self.wfile.flush()
@@ -187,28 +218,45 @@ class _NbiaHandler(_Handler):
         endpoint = path.rstrip("/").rsplit("/", 1)[-1]
         if endpoint == "getSeries":
             listed = self.archive.listing
-            rows = [{**_series_row(s), **listed.get(s.series_uid, {})} for s in self.archive.series.values()
-                    if query.get("PatientID") in (None, s.patient_id)
-                    and query.get("Collection") == "LIDC-IDRI" and query.get("Modality") == "CT"]
+            rows = [
+                {**_series_row(s), **listed.get(s.series_uid, {})}
+                for s in self.archive.series.values()
+                if query.get("PatientID") in (None, s.patient_id)
+                and query.get("Collection") == "LIDC-IDRI"
+                and query.get("Modality") == "CT"
+            ]
             return self.send_body(json.dumps(rows).encode(), "application/json")
         if endpoint in ("getImage", "getImageWithMD5Hash"):
             item = self.archive.series.get(query.get("SeriesInstanceUID", ""))
             if item is None:
                 return self.send_plain(404, b"no such series")
             body = self.archive.zipped(item, with_md5=endpoint == "getImageWithMD5Hash")
-            return self.send_body(body, "application/octet-stream", self.archive.next_fault(item.series_uid),
-                                  {"Content-Disposition": f'attachment; filename="{item.series_uid}.zip"'},
-                                  throttle_s=self.archive.throttle_s.get(item.series_uid, 0.0), chunked=True)
+            return self.send_body(
+                body,
+                "application/octet-stream",
+                self.archive.next_fault(item.series_uid),
+                {"Content-Disposition": f'attachment; filename="{item.series_uid}.zip"'},
+                throttle_s=self.archive.throttle_s.get(item.series_uid, 0.0),
+                chunked=True,
+            )
         self.send_plain(404, b"unknown endpoint")
 
 
 def _series_row(item: ServedSeries) -> dict:
     """getSeries' fields (v4 adds the licence and release date to v1's; we read neither)."""
-    return {"Collection": "LIDC-IDRI", "PatientID": item.patient_id, "StudyInstanceUID": item.study_uid,
-            "SeriesInstanceUID": item.series_uid, "Modality": "CT", "ImageCount": item.n_instances,
-            "FileSize": sum(len(b) for b in item.files.values()), "Manufacturer": "GE MEDICAL SYSTEMS",
-            "LicenseName": "Creative Commons Attribution 3.0 Unported License",
-            "LicenseURI": "https://creativecommons.org/licenses/by/3.0/", "DateReleased": "2011-09-05 00:00:00.0"}
+    return {
+        "Collection": "LIDC-IDRI",
+        "PatientID": item.patient_id,
+        "StudyInstanceUID": item.study_uid,
+        "SeriesInstanceUID": item.series_uid,
+        "Modality": "CT",
+        "ImageCount": item.n_instances,
+        "FileSize": sum(len(b) for b in item.files.values()),
+        "Manufacturer": "GE MEDICAL SYSTEMS",
+        "LicenseName": "Creative Commons Attribution 3.0 Unported License",
+        "LicenseURI": "https://creativecommons.org/licenses/by/3.0/",
+        "DateReleased": "2011-09-05 00:00:00.0",
+    }
 
 
 def _zip_series(item: ServedSeries, with_md5: bool, tamper: str | None) -> bytes:
@@ -232,8 +280,10 @@ def _zip_series(item: ServedSeries, with_md5: bool, tamper: str | None) -> bytes
 def _md5_list(files: dict[str, bytes], wrong: bool) -> str:
     """``Filename,MD5Hash`` rows in a Java HashMap's order (not the zip's): reversed here.
     ``wrong`` gives 00000001.dcm a wrong hash."""
-    rows = [f"{name},{'0' * 32 if wrong and name == '00000001.dcm' else hashlib.md5(data).hexdigest()}"
-            for name, data in reversed(files.items())]
+    rows = [
+        f"{name},{'0' * 32 if wrong and name == '00000001.dcm' else hashlib.md5(data).hexdigest()}"
+        for name, data in reversed(files.items())
+    ]
     return "Filename,MD5Hash\n" + "\n".join(rows) + "\n"
 
 
@@ -244,7 +294,7 @@ def _add_bad_entry(archive: zipfile.ZipFile, tamper: str | None) -> None:
         archive.writestr("/tmp/lidcseg-absolute.dcm", b"outside")
     elif tamper == "symlink":
         info = zipfile.ZipInfo("link.dcm")
-        info.external_attr = (0o120777 << 16)  # S_IFLNK
+        info.external_attr = 0o120777 << 16  # S_IFLNK
         archive.writestr(info, "/etc/passwd")
 
 
@@ -269,22 +319,40 @@ class S3Handler(_Handler):
             return self.send_plain(404, b"<Error><Code>NoSuchKey</Code></Error>")
         data = objects[key]
         fault = self.archive.next_fault(item.series_uid)
-        self.send_body(data, "application/dicom", fault, {"ETag": f'"{object_etag(self.archive, data)}"'},
-                       throttle_s=self.archive.throttle_s.get(item.series_uid, 0.0))
+        self.send_body(
+            data,
+            "application/dicom",
+            fault,
+            {"ETag": f'"{object_etag(self.archive, data)}"'},
+            throttle_s=self.archive.throttle_s.get(item.series_uid, 0.0),
+        )
 
     def list_objects(self, query: dict) -> None:
         prefix = query.get("prefix", "")
-        listed = sorted((key, data) for s in self.archive.series.values()
-                        for key, data in _objects(s, self.archive.tamper.get(s.series_uid)) if key.startswith(prefix))
+        listed = sorted(
+            (key, data)
+            for s in self.archive.series.values()
+            for key, data in _objects(s, self.archive.tamper.get(s.series_uid))
+            if key.startswith(prefix)
+        )
         start = int(query.get("continuation-token", "0"))
-        page = listed[start:start + self.page_size]
+        page = listed[start : start + self.page_size]
         more = start + self.page_size < len(listed)
-        items = "".join(f"<Contents><Key>{escape(key)}</Key><Size>{len(data)}</Size>"
-                        f"<ETag>&quot;{self.listed_etag(key, data)}&quot;</ETag></Contents>" for key, data in page)
-        token = f"<NextContinuationToken>{start + self.page_size}</NextContinuationToken>" if more else ""
-        body = (f'<?xml version="1.0" encoding="UTF-8"?><ListBucketResult '
-                f'xmlns="http://s3.amazonaws.com/doc/2006-03-01/"><Prefix>{escape(prefix)}</Prefix>'
-                f"<IsTruncated>{'true' if more else 'false'}</IsTruncated>{items}{token}</ListBucketResult>")
+        items = "".join(
+            f"<Contents><Key>{escape(key)}</Key><Size>{len(data)}</Size>"
+            f"<ETag>&quot;{self.listed_etag(key, data)}&quot;</ETag></Contents>"
+            for key, data in page
+        )
+        token = (
+            f"<NextContinuationToken>{start + self.page_size}</NextContinuationToken>"
+            if more
+            else ""
+        )
+        body = (
+            f'<?xml version="1.0" encoding="UTF-8"?><ListBucketResult '
+            f'xmlns="http://s3.amazonaws.com/doc/2006-03-01/"><Prefix>{escape(prefix)}</Prefix>'
+            f"<IsTruncated>{'true' if more else 'false'}</IsTruncated>{items}{token}</ListBucketResult>"
+        )
         self.send_body(body.encode(), "application/xml")
 
 
@@ -301,8 +369,10 @@ def object_etag(archive: Archive, data: bytes) -> str:
     parts' binary MD5s, a dash and the number of parts (no MD5 of the whole object)."""
     if len(data) <= archive.multipart_above:
         return hashlib.md5(data).hexdigest()
-    parts = [data[i:i + archive.part_bytes] for i in range(0, len(data), archive.part_bytes)]
-    return f"{hashlib.md5(b''.join(hashlib.md5(p).digest() for p in parts)).hexdigest()}-{len(parts)}"
+    parts = [data[i : i + archive.part_bytes] for i in range(0, len(data), archive.part_bytes)]
+    return (
+        f"{hashlib.md5(b''.join(hashlib.md5(p).digest() for p in parts)).hexdigest()}-{len(parts)}"
+    )
 
 
 def _objects(item: ServedSeries, tamper: str | None) -> list[tuple[str, bytes]]:
@@ -324,7 +394,9 @@ class _QuietServer(ThreadingHTTPServer):
 class LoopbackServer:
     """A threading HTTP server on 127.0.0.1 (a free port), stopped on exit; HTTPS with ``tls``."""
 
-    def __init__(self, handler: type[_Handler], archive: Archive, tls: ssl.SSLContext | None = None):
+    def __init__(
+        self, handler: type[_Handler], archive: Archive, tls: ssl.SSLContext | None = None
+    ):
         handler_class = type(handler.__name__, (handler,), {"archive": archive})
         self.archive = archive
         self.httpd = _QuietServer(("127.0.0.1", 0), handler_class)
@@ -363,12 +435,25 @@ def write_idc_index(path: Path, archive: Archive, bucket: str = "idc-open-data")
     """A parquet file with idc-index's columns for the served series."""
     import duckdb
 
-    rows = [(s.patient_id, s.study_uid, s.series_uid, s.n_instances, sum(map(len, s.files.values())) / 1e6,
-             bucket, s.uuid, f"s3://{bucket}/{s.uuid}/*") for s in archive.series.values()]
+    rows = [
+        (
+            s.patient_id,
+            s.study_uid,
+            s.series_uid,
+            s.n_instances,
+            sum(map(len, s.files.values())) / 1e6,
+            bucket,
+            s.uuid,
+            f"s3://{bucket}/{s.uuid}/*",
+        )
+        for s in archive.series.values()
+    ]
     con = duckdb.connect()
-    con.execute("CREATE TABLE idx (collection_id VARCHAR, PatientID VARCHAR, StudyInstanceUID VARCHAR, "
-                "SeriesInstanceUID VARCHAR, Modality VARCHAR, instanceCount BIGINT, series_size_MB DOUBLE, "
-                "aws_bucket VARCHAR, crdc_series_uuid VARCHAR, series_aws_url VARCHAR)")
+    con.execute(
+        "CREATE TABLE idx (collection_id VARCHAR, PatientID VARCHAR, StudyInstanceUID VARCHAR, "
+        "SeriesInstanceUID VARCHAR, Modality VARCHAR, instanceCount BIGINT, series_size_MB DOUBLE, "
+        "aws_bucket VARCHAR, crdc_series_uuid VARCHAR, series_aws_url VARCHAR)"
+    )
     con.executemany("INSERT INTO idx VALUES ('lidc_idri', ?, ?, ?, 'CT', ?, ?, ?, ?, ?)", rows)
     con.execute(f"COPY idx TO '{path}' (FORMAT PARQUET)")
     return path

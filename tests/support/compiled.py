@@ -34,8 +34,13 @@ def start() -> tuple[subprocess.Popen, Path]:
     """Start the compiled tiny training; returns the process and the folder it writes."""
     out = Path(tempfile.mkdtemp(prefix="lidcseg-compiled-"))
     log = open(out / "stderr.txt", "w")  # noqa: SIM115 (closed when the process is reaped)
-    process = subprocess.Popen([sys.executable, "-m", "tests.support.compiled", str(out)], cwd=REPO,
-                               stdout=log, stderr=subprocess.STDOUT, env={**os.environ, "PYTHONPATH": str(REPO)})
+    process = subprocess.Popen(
+        [sys.executable, "-m", "tests.support.compiled", str(out)],
+        cwd=REPO,
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        env={**os.environ, "PYTHONPATH": str(REPO)},
+    )
     return process, out
 
 

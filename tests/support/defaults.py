@@ -13,7 +13,9 @@ from lidcseg.data.sources.route import Route
 from tests.support.paths import REPO
 
 DEFAULTS = config.load(REPO / "config.yaml")
-DIRECT = Route(proxy=None, ca_bundle=None)  # loopback servers: never through the environment's proxy
+DIRECT = Route(
+    proxy=None, ca_bundle=None
+)  # loopback servers: never through the environment's proxy
 
 
 def settings_json(**sections) -> str:

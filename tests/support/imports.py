@@ -17,7 +17,7 @@ from __future__ import annotations
 import ast
 import re
 from dataclasses import dataclass
-from functools import lru_cache
+from functools import cache
 from pathlib import Path
 
 from tests.support.paths import REPO
@@ -42,11 +42,16 @@ def import_statements(tree: ast.AST, module_level_only: bool = False):
         node = todo.pop()
         if isinstance(node, (ast.Import, ast.ImportFrom)):
             yield node
-        elif not (module_level_only and isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.Lambda))):
+        elif not (
+            module_level_only
+            and isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.Lambda))
+        ):
             todo.extend(ast.iter_child_nodes(node))
 
 
-def imported_modules(tree: ast.AST, here: str, is_package: bool, module_level_only: bool = False) -> set[str]:
+def imported_modules(
+    tree: ast.AST, here: str, is_package: bool, module_level_only: bool = False
+) -> set[str]:
     """The absolute names of the modules import statements in `tree` name (for `from package
     import name`, also the submodule `name` where the package has one); `here` is the
     importing module, for relative imports."""
@@ -58,16 +63,23 @@ def imported_modules(tree: ast.AST, here: str, is_package: bool, module_level_on
         module = node.module or ""
         if node.level:  # relative: from the package of the importing module
             package = here.split(".") if is_package else here.split(".")[:-1]
-            module = ".".join([*package[:len(package) - node.level + 1], *([module] if module else [])])
+            module = ".".join(
+                [*package[: len(package) - node.level + 1], *([module] if module else [])]
+            )
         named.add(module)
-        named.update(f"{module}.{alias.name}" for alias in node.names
-                     if alias.name != "*" and module_file(f"{module}.{alias.name}") is not None)
+        named.update(
+            f"{module}.{alias.name}"
+            for alias in node.names
+            if alias.name != "*" and module_file(f"{module}.{alias.name}") is not None
+        )
     return named
 
 
 def parents(names) -> set[str]:
     """The packages above each dotted name (their __init__.py runs first)."""
-    return {".".join(name.split(".")[:end]) for name in names for end in range(1, name.count(".") + 1)}
+    return {
+        ".".join(name.split(".")[:end]) for name in names for end in range(1, name.count(".") + 1)
+    }
 
 
 @dataclass(frozen=True)
@@ -76,7 +88,7 @@ class Reach:
     third_party: frozenset[str]  # top-level names of everything else (stdlib included)
 
 
-@lru_cache(maxsize=None)
+@cache
 def closure(used: frozenset[str], loaded: frozenset[str]) -> Reach:
     """The files of the `lidcseg` modules `used` and `loaded` and of every `lidcseg` module they
     import, transitively, and the other top-level modules they import (see above)."""
@@ -89,13 +101,22 @@ def closure(used: frozenset[str], loaded: frozenset[str]) -> Reach:
             others.add(module.split(".")[0])
             continue
         path = module_file(module)
-        assert path is not None, f"{module} is imported but is no module under {SRC.relative_to(REPO)}"
+        assert path is not None, (
+            f"{module} is imported but is no module under {SRC.relative_to(REPO)}"
+        )
         if path in reached and (reached[path] or not is_used):
             continue
         reached[path] = is_used
-        named = imported_modules(ast.parse(path.read_text(), str(path)), module, path.name == "__init__.py",
-                                 module_level_only=not is_used)
-        todo.extend([(name, is_used) for name in named] + [(name, False) for name in parents(named | {module})])
+        named = imported_modules(
+            ast.parse(path.read_text(), str(path)),
+            module,
+            path.name == "__init__.py",
+            module_level_only=not is_used,
+        )
+        todo.extend(
+            [(name, is_used) for name in named]
+            + [(name, False) for name in parents(named | {module})]
+        )
     return Reach(frozenset(reached), frozenset(others))
 
 
@@ -107,8 +128,11 @@ def command_entry(command: str) -> tuple[frozenset[str], frozenset[str]]:
     group = command_module(command)
     tree = ast.parse(module_file(group).read_text())
     functions = {node.name: node for node in tree.body if isinstance(node, ast.FunctionDef)}
-    runs = {node.args[1].value: functions[node.args[2].id] for node in ast.walk(tree)
-            if isinstance(node, ast.Call) and getattr(node.func, "id", None) == "command"}
+    runs = {
+        node.args[1].value: functions[node.args[2].id]
+        for node in ast.walk(tree)
+        if isinstance(node, ast.Call) and getattr(node.func, "id", None) == "command"
+    }
     used = imported_modules(runs[command], group, False)
     return frozenset(used), frozenset({"lidcseg.cli", group})
 
@@ -116,8 +140,11 @@ def command_entry(command: str) -> tuple[frozenset[str], frozenset[str]]:
 def smk_imports(text: str) -> set[str]:
     """The modules a Snakefile or .smk file imports: its import lines parsed as Python (the
     rest of the file is Snakemake's language)."""
-    statements = re.findall(r"^[ \t]*(?:from[ \t]+[\w.]+[ \t]+import[ \t]+(?:\([^)]*\)|[^\n]*)|import[ \t]+[^\n]*)",
-                            text, re.MULTILINE)
+    statements = re.findall(
+        r"^[ \t]*(?:from[ \t]+[\w.]+[ \t]+import[ \t]+(?:\([^)]*\)|[^\n]*)|import[ \t]+[^\n]*)",
+        text,
+        re.MULTILINE,
+    )
     named: set[str] = set()
     for statement in statements:
         try:

@@ -33,8 +33,11 @@ def only_loopback(*ports: int):
         yield contacted
     finally:
         _recorders.remove(contacted)
-    elsewhere = [(event, target) for event, target in contacted
-                 if tuple(target[:2]) not in {("127.0.0.1", port) for port in ports}]
+    elsewhere = [
+        (event, target)
+        for event, target in contacted
+        if tuple(target[:2]) not in {("127.0.0.1", port) for port in ports}
+    ]
     assert not elsewhere, f"contacted hosts other than 127.0.0.1:{ports}: {elsewhere}"
 
 

@@ -7,4 +7,6 @@ from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[2]
 LIDC_SAMPLES = Path(os.environ.get("LIDC_SAMPLES", REPO.parent / "shared" / "lidc-samples"))
-LIDC_FULL = Path(os.environ.get("LIDC_FULL", REPO.parent / "shared" / "lidc-full"))  # one complete real series
+LIDC_FULL = Path(
+    os.environ.get("LIDC_FULL", REPO.parent / "shared" / "lidc-full")
+)  # one complete real series

@@ -9,9 +9,17 @@ import numpy as np
 from lidcseg.data.synthetic.synthesize import STORAGES, SeriesIds, to_stored, write_ct_series
 
 
-def make_series(folder: Path, n: int = 6, size: int = 24, dz: float = 2.5, spacing: float = 0.7,
-                storage: str = "signed-1024", z0: float = -100.0, seed: int = 0,
-                series_uid: str = "1.2.3.4.2") -> tuple[np.ndarray, list[Path]]:
+def make_series(
+    folder: Path,
+    n: int = 6,
+    size: int = 24,
+    dz: float = 2.5,
+    spacing: float = 0.7,
+    storage: str = "signed-1024",
+    z0: float = -100.0,
+    seed: int = 0,
+    series_uid: str = "1.2.3.4.2",
+) -> tuple[np.ndarray, list[Path]]:
     """Write an n-slice CT series; return its HU as read back should be ((z, y, x), ascending z)
     and the file paths in z order."""
     rng = np.random.default_rng(seed)

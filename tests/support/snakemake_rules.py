@@ -11,7 +11,7 @@ import subprocess
 import sys
 import tempfile
 from dataclasses import dataclass
-from functools import lru_cache
+from functools import cache
 from pathlib import Path
 
 from tests.support.paths import REPO
@@ -55,23 +55,41 @@ class Rule:
         return {output.split("{")[0].rsplit("/", 1)[0] for output in self.outputs}
 
 
-@lru_cache(maxsize=None)
+@cache
 def workflow_rules(workdir: Path = REPO, *configfiles: Path) -> tuple[Rule, ...]:
     """The rules under config.yaml and the given override files (some rules exist only under
     some settings, e.g. `download` for the real archive)."""
     with tempfile.TemporaryDirectory() as tmp:
         out = Path(tmp) / "rules.json"
-        done = subprocess.run([sys.executable, "-c", _DESCRIBE_RULES, str(out), *map(str, configfiles)], cwd=workdir,
-                              capture_output=True, text=True, timeout=300)
-        assert done.returncode == 0, f"Snakemake could not load the workflow:\n{done.stderr[-3000:]}"
+        done = subprocess.run(
+            [sys.executable, "-c", _DESCRIBE_RULES, str(out), *map(str, configfiles)],
+            cwd=workdir,
+            capture_output=True,
+            text=True,
+            timeout=300,
+        )
+        assert done.returncode == 0, (
+            f"Snakemake could not load the workflow:\n{done.stderr[-3000:]}"
+        )
         described = json.loads(out.read_text())
-    return tuple(Rule(r["name"], r["runs_command"], Path(r["conda"]) if r["conda"] else None, r["shell"],
-                      tuple(r["outputs"])) for r in described)
+    return tuple(
+        Rule(
+            r["name"],
+            r["runs_command"],
+            Path(r["conda"]) if r["conda"] else None,
+            r["shell"],
+            tuple(r["outputs"]),
+        )
+        for r in described
+    )
 
 
 def every_rule(workdir: Path = REPO) -> dict[str, Rule]:
     """Each rule defined under config.yaml or any of workflow/configs/*.yaml, by name."""
     rules = {}
-    for configfiles in [(), *[(path,) for path in sorted((workdir / "workflow/configs").glob("*.yaml"))]]:
+    for configfiles in [
+        (),
+        *[(path,) for path in sorted((workdir / "workflow/configs").glob("*.yaml"))],
+    ]:
         rules.update({rule.name: rule for rule in workflow_rules(workdir, *configfiles)})
     return rules

@@ -24,8 +24,14 @@ UNVERSIONED_SECTIONS = {"predict"}
 def snakemake(workdir: Path, *args: str) -> subprocess.CompletedProcess:
     """`snakemake *args` in workdir with the venv first on PATH (its jobs call `lidcseg`)."""
     env = {**os.environ, "PATH": f"{BIN}{os.pathsep}{os.environ['PATH']}"}
-    return subprocess.run([str(BIN / "snakemake"), *args], cwd=workdir, env=env, capture_output=True,
-                          text=True, timeout=900)
+    return subprocess.run(
+        [str(BIN / "snakemake"), *args],
+        cwd=workdir,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=900,
+    )
 
 
 def copy_workflow(dest: Path) -> Path:

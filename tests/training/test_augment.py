@@ -10,8 +10,8 @@ import torch
 from torch.utils.data import DataLoader, default_collate
 
 from lidcseg.config import AugmentConfig
-from lidcseg.data.dataset.packed import PackedSplit
 from lidcseg.core.scaling import scale_image, scale_mask, scaled_size
+from lidcseg.data.dataset.packed import PackedSplit
 from lidcseg.training.augment import EpochSampler, TrainingSamples, augment_batch
 from tests.support.packed import write_packed
 
@@ -26,8 +26,12 @@ def split(tmp_path_factory):
 
 def sample(samples: TrainingSamples, key: tuple[int, int]) -> tuple[torch.Tensor, torch.Tensor]:
     """The network's (image, mask) of one key: the loader's draws, augmented as a batch of one."""
-    images, masks = augment_batch(default_collate([samples[key]]), samples.image_scale, samples.patch_size,
-                                  torch.device("cpu"))
+    images, masks = augment_batch(
+        default_collate([samples[key]]),
+        samples.image_scale,
+        samples.patch_size,
+        torch.device("cpu"),
+    )
     return images[0], masks[0]
 
 
@@ -52,7 +56,9 @@ def test_scaled_slice_is_area_averaged_and_mask_thresholded(split):
 
 def test_foreground_crops_show_the_nodule(split):
     samples = TrainingSamples(split, 0, 1.0, (32, 32), 1.0, AUGMENT)
-    hits = [sample(samples, (epoch, i))[1].sum() > 0 for epoch in range(3) for i in range(len(split))]
+    hits = [
+        sample(samples, (epoch, i))[1].sum() > 0 for epoch in range(3) for i in range(len(split))
+    ]
     assert np.mean(hits) >= 0.9  # centred within a third of the crop of a nodule pixel
 
 
@@ -61,7 +67,9 @@ def test_a_sample_depends_only_on_seed_epoch_and_index(split):
     a, b = sample(samples, (2, 7)), sample(samples, (2, 7))
     assert torch.equal(a[0], b[0]) and torch.equal(a[1], b[1])
     assert not torch.equal(sample(samples, (3, 7))[0], a[0])
-    assert not torch.equal(sample(TrainingSamples(split, 6, 1.0, (32, 32), 0.5, AUGMENT), (2, 7))[0], a[0])
+    assert not torch.equal(
+        sample(TrainingSamples(split, 6, 1.0, (32, 32), 0.5, AUGMENT), (2, 7))[0], a[0]
+    )
 
 
 def test_workers_give_the_same_batches(split):
@@ -95,8 +103,12 @@ def test_scaling_helpers():
 def test_loader_hands_over_the_packed_slice_untouched(split):
     """Workers only slice the arrays: float16 image and boolean mask as stored, plus the draws."""
     image, mask, theta, intensity = TrainingSamples(split, 0, 0.5, (32, 32), 0.5, AUGMENT)[(1, 2)]
-    assert image.dtype == torch.float16 and torch.equal(image, torch.from_numpy(np.array(split.images[2])))
-    assert mask.dtype == torch.bool and torch.equal(mask, torch.from_numpy(np.asarray(split.masks[2]) > 0))
+    assert image.dtype == torch.float16 and torch.equal(
+        image, torch.from_numpy(np.array(split.images[2]))
+    )
+    assert mask.dtype == torch.bool and torch.equal(
+        mask, torch.from_numpy(np.asarray(split.masks[2]) > 0)
+    )
     assert theta.shape == (2, 3) and intensity.shape == (2,)
 
 
@@ -104,9 +116,16 @@ def test_a_batch_is_its_samples_one_by_one(split):
     """Batched augmentation equals augmenting each sample alone (nothing mixes across a batch)."""
     samples = TrainingSamples(split, 3, 0.5, (24, 24), 0.5, AUGMENT)
     keys = [(1, i) for i in range(6)]
-    images, masks = augment_batch(default_collate([samples[k] for k in keys]), 0.5, (24, 24), torch.device("cpu"),
-                                  channels_last=True)
-    assert images.shape == masks.shape == (6, 1, 24, 24) and images.is_contiguous(memory_format=torch.channels_last)
+    images, masks = augment_batch(
+        default_collate([samples[k] for k in keys]),
+        0.5,
+        (24, 24),
+        torch.device("cpu"),
+        channels_last=True,
+    )
+    assert images.shape == masks.shape == (6, 1, 24, 24) and images.is_contiguous(
+        memory_format=torch.channels_last
+    )
     for i, key in enumerate(keys):
         image, mask = sample(samples, key)
         torch.testing.assert_close(images[i], image, atol=1e-6, rtol=0)

@@ -19,7 +19,9 @@ from tests.support.packed import tiny_settings, write_packed
 def job_of(variant: Variant, packed, out, **train) -> TrainingJob:
     data = tiny_settings(**train)
     models = {k: v for k, v in data["models"].items() if k != "variants"}
-    return TrainingJob(variant.name, variant, 3, packed, out, models, TrainConfig.from_dict(data["train"]))
+    return TrainingJob(
+        variant.name, variant, 3, packed, out, models, TrainConfig.from_dict(data["train"])
+    )
 
 
 def test_a_training_split_of_8k_plus_1_trains_bam_at_batch_8(tmp_path):
@@ -27,8 +29,11 @@ def test_a_training_split_of_8k_plus_1_trains_bam_at_batch_8(tmp_path):
     norm on its 1 x 1 channel map; whole batches only, one step per epoch."""
     packed = write_packed(tmp_path, size=32, per_patient=3)
     assert len(PackedSplit(packed, "train")) == 9
-    summary = run_training(job_of(Variant(name="bam", attention="bam"), packed, tmp_path / "bam", epochs=1,
-                                  batch_size=8))
+    summary = run_training(
+        job_of(
+            Variant(name="bam", attention="bam"), packed, tmp_path / "bam", epochs=1, batch_size=8
+        )
+    )
     assert summary["epochs_run"] == 1
     log = (tmp_path / "bam" / "log.csv").read_text().splitlines()
     assert len(log) == 2 and float(log[1].split(",")[1]) > 0  # one epoch, a finite loss
@@ -44,7 +49,9 @@ def side_probabilities(model_file, packed) -> list[tuple[float, float]]:
         _, sides = model.eval()(images, return_side=True)
     found = []
     for side in sides:
-        p = torch.sigmoid(F.interpolate(side, size=images.shape[-2:], mode="bilinear", align_corners=False))
+        p = torch.sigmoid(
+            F.interpolate(side, size=images.shape[-2:], mode="bilinear", align_corners=False)
+        )
         found.append((p[inside].mean().item(), p[~inside].mean().item()))
     return found
 
@@ -53,9 +60,21 @@ def test_supervised_side_maps_of_rbcbam_predict_the_nodule(tmp_path):
     packed = write_packed(tmp_path, size=64, per_patient=8)
     rbcbam = Variant(name="rbcbam", aspp=True, attention="cbam", reverse=True, boundary=True)
     # whole 64 x 64 slices, so that even the deepest map (2 x 2) sees where the disc is
-    run_training(job_of(rbcbam, packed, tmp_path / "rbcbam", epochs=20, batch_size=4, patch_size=[64, 64],
-                        foreground_fraction=0.0, deep_supervision=[1, 1, 1, 1, 1]))
+    run_training(
+        job_of(
+            rbcbam,
+            packed,
+            tmp_path / "rbcbam",
+            epochs=20,
+            batch_size=4,
+            patch_size=[64, 64],
+            foreground_fraction=0.0,
+            deep_supervision=[1, 1, 1, 1, 1],
+        )
+    )
     found = side_probabilities(tmp_path / "rbcbam" / "model.pt", packed)
     assert len(found) == 5
     for level, (inside, outside) in enumerate(found):
-        assert inside > outside, f"side map {level} (deepest first): {inside:.3f} inside, {outside:.3f} outside"
+        assert inside > outside, (
+            f"side map {level} (deepest first): {inside:.3f} inside, {outside:.3f} outside"
+        )

@@ -15,8 +15,8 @@ import torch
 import yaml
 
 from lidcseg import config as lidcseg_config
-from lidcseg.core.model_file import load_weights_only
 from lidcseg.config import TrainConfig
+from lidcseg.core.model_file import load_weights_only
 from lidcseg.training.schedule import learning_rate_at
 from lidcseg.training.train import TrainingDiverged, run_training
 from tests.support.compiled import COMPILED_CHECK
@@ -53,7 +53,9 @@ def test_outputs_and_log(uninterrupted):
     rows = (uninterrupted / "log.csv").read_text().splitlines()
     assert rows[0].startswith("epoch,train_loss,val_loss,val_dsc") and len(rows) == 5
     summary = json.loads((uninterrupted / "train.json").read_text())
-    assert summary["epochs_run"] == 4 and 1 <= summary["best_epoch"] <= 4 and summary["resumes"] == 0
+    assert (
+        summary["epochs_run"] == 4 and 1 <= summary["best_epoch"] <= 4 and summary["resumes"] == 0
+    )
     assert not (uninterrupted / "checkpoint.pt").exists()
     saved = load_weights_only(uninterrupted / "model.pt")  # weights_only=True inside
     assert saved["variant"] == "unet" and saved["epoch"] == summary["best_epoch"]
@@ -65,9 +67,23 @@ def test_same_seed_same_weights(packed, uninterrupted, tmp_path):
 
 
 def _cli_train(packed: Path, out: Path, settings: Path) -> subprocess.Popen:
-    return subprocess.Popen([str(BIN / "lidcseg"), "train", str(packed), str(out), "--variant", "unet",
-                             "--seed", "7", "--settings", str(settings)],
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    return subprocess.Popen(
+        [
+            str(BIN / "lidcseg"),
+            "train",
+            str(packed),
+            str(out),
+            "--variant",
+            "unet",
+            "--seed",
+            "7",
+            "--settings",
+            str(settings),
+        ],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
 
 
 def _wait_for(path: Path, process: subprocess.Popen, timeout: float = 120) -> None:
@@ -92,7 +108,11 @@ def test_killed_job_resumes_to_the_same_weights(packed, uninterrupted, tmp_path,
     _, stderr = job.communicate(timeout=120)
     assert not (out / "model.pt").exists(), "the job finished before the signal; make it longer"
     if sig == signal.SIGTERM:
-        assert job.returncode == 2 and "SIGTERM" in stderr and "rerun the same command to resume" in stderr
+        assert (
+            job.returncode == 2
+            and "SIGTERM" in stderr
+            and "rerun the same command to resume" in stderr
+        )
         assert (out / "checkpoint.pt").stat().st_mtime_ns > written  # saved on the way out
     else:
         assert job.returncode == -signal.SIGKILL
@@ -115,11 +135,17 @@ def test_nan_loss_stops_without_a_model(packed, tmp_path, monkeypatch):
         loss = real(logits, target)
         return loss * float("nan") if calls["n"] == 4 else loss  # epoch 1's 3 batches, then this
 
-    monkeypatch.setattr(train, "dice_bce_loss", poisoned)  # the training step's loss without side maps
-    with pytest.raises(TrainingDiverged, match=r"loss is nan at epoch 2, batch 1.*no model written"):
+    monkeypatch.setattr(
+        train, "dice_bce_loss", poisoned
+    )  # the training step's loss without side maps
+    with pytest.raises(
+        TrainingDiverged, match=r"loss is nan at epoch 2, batch 1.*no model written"
+    ):
         run_training(make_job(packed, tmp_path, deep_supervision=[0, 0, 0, 0, 0]))
     assert not (tmp_path / "model.pt").exists()
-    assert load_weights_only(tmp_path / "checkpoint.pt")["state"]["epoch"] == 1  # the last good state kept
+    assert (
+        load_weights_only(tmp_path / "checkpoint.pt")["state"]["epoch"] == 1
+    )  # the last good state kept
 
 
 def test_compiled_training_matches_eager(compiled_run, packed, tmp_path):
@@ -136,7 +162,9 @@ def test_compiled_training_matches_eager(compiled_run, packed, tmp_path):
     summary = json.loads((out / "run" / "train.json").read_text())
     assert summary["epochs_run"] == 1 and (out / "run" / "model.pt").exists()
     run_training(make_job(packed, tmp_path, **COMPILED_CHECK))
-    compiled, eager = (next(csv.DictReader((run / "log.csv").open())) for run in (out / "run", tmp_path))
+    compiled, eager = (
+        next(csv.DictReader((run / "log.csv").open())) for run in (out / "run", tmp_path)
+    )
     assert float(compiled["train_loss"]) == pytest.approx(float(eager["train_loss"]), rel=1e-4)
     assert float(compiled["val_loss"]) == pytest.approx(float(eager["val_loss"]), rel=1e-3)
 
@@ -147,17 +175,27 @@ def test_checkpoint_of_other_settings_is_not_resumed(packed, tmp_path, caplog):
     first = load_weights_only(tmp_path / "first.pt")
     # A leftover checkpoint from a run with another learning rate:
     job = make_job(packed, tmp_path, epochs=1, learning_rate=0.01)
-    torch.save({"format": 1, "fingerprint": "something else", "state": {}, "best_state": None, "model": {},
-                "optimizer": {}, "scaler": {}}, tmp_path / "checkpoint.pt")
+    torch.save(
+        {
+            "format": 1,
+            "fingerprint": "something else",
+            "state": {},
+            "best_state": None,
+            "model": {},
+            "optimizer": {},
+            "scaler": {},
+        },
+        tmp_path / "checkpoint.pt",
+    )
     summary = run_training(job)
     assert summary["resumes"] == 0 and "training starts afresh" in caplog.text
     assert first["fingerprint"] != summary["fingerprint"]
 
 
 def test_checkpoint_with_code_inside_is_refused(tmp_path):
-    from lidcseg.core.model_file import CheckpointError
-
     import argparse  # any class: unpickling it could run code, so weights_only refuses it
+
+    from lidcseg.core.model_file import CheckpointError
 
     path = tmp_path / "model.pt"
     torch.save({"format": 1, "x": argparse.Namespace(a=1)}, path)
@@ -166,7 +204,9 @@ def test_checkpoint_with_code_inside_is_refused(tmp_path):
 
 
 def test_learning_rate_schedule():
-    t = TrainConfig.from_dict({**tiny_settings()["train"], "learning_rate": 1.0, "warmup_epochs": 1})
+    t = TrainConfig.from_dict(
+        {**tiny_settings()["train"], "learning_rate": 1.0, "warmup_epochs": 1}
+    )
     assert learning_rate_at(0, 100, 10, t) == pytest.approx(0.1)  # warm-up: (step + 1) / 10
     assert learning_rate_at(10, 100, 10, t) == pytest.approx(1.0)  # cosine starts at the base rate
     assert learning_rate_at(55, 100, 10, t) == pytest.approx(0.5)  # and is half way at the middle
@@ -176,13 +216,32 @@ def test_learning_rate_schedule():
 def test_unknown_variant_is_named(packed, tmp_path):
     settings = tmp_path / "settings.yaml"
     settings.write_text(yaml.safe_dump(tiny_settings()))
-    result = subprocess.run([str(BIN / "lidcseg"), "train", str(packed), str(tmp_path / "out"), "--variant",
-                             "unet_plus", "--seed", "1", "--settings", str(settings)], capture_output=True, text=True)
+    result = subprocess.run(
+        [
+            str(BIN / "lidcseg"),
+            "train",
+            str(packed),
+            str(tmp_path / "out"),
+            "--variant",
+            "unet_plus",
+            "--seed",
+            "1",
+            "--settings",
+            str(settings),
+        ],
+        capture_output=True,
+        text=True,
+    )
     assert result.returncode == 2
-    assert "models.variants" in result.stderr and "unet_plus" in result.stderr and not (tmp_path / "out").exists()
+    assert (
+        "models.variants" in result.stderr
+        and "unet_plus" in result.stderr
+        and not (tmp_path / "out").exists()
+    )
 
 
 def test_settings_sections_are_validated_and_named():
     with pytest.raises(lidcseg_config.ConfigError, match="train.batch_size"):
-        lidcseg_config.load_sections(json.dumps({"train": {**tiny_settings()["train"], "batch_size": 0}}),
-                                     ("train",))
+        lidcseg_config.load_sections(
+            json.dumps({"train": {**tiny_settings()["train"], "batch_size": 0}}), ("train",)
+        )

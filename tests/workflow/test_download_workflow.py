@@ -21,10 +21,17 @@ def archive_server(tmp_path_factory):
     staging = tmp_path_factory.mktemp("staging")
     archive = Archive()
     for patient in PATIENTS:
-        folder, _ = synthesize_patient(patient, staging, seed=3, noise_hu=DEFAULTS.synthesize.noise_hu,
-                                       storage=DEFAULTS.synthesize.storage)
+        folder, _ = synthesize_patient(
+            patient,
+            staging,
+            seed=3,
+            noise_hu=DEFAULTS.synthesize.noise_hu,
+            storage=DEFAULTS.synthesize.storage,
+        )
         manifest = read_json(staging / patient / "series.json")
-        served = series_from_folder(folder, patient, manifest["study_instance_uid"], manifest["series_instance_uid"])
+        served = series_from_folder(
+            folder, patient, manifest["study_instance_uid"], manifest["series_instance_uid"]
+        )
         archive.add(served)
     with nbia_server(archive) as server:
         yield server
@@ -55,16 +62,29 @@ split:
   val_fraction: 0.2
   stratify: none
 """)
-    result = snakemake(workdir, "results/dataset/packed/dataset.json", "--cores", "all", "--configfile", "tcia.yaml")
+    result = snakemake(
+        workdir,
+        "results/dataset/packed/dataset.json",
+        "--cores",
+        "all",
+        "--configfile",
+        "tcia.yaml",
+    )
     assert result.returncode == 0, result.stderr[-3000:]
     for patient in PATIENTS:
         manifest = read_json(workdir / "resources/lidc" / patient / "series.json")
         assert manifest["source"] == "tcia" and manifest["md5_verified"]
         assert "verified" in (workdir / "logs/download" / f"{patient}.log").read_text()
     assert {row["status"] for row in read_rows(workdir / "results/qc/scans.tsv")} == {"accepted"}
-    assert sorted(row["split"] for row in read_rows(workdir / "results/dataset/split.csv")) == ["test", "train", "val"]
+    assert sorted(row["split"] for row in read_rows(workdir / "results/dataset/split.csv")) == [
+        "test",
+        "train",
+        "val",
+    ]
     requests = archive_server.archive.requests
     assert {host for host, _ in requests} == {f"127.0.0.1:{archive_server.port}"}
-    fetched = [archive_server.archive.fetches(uid, "getImage") for uid in archive_server.archive.series]
+    fetched = [
+        archive_server.archive.fetches(uid, "getImage") for uid in archive_server.archive.series
+    ]
     assert fetched == [2, 1, 1]  # the dropped transfer was fetched again, nothing else was
     assert not (workdir / "resources/lidc/.partial").exists()

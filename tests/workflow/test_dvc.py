@@ -18,8 +18,14 @@ from snakemake.utils import update_config
 from lidcseg.io import read_rows
 from tests.support.paths import REPO
 from tests.support.snakemake_rules import every_rule, workflow_rules
-from tests.support.workflow import (BIN, TINY_CONFIG, UNVERSIONED_FILES, UNVERSIONED_RULES, UNVERSIONED_SECTIONS,
-                                    copy_workflow)
+from tests.support.workflow import (
+    BIN,
+    TINY_CONFIG,
+    UNVERSIONED_FILES,
+    UNVERSIONED_RULES,
+    UNVERSIONED_SECTIONS,
+    copy_workflow,
+)
 
 pytestmark = pytest.mark.workflow
 
@@ -32,8 +38,12 @@ models:
 evaluate:
   bootstrap_resamples: 100
 """
-GIT_USER = {"GIT_AUTHOR_NAME": "test", "GIT_AUTHOR_EMAIL": "test@example.org",
-            "GIT_COMMITTER_NAME": "test", "GIT_COMMITTER_EMAIL": "test@example.org"}
+GIT_USER = {
+    "GIT_AUTHOR_NAME": "test",
+    "GIT_AUTHOR_EMAIL": "test@example.org",
+    "GIT_COMMITTER_NAME": "test",
+    "GIT_COMMITTER_EMAIL": "test@example.org",
+}
 
 
 class Stage(NamedTuple):
@@ -47,10 +57,14 @@ def dvc_stages(repo: Path = REPO) -> dict[str, Stage]:
     from dvc.repo import Repo
 
     with Repo(str(repo)) as dvc:
-        return {stage.name: Stage([out.def_path for out in stage.outs],
-                                  [dep.def_path for dep in stage.deps if not hasattr(dep, "params")],
-                                  [key for dep in stage.deps if hasattr(dep, "params") for key in dep.params])
-                for stage in dvc.index.stages}
+        return {
+            stage.name: Stage(
+                [out.def_path for out in stage.outs],
+                [dep.def_path for dep in stage.deps if not hasattr(dep, "params")],
+                [key for dep in stage.deps if hasattr(dep, "params") for key in dep.params],
+            )
+            for stage in dvc.index.stages
+        }
 
 
 def _inside(path: str, folders) -> bool:
@@ -61,22 +75,32 @@ def test_every_rule_output_is_in_a_versioned_folder():
     """Snakemake reruns a job whose input is missing: whatever a rule writes must come back
     with `dvc pull`, intermediates included."""
     outs = [out for stage in dvc_stages().values() for out in stage.outs]
-    unversioned = {f"{rule.name}: {folder}" for rule in every_rule().values() for folder in rule.output_folders
-                   if not _inside(folder, outs) and rule.name not in UNVERSIONED_RULES}
+    unversioned = {
+        f"{rule.name}: {folder}"
+        for rule in every_rule().values()
+        for folder in rule.output_folders
+        if not _inside(folder, outs) and rule.name not in UNVERSIONED_RULES
+    }
     assert not unversioned, f"rule outputs in no dvc.yaml stage's outs: {sorted(unversioned)}"
 
 
 def test_every_config_section_is_a_param_of_a_stage():
     sections = yaml.safe_load((REPO / "config.yaml").read_text())
     params = {key.split(".")[0] for stage in dvc_stages().values() for key in stage.params}
-    assert set(sections) - params - UNVERSIONED_SECTIONS == set(), "config.yaml sections no dvc.yaml stage reads"
+    assert set(sections) - params - UNVERSIONED_SECTIONS == set(), (
+        "config.yaml sections no dvc.yaml stage reads"
+    )
 
 
 def test_every_module_and_rule_file_is_a_dependency_of_a_stage():
     deps = [dep for stage in dvc_stages().values() for dep in stage.deps]
     files = [*(REPO / "src/lidcseg").rglob("*.py"), *(REPO / "workflow/rules").glob("*.smk")]
-    missing = [str(path.relative_to(REPO)) for path in files if not _inside(str(path.relative_to(REPO)), deps)
-               and str(path.relative_to(REPO)) not in UNVERSIONED_FILES]
+    missing = [
+        str(path.relative_to(REPO))
+        for path in files
+        if not _inside(str(path.relative_to(REPO)), deps)
+        and str(path.relative_to(REPO)) not in UNVERSIONED_FILES
+    ]
     assert not missing, f"no dvc.yaml stage depends on {missing}"
 
 
@@ -101,9 +125,14 @@ def env(tmp_path_factory) -> dict:
     home = tmp_path_factory.mktemp("dvc-home")
     (home / "global").mkdir()
     (home / "global/config").write_text("[core]\n    analytics = false\n    check_update = false\n")
-    return {**os.environ, **GIT_USER, "PATH": f"{BIN}{os.pathsep}{os.environ['PATH']}",
-            "DVC_GLOBAL_CONFIG_DIR": str(home / "global"), "DVC_SYSTEM_CONFIG_DIR": str(home / "system"),
-            "DVC_SITE_CACHE_DIR": str(home / "site-cache")}
+    return {
+        **os.environ,
+        **GIT_USER,
+        "PATH": f"{BIN}{os.pathsep}{os.environ['PATH']}",
+        "DVC_GLOBAL_CONFIG_DIR": str(home / "global"),
+        "DVC_SYSTEM_CONFIG_DIR": str(home / "system"),
+        "DVC_SITE_CACHE_DIR": str(home / "site-cache"),
+    }
 
 
 def _workflow_repo(repo: Path, env: dict) -> Path:
@@ -115,7 +144,9 @@ def _workflow_repo(repo: Path, env: dict) -> Path:
         shutil.copy(REPO / name, repo / name)
     (repo / ".dvc").mkdir()
     shutil.copy(REPO / ".dvc/config", repo / ".dvc/config")
-    shutil.copytree(REPO / "src/lidcseg", repo / "src/lidcseg", ignore=shutil.ignore_patterns("__pycache__"))
+    shutil.copytree(
+        REPO / "src/lidcseg", repo / "src/lidcseg", ignore=shutil.ignore_patterns("__pycache__")
+    )
     config = yaml.safe_load((REPO / "config.yaml").read_text())
     for override in ((repo / TINY_CONFIG).read_text(), SMALLEST):
         update_config(config, yaml.safe_load(override))
@@ -144,8 +175,14 @@ def _make_pull(clone: Path, env: dict) -> subprocess.CompletedProcess:
     """The README's command after a clone. -o: the venv is the one running these tests, and
     make must not try to reinstall it."""
     venv = BIN.parent
-    return subprocess.run(["make", "pull", f"VENV={venv}", "-o", str(venv / ".installed-stamp")], cwd=clone,
-                          env=env, capture_output=True, text=True, timeout=600)
+    return subprocess.run(
+        ["make", "pull", f"VENV={venv}", "-o", str(venv / ".installed-stamp")],
+        cwd=clone,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
 
 
 def _clone_and_pull(pushed_repo: Path, clone: Path, env: dict) -> Path:
@@ -172,7 +209,9 @@ def test_repro_runs_every_stage_and_leaves_nothing_to_do(pushed, env):
     assert re.findall(r"Running stage '(\w+)'", repro) == ["scans", "dataset", "train", "report"]
     assert _json([str(BIN / "dvc"), "status", "--json"], repo, env) == {}
     assert _planned_rules(repo, env) == set()
-    assert (repo.parent / "lidcseg-dvc-remote/files/md5").is_dir(), "nothing pushed to the default remote"
+    assert (repo.parent / "lidcseg-dvc-remote/files/md5").is_dir(), (
+        "nothing pushed to the default remote"
+    )
 
 
 def test_fresh_clone_after_make_pull_has_everything_and_nothing_to_do(pushed, pulled, env):
@@ -181,7 +220,10 @@ def test_fresh_clone_after_make_pull_has_everything_and_nothing_to_do(pushed, pu
     for folder in versioned:
         original = sorted(p.relative_to(repo) for p in (repo / folder).rglob("*") if p.is_file())
         assert original, f"{folder} is empty in the original"
-        assert sorted(p.relative_to(pulled) for p in (pulled / folder).rglob("*") if p.is_file()) == original
+        assert (
+            sorted(p.relative_to(pulled) for p in (pulled / folder).rglob("*") if p.is_file())
+            == original
+        )
     ran = [p.name for p in (pulled / "logs").rglob("*") if p.is_file() and p.stat().st_size]
     assert not ran, f"jobs ran in the clone: {ran}"  # --touch leaves empty logs
     dry = _run([str(BIN / "snakemake"), "-n"], pulled, env)
@@ -192,10 +234,14 @@ def test_metrics_show_lists_the_evaluation_metrics(pulled, env):
     shown = _json([str(BIN / "dvc"), "metrics", "show", "--json"], pulled, env)
     summary = shown[""]["data"]["results/metrics/summary.json"]["data"]
     assert set(summary) == {"unet"} and 0 <= summary["unet"]["dsc"] <= 1
-    assert summary["unet"]["dsc"] == pytest.approx(float(read_rows(pulled / "results/metrics/summary.csv")[0]["dsc"]))
+    assert summary["unet"]["dsc"] == pytest.approx(
+        float(read_rows(pulled / "results/metrics/summary.csv")[0]["dsc"])
+    )
 
 
-def test_pulled_results_keep_their_provenance_so_a_data_value_reruns_the_data(pulled, env, tmp_path):
+def test_pulled_results_keep_their_provenance_so_a_data_value_reruns_the_data(
+    pulled, env, tmp_path
+):
     """`--touch --forceall` records every job, not only those whose file times were out of order."""
     noisier = tmp_path / "noisier.yaml"
     noisier.write_text("synthesize:\n  noise_hu: 16\n")
@@ -215,15 +261,25 @@ def more_epochs(pushed, env) -> Path:
 
 def test_a_training_value_reruns_training_and_what_follows_not_the_data(more_epochs, env):
     assert set(_json([str(BIN / "dvc"), "status", "--json"], more_epochs, env)) == {"train"}
-    data_folders = [out for name in ("scans", "dataset") for out in dvc_stages(more_epochs)[name].outs]
-    data_rules = {rule.name for rule in workflow_rules(more_epochs) if rule.output_folders
-                  and all(_inside(folder, data_folders) for folder in rule.output_folders)}
+    data_folders = [
+        out for name in ("scans", "dataset") for out in dvc_stages(more_epochs)[name].outs
+    ]
+    data_rules = {
+        rule.name
+        for rule in workflow_rules(more_epochs)
+        if rule.output_folders
+        and all(_inside(folder, data_folders) for folder in rule.output_folders)
+    }
     assert {"synthesize", "convert", "split"} <= data_rules
     planned = _planned_rules(more_epochs, env)
-    assert {"train", "evaluate", "summarize", "report"} <= planned and not planned & data_rules, planned
+    assert {"train", "evaluate", "summarize", "report"} <= planned and not planned & data_rules, (
+        planned
+    )
 
 
 def test_make_pull_refuses_to_mark_results_of_other_settings_up_to_date(more_epochs, env):
     done = _make_pull(more_epochs, env)
-    assert done.returncode != 0 and "differs from dvc.lock" in done.stderr, done.stdout + done.stderr
+    assert done.returncode != 0 and "differs from dvc.lock" in done.stderr, (
+        done.stdout + done.stderr
+    )
     assert "train" in _planned_rules(more_epochs, env)

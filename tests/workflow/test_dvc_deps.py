@@ -14,7 +14,7 @@ Only files are read: no Snakemake job and no DVC command runs (Snakemake's API l
 from __future__ import annotations
 
 import re
-from functools import lru_cache
+from functools import cache
 from pathlib import Path
 
 import pytest
@@ -33,6 +33,7 @@ WORKFLOW_FILES = ("Snakefile", "workflow/rules/common.smk")
 
 # --- dvc.yaml, its templates resolved ---------------------------------------------------------
 
+
 def _dvc() -> dict:
     return yaml.safe_load(DVC_YAML.read_text())
 
@@ -41,12 +42,15 @@ def _variables() -> dict:
     """dvc.yaml's `vars`: params files (read from the repository) and inline mappings."""
     values: dict = {}
     for entry in _dvc().get("vars", []):
-        values.update(yaml.safe_load((REPO / entry).read_text()) if isinstance(entry, str) else entry)
+        values.update(
+            yaml.safe_load((REPO / entry).read_text()) if isinstance(entry, str) else entry
+        )
     return values
 
 
 def _resolve(text: str) -> str:
     """`${a.b}` replaced by the value of a.b in the vars, as DVC's templating does."""
+
     def value(match: re.Match) -> str:
         found = _variables()
         for key in match.group(1).split("."):
@@ -62,8 +66,14 @@ def _paths(entries) -> list[str]:
     return [_resolve(path).rstrip("/") for path in paths]
 
 
-STAGES = {name: {"outs": _paths(stage.get("outs")), "deps": _paths(stage.get("deps")), "cmd": stage["cmd"]}
-          for name, stage in _dvc()["stages"].items()}
+STAGES = {
+    name: {
+        "outs": _paths(stage.get("outs")),
+        "deps": _paths(stage.get("deps")),
+        "cmd": stage["cmd"],
+    }
+    for name, stage in _dvc()["stages"].items()
+}
 
 
 def _inside(path: str, folders) -> bool:
@@ -72,17 +82,23 @@ def _inside(path: str, folders) -> bool:
 
 # --- the rules of each stage --------------------------------------------------------------
 
-@lru_cache(maxsize=None)
+
+@cache
 def _rules_by_stage() -> dict[str, list]:
     """Each stage's rules: those whose outputs all lie in the stage's `outs`."""
     by_stage: dict[str, list] = {name: [] for name in STAGES}
     for rule in every_rule(REPO).values():
         if not rule.outputs or rule.name in UNVERSIONED_RULES:
             continue
-        owners = [name for name, stage in STAGES.items()
-                  if all(_inside(folder, stage["outs"]) for folder in rule.output_folders)]
-        assert len(owners) == 1, (f"rule {rule.name}'s outputs {sorted(rule.output_folders)} are in the outs of "
-                                  f"{'no' if not owners else 'more than one'} dvc.yaml stage {owners or ''}")
+        owners = [
+            name
+            for name, stage in STAGES.items()
+            if all(_inside(folder, stage["outs"]) for folder in rule.output_folders)
+        ]
+        assert len(owners) == 1, (
+            f"rule {rule.name}'s outputs {sorted(rule.output_folders)} are in the outs of "
+            f"{'no' if not owners else 'more than one'} dvc.yaml stage {owners or ''}"
+        )
         by_stage[owners[0]].append(rule)
     return by_stage
 
@@ -90,7 +106,11 @@ def _rules_by_stage() -> dict[str, list]:
 def _rule_file(name: str) -> str:
     """The .smk file that defines rule (or checkpoint) `name`."""
     pattern = re.compile(rf"^\s*(?:rule|checkpoint)\s+{re.escape(name)}\s*:", re.MULTILINE)
-    files = [path for path in sorted((REPO / "workflow/rules").glob("*.smk")) if pattern.search(path.read_text())]
+    files = [
+        path
+        for path in sorted((REPO / "workflow/rules").glob("*.smk"))
+        if pattern.search(path.read_text())
+    ]
     assert len(files) == 1, f"rule {name} is defined in {len(files)} workflow/rules/*.smk files"
     return str(files[0].relative_to(REPO))
 
@@ -100,14 +120,18 @@ def _command(rule) -> str:
     words = (rule.shell or "").split()
     assert len(words) > 1 and words[0] == "lidcseg", (
         f"rule {rule.name} runs {' '.join(words[:2])!r}, not a `lidcseg` command: this test cannot tell "
-        "which code it runs (teach it, and list that code in the stage's deps)")
+        "which code it runs (teach it, and list that code in the stage's deps)"
+    )
     return words[1]
 
 
 def _package_data(sources: list[Path]) -> set[Path]:
     """Non-Python files of the package that one of `sources` names (e.g. config.schema.yaml)."""
-    data = [path for path in PACKAGE.rglob("*")
-            if path.is_file() and path.suffix not in (".py", ".pyc") and "__pycache__" not in path.parts]
+    data = [
+        path
+        for path in PACKAGE.rglob("*")
+        if path.is_file() and path.suffix not in (".py", ".pyc") and "__pycache__" not in path.parts
+    ]
     texts = [source.read_text() for source in sources]
     return {path for path in data if any(path.name in text for text in texts)}
 
@@ -116,7 +140,9 @@ def _code_of(rule) -> set[str]:
     """The files, relative to the repository, that making `rule`'s outputs reads as code."""
     workflow = [REPO / name for name in (*WORKFLOW_FILES, _rule_file(rule.name))]
     used, loaded = command_entry(_command(rule))
-    planned = {name for path in workflow for name in smk_imports(path.read_text())}  # Snakemake runs them
+    planned = {
+        name for path in workflow for name in smk_imports(path.read_text())
+    }  # Snakemake runs them
     python = closure(used | frozenset(planned), loaded).files
     files = {*workflow, *python, *_package_data([*workflow, *python])}
     return {str(path.relative_to(REPO)) for path in files}
@@ -124,20 +150,33 @@ def _code_of(rule) -> set[str]:
 
 # --- the tests ------------------------------------------------------------------------------
 
+
 @pytest.mark.parametrize("stage", sorted(STAGES))
 def test_stage_deps_cover_the_code_its_rules_run(stage):
     rules = _rules_by_stage()[stage]
     assert rules, f"no rule writes into stage {stage}'s outs {STAGES[stage]['outs']}"
-    missing = sorted({f"stage {stage}, rule {rule.name}: {path}"
-                      for rule in rules for path in _code_of(rule) if not _inside(path, STAGES[stage]["deps"])})
-    assert not missing, "files in no dvc.yaml `deps` entry of the stage that runs them:\n" + "\n".join(missing)
+    missing = sorted(
+        {
+            f"stage {stage}, rule {rule.name}: {path}"
+            for rule in rules
+            for path in _code_of(rule)
+            if not _inside(path, STAGES[stage]["deps"])
+        }
+    )
+    assert not missing, (
+        "files in no dvc.yaml `deps` entry of the stage that runs them:\n" + "\n".join(missing)
+    )
 
 
 def test_the_snakemake_command_is_written_once():
     """One `vars` entry, used by every stage; a second copy would drift from the first."""
     command = _variables().get("snakemake")
     assert command, "dvc.yaml has no `snakemake` entry under `vars`"
-    assert DVC_YAML.read_text().count(command) == 1, f"{command!r} is written more than once in dvc.yaml"
+    assert DVC_YAML.read_text().count(command) == 1, (
+        f"{command!r} is written more than once in dvc.yaml"
+    )
     for name, stage in STAGES.items():
         first = stage["cmd"][0] if isinstance(stage["cmd"], list) else stage["cmd"]
-        assert first.startswith("${snakemake}"), f"stage {name} does not run `${{snakemake}} <targets>`: {first!r}"
+        assert first.startswith("${snakemake}"), (
+            f"stage {name} does not run `${{snakemake}} <targets>`: {first!r}"
+        )

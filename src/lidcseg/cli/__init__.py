@@ -14,16 +14,38 @@ import logging
 import sys
 import time
 
-from lidcseg.cli import configuration, dataset, evaluation, inference, preprocess, report, scans, sources, training
+from lidcseg.cli import (
+    configuration,
+    dataset,
+    evaluation,
+    inference,
+    preprocess,
+    report,
+    scans,
+    sources,
+    training,
+)
 from lidcseg.errors import LidcsegError
 
 log = logging.getLogger("lidcseg")
-GROUPS = (configuration, sources, scans, preprocess, dataset, training, evaluation, inference, report)
+GROUPS = (
+    configuration,
+    sources,
+    scans,
+    preprocess,
+    dataset,
+    training,
+    evaluation,
+    inference,
+    report,
+)
 
 
 def main(argv: list[str] | None = None) -> int:
     args = parser().parse_args(argv)
-    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s", stream=sys.stderr)
+    logging.basicConfig(
+        level=logging.INFO, format="%(levelname)s %(name)s: %(message)s", stream=sys.stderr
+    )
     started = time.perf_counter()
     try:
         args.run(args)

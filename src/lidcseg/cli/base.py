@@ -15,16 +15,24 @@ from pathlib import Path
 log = logging.getLogger("lidcseg")
 
 
-def command(stages, name: str, run, help: str, description: str,
-            settings: tuple[str, ...] = ()) -> argparse.ArgumentParser:
+def command(
+    stages, name: str, run, help: str, description: str, settings: tuple[str, ...] = ()
+) -> argparse.ArgumentParser:
     """Add subcommand ``name`` running ``run(args)``; with ``settings``, the config sections
     it reads come from ``--settings`` (:func:`sections` reads them)."""
-    parser = stages.add_parser(name, help=help, description=description,
-                               formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    parser = stages.add_parser(
+        name,
+        help=help,
+        description=description,
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+    )
     parser.set_defaults(run=run, sections=settings)
     if settings:
-        parser.add_argument("--settings", default="config.yaml",
-                            help=f"config file, or inline JSON holding the sections {', '.join(settings)}")
+        parser.add_argument(
+            "--settings",
+            default="config.yaml",
+            help=f"config file, or inline JSON holding the sections {', '.join(settings)}",
+        )
     return parser
 
 

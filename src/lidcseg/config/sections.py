@@ -71,8 +71,12 @@ class DownloadConfig(Section):
 class ConvertConfig(Section):
     """Tolerances of the series checks (convert and inspect)."""
 
-    max_gap_factor: float  # a step above this many times the usual spacing is a gap (stray or missing slices)
-    max_spacing_deviation: float  # larger relative deviation: uneven spacing, warned (placed by real z)
+    max_gap_factor: (
+        float  # a step above this many times the usual spacing is a gap (stray or missing slices)
+    )
+    max_spacing_deviation: (
+        float  # larger relative deviation: uneven spacing, warned (placed by real z)
+    )
     missing_rescale: str  # "identity" or "error": what to do without RescaleSlope/Intercept
 
 
@@ -196,4 +200,6 @@ class Config(Section):
     predict: PredictConfig
 
 
-SECTIONS: dict[str, type[Section]] = {f.name: typing.get_type_hints(Config)[f.name] for f in fields(Config)}
+SECTIONS: dict[str, type[Section]] = {
+    f.name: typing.get_type_hints(Config)[f.name] for f in fields(Config)
+}

@@ -48,14 +48,20 @@ def per_image_mean(counts: np.ndarray) -> dict[str, float]:
     slices a model missed and reads high; ``precision_empty_as_0`` counts them as 0 (every
     test slice holds a nodule, so predicting nothing there is an error)."""
     per_image = scores(counts)
-    means = {k: float(np.nanmean(v)) if np.isfinite(v).any() else float("nan") for k, v in per_image.items()}
+    means = {
+        k: float(np.nanmean(v)) if np.isfinite(v).any() else float("nan")
+        for k, v in per_image.items()
+    }
     precision = per_image["precision"]
-    means["precision_empty_as_0"] = float(np.mean(np.nan_to_num(precision, nan=0.0))) if len(precision) else float("nan")
+    means["precision_empty_as_0"] = (
+        float(np.mean(np.nan_to_num(precision, nan=0.0))) if len(precision) else float("nan")
+    )
     return means
 
 
-def bootstrap_pooled(counts: np.ndarray, patients: Sequence[str], n_resamples: int, seed: int,
-                     level: float) -> dict[str, tuple[float, float]]:
+def bootstrap_pooled(
+    counts: np.ndarray, patients: Sequence[str], n_resamples: int, seed: int, level: float
+) -> dict[str, tuple[float, float]]:
     """Percentile interval of the pooled metrics when patients are drawn with replacement."""
     counts = np.asarray(counts)
     ids, index = np.unique(np.asarray(patients), return_inverse=True)
@@ -65,7 +71,11 @@ def bootstrap_pooled(counts: np.ndarray, patients: Sequence[str], n_resamples: i
     draws = rng.integers(0, len(ids), size=(n_resamples, len(ids)))
     resampled = scores(per_patient[draws].sum(axis=1))
     tail = (1 - level) / 2 * 100
-    with warnings.catch_warnings():  # a metric undefined in every draw (no prediction at all) stays NaN
+    with (
+        warnings.catch_warnings()
+    ):  # a metric undefined in every draw (no prediction at all) stays NaN
         warnings.simplefilter("ignore", RuntimeWarning)
-        return {k: (float(np.nanpercentile(v, tail)), float(np.nanpercentile(v, 100 - tail)))
-                for k, v in resampled.items()}
+        return {
+            k: (float(np.nanpercentile(v, tail)), float(np.nanpercentile(v, 100 - tail)))
+            for k, v in resampled.items()
+        }

@@ -46,8 +46,12 @@ def load_weights_only(path: str | os.PathLike) -> dict:
     except FileNotFoundError:
         raise
     except Exception as error:  # pickle, zip or unsafe-global errors all mean "not ours"
-        reason = (str(error).strip().splitlines() or [""])[0]  # torch's own advice runs to many lines
-        raise CheckpointError(f"{path}: not a readable lidcseg checkpoint ({type(error).__name__}: {reason})") from error
+        reason = (str(error).strip().splitlines() or [""])[
+            0
+        ]  # torch's own advice runs to many lines
+        raise CheckpointError(
+            f"{path}: not a readable lidcseg checkpoint ({type(error).__name__}: {reason})"
+        ) from error
     if not isinstance(payload, dict) or payload.get("format") != FORMAT:
         raise CheckpointError(f"{path}: not a lidcseg checkpoint of format {FORMAT}")
     return payload
@@ -55,5 +59,9 @@ def load_weights_only(path: str | os.PathLike) -> dict:
 
 def cpu_state(module_or_state) -> dict:
     """A detached CPU copy of a state dict (so later steps do not change it)."""
-    state = module_or_state.state_dict() if hasattr(module_or_state, "state_dict") else module_or_state
-    return {k: v.detach().to("cpu", copy=True) if torch.is_tensor(v) else v for k, v in state.items()}
+    state = (
+        module_or_state.state_dict() if hasattr(module_or_state, "state_dict") else module_or_state
+    )
+    return {
+        k: v.detach().to("cpu", copy=True) if torch.is_tensor(v) else v for k, v in state.items()
+    }

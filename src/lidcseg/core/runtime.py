@@ -18,7 +18,9 @@ def pick_device(name: str) -> torch.device:
     """``auto``: CUDA when present; ``cuda`` on a machine without one is an error, not a
     silent 100x slower run."""
     if name == "cuda" and not torch.cuda.is_available():
-        raise ConfigError("train.device", "cuda, but torch sees no CUDA device here (auto uses one when present)")
+        raise ConfigError(
+            "train.device", "cuda, but torch sees no CUDA device here (auto uses one when present)"
+        )
     if name == "auto":
         name = "cuda" if torch.cuda.is_available() else "cpu"
     return torch.device(name)

@@ -9,7 +9,11 @@ import numpy as np
 def size_labels(edges: tuple[float, ...]) -> list[str]:
     """``(6, 10, 20)`` -> ``['<6', '6-10', '10-20', '>=20']``."""
     fmt = lambda v: f"{v:g}"  # noqa: E731
-    return [f"<{fmt(edges[0])}"] + [f"{fmt(a)}-{fmt(b)}" for a, b in zip(edges, edges[1:])] + [f">={fmt(edges[-1])}"]
+    return (
+        [f"<{fmt(edges[0])}"]
+        + [f"{fmt(a)}-{fmt(b)}" for a, b in zip(edges, edges[1:])]
+        + [f">={fmt(edges[-1])}"]
+    )
 
 
 def size_label(diameter: float, edges: tuple[float, ...]) -> str:

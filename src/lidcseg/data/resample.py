@@ -35,7 +35,15 @@ from scipy import ndimage
 from lidcseg.config import ResampleConfig
 from lidcseg.data.dicom.geometry import index_at, is_regular
 from lidcseg.errors import LidcsegError, ScanError
-from lidcseg.io import Volume, load_nifti, output_group, read_json, save_nifti, slice_positions_beside, write_json
+from lidcseg.io import (
+    Volume,
+    load_nifti,
+    output_group,
+    read_json,
+    save_nifti,
+    slice_positions_beside,
+    write_json,
+)
 
 IMAGE_METHODS = ("linear", "nearest", "cubic")
 MASK_METHODS = ("linear", "nearest")
@@ -59,9 +67,13 @@ class GridTransform:
         return asdict(self)
 
     @classmethod
-    def from_dict(cls, data: dict) -> "GridTransform":
-        fields = {k: tuple(v) if k.endswith(("shape", "scale", "offset", "source_z")) and v is not None else v
-                  for k, v in data.items()}
+    def from_dict(cls, data: dict) -> GridTransform:
+        fields = {
+            k: tuple(v)
+            if k.endswith(("shape", "scale", "offset", "source_z")) and v is not None
+            else v
+            for k, v in data.items()
+        }
         return cls(**fields)
 
     def source_coordinates(self, axis: int) -> np.ndarray:
@@ -88,7 +100,9 @@ def _exact(coordinates):
     return np.round(coordinates, 6)
 
 
-def plan_grid(volume: Volume, spacing: tuple[float, float, float], size_xy: tuple[int, int]) -> GridTransform:
+def plan_grid(
+    volume: Volume, spacing: tuple[float, float, float], size_xy: tuple[int, int]
+) -> GridTransform:
     """The transform to ``spacing`` mm, cropped or padded (centred) to ``size_xy`` in-plane;
     along z by the real slice positions when ``volume.slice_z`` says they are uneven."""
     scale = np.array(spacing, dtype=float) / np.array(volume.spacing)
@@ -98,7 +112,11 @@ def plan_grid(volume: Volume, spacing: tuple[float, float, float], size_xy: tupl
     n_z = volume.array.shape[2] if z_mm is None else (z_mm[-1] - z_mm[0]) / volume.spacing[2] + 1
     resampled = [resampled_length(n, s) for n, s in zip((*volume.array.shape[:2], n_z), scale)]
     out_shape = (size_xy[0], size_xy[1], resampled[2])
-    crop = [(resampled[0] - size_xy[0]) // 2, (resampled[1] - size_xy[1]) // 2, 0]  # negative = padding
+    crop = [
+        (resampled[0] - size_xy[0]) // 2,
+        (resampled[1] - size_xy[1]) // 2,
+        0,
+    ]  # negative = padding
     offset = np.array([source_index(0, s, c) for s, c in zip(scale, crop)])
     step = np.eye(4)
     step[:3, :3] = np.diag(scale)
@@ -110,7 +128,9 @@ def plan_grid(volume: Volume, spacing: tuple[float, float, float], size_xy: tupl
         offset=tuple(float(o) for o in offset),
         input_affine=volume.affine.tolist(),
         output_affine=(volume.affine @ step).tolist(),
-        source_z=None if z_mm is None else tuple(float(c) for c in real_z_indices(z_mm, volume.spacing[2], spacing[2])),
+        source_z=None
+        if z_mm is None
+        else tuple(float(c) for c in real_z_indices(z_mm, volume.spacing[2], spacing[2])),
     )
 
 
@@ -146,7 +166,9 @@ def resample_mask(mask: Volume, grid: GridTransform, method: str) -> Volume:
     _check_grid(mask, grid)
     labels = _resample_separable(mask.array, grid, "nearest", pad=0, dtype=mask.array.dtype)
     if method == "linear":
-        foreground = _resample_separable((mask.array > 0).astype(np.float32), grid, "linear", pad=0) >= 0.5
+        foreground = (
+            _resample_separable((mask.array > 0).astype(np.float32), grid, "linear", pad=0) >= 0.5
+        )
         missing = foreground & (labels == 0)
         if missing.any():  # rim voxels the nearest sample put in the background
             labels[missing] = ndimage.grey_dilation(labels, size=3)[missing]
@@ -156,23 +178,43 @@ def resample_mask(mask: Volume, grid: GridTransform, method: str) -> Volume:
     return Volume(labels, np.array(grid.output_affine))
 
 
-def resample_to_files(in_nifti, out_nifti, settings: ResampleConfig, masks=(), grid_json=None,
-                      transform_json=None) -> GridTransform:
+def resample_to_files(
+    in_nifti, out_nifti, settings: ResampleConfig, masks=(), grid_json=None, transform_json=None
+) -> GridTransform:
     """`lidcseg resample`: the HU volume (and each ``(mask_in, mask_out)`` label mask) onto the
     grid planned from ``settings`` (or recorded in ``grid_json``); the transform is written to
     ``transform_json`` so the readers' masks and the figures can follow a pixel back."""
     volume = load_nifti(in_nifti)
-    volume.slice_z = slice_positions_beside(in_nifti, volume.array.shape[2])  # convert's record, if any
+    volume.slice_z = slice_positions_beside(
+        in_nifti, volume.array.shape[2]
+    )  # convert's record, if any
     if grid_json:
         grid = GridTransform.from_dict(read_json(grid_json))
     else:
         grid = plan_grid(volume, settings.spacing_mm, settings.image_size)
     # Every output is computed before any is written: a mask that does not fit leaves nothing.
-    outputs = [(_on_grid(resample_image, volume, in_nifti, grid, settings.image_interpolation, settings.pad_hu),
-                out_nifti)]
+    outputs = [
+        (
+            _on_grid(
+                resample_image,
+                volume,
+                in_nifti,
+                grid,
+                settings.image_interpolation,
+                settings.pad_hu,
+            ),
+            out_nifti,
+        )
+    ]
     for mask_in, mask_out in masks:
-        outputs.append((_on_grid(resample_mask, load_nifti(mask_in), mask_in, grid, settings.mask_interpolation),
-                        mask_out))
+        outputs.append(
+            (
+                _on_grid(
+                    resample_mask, load_nifti(mask_in), mask_in, grid, settings.mask_interpolation
+                ),
+                mask_out,
+            )
+        )
     with output_group():  # and all appear together
         for resampled, path in outputs:
             save_nifti(resampled, path)
@@ -194,11 +236,14 @@ class GridMismatch(LidcsegError, ValueError):
 
 def _check_grid(volume: Volume, grid: GridTransform) -> None:
     if tuple(volume.array.shape) != tuple(grid.input_shape):
-        raise GridMismatch(f"volume shape {volume.array.shape} is not the grid's input {grid.input_shape}")
+        raise GridMismatch(
+            f"volume shape {volume.array.shape} is not the grid's input {grid.input_shape}"
+        )
 
 
-def _resample_separable(array: np.ndarray, grid: GridTransform, method: str, pad: float,
-                        dtype=np.float32) -> np.ndarray:
+def _resample_separable(
+    array: np.ndarray, grid: GridTransform, method: str, pad: float, dtype=np.float32
+) -> np.ndarray:
     """Separable interpolation, one output slice at a time: blend the one or two input
     slices it falls between (z), then rows (y), then columns (x). Each step works on one
     slice (about 1 MB), which stays in cache; slices are spread over the machine's cores
@@ -250,7 +295,9 @@ def _blend(a: np.ndarray, b: np.ndarray, weight) -> np.ndarray:
 def _blend_along(plane: np.ndarray, taps, axis: int, pad: float) -> np.ndarray:
     lower, upper, weight, outside = taps
     shape = (-1, 1) if axis == 0 else (1, -1)
-    result = _blend(np.take(plane, lower, axis=axis), np.take(plane, upper, axis=axis), weight.reshape(shape))
+    result = _blend(
+        np.take(plane, lower, axis=axis), np.take(plane, upper, axis=axis), weight.reshape(shape)
+    )
     if outside.any():
         if axis == 0:
             result[outside, :] = pad
@@ -274,7 +321,9 @@ def _resample_spline(array: np.ndarray, grid: GridTransform, order: int, pad: fl
     )
 
 
-def _resample_spline_uneven(data: np.ndarray, grid: GridTransform, order: int, pad: float) -> np.ndarray:
+def _resample_spline_uneven(
+    data: np.ndarray, grid: GridTransform, order: int, pad: float
+) -> np.ndarray:
     """The spline of ``affine_transform`` (prefiltered once, as it does), sampled one output
     slice at a time at the recorded z indices: a full 3-D coordinate array would take GBs."""
     coefficients = ndimage.spline_filter(data, order=order, output=np.float32, mode="constant")
@@ -283,6 +332,7 @@ def _resample_spline_uneven(data: np.ndarray, grid: GridTransform, order: int, p
     out = np.empty(grid.output_shape, dtype=np.float32)
     for k, z in enumerate(grid.source_coordinates(2)):
         points = np.stack([xx, yy, np.full_like(xx, z)])
-        out[:, :, k] = ndimage.map_coordinates(coefficients, points, order=order, mode="constant", cval=pad,
-                                               prefilter=False)
+        out[:, :, k] = ndimage.map_coordinates(
+            coefficients, points, order=order, mode="constant", cval=pad, prefilter=False
+        )
     return out

@@ -35,7 +35,7 @@ class PatientCounts:
     counts: np.ndarray  # (patients, seeds, 3)
 
     @classmethod
-    def from_image_rows(cls, runs: list[list[dict]]) -> "PatientCounts":
+    def from_image_rows(cls, runs: list[list[dict]]) -> PatientCounts:
         """One list of ``.images.csv`` rows per seed; every seed must cover the same patients."""
         patients = tuple(sorted({row["patient_id"] for row in runs[0]}))
         where = {patient: i for i, patient in enumerate(patients)}
@@ -43,18 +43,26 @@ class PatientCounts:
         for seed, rows in enumerate(runs):
             for row in rows:
                 if row["patient_id"] not in where:
-                    raise ValueError(f"patient {row['patient_id']} is in one seed's test set, not in another's")
-                counts[where[row["patient_id"]], seed] += [int(row["tp"]), int(row["fp"]), int(row["fn"])]
+                    raise ValueError(
+                        f"patient {row['patient_id']} is in one seed's test set, not in another's"
+                    )
+                counts[where[row["patient_id"]], seed] += [
+                    int(row["tp"]),
+                    int(row["fp"]),
+                    int(row["fn"]),
+                ]
         return cls(patients, counts)
 
     @classmethod
-    def read(cls, metric_files: list[Path]) -> "PatientCounts":
+    def read(cls, metric_files: list[Path]) -> PatientCounts:
         """From the ``.images.csv`` beside each of a variant's metrics files (one per seed)."""
         runs = [read_rows(beside(path, ".images.csv")) for path in metric_files]
         try:
             return cls.from_image_rows(runs)
         except (KeyError, ValueError) as error:
-            raise MetricsFileError(f"{metric_files[0]}: per-image counts unusable: {error}") from error
+            raise MetricsFileError(
+                f"{metric_files[0]}: per-image counts unusable: {error}"
+            ) from error
 
 
 def seed_mean_dsc(counts: np.ndarray) -> np.ndarray:
@@ -62,21 +70,31 @@ def seed_mean_dsc(counts: np.ndarray) -> np.ndarray:
     return np.mean(scores(counts.sum(axis=-3))["dsc"], axis=-1)
 
 
-def paired_difference(a: PatientCounts, b: PatientCounts, resamples: int = 1000, level: float = 0.95,
-                      seed: int = 0) -> dict:
+def paired_difference(
+    a: PatientCounts, b: PatientCounts, resamples: int = 1000, level: float = 0.95, seed: int = 0
+) -> dict:
     """Pooled DSC of ``a`` minus ``b`` (seeds averaged) and its paired patient-bootstrap
     interval; ``excludes_zero`` when the whole interval lies on one side of 0."""
     if a.patients != b.patients:
         raise ValueError("the two variants were tested on different patients: no paired comparison")
-    draws = np.random.default_rng(seed).integers(0, len(a.patients), size=(resamples, len(a.patients)))
+    draws = np.random.default_rng(seed).integers(
+        0, len(a.patients), size=(resamples, len(a.patients))
+    )
     difference = seed_mean_dsc(a.counts[draws]) - seed_mean_dsc(b.counts[draws])
     tail = (1 - level) / 2 * 100
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", RuntimeWarning)
         low, high = (float(np.nanpercentile(difference, q)) for q in (tail, 100 - tail))
-    return {"diff": float(seed_mean_dsc(a.counts) - seed_mean_dsc(b.counts)), "low": low, "high": high,
-            "excludes_zero": bool(low > 0 or high < 0), "seeds": (a.counts.shape[1], b.counts.shape[1]),
-            "patients": len(a.patients), "resamples": resamples, "confidence": level}
+    return {
+        "diff": float(seed_mean_dsc(a.counts) - seed_mean_dsc(b.counts)),
+        "low": low,
+        "high": high,
+        "excludes_zero": bool(low > 0 or high < 0),
+        "seeds": (a.counts.shape[1], b.counts.shape[1]),
+        "patients": len(a.patients),
+        "resamples": resamples,
+        "confidence": level,
+    }
 
 
 def counts_by_variant(metric_files: list[Path]) -> dict[str, PatientCounts]:
@@ -85,4 +103,7 @@ def counts_by_variant(metric_files: list[Path]) -> dict[str, PatientCounts]:
     for path in metric_files:
         result = read_metrics(path)
         files.setdefault(result["variant"], []).append((result["seed"], Path(path)))
-    return {variant: PatientCounts.read([path for _, path in sorted(runs)]) for variant, runs in files.items()}
+    return {
+        variant: PatientCounts.read([path for _, path in sorted(runs)])
+        for variant, runs in files.items()
+    }

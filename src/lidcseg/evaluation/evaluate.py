@@ -22,18 +22,41 @@ import torch
 from scipy import ndimage
 
 from lidcseg.config import EvaluateConfig, TrainConfig
-from lidcseg.data.dataset.packed import PackedSplit
-from lidcseg.core.metrics import bootstrap_pooled, confusion, per_image_mean, pooled, scores
-from lidcseg.evaluation.summary import MetricsFileError, beside_path
 from lidcseg.core.logits import predict_logits
-from lidcseg.core.sizes import size_label, size_labels
-from lidcseg.models.loading import load_model
-from lidcseg.io import output_group, read_rows, save_npz, write_json, write_rows
+from lidcseg.core.metrics import bootstrap_pooled, confusion, per_image_mean, pooled, scores
 from lidcseg.core.runtime import memory_format, pick_device, seed_everything
+from lidcseg.core.sizes import size_label, size_labels
+from lidcseg.data.dataset.packed import PackedSplit
+from lidcseg.evaluation.summary import MetricsFileError, beside_path
+from lidcseg.io import output_group, read_rows, save_npz, write_json, write_rows
+from lidcseg.models.loading import load_model
 
-IMAGE_FIELDS = ("patient_id", "slice", "nodules", "diameter_mm", "tp", "fp", "fn", "dsc", "precision", "recall")
-NODULE_FIELDS = ("patient_id", "nodule", "diameter_mm", "size", "slices", "tp", "fp", "fn", "dsc", "precision",
-                 "recall", "detected")
+IMAGE_FIELDS = (
+    "patient_id",
+    "slice",
+    "nodules",
+    "diameter_mm",
+    "tp",
+    "fp",
+    "fn",
+    "dsc",
+    "precision",
+    "recall",
+)
+NODULE_FIELDS = (
+    "patient_id",
+    "nodule",
+    "diameter_mm",
+    "size",
+    "slices",
+    "tp",
+    "fp",
+    "fn",
+    "dsc",
+    "precision",
+    "recall",
+    "detected",
+)
 EIGHT_CONNECTED = np.ones((3, 3), bool)
 
 
@@ -43,7 +66,9 @@ def nodule_counts(prediction: np.ndarray, ids: np.ndarray) -> dict[int, np.ndarr
     counts = {}
     for nodule in np.unique(ids[ids > 0]):
         inside = ids == nodule
-        counts[int(nodule)] = np.array([(prediction & inside).sum(), 0, (~prediction & inside).sum()], np.int64)
+        counts[int(nodule)] = np.array(
+            [(prediction & inside).sum(), 0, (~prediction & inside).sum()], np.int64
+        )
     hit = (regions > 0) & (ids > 0)
     for region in np.unique(regions[hit]):
         overlap = np.bincount(ids[hit & (regions == region)], minlength=256)
@@ -52,8 +77,14 @@ def nodule_counts(prediction: np.ndarray, ids: np.ndarray) -> dict[int, np.ndarr
     return counts
 
 
-def evaluate_model(model_path: Path, packed_dir: Path, nodule_tables: list[Path], out_json: Path,
-                   train: TrainConfig, settings: EvaluateConfig) -> dict:
+def evaluate_model(
+    model_path: Path,
+    packed_dir: Path,
+    nodule_tables: list[Path],
+    out_json: Path,
+    train: TrainConfig,
+    settings: EvaluateConfig,
+) -> dict:
     """Predict the test split, score it, write ``<out>.json``, ``.images.csv``, ``.nodules.csv``
     and ``.predictions.npz`` (probabilities x 255 as uint8, for the figure)."""
     seed_everything(0, train.deterministic, train.threads)
@@ -64,16 +95,29 @@ def evaluate_model(model_path: Path, packed_dir: Path, nodule_tables: list[Path]
     cut = math.log(settings.threshold / (1 - settings.threshold))
 
     def predictions():
-        for which, logits in predict_logits(model, test, saved["image_scale"], settings.batch_size, device,
-                                            train.amp, train.channels_last):
+        for which, logits in predict_logits(
+            model,
+            test,
+            saved["image_scale"],
+            settings.batch_size,
+            device,
+            train.amp,
+            train.channels_last,
+        ):
             logits = logits.cpu()
             yield which, torch.sigmoid(logits).numpy(), logits.numpy() >= cut
 
     return _score(predictions(), saved, model_path, test, nodule_tables, out_json, settings)
 
 
-def evaluate_predictions(predictions_dir: Path, packed_dir: Path, nodule_tables: list[Path], out_json: Path,
-                         settings: EvaluateConfig, name: str | None = None) -> dict:
+def evaluate_predictions(
+    predictions_dir: Path,
+    packed_dir: Path,
+    nodule_tables: list[Path],
+    out_json: Path,
+    settings: EvaluateConfig,
+    name: str | None = None,
+) -> dict:
     """Score a folder of predicted label images made elsewhere (nnU-Net's ``<case>.png``, one
     per test slice; see data/dataset/nnunet.py) exactly as a model of ours is scored."""
     from lidcseg.data.dataset.nnunet import case_id, read_prediction
@@ -86,12 +130,24 @@ def evaluate_predictions(predictions_dir: Path, packed_dir: Path, nodule_tables:
             predicted = read_prediction(Path(predictions_dir) / f"{case_id(row)}.png", shape)[None]
             yield slice(index, index + 1), predicted.astype(np.float32), predicted
 
-    identity = {"variant": name or Path(predictions_dir).name, "slots": {}, "seed": 0, "epoch": None}
+    identity = {
+        "variant": name or Path(predictions_dir).name,
+        "slots": {},
+        "seed": 0,
+        "epoch": None,
+    }
     return _score(predictions(), identity, predictions_dir, test, nodule_tables, out_json, settings)
 
 
-def _score(predictions, saved: dict, source: Path, test: PackedSplit, nodule_tables: list[Path], out_json: Path,
-           settings: EvaluateConfig) -> dict:
+def _score(
+    predictions,
+    saved: dict,
+    source: Path,
+    test: PackedSplit,
+    nodule_tables: list[Path],
+    out_json: Path,
+    settings: EvaluateConfig,
+) -> dict:
     """Count every (which slices, probability, predicted) batch; write and return the result."""
     diameters = _diameters(nodule_tables)
     probability = np.zeros(test.images.shape, np.uint8)
@@ -102,7 +158,9 @@ def _score(predictions, saved: dict, source: Path, test: PackedSplit, nodule_tab
         image_counts.append(confusion(predicted, ids > 0))
         for row, p, i in zip(test.rows[which], predicted, ids):
             for nodule, c in nodule_counts(p, i).items():
-                entry = per_nodule.setdefault((row["patient_id"], nodule), {"counts": np.zeros(3, np.int64), "slices": 0})
+                entry = per_nodule.setdefault(
+                    (row["patient_id"], nodule), {"counts": np.zeros(3, np.int64), "slices": 0}
+                )
                 entry["counts"] += c
                 entry["slices"] += 1
     counts = np.concatenate(image_counts) if image_counts else np.zeros((0, 3), np.int64)
@@ -124,33 +182,71 @@ def _nodule_rows(per_nodule: dict, diameters: dict, edges, model_path) -> list[d
     rows = []
     for (patient, nodule), entry in sorted(per_nodule.items()):
         if (patient, nodule) not in diameters:
-            raise MetricsFileError(f"test nodule {nodule} of {patient} is in none of the nodule tables given")
+            raise MetricsFileError(
+                f"test nodule {nodule} of {patient} is in none of the nodule tables given"
+            )
         tp, fp, fn = (int(v) for v in entry["counts"])
         d = diameters[(patient, nodule)]
-        rows.append({"patient_id": patient, "nodule": nodule, "diameter_mm": d, "size": size_label(d, edges),
-                     "slices": entry["slices"], "tp": tp, "fp": fp, "fn": fn,
-                     **{k: float(v) for k, v in scores(entry["counts"]).items()}, "detected": int(tp > 0)})
+        rows.append(
+            {
+                "patient_id": patient,
+                "nodule": nodule,
+                "diameter_mm": d,
+                "size": size_label(d, edges),
+                "slices": entry["slices"],
+                "tp": tp,
+                "fp": fp,
+                "fn": fn,
+                **{k: float(v) for k, v in scores(entry["counts"]).items()},
+                "detected": int(tp > 0),
+            }
+        )
     return rows
 
 
-def _summary(saved: dict, model_path: Path, test: PackedSplit, counts: np.ndarray, nodules: list[dict],
-             settings: EvaluateConfig) -> dict:
+def _summary(
+    saved: dict,
+    model_path: Path,
+    test: PackedSplit,
+    counts: np.ndarray,
+    nodules: list[dict],
+    settings: EvaluateConfig,
+) -> dict:
     patients = [r["patient_id"] for r in test.rows]
-    boot = dict(n_resamples=settings.bootstrap_resamples, level=settings.confidence, seed=saved["seed"])
+    boot = dict(
+        n_resamples=settings.bootstrap_resamples, level=settings.confidence, seed=saved["seed"]
+    )
     totals = counts.sum(0) if len(counts) else np.zeros(3, np.int64)
     return {
-        "variant": saved["variant"], "slots": saved["slots"], "seed": saved["seed"], "model": str(model_path),
+        "variant": saved["variant"],
+        "slots": saved["slots"],
+        "seed": saved["seed"],
+        "model": str(model_path),
         "epoch": saved["epoch"],
         "threshold": settings.threshold,
         "test": {"slices": len(test), "patients": len(set(patients)), "nodules": len(nodules)},
-        "pooled": {**pooled(counts), "tp": int(totals[0]), "fp": int(totals[1]), "fn": int(totals[2])},
+        "pooled": {
+            **pooled(counts),
+            "tp": int(totals[0]),
+            "fp": int(totals[1]),
+            "fn": int(totals[2]),
+        },
         "pooled_ci": bootstrap_pooled(counts, patients, **boot) if len(counts) else {},
         "per_image_mean": per_image_mean(counts),
-        "slices_without_prediction": int(((counts[:, 0] + counts[:, 1]) == 0).sum()) if len(counts) else 0,
-        "per_nodule": {"nodules": len(nodules), "detected": sum(r["detected"] for r in nodules),
-                       "mean_dsc": float(np.mean([r["dsc"] for r in nodules])) if nodules else float("nan")},
+        "slices_without_prediction": int(((counts[:, 0] + counts[:, 1]) == 0).sum())
+        if len(counts)
+        else 0,
+        "per_nodule": {
+            "nodules": len(nodules),
+            "detected": sum(r["detected"] for r in nodules),
+            "mean_dsc": float(np.mean([r["dsc"] for r in nodules])) if nodules else float("nan"),
+        },
         "by_size": _by_size(nodules, settings, boot),
-        "bootstrap": {"resamples": settings.bootstrap_resamples, "confidence": settings.confidence, "unit": "patient"},
+        "bootstrap": {
+            "resamples": settings.bootstrap_resamples,
+            "confidence": settings.confidence,
+            "unit": "patient",
+        },
     }
 
 
@@ -159,23 +255,47 @@ def _by_size(nodules: list[dict], settings: EvaluateConfig, boot: dict) -> list[
     for label in size_labels(settings.size_bins_mm):
         group = [r for r in nodules if r["size"] == label]
         counts = np.array([[r["tp"], r["fp"], r["fn"]] for r in group], np.int64).reshape(-1, 3)
-        row = {"size": label, "nodules": len(group), "detected": sum(r["detected"] for r in group), **pooled(counts)}
+        row = {
+            "size": label,
+            "nodules": len(group),
+            "detected": sum(r["detected"] for r in group),
+            **pooled(counts),
+        }
         if group:
-            row["dsc_ci"] = bootstrap_pooled(counts, [r["patient_id"] for r in group], **boot)["dsc"]
+            row["dsc_ci"] = bootstrap_pooled(counts, [r["patient_id"] for r in group], **boot)[
+                "dsc"
+            ]
         table.append(row)
     return table
 
 
-def _write(out_json: Path, result: dict, test: PackedSplit, counts: np.ndarray, nodules: list[dict],
-           probability: np.ndarray) -> None:
+def _write(
+    out_json: Path,
+    result: dict,
+    test: PackedSplit,
+    counts: np.ndarray,
+    nodules: list[dict],
+    probability: np.ndarray,
+) -> None:
     per_image = scores(counts)
-    images = [{**{k: row[k] for k in ("patient_id", "slice", "nodules", "diameter_mm")},
-               "tp": int(c[0]), "fp": int(c[1]), "fn": int(c[2]), **{k: float(v[i]) for k, v in per_image.items()}}
-              for i, (row, c) in enumerate(zip(test.rows, counts))]
+    images = [
+        {
+            **{k: row[k] for k in ("patient_id", "slice", "nodules", "diameter_mm")},
+            "tp": int(c[0]),
+            "fp": int(c[1]),
+            "fn": int(c[2]),
+            **{k: float(v[i]) for k, v in per_image.items()},
+        }
+        for i, (row, c) in enumerate(zip(test.rows, counts))
+    ]
     with output_group():  # the four files together or none
         write_rows(images, beside_path(out_json, ".images.csv"), IMAGE_FIELDS)
         write_rows(nodules, beside_path(out_json, ".nodules.csv"), NODULE_FIELDS)
-        save_npz(beside_path(out_json, ".predictions.npz"), compressed=True, probability=probability,
-                 patient_id=np.array([r["patient_id"] for r in test.rows]),
-                 slice=np.array([int(r["slice"]) for r in test.rows]))
+        save_npz(
+            beside_path(out_json, ".predictions.npz"),
+            compressed=True,
+            probability=probability,
+            patient_id=np.array([r["patient_id"] for r in test.rows]),
+            slice=np.array([int(r["slice"]) for r in test.rows]),
+        )
         write_json(result, out_json)

@@ -33,7 +33,11 @@ def summarize_runs(metric_files: list[Path]) -> list[dict]:
     rows = []
     for variant, results in runs.items():
         results.sort(key=lambda r: r["seed"])
-        row = {"variant": variant, "seeds": " ".join(str(r["seed"]) for r in results), "slots": results[0]["slots"]}
+        row = {
+            "variant": variant,
+            "seeds": " ".join(str(r["seed"]) for r in results),
+            "slots": results[0]["slots"],
+        }
         for metric in SUMMARY_METRICS:
             values = np.array([r["pooled"][metric] for r in results], float)
             row[metric] = float(np.mean(values))
@@ -42,10 +46,15 @@ def summarize_runs(metric_files: list[Path]) -> list[dict]:
             row[f"{metric}_low"], row[f"{metric}_high"] = low, high
         row["dsc_per_image"] = float(np.mean([r["per_image_mean"]["dsc"] for r in results]))
         # per-image precision both ways (metrics.per_image_mean), and how many slices differ
-        row["precision_per_image"] = float(np.mean([r["per_image_mean"]["precision"] for r in results]))
+        row["precision_per_image"] = float(
+            np.mean([r["per_image_mean"]["precision"] for r in results])
+        )
         row["precision_per_image_empty_as_0"] = _mean_or_blank(
-            [r["per_image_mean"].get("precision_empty_as_0") for r in results])
-        row["slices_without_prediction"] = _mean_or_blank([r.get("slices_without_prediction") for r in results])
+            [r["per_image_mean"].get("precision_empty_as_0") for r in results]
+        )
+        row["slices_without_prediction"] = _mean_or_blank(
+            [r.get("slices_without_prediction") for r in results]
+        )
         rows.append(row)
     return rows
 
@@ -65,7 +74,9 @@ def beside(metrics_json: Path, suffix: str) -> Path:
     """The file `lidcseg evaluate` wrote beside ``metrics_json``; a missing one raises, named."""
     path = beside_path(metrics_json, suffix)
     if not path.exists():
-        raise MetricsFileError(f"{path}: missing (written by lidcseg evaluate beside {Path(metrics_json).name})")
+        raise MetricsFileError(
+            f"{path}: missing (written by lidcseg evaluate beside {Path(metrics_json).name})"
+        )
     return path
 
 
@@ -77,7 +88,9 @@ def read_metrics(path: Path) -> dict:
             result[key]  # noqa: B018  (presence check)
         return result
     except (OSError, ValueError, KeyError, TypeError) as error:
-        raise MetricsFileError(f"{path}: not a metrics file of lidcseg evaluate ({type(error).__name__}: {error})") from error
+        raise MetricsFileError(
+            f"{path}: not a metrics file of lidcseg evaluate ({type(error).__name__}: {error})"
+        ) from error
 
 
 def summarize_to_files(metric_files: list[Path], out_csv: Path) -> list[dict]:
@@ -86,8 +99,15 @@ def summarize_to_files(metric_files: list[Path], out_csv: Path) -> list[dict]:
     precision without a predicted pixel)."""
     rows = summarize_runs(metric_files)
     write_rows(rows, out_csv, [k for k in rows[0] if k != "slots"])
-    write_json({r["variant"]: {k: _json_number(v) for k, v in r.items() if k not in ("variant", "slots")}
-                for r in rows}, Path(out_csv).with_suffix(".json"))
+    write_json(
+        {
+            r["variant"]: {
+                k: _json_number(v) for k, v in r.items() if k not in ("variant", "slots")
+            }
+            for r in rows
+        },
+        Path(out_csv).with_suffix(".json"),
+    )
     return rows
 
 

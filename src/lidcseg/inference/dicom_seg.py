@@ -29,25 +29,40 @@ def write_seg(series_dir: Path, labels: np.ndarray, path: Path, algorithm: str) 
     from lidcseg.data.dicom.files import candidate_files
 
     # headers only: the SEG references the source images, it does not copy their pixels
-    sources = sorted((pydicom.dcmread(f, stop_before_pixels=True) for f in candidate_files(series_dir)),
-                     key=lambda ds: float(ds.ImagePositionPatient[2]))
+    sources = sorted(
+        (pydicom.dcmread(f, stop_before_pixels=True) for f in candidate_files(series_dir)),
+        key=lambda ds: float(ds.ImagePositionPatient[2]),
+    )
     _one_frame_of_reference(sources)
     frames = np.ascontiguousarray((labels > 0).transpose(2, 1, 0))  # (slices, rows, columns)
     if len(sources) != len(frames):
         raise ValueError(f"{series_dir}: {len(sources)} slices, the mask has {len(frames)}")
     segment = hd.seg.SegmentDescription(
-        segment_number=1, segment_label="Lung nodule",
+        segment_number=1,
+        segment_label="Lung nodule",
         segmented_property_category=codes.SCT.MorphologicallyAbnormalStructure,
-        segmented_property_type=codes.SCT.Nodule, algorithm_type=hd.seg.SegmentAlgorithmTypeValues.AUTOMATIC,
+        segmented_property_type=codes.SCT.Nodule,
+        algorithm_type=hd.seg.SegmentAlgorithmTypeValues.AUTOMATIC,
         algorithm_identification=hd.AlgorithmIdentificationSequence(
-            name="lidcseg", version=algorithm, family=codes.DCM.ArtificialIntelligence))
+            name="lidcseg", version=algorithm, family=codes.DCM.ArtificialIntelligence
+        ),
+    )
     seg = hd.seg.Segmentation(
-        source_images=sources, pixel_array=frames, segmentation_type=hd.seg.SegmentationTypeValues.BINARY,
-        segment_descriptions=[segment], series_instance_uid=hd.UID(), series_number=SERIES_NUMBER,
-        sop_instance_uid=hd.UID(), instance_number=1, manufacturer="lidcseg",
-        manufacturer_model_name=algorithm, software_versions="lidcseg", device_serial_number="none",
+        source_images=sources,
+        pixel_array=frames,
+        segmentation_type=hd.seg.SegmentationTypeValues.BINARY,
+        segment_descriptions=[segment],
+        series_instance_uid=hd.UID(),
+        series_number=SERIES_NUMBER,
+        sop_instance_uid=hd.UID(),
+        instance_number=1,
+        manufacturer="lidcseg",
+        manufacturer_model_name=algorithm,
+        software_versions="lidcseg",
+        device_serial_number="none",
         series_description=f"lidcseg {algorithm} nodules",
-        omit_empty_frames=bool(frames.any()))  # a SEG needs one frame at least, even if empty
+        omit_empty_frames=bool(frames.any()),
+    )  # a SEG needs one frame at least, even if empty
     with atomic_file(path) as tmp:
         seg.save_as(tmp)
 
@@ -60,7 +75,10 @@ def _one_frame_of_reference(sources) -> None:
     touched)."""
     uids = {getattr(ds, "FrameOfReferenceUID", None) for ds in sources}
     if len(uids) > 1:
-        log.warning("%d FrameOfReferenceUIDs in one series (LIDC's anonymisation); the SEG uses the first "
-                    "slice's", len(uids))
+        log.warning(
+            "%d FrameOfReferenceUIDs in one series (LIDC's anonymisation); the SEG uses the first "
+            "slice's",
+            len(uids),
+        )
         for ds in sources:
             ds.FrameOfReferenceUID = sources[0].FrameOfReferenceUID

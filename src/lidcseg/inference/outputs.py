@@ -22,8 +22,18 @@ from scipy.spatial import ConvexHull, QhullError
 
 from lidcseg.io import Volume, output_group, save_figure, save_nifti, write_rows
 
-NODULE_FIELDS = ("nodule", "centroid_x_mm", "centroid_y_mm", "centroid_z_mm", "volume_mm3",
-                 "longest_axial_diameter_mm", "max_probability", "first_slice", "last_slice", "voxels")
+NODULE_FIELDS = (
+    "nodule",
+    "centroid_x_mm",
+    "centroid_y_mm",
+    "centroid_z_mm",
+    "volume_mm3",
+    "longest_axial_diameter_mm",
+    "max_probability",
+    "first_slice",
+    "last_slice",
+    "voxels",
+)
 
 
 def nodule_rows(labels: np.ndarray, probability: np.ndarray, affine: np.ndarray) -> list[dict]:
@@ -40,11 +50,20 @@ def nodule_rows(labels: np.ndarray, probability: np.ndarray, affine: np.ndarray)
         inside = labels[box] == nodule
         voxel = np.argwhere(inside).mean(axis=0) + [b.start for b in box]
         ras = affine @ np.append(voxel, 1.0)
-        rows.append({"nodule": nodule, "centroid_x_mm": round(-ras[0], 2), "centroid_y_mm": round(-ras[1], 2),
-                     "centroid_z_mm": round(ras[2], 2), "volume_mm3": round(inside.sum() * float(np.prod(spacing)), 1),
-                     "longest_axial_diameter_mm": round(_longest_axial(inside, spacing[:2]), 2),
-                     "max_probability": round(float(probability[box][inside].max()), 4),
-                     "first_slice": box[2].start, "last_slice": box[2].stop - 1, "voxels": int(inside.sum())})
+        rows.append(
+            {
+                "nodule": nodule,
+                "centroid_x_mm": round(-ras[0], 2),
+                "centroid_y_mm": round(-ras[1], 2),
+                "centroid_z_mm": round(ras[2], 2),
+                "volume_mm3": round(inside.sum() * float(np.prod(spacing)), 1),
+                "longest_axial_diameter_mm": round(_longest_axial(inside, spacing[:2]), 2),
+                "max_probability": round(float(probability[box][inside].max()), 4),
+                "first_slice": box[2].start,
+                "last_slice": box[2].stop - 1,
+                "voxels": int(inside.sum()),
+            }
+        )
     return rows
 
 
@@ -54,24 +73,34 @@ def _longest_axial(inside: np.ndarray, pixel_mm) -> float:
         pixels = np.argwhere(inside[:, :, k])
         if len(pixels) == 0:
             continue
-        corners = np.concatenate([pixels + offset for offset in itertools.product((-0.5, 0.5), repeat=2)])
+        corners = np.concatenate(
+            [pixels + offset for offset in itertools.product((-0.5, 0.5), repeat=2)]
+        )
         corners = corners * np.asarray(pixel_mm)
         try:
             corners = corners[ConvexHull(corners).vertices]
         except QhullError:  # a one-pixel-wide line: every corner is on the hull anyway
             pass
         gaps = corners[:, None, :] - corners[None, :, :]
-        longest = max(longest, float(np.sqrt((gaps ** 2).sum(-1)).max()))
+        longest = max(longest, float(np.sqrt((gaps**2).sum(-1)).max()))
     return longest
 
 
-def write_outputs(out_dir: Path, patient: str, scan: Volume, probability: np.ndarray, labels: np.ndarray,
-                  window: tuple[float, float], seg_from: tuple[Path, str] | None = None
-                  ) -> tuple[dict[str, Path], list[dict]]:
+def write_outputs(
+    out_dir: Path,
+    patient: str,
+    scan: Volume,
+    probability: np.ndarray,
+    labels: np.ndarray,
+    window: tuple[float, float],
+    seg_from: tuple[Path, str] | None = None,
+) -> tuple[dict[str, Path], list[dict]]:
     """Write the files; return their paths by kind and the nodule rows. ``seg_from``: (the
     source series folder, the algorithm's name) for the DICOM SEG."""
-    paths = {kind: Path(out_dir) / f"{patient}.{kind}" for kind in
-             ("prob.nii.gz", "mask.nii.gz", "nodules.csv", "overview.png")}
+    paths = {
+        kind: Path(out_dir) / f"{patient}.{kind}"
+        for kind in ("prob.nii.gz", "mask.nii.gz", "nodules.csv", "overview.png")
+    }
     rows = nodule_rows(labels, probability, scan.affine)
     with output_group():
         save_nifti(Volume(probability.astype(np.float32), scan.affine), paths["prob.nii.gz"])

@@ -21,13 +21,13 @@ from scipy import ndimage
 from tqdm import tqdm
 
 from lidcseg.config import ConvertConfig, ResampleConfig, TrainConfig
+from lidcseg.core.logits import logits_of
+from lidcseg.core.runtime import memory_format
 from lidcseg.data.dataset.slices import lung_window
 from lidcseg.data.resample import GridTransform, plan_grid, resample_image
 from lidcseg.errors import LidcsegError
-from lidcseg.core.logits import logits_of
-from lidcseg.models.loading import load_model
 from lidcseg.io import Volume, load_nifti
-from lidcseg.core.runtime import memory_format
+from lidcseg.models.loading import load_model
 
 
 @dataclass
@@ -41,9 +41,8 @@ def read_scan(path: str | os.PathLike, checks: ConvertConfig) -> Scan:
     """A DICOM series folder (PatientID from its header) or a NIfTI file (its name)."""
     path = Path(path)
     if path.is_dir():
-        from lidcseg.data.dicom.series import read_series
-
         from lidcseg.data.dicom.files import find_series_dir
+        from lidcseg.data.dicom.series import read_series
 
         volume, info = read_series(path, checks)
         return Scan(info.patient_id or path.name, volume, find_series_dir(path))
@@ -64,43 +63,66 @@ class Ensemble:
     window: tuple[float, float]  # (centre, width)
 
     @classmethod
-    def load(cls, paths: list[Path], device: torch.device, channels_last: bool) -> "Ensemble":
+    def load(cls, paths: list[Path], device: torch.device, channels_last: bool) -> Ensemble:
         models, grids, names = [], [], []
         for path in paths:
             model, saved = load_model(path, device)
             names.append(f"{saved['variant']} seed {saved['seed']}")
             grid = saved.get("grid") or {}
             if not all(grid.get(k) for k in ("spacing_mm", "image_shape", "window")):
-                raise LidcsegError(f"{path}: holds no input grid (spacing, size, window); it was trained by an "
-                                   "older lidcseg: retrain it")
-            grids.append((tuple(grid["spacing_mm"]), tuple(grid["image_shape"]), tuple(grid["window"]),
-                          saved["image_scale"]))
+                raise LidcsegError(
+                    f"{path}: holds no input grid (spacing, size, window); it was trained by an "
+                    "older lidcseg: retrain it"
+                )
+            grids.append(
+                (
+                    tuple(grid["spacing_mm"]),
+                    tuple(grid["image_shape"]),
+                    tuple(grid["window"]),
+                    saved["image_scale"],
+                )
+            )
             models.append(model.to(memory_format=memory_format(channels_last)).eval())
             if grids[-1] != grids[0]:
-                raise LidcsegError(f"{path}: its grid {grids[-1]} differs from {paths[0]}'s {grids[0]}; "
-                                   "models averaged must share one")
+                raise LidcsegError(
+                    f"{path}: its grid {grids[-1]} differs from {paths[0]}'s {grids[0]}; "
+                    "models averaged must share one"
+                )
         spacing, shape, window, scale = grids[0]
         return cls(models, names, scale, spacing, shape, window)
 
 
-def probabilities(scan: Scan, ensemble: Ensemble, resample: ResampleConfig, train: TrainConfig,
-                  device: torch.device, z_range_mm: tuple[float, float] | None = None) -> np.ndarray:
+def probabilities(
+    scan: Scan,
+    ensemble: Ensemble,
+    resample: ResampleConfig,
+    train: TrainConfig,
+    device: torch.device,
+    z_range_mm: tuple[float, float] | None = None,
+) -> np.ndarray:
     """Nodule probability per voxel of the scan's own grid, float32 (x, y, z)."""
     rows, cols = ensemble.image_shape
     grid = plan_grid(scan.volume, ensemble.spacing_mm, (cols, rows))
     image = resample_image(scan.volume, grid, resample.image_interpolation, resample.pad_hu)
     z_mm = image.affine[2, 3] + np.arange(image.array.shape[2]) * image.affine[2, 2]
-    wanted = np.flatnonzero((z_mm >= min(z_range_mm)) & (z_mm <= max(z_range_mm))) if z_range_mm \
+    wanted = (
+        np.flatnonzero((z_mm >= min(z_range_mm)) & (z_mm <= max(z_range_mm)))
+        if z_range_mm
         else np.arange(image.array.shape[2])
+    )
     on_grid = np.zeros(image.array.shape, np.float32)
     bar = tqdm(total=len(wanted), desc=f"{scan.patient_id}: slices", unit="slice", leave=False)
     for start in range(0, len(wanted), train.batch_size):
-        which = wanted[start:start + train.batch_size]
+        which = wanted[start : start + train.batch_size]
         # (x, y) -> (rows = y, columns = x), as extract packs the training slices
         slices = np.stack([lung_window(image.array[:, :, k].T, *ensemble.window) for k in which])
         batch = torch.from_numpy(slices)[:, None].to(device)
-        mean = sum(torch.sigmoid(logits_of(m, batch, ensemble.image_scale, device, train.amp, train.channels_last))
-                   for m in ensemble.models) / len(ensemble.models)
+        mean = sum(
+            torch.sigmoid(
+                logits_of(m, batch, ensemble.image_scale, device, train.amp, train.channels_last)
+            )
+            for m in ensemble.models
+        ) / len(ensemble.models)
         on_grid[:, :, which] = mean[:, 0].cpu().numpy().transpose(2, 1, 0)
         bar.update(len(which))
     bar.close()
@@ -111,17 +133,28 @@ def back_to_source(on_grid: np.ndarray, grid: GridTransform) -> np.ndarray:
     """Resampled values onto the source voxels: the inverse of ``grid`` (input index
     ``scale * o + offset`` <- output index ``o``), trilinear, 0 outside the resampled grid."""
     scale, offset = np.asarray(grid.scale, float), np.asarray(grid.offset, float)
-    if grid.source_z is not None:  # unevenly spaced slices: z by the recorded indices, then in-plane
+    if (
+        grid.source_z is not None
+    ):  # unevenly spaced slices: z by the recorded indices, then in-plane
         on_grid = _z_back_to_source(on_grid, np.asarray(grid.source_z, float), grid.input_shape[2])
         scale[2], offset[2] = 1.0, 0.0
-    return ndimage.affine_transform(on_grid, 1 / scale, offset=-offset / scale, output_shape=grid.input_shape,
-                                    order=1, mode="constant", cval=0.0).astype(np.float32)
+    return ndimage.affine_transform(
+        on_grid,
+        1 / scale,
+        offset=-offset / scale,
+        output_shape=grid.input_shape,
+        order=1,
+        mode="constant",
+        cval=0.0,
+    ).astype(np.float32)
 
 
 def _z_back_to_source(on_grid: np.ndarray, source_z: np.ndarray, n_in: int) -> np.ndarray:
     """Output slices onto the input slices: input slice k lies between the two output slices
     whose recorded indices bracket k (linear), 0 beyond the grid's first and last slice."""
-    position = np.interp(np.arange(n_in), source_z, np.arange(len(source_z)), left=-1.0, right=np.inf)
+    position = np.interp(
+        np.arange(n_in), source_z, np.arange(len(source_z)), left=-1.0, right=np.inf
+    )
     out = np.zeros(on_grid.shape[:2] + (n_in,), dtype=np.float32)
     for k, p in enumerate(position):
         if 0 <= p <= len(source_z) - 1:
@@ -131,8 +164,12 @@ def _z_back_to_source(on_grid: np.ndarray, source_z: np.ndarray, n_in: int) -> n
     return out
 
 
-def nodule_mask(probability: np.ndarray, spacing: tuple[float, float, float], threshold: float,
-                min_size_mm3: float) -> np.ndarray:
+def nodule_mask(
+    probability: np.ndarray,
+    spacing: tuple[float, float, float],
+    threshold: float,
+    min_size_mm3: float,
+) -> np.ndarray:
     """Labelled 3-D components (26-connected) of ``probability >= threshold``, those smaller
     than ``min_size_mm3`` removed, numbered from 1 by size (largest first); uint16."""
     labels, n = ndimage.label(probability >= threshold, structure=np.ones((3, 3, 3), bool))
@@ -145,13 +182,21 @@ def nodule_mask(probability: np.ndarray, spacing: tuple[float, float, float], th
     return relabel[labels]
 
 
-def predict_to_files(input_path: Path, out_dir: Path, model_paths: list[Path], checks: ConvertConfig,
-                     resample: ResampleConfig, train: TrainConfig, threshold: float, min_size_mm3: float,
-                     z_range_mm: tuple[float, float] | None = None) -> dict:
+def predict_to_files(
+    input_path: Path,
+    out_dir: Path,
+    model_paths: list[Path],
+    checks: ConvertConfig,
+    resample: ResampleConfig,
+    train: TrainConfig,
+    threshold: float,
+    min_size_mm3: float,
+    z_range_mm: tuple[float, float] | None = None,
+) -> dict:
     """`lidcseg predict` on one scan: the outputs of ``inference/outputs.py`` in ``out_dir``;
     returns the patient, the paths written and the nodule rows."""
-    from lidcseg.inference.outputs import write_outputs
     from lidcseg.core.runtime import pick_device, seed_everything
+    from lidcseg.inference.outputs import write_outputs
 
     if not 0 < threshold < 1:
         raise LidcsegError(f"--threshold {threshold}: must lie between 0 and 1")
@@ -164,6 +209,7 @@ def predict_to_files(input_path: Path, out_dir: Path, model_paths: list[Path], c
     probability = probabilities(scan, ensemble, resample, train, device, z_range_mm)
     labels = nodule_mask(probability, scan.volume.spacing, threshold, min_size_mm3)
     seg_from = (scan.series_dir, " + ".join(ensemble.names)) if scan.series_dir else None
-    paths, rows = write_outputs(Path(out_dir), scan.patient_id, scan.volume, probability, labels, ensemble.window,
-                                seg_from)
+    paths, rows = write_outputs(
+        Path(out_dir), scan.patient_id, scan.volume, probability, labels, ensemble.window, seg_from
+    )
     return {"patient_id": scan.patient_id, "paths": paths, "nodules": rows}

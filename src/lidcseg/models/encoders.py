@@ -22,23 +22,46 @@ from lidcseg.errors import ConfigError
 
 # name: (block, layers, torchvision's ImageNet weights)
 RESNETS = {
-    "resnet18": ("basic", (2, 2, 2, 2), "https://download.pytorch.org/models/resnet18-f37072fd.pth"),
-    "resnet34": ("basic", (3, 4, 6, 3), "https://download.pytorch.org/models/resnet34-b627a593.pth"),
-    "resnet50": ("bottleneck", (3, 4, 6, 3), "https://download.pytorch.org/models/resnet50-0676ba61.pth"),
+    "resnet18": (
+        "basic",
+        (2, 2, 2, 2),
+        "https://download.pytorch.org/models/resnet18-f37072fd.pth",
+    ),
+    "resnet34": (
+        "basic",
+        (3, 4, 6, 3),
+        "https://download.pytorch.org/models/resnet34-b627a593.pth",
+    ),
+    "resnet50": (
+        "bottleneck",
+        (3, 4, 6, 3),
+        "https://download.pytorch.org/models/resnet50-0676ba61.pth",
+    ),
 }
 
 
 class ResNetEncoder(nn.Module):
     """Features at 1/2 (stem), 1/4, 1/8, 1/16 and 1/32 of the input size."""
 
-    def __init__(self, name: str = "resnet34", in_channels: int = 1, weights: str | os.PathLike | None = None):
+    def __init__(
+        self, name: str = "resnet34", in_channels: int = 1, weights: str | os.PathLike | None = None
+    ):
         super().__init__()
         if name not in RESNETS:
             raise ConfigError("models.encoder", f"'{name}' is not one of {', '.join(RESNETS)}")
         block, layers, _ = RESNETS[name]
-        self.net = ResNet(block, list(layers), [64, 128, 256, 512], spatial_dims=2, n_input_channels=in_channels,
-                          conv1_t_size=7, conv1_t_stride=2, shortcut_type="B", bias_downsample=False,
-                          feed_forward=False)
+        self.net = ResNet(
+            block,
+            list(layers),
+            [64, 128, 256, 512],
+            spatial_dims=2,
+            n_input_channels=in_channels,
+            conv1_t_size=7,
+            conv1_t_stride=2,
+            shortcut_type="B",
+            bias_downsample=False,
+            feed_forward=False,
+        )
         expansion = 4 if block == "bottleneck" else 1
         self.channels = (64, 64 * expansion, 128 * expansion, 256 * expansion, 512 * expansion)
         if weights is not None:
@@ -53,7 +76,9 @@ class ResNetEncoder(nn.Module):
         return [stem, f1, f2, f3, net.layer4(f3)]
 
 
-def load_pretrained(net: nn.Module, name: str, weights: str | os.PathLike, in_channels: int) -> None:
+def load_pretrained(
+    net: nn.Module, name: str, weights: str | os.PathLike, in_channels: int
+) -> None:
     """Load torchvision-format weights (``imagenet`` = the published file, or a path), adapt
     the first convolution to ``in_channels``, and insist that every encoder tensor lands."""
     state = _read_state_dict(name, weights)
@@ -61,8 +86,11 @@ def load_pretrained(net: nn.Module, name: str, weights: str | os.PathLike, in_ch
     state["conv1.weight"] = adapt_first_conv(state["conv1.weight"], in_channels)
     result = net.load_state_dict(state, strict=False)
     if result.missing_keys or result.unexpected_keys:
-        raise ConfigError("models.encoder_weights", f"{weights} does not fit {name}: missing "
-                          f"{result.missing_keys[:5]}, unexpected {result.unexpected_keys[:5]}")
+        raise ConfigError(
+            "models.encoder_weights",
+            f"{weights} does not fit {name}: missing "
+            f"{result.missing_keys[:5]}, unexpected {result.unexpected_keys[:5]}",
+        )
 
 
 def adapt_first_conv(weight: torch.Tensor, in_channels: int) -> torch.Tensor:
@@ -80,10 +108,15 @@ def _read_state_dict(name: str, weights: str | os.PathLike) -> dict:
     if str(weights) == "imagenet":
         url = RESNETS[name][2]
         try:
-            return torch.hub.load_state_dict_from_url(url, map_location="cpu", weights_only=True, progress=False)
+            return torch.hub.load_state_dict_from_url(
+                url, map_location="cpu", weights_only=True, progress=False
+            )
         except Exception as exc:
-            raise ConfigError("models.encoder_weights", f"cannot fetch {url} ({exc}); put the file in "
-                              f"{Path(torch.hub.get_dir()) / 'checkpoints'}, give its path, or use null") from None
+            raise ConfigError(
+                "models.encoder_weights",
+                f"cannot fetch {url} ({exc}); put the file in "
+                f"{Path(torch.hub.get_dir()) / 'checkpoints'}, give its path, or use null",
+            ) from None
     path = Path(weights)
     if not path.is_file():
         raise ConfigError("models.encoder_weights", f"{path}: no such file")

@@ -27,7 +27,9 @@ def register_block(name: str, kind: str):
     def add(cls: type) -> type:
         _load_blocks()  # a block from elsewhere must not take a name before ours register
         if name in _BLOCKS:
-            raise ValueError(f"a block named '{name}' is already registered ({_BLOCKS[name][1].__module__})")
+            raise ValueError(
+                f"a block named '{name}' is already registered ({_BLOCKS[name][1].__module__})"
+            )
         _BLOCKS[name] = (kind, cls)
         return cls
 
@@ -75,9 +77,10 @@ class Slots:
     boundary: bool = False
 
     @classmethod
-    def of(cls, slots: dict) -> "Slots":
+    def of(cls, slots: dict) -> Slots:
         """The slots of a mapping that may hold more keys (a variant's name, say)."""
         return cls(**{f.name: slots[f.name] for f in fields(cls) if f.name in slots})
+
 
 @dataclass(frozen=True)
 class Variant(Slots):
@@ -86,7 +89,9 @@ class Variant(Slots):
     name: str
 
     def slots(self) -> str:
-        parts = (["aspp"] if self.aspp else []) + ([self.attention] if self.attention != "none" else [])
+        parts = (["aspp"] if self.aspp else []) + (
+            [self.attention] if self.attention != "none" else []
+        )
         parts += (["reverse"] if self.reverse else []) + (["boundary"] if self.boundary else [])
         return "+".join(parts) or "plain skip"
 
@@ -99,7 +104,9 @@ def variants_from_config(variants: dict) -> dict[str, Variant]:
     for name, slots in variants.items():
         attention = slots.get("attention", "none")
         if attention != "none" and attention not in known:
-            raise ConfigError(f"models.variants.{name}.attention",
-                              f"'{attention}' is not an attention block (none, {', '.join(known)})")
+            raise ConfigError(
+                f"models.variants.{name}.attention",
+                f"'{attention}' is not an attention block (none, {', '.join(known)})",
+            )
         result[name] = Variant(name=name, **slots)
     return result

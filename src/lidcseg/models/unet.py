@@ -36,7 +36,11 @@ SIDE_MAPS = ("residual", "plain")
 
 
 def _conv_bn_relu(cin: int, cout: int) -> list[nn.Module]:
-    return [nn.Conv2d(cin, cout, 3, padding=1, bias=False), nn.BatchNorm2d(cout), nn.ReLU(inplace=True)]
+    return [
+        nn.Conv2d(cin, cout, 3, padding=1, bias=False),
+        nn.BatchNorm2d(cout),
+        nn.ReLU(inplace=True),
+    ]
 
 
 class DecoderBlock(nn.Sequential):
@@ -49,14 +53,30 @@ class DecoderBlock(nn.Sequential):
 class SkipModule(nn.Module):
     """The slots of one skip connection, in the paper's order."""
 
-    def __init__(self, channels: int, gate_channels: int, variant: Variant, aspp_rates: tuple[int, ...],
-                 boundary_formula: str, reduction: int, aspp_form: str = "simple", cbam_form: str = "paper",
-                 boundary_residual: bool = True):
+    def __init__(
+        self,
+        channels: int,
+        gate_channels: int,
+        variant: Variant,
+        aspp_rates: tuple[int, ...],
+        boundary_formula: str,
+        reduction: int,
+        aspp_form: str = "simple",
+        cbam_form: str = "paper",
+        boundary_residual: bool = True,
+    ):
         super().__init__()
-        self.aspp = get_block("aspp")(channels, tuple(aspp_rates), form=aspp_form) if variant.aspp else None
+        self.aspp = (
+            get_block("aspp")(channels, tuple(aspp_rates), form=aspp_form) if variant.aspp else None
+        )
         options = {"form": cbam_form} if variant.attention == "cbam" else {}  # CBAM's two readings
-        self.attention = (get_block(variant.attention)(channels, reduction=reduction, gate_channels=gate_channels,
-                                                       **options) if variant.attention != "none" else None)
+        self.attention = (
+            get_block(variant.attention)(
+                channels, reduction=reduction, gate_channels=gate_channels, **options
+            )
+            if variant.attention != "none"
+            else None
+        )
         if variant.reverse and variant.boundary:
             self.focus = get_block("rbcbam")(channels, boundary_formula, boundary_residual)
         elif variant.reverse:
@@ -66,7 +86,9 @@ class SkipModule(nn.Module):
         else:
             self.focus = None
 
-    def forward(self, skip: torch.Tensor, gate: torch.Tensor, side_logits: torch.Tensor) -> torch.Tensor:
+    def forward(
+        self, skip: torch.Tensor, gate: torch.Tensor, side_logits: torch.Tensor
+    ) -> torch.Tensor:
         if self.aspp is not None:
             skip = self.aspp(skip)
         if self.attention is not None:
@@ -105,10 +127,23 @@ class UNet(nn.Module):
         boundary_residual: boundary attention as (1 + A_b) * F, not A_b * F (blocks/boundary.py).
     """
 
-    def __init__(self, variant: Variant, *, encoder: str, encoder_weights, in_channels: int,
-                 decoder_channels: tuple[int, ...], aspp_rates: tuple[int, ...], boundary_formula: str,
-                 reduction: int, output_prior: float, side_maps: str = "residual", aspp_form: str = "simple",
-                 cbam_form: str = "paper", boundary_residual: bool = True):
+    def __init__(
+        self,
+        variant: Variant,
+        *,
+        encoder: str,
+        encoder_weights,
+        in_channels: int,
+        decoder_channels: tuple[int, ...],
+        aspp_rates: tuple[int, ...],
+        boundary_formula: str,
+        reduction: int,
+        output_prior: float,
+        side_maps: str = "residual",
+        aspp_form: str = "simple",
+        cbam_form: str = "paper",
+        boundary_residual: bool = True,
+    ):
         super().__init__()
         if side_maps not in SIDE_MAPS:
             raise ValueError(f"side_maps: {side_maps!r} is not one of {SIDE_MAPS}")
@@ -118,8 +153,19 @@ class UNet(nn.Module):
         self.bottleneck_head = nn.Conv2d(below, 1, 1)
         self.skips, self.blocks, self.side_heads = nn.ModuleList(), nn.ModuleList(), nn.ModuleList()
         for skip_channels, out in zip(self.encoder.channels[-2::-1], decoder_channels[:-1]):
-            self.skips.append(SkipModule(skip_channels, below, variant, aspp_rates, boundary_formula, reduction,
-                                         aspp_form, cbam_form, boundary_residual))
+            self.skips.append(
+                SkipModule(
+                    skip_channels,
+                    below,
+                    variant,
+                    aspp_rates,
+                    boundary_formula,
+                    reduction,
+                    aspp_form,
+                    cbam_form,
+                    boundary_residual,
+                )
+            )
             self.blocks.append(DecoderBlock(below + skip_channels, out))
             self.side_heads.append(nn.Conv2d(out, 1, 1))
             below = out
@@ -145,7 +191,9 @@ class UNet(nn.Module):
         y = features[-1]
         side = self.bottleneck_head(y)
         sides = [side]
-        for skip_module, block, side_head, skip in zip(self.skips, self.blocks, self.side_heads, features[-2::-1]):
+        for skip_module, block, side_head, skip in zip(
+            self.skips, self.blocks, self.side_heads, features[-2::-1]
+        ):
             attended = skip_module(skip, y, side)
             y = _upsample(y, skip)
             y = block(torch.cat([y, attended], dim=1))
@@ -164,13 +212,21 @@ def _upsample(x: torch.Tensor, like: torch.Tensor) -> torch.Tensor:
 def build_model(variant: Variant, models_config: dict, encoder_weights="config") -> UNet:
     """The UNet of ``variant`` with the ``models`` section of config.yaml."""
     c = models_config
-    return UNet(variant, encoder=c["encoder"], in_channels=c["in_channels"],
-                encoder_weights=c["encoder_weights"] if encoder_weights == "config" else encoder_weights,
-                decoder_channels=tuple(c["decoder_channels"]), aspp_rates=tuple(c["aspp_rates"]),
-                boundary_formula=c["boundary_formula"], reduction=c["reduction"],
-                output_prior=c.get("output_prior", 0.5),  # model.pt files older than the key
-                side_maps=c.get("side_maps", "plain"), aspp_form=c.get("aspp_form", "simple"),
-                cbam_form=c.get("cbam_form", "paper"), boundary_residual=c.get("boundary_residual", False))
+    return UNet(
+        variant,
+        encoder=c["encoder"],
+        in_channels=c["in_channels"],
+        encoder_weights=c["encoder_weights"] if encoder_weights == "config" else encoder_weights,
+        decoder_channels=tuple(c["decoder_channels"]),
+        aspp_rates=tuple(c["aspp_rates"]),
+        boundary_formula=c["boundary_formula"],
+        reduction=c["reduction"],
+        output_prior=c.get("output_prior", 0.5),  # model.pt files older than the key
+        side_maps=c.get("side_maps", "plain"),
+        aspp_form=c.get("aspp_form", "simple"),
+        cbam_form=c.get("cbam_form", "paper"),
+        boundary_residual=c.get("boundary_residual", False),
+    )
 
 
 def variant_markdown(models_config: dict) -> str:
@@ -179,10 +235,15 @@ def variant_markdown(models_config: dict) -> str:
     rows = variant_table(models_config)
     base = next((r["parameters"] for r in rows if r["variant"] == "unet"), rows[0]["parameters"])
     mark = {True: "o", False: ""}
-    lines = ["| variant | ASPP | attention | reverse | boundary | parameters | vs unet |",
-             "|---|---|---|---|---|---:|---:|"]
-    lines += [f"| {r['variant']} | {mark[r['aspp']]} | {r['attention']} | {mark[r['reverse']]} | "
-              f"{mark[r['boundary']]} | {r['parameters']:,} | {r['parameters'] / base:.3f} |" for r in rows]
+    lines = [
+        "| variant | ASPP | attention | reverse | boundary | parameters | vs unet |",
+        "|---|---|---|---|---|---:|---:|",
+    ]
+    lines += [
+        f"| {r['variant']} | {mark[r['aspp']]} | {r['attention']} | {mark[r['reverse']]} | "
+        f"{mark[r['boundary']]} | {r['parameters']:,} | {r['parameters'] / base:.3f} |"
+        for r in rows
+    ]
     return "\n".join(lines)
 
 
@@ -193,7 +254,14 @@ def variant_table(models_config: dict) -> list[dict]:
     rows = []
     for name, variant in variants_from_config(models_config["variants"]).items():
         model = build_model(variant, models_config, encoder_weights=None)
-        rows.append({"variant": name, "aspp": variant.aspp, "attention": variant.attention,
-                     "reverse": variant.reverse, "boundary": variant.boundary,
-                     "parameters": sum(p.numel() for p in model.parameters())})
+        rows.append(
+            {
+                "variant": name,
+                "aspp": variant.aspp,
+                "attention": variant.attention,
+                "reverse": variant.reverse,
+                "boundary": variant.boundary,
+                "parameters": sum(p.numel() for p in model.parameters()),
+            }
+        )
     return rows

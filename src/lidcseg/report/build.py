@@ -11,29 +11,65 @@ from pathlib import Path
 
 import numpy as np
 
-from lidcseg.data.dataset.packed import PackedSplit
-from lidcseg.io import read_rows, staged_folder, write_rows, write_text
 from lidcseg.core.sizes import size_labels
+from lidcseg.data.dataset.packed import PackedSplit
 from lidcseg.evaluation.summary import beside, read_metrics
+from lidcseg.io import read_rows, staged_folder, write_rows, write_text
 from lidcseg.report import figures, tables
 from lidcseg.report.paper import TABLE1, Slots
 
-SIZE_FIELDS = ("variant", "size", "nodules", "detected", "dsc", "dsc_low", "dsc_high", "recall", "precision")
+SIZE_FIELDS = (
+    "variant",
+    "size",
+    "nodules",
+    "detected",
+    "dsc",
+    "dsc_low",
+    "dsc_high",
+    "recall",
+    "precision",
+)
 
 
-def build_report(metric_files: list[Path], logs: list[Path], packed_dir: Path, out_dir: Path,
-                 readers_json: Path | None, threshold: float, size_bins_mm: tuple[float, ...],
-                 external: list[Path] = (), bootstrap: tuple[int, float] = (1000, 0.95)) -> list[Path]:
+def build_report(
+    metric_files: list[Path],
+    logs: list[Path],
+    packed_dir: Path,
+    out_dir: Path,
+    readers_json: Path | None,
+    threshold: float,
+    size_bins_mm: tuple[float, ...],
+    external: list[Path] = (),
+    bootstrap: tuple[int, float] = (1000, 0.95),
+) -> list[Path]:
     """Every file of the report into ``out_dir``, all together or (on an error) none;
     ``bootstrap``: resamples and confidence of the paired comparisons."""
     with staged_folder(out_dir) as staging:
-        written = _build(metric_files, logs, packed_dir, staging, readers_json, threshold, size_bins_mm, external,
-                         bootstrap)
+        written = _build(
+            metric_files,
+            logs,
+            packed_dir,
+            staging,
+            readers_json,
+            threshold,
+            size_bins_mm,
+            external,
+            bootstrap,
+        )
     return [Path(out_dir) / path.relative_to(staging) for path in written]
 
 
-def _build(metric_files, logs, packed_dir, out_dir: Path, readers_json, threshold, size_bins_mm,
-           external, bootstrap) -> list[Path]:
+def _build(
+    metric_files,
+    logs,
+    packed_dir,
+    out_dir: Path,
+    readers_json,
+    threshold,
+    size_bins_mm,
+    external,
+    bootstrap,
+) -> list[Path]:
     first = _first_seed(metric_files)
     tables.write_tables(metric_files, out_dir, readers_json, external, *bootstrap)
     by_size = {variant: data["by_size"] for variant, (_, data) in first.items()}
@@ -43,9 +79,15 @@ def _build(metric_files, logs, packed_dir, out_dir: Path, readers_json, threshol
     test = PackedSplit(packed_dir, "test")
     nodules = read_rows(beside(next(iter(first.values()))[0], ".nodules.csv"))
     picks = figures.pick_slices(test, nodules, size_bins_mm)
-    write_rows(picks, out_dir / "figure3_slices.csv", ["size", "patient_id", "nodule", "diameter_mm", "slice", "index"])
+    write_rows(
+        picks,
+        out_dir / "figure3_slices.csv",
+        ["size", "patient_id", "nodule", "diameter_mm", "slice", "index"],
+    )
     pixel_mm = float(test.meta["spacing_mm"][0])
-    written += figures.figure3(test, picks, _table1_predictions(first), threshold, pixel_mm, out_dir / "figure3")
+    written += figures.figure3(
+        test, picks, _table1_predictions(first), threshold, pixel_mm, out_dir / "figure3"
+    )
     return written
 
 
@@ -75,19 +117,44 @@ def _run_name(log_csv: Path) -> str:
     return f"{log_csv.parent.parent.name} {log_csv.parent.name}"
 
 
-def _write_size_table(by_size: dict[str, list[dict]], out_dir: Path, size_bins_mm: tuple[float, ...]) -> None:
-    rows = [{"variant": variant, **row, "dsc_low": row.get("dsc_ci", ["", ""])[0],
-             "dsc_high": row.get("dsc_ci", ["", ""])[1]} for variant, table in by_size.items() for row in table]
+def _write_size_table(
+    by_size: dict[str, list[dict]], out_dir: Path, size_bins_mm: tuple[float, ...]
+) -> None:
+    rows = [
+        {
+            "variant": variant,
+            **row,
+            "dsc_low": row.get("dsc_ci", ["", ""])[0],
+            "dsc_high": row.get("dsc_ci", ["", ""])[1],
+        }
+        for variant, table in by_size.items()
+        for row in table
+    ]
     write_rows(rows, out_dir / "dsc_by_size.csv", SIZE_FIELDS)
     labels = size_labels(size_bins_mm)
-    lines = ["| variant | " + " | ".join(f"{lab} mm" for lab in labels) + " |", "|---|" + "---:|" * len(labels)]
+    lines = [
+        "| variant | " + " | ".join(f"{lab} mm" for lab in labels) + " |",
+        "|---|" + "---:|" * len(labels),
+    ]
     for variant, table in by_size.items():
-        cells = [f"{r['dsc']:.3f} ({r['detected']}/{r['nodules']})" if r["nodules"] else "" for r in table]
+        cells = [
+            f"{r['dsc']:.3f} ({r['detected']}/{r['nodules']})" if r["nodules"] else ""
+            for r in table
+        ]
         lines.append(f"| {variant} | " + " | ".join(cells) + " |")
-    note = "Pooled test DSC by nodule diameter; in brackets: nodules detected / nodules in the group."
+    note = (
+        "Pooled test DSC by nodule diameter; in brackets: nodules detected / nodules in the group."
+    )
     write_text("\n".join(lines) + "\n\n" + note + "\n", out_dir / "dsc_by_size.md")
-    cells = [{"variant": v, **{lab: f"{r['dsc']:.3f} ({r['detected']}/{r['nodules']})" if r["nodules"] else ""
-                               for lab, r in zip(labels, table)}} for v, table in by_size.items()]
+    cells = [
+        {
+            "variant": v,
+            **{
+                lab: f"{r['dsc']:.3f} ({r['detected']}/{r['nodules']})" if r["nodules"] else ""
+                for lab, r in zip(labels, table)
+            },
+        }
+        for v, table in by_size.items()
+    ]
     spec = [("Variant", "variant")] + [(f"{lab} mm", lab) for lab in labels]
     write_text(tables.html(cells, spec, note), out_dir / "dsc_by_size.html")
-

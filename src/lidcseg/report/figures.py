@@ -21,44 +21,73 @@ import numpy as np  # noqa: E402
 from matplotlib import patheffects  # noqa: E402
 from matplotlib.colors import ListedColormap  # noqa: E402
 
+from lidcseg.core.sizes import size_label, size_labels  # noqa: E402
 from lidcseg.data.dataset.packed import PackedSplit  # noqa: E402
 from lidcseg.io import read_rows  # noqa: E402
-from lidcseg.core.sizes import size_label, size_labels  # noqa: E402
 
 TRUTH_COLOUR, PREDICTION_COLOUR = "#0072B2", "#E69F00"  # Okabe-Ito blue, orange
 CROP_MM = 64.0
 SCALE_BAR_MM = 10.0
-plt.rcParams.update({"font.size": 9, "axes.titlesize": 9, "savefig.bbox": "tight", "savefig.dpi": 200})
+plt.rcParams.update(
+    {"font.size": 9, "axes.titlesize": 9, "savefig.bbox": "tight", "savefig.dpi": 200}
+)
 
 
 def pick_slices(test: PackedSplit, nodule_rows: list[dict], edges: tuple[float, ...]) -> list[dict]:
     """One {patient_id, nodule, diameter_mm, size, index (into the split), slice} per size group."""
     picks = []
     for label in size_labels(edges):
-        group = sorted((float(r["diameter_mm"]), r["patient_id"], int(r["nodule"])) for r in nodule_rows
-                       if size_label(float(r["diameter_mm"]), edges) == label)
+        group = sorted(
+            (float(r["diameter_mm"]), r["patient_id"], int(r["nodule"]))
+            for r in nodule_rows
+            if size_label(float(r["diameter_mm"]), edges) == label
+        )
         if not group:
             continue
         diameter, patient, nodule = group[(len(group) - 1) // 2]
-        areas = [(int((test.masks[i] == nodule).sum()), -int(row["slice"]), i)
-                 for i, row in enumerate(test.rows) if row["patient_id"] == patient]
+        areas = [
+            (int((test.masks[i] == nodule).sum()), -int(row["slice"]), i)
+            for i, row in enumerate(test.rows)
+            if row["patient_id"] == patient
+        ]
         area, negative_slice, index = max(areas)
         if area:
-            picks.append({"patient_id": patient, "nodule": nodule, "diameter_mm": diameter, "size": label,
-                          "index": index, "slice": -negative_slice})
+            picks.append(
+                {
+                    "patient_id": patient,
+                    "nodule": nodule,
+                    "diameter_mm": diameter,
+                    "size": label,
+                    "index": index,
+                    "slice": -negative_slice,
+                }
+            )
     return picks
 
 
-def figure3(test: PackedSplit, picks: list[dict], predictions: dict[str, np.ndarray], threshold: float,
-            pixel_mm: float, out_stem: Path) -> list[Path]:
+def figure3(
+    test: PackedSplit,
+    picks: list[dict],
+    predictions: dict[str, np.ndarray],
+    threshold: float,
+    pixel_mm: float,
+    out_stem: Path,
+) -> list[Path]:
     """Rows = picked slices; columns = CT, ground truth, then each model (``predictions``:
     label -> uint8 probability x 255 of the whole test split). Writes PNG and PDF."""
     columns = ["CT (lung window)", "Ground truth", *predictions]
-    fig, axes = plt.subplots(len(picks), len(columns), figsize=(1.5 * len(columns), 1.55 * len(picks) + 0.4),
-                             squeeze=False, gridspec_kw={"wspace": 0.04, "hspace": 0.06})
+    fig, axes = plt.subplots(
+        len(picks),
+        len(columns),
+        figsize=(1.5 * len(columns), 1.55 * len(picks) + 0.4),
+        squeeze=False,
+        gridspec_kw={"wspace": 0.04, "hspace": 0.06},
+    )
     for r, pick in enumerate(picks):
         image, truth = test.images[pick["index"]].astype(np.float32), test.masks[pick["index"]] > 0
-        window = _crop_window(test.masks[pick["index"]] == pick["nodule"], CROP_MM / pixel_mm, image.shape)
+        window = _crop_window(
+            test.masks[pick["index"]] == pick["nodule"], CROP_MM / pixel_mm, image.shape
+        )
         for c, title in enumerate(columns):
             ax = axes[r, c]
             ax.imshow(image[window], cmap="gray", vmin=0, vmax=1, interpolation="nearest")
@@ -68,19 +97,36 @@ def figure3(test: PackedSplit, picks: list[dict], predictions: dict[str, np.ndar
                 predicted = predictions[title][pick["index"]] >= round(threshold * 255)
                 _fill(ax, predicted[window], PREDICTION_COLOUR)
                 ax.contour(truth[window], levels=[0.5], colors=TRUTH_COLOUR, linewidths=0.8)
-                ax.text(0.97, 0.03, f"DSC {_dsc(predicted, truth):.2f}", transform=ax.transAxes, ha="right",
-                        va="bottom", color="white", fontsize=7,
-                        bbox={"facecolor": "black", "alpha": 0.6, "pad": 1.5, "linewidth": 0})
+                ax.text(
+                    0.97,
+                    0.03,
+                    f"DSC {_dsc(predicted, truth):.2f}",
+                    transform=ax.transAxes,
+                    ha="right",
+                    va="bottom",
+                    color="white",
+                    fontsize=7,
+                    bbox={"facecolor": "black", "alpha": 0.6, "pad": 1.5, "linewidth": 0},
+                )
             ax.set_xticks([]), ax.set_yticks([])
             if r == 0:
                 ax.set_title(title.replace(" (", "\n("))
             if c == 0:
-                ax.set_ylabel(f"{pick['patient_id'].removeprefix('LIDC-IDRI-')} z{pick['slice']}\n"
-                              f"{pick['diameter_mm']:.1f} mm", fontsize=8)
+                ax.set_ylabel(
+                    f"{pick['patient_id'].removeprefix('LIDC-IDRI-')} z{pick['slice']}\n"
+                    f"{pick['diameter_mm']:.1f} mm",
+                    fontsize=8,
+                )
                 _scale_bar(ax, SCALE_BAR_MM / pixel_mm)
-    fig.text(0.125, 0.06, f"Blue: ground truth (readers' consensus); orange: prediction (p >= {threshold:g}). "
-             f"Crops {CROP_MM:g} x {CROP_MM:g} mm, pixel {pixel_mm:.2f} mm; bar {SCALE_BAR_MM:g} mm.",
-             fontsize=7, ha="left", va="top")
+    fig.text(
+        0.125,
+        0.06,
+        f"Blue: ground truth (readers' consensus); orange: prediction (p >= {threshold:g}). "
+        f"Crops {CROP_MM:g} x {CROP_MM:g} mm, pixel {pixel_mm:.2f} mm; bar {SCALE_BAR_MM:g} mm.",
+        fontsize=7,
+        ha="left",
+        va="top",
+    )
     return _save(fig, out_stem)
 
 
@@ -93,8 +139,14 @@ def _crop_window(nodule: np.ndarray, size_px: float, shape) -> tuple[slice, slic
 
 
 def _fill(ax, mask: np.ndarray, colour: str) -> None:
-    ax.imshow(np.ma.masked_where(~mask, mask), cmap=ListedColormap([colour]), alpha=0.55, vmin=0, vmax=1,
-              interpolation="nearest")
+    ax.imshow(
+        np.ma.masked_where(~mask, mask),
+        cmap=ListedColormap([colour]),
+        alpha=0.55,
+        vmin=0,
+        vmax=1,
+        interpolation="nearest",
+    )
 
 
 def _dsc(prediction: np.ndarray, truth: np.ndarray) -> float:
@@ -103,8 +155,13 @@ def _dsc(prediction: np.ndarray, truth: np.ndarray) -> float:
 
 
 def _scale_bar(ax, length_px: float) -> None:
-    ax.plot([4, 4 + length_px], [ax.get_ylim()[0] - 5] * 2, color="white", linewidth=2,
-            path_effects=[patheffects.withStroke(linewidth=3.5, foreground="black")])  # visible on bone too
+    ax.plot(
+        [4, 4 + length_px],
+        [ax.get_ylim()[0] - 5] * 2,
+        color="white",
+        linewidth=2,
+        path_effects=[patheffects.withStroke(linewidth=3.5, foreground="black")],
+    )  # visible on bone too
 
 
 def size_plot(by_size: dict[str, list[dict]], out_stem: Path) -> list[Path]:
@@ -122,7 +179,9 @@ def size_plot(by_size: dict[str, list[dict]], out_stem: Path) -> list[Path]:
         err = np.abs(np.array([np.subtract(dsc, low), np.subtract(high, dsc)]))
         ax.errorbar(x, dsc, yerr=err, fmt="o", ms=3, lw=0.8, color=colours[k], label=variant)
     counts = [next(iter(by_size.values()))[i]["nodules"] for i in range(len(labels))]
-    ax.set_xticks(range(len(labels)), [f"{lab} mm\n({n} nodules)" for lab, n in zip(labels, counts)])
+    ax.set_xticks(
+        range(len(labels)), [f"{lab} mm\n({n} nodules)" for lab, n in zip(labels, counts)]
+    )
     ax.set_ylabel("pooled test DSC"), ax.set_ylim(0, 1)
     ax.legend(fontsize=7, ncol=2, bbox_to_anchor=(1.01, 1), loc="upper left", frameon=False)
     ax.set_title("DSC by nodule diameter (95 % patient bootstrap)")
@@ -137,7 +196,9 @@ def curves(logs: dict[str, Path], out_stem: Path) -> list[Path]:
         rows = read_rows(path)
         epochs = [int(r["epoch"]) for r in rows]
         loss_ax.plot(epochs, [float(r["train_loss"]) for r in rows], color=colour, lw=1, label=name)
-        validated = [(int(r["epoch"]), float(r["val_dsc"])) for r in rows if r["val_dsc"] not in ("", "nan")]
+        validated = [
+            (int(r["epoch"]), float(r["val_dsc"])) for r in rows if r["val_dsc"] not in ("", "nan")
+        ]
         if validated:
             dsc_ax.plot(*zip(*validated), "o-", ms=2.5, color=colour, lw=1, label=name)
     loss_ax.set(xlabel="epoch", ylabel="training loss (Dice + BCE)")

@@ -50,7 +50,7 @@ class EpochSampler(Sampler):
 
     def __iter__(self):
         order = np.random.default_rng([self.seed, self.epoch]).permutation(self.size)
-        return iter([(self.epoch, int(i)) for i in order[self.start:]])
+        return iter([(self.epoch, int(i)) for i in order[self.start :]])
 
     def __len__(self) -> int:
         return self.size - self.start
@@ -65,8 +65,15 @@ class TrainingSamples(Dataset):
     the network's input.
     """
 
-    def __init__(self, split: PackedSplit, seed: int, image_scale: float, patch_size: tuple[int, int],
-                 foreground_fraction: float, augment: AugmentConfig):
+    def __init__(
+        self,
+        split: PackedSplit,
+        seed: int,
+        image_scale: float,
+        patch_size: tuple[int, int],
+        foreground_fraction: float,
+        augment: AugmentConfig,
+    ):
         self.split, self.seed = split, seed
         self.image_scale, self.patch_size = image_scale, tuple(patch_size)
         self.foreground_fraction, self.augment = foreground_fraction, augment
@@ -76,7 +83,9 @@ class TrainingSamples(Dataset):
     def __len__(self) -> int:
         return len(self.split)
 
-    def __getitem__(self, key: tuple[int, int]) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
+    def __getitem__(
+        self, key: tuple[int, int]
+    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
         epoch, index = key
         rng = np.random.default_rng([self.seed, epoch, index])
         image = torch.from_numpy(np.array(self.split.images[index], dtype=np.float16))
@@ -96,7 +105,10 @@ class TrainingSamples(Dataset):
             if len(nodule):
                 r, c = divmod(int(nodule[rng.integers(len(nodule))]), self.shape[1])
                 # that pixel's centre on the scaled grid (pixel centres at i + 0.5 on both)
-                r, c = (r + 0.5) * rows / self.shape[0] - 0.5, (c + 0.5) * cols / self.shape[1] - 0.5
+                r, c = (
+                    (r + 0.5) * rows / self.shape[0] - 0.5,
+                    (c + 0.5) * cols / self.shape[1] - 0.5,
+                )
                 jitter_r, jitter_c = rng.uniform(-1, 1, 2)
                 return r + jitter_r * patch_rows / 3, c + jitter_c * patch_cols / 3
         low = [min(p / 2, n / 2) - 0.5 for p, n in ((patch_rows, rows), (patch_cols, cols))]
@@ -115,28 +127,45 @@ class TrainingSamples(Dataset):
         cos, sin = math.cos(angle) / zoom, math.sin(angle) / zoom
         pixels = ((cos * flip_x, -sin * flip_y), (sin * flip_x, cos * flip_y))
         rows, cols = self.scaled_shape
-        to_slice, from_patch = (2 / cols, 2 / rows), (self.patch_size[1] / 2, self.patch_size[0] / 2)
+        to_slice, from_patch = (
+            (2 / cols, 2 / rows),
+            (self.patch_size[1] / 2, self.patch_size[0] / 2),
+        )
         shift = ((2 * centre[1] + 1) / cols - 1, (2 * centre[0] + 1) / rows - 1)
-        return torch.tensor([[to_slice[i] * pixels[i][j] * from_patch[j] for j in (0, 1)] + [shift[i]]
-                             for i in (0, 1)], dtype=torch.float32)
+        return torch.tensor(
+            [
+                [to_slice[i] * pixels[i][j] * from_patch[j] for j in (0, 1)] + [shift[i]]
+                for i in (0, 1)
+            ],
+            dtype=torch.float32,
+        )
 
     def _intensity(self, rng: np.random.Generator) -> torch.Tensor:
         """(contrast, brightness): image * contrast + brightness."""
         a = self.augment.intensity
         if not a:
             return torch.tensor([1.0, 0.0])
-        return torch.tensor([rng.uniform(1 - a, 1 + a), rng.uniform(-a / 2, a / 2)], dtype=torch.float32)
+        return torch.tensor(
+            [rng.uniform(1 - a, 1 + a), rng.uniform(-a / 2, a / 2)], dtype=torch.float32
+        )
 
 
-def augment_batch(batch, image_scale: float, patch_size: tuple[int, int], device: torch.device,
-                  channels_last: bool = False) -> tuple[torch.Tensor, torch.Tensor]:
+def augment_batch(
+    batch,
+    image_scale: float,
+    patch_size: tuple[int, int],
+    device: torch.device,
+    channels_last: bool = False,
+) -> tuple[torch.Tensor, torch.Tensor]:
     """A collated batch of ``TrainingSamples`` as the network's (images, masks), float32
     (n, 1, *patch_size) on ``device``: one batched interpolation per tensor."""
     images, masks, theta, intensity = (t.to(device, non_blocking=True) for t in batch)
     images = scale_image(images[:, None].float(), image_scale)
     masks = scale_image(masks[:, None].float(), image_scale)  # covered fraction, thresholded below
     grid = F.affine_grid(theta, [len(images), 1, *patch_size], align_corners=False)
-    images = F.grid_sample(images, grid, mode="bilinear", padding_mode="border", align_corners=False)
+    images = F.grid_sample(
+        images, grid, mode="bilinear", padding_mode="border", align_corners=False
+    )
     masks = (F.grid_sample(masks, grid, mode="bilinear", align_corners=False) >= 0.5).float()
     images = images * intensity[:, 0, None, None, None] + intensity[:, 1, None, None, None]
     if channels_last:

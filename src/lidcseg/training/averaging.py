@@ -28,7 +28,11 @@ class WeightAverage:
         self.model = copy.deepcopy(model).requires_grad_(False) if decay else model
         # The tensors of both, paired once: a state dict shares their storage, and loading a
         # checkpoint copies into them, so the pairs stay valid for the whole job.
-        self.pairs = list(zip(self.model.state_dict().values(), model.state_dict().values())) if decay else []
+        self.pairs = (
+            list(zip(self.model.state_dict().values(), model.state_dict().values()))
+            if decay
+            else []
+        )
 
     @torch.no_grad()
     def update(self) -> None:

@@ -24,7 +24,9 @@ log = logging.getLogger(__name__)
 
 def fingerprint(settings: dict) -> str:
     """A short hash of JSON-able ``settings`` (key order does not matter)."""
-    return hashlib.sha256(json.dumps(settings, sort_keys=True, default=str).encode()).hexdigest()[:16]
+    return hashlib.sha256(json.dumps(settings, sort_keys=True, default=str).encode()).hexdigest()[
+        :16
+    ]
 
 
 def fresh_progress() -> dict:
@@ -34,11 +36,24 @@ def fresh_progress() -> dict:
 
 def fresh_state() -> dict:
     """A training job's state before its first step."""
-    return {"epoch": 0, "batch": 0, "step": 0, "progress": fresh_progress(), "history": [], "best_dsc": -1.0,
-            "best_epoch": -1, "stale_epochs": 0, "stopped": False, "resumes": 0, "best_state": None}
+    return {
+        "epoch": 0,
+        "batch": 0,
+        "step": 0,
+        "progress": fresh_progress(),
+        "history": [],
+        "best_dsc": -1.0,
+        "best_epoch": -1,
+        "stale_epochs": 0,
+        "stopped": False,
+        "resumes": 0,
+        "best_state": None,
+    }
 
 
-def resume_or_start(checkpoint: Path, fingerprint_now: str, model, optimizer, scaler, average=None) -> dict:
+def resume_or_start(
+    checkpoint: Path, fingerprint_now: str, model, optimizer, scaler, average=None
+) -> dict:
     """The saved state (weights, optimiser, scaler and weight average loaded) when
     ``checkpoint`` holds one of the same settings, else a fresh one."""
     if not checkpoint.exists():
@@ -68,7 +83,7 @@ class PreemptionGuard:
     def _handle(self, signum, frame) -> None:
         self.requested = True
 
-    def __enter__(self) -> "PreemptionGuard":
+    def __enter__(self) -> PreemptionGuard:
         self._previous = signal.signal(signal.SIGTERM, self._handle)
         return self
 

@@ -32,14 +32,20 @@ def dice_bce_loss(logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
     return dice_loss(logits, target) + F.binary_cross_entropy_with_logits(logits, target)
 
 
-def deep_supervision_loss(logits: torch.Tensor, sides: Sequence[torch.Tensor], target: torch.Tensor,
-                          side_weights: Sequence[float]) -> torch.Tensor:
+def deep_supervision_loss(
+    logits: torch.Tensor,
+    sides: Sequence[torch.Tensor],
+    target: torch.Tensor,
+    side_weights: Sequence[float],
+) -> torch.Tensor:
     """Eq. (13) on the output plus each side map's eq. (13), weighted (deepest first)."""
     if len(side_weights) != len(sides):
         raise ValueError(f"{len(side_weights)} side weights for {len(sides)} side maps")
     total = dice_bce_loss(logits, target)
     for weight, side in zip(side_weights, sides):
         if weight:
-            upsampled = F.interpolate(side, size=target.shape[-2:], mode="bilinear", align_corners=False)
+            upsampled = F.interpolate(
+                side, size=target.shape[-2:], mode="bilinear", align_corners=False
+            )
             total = total + weight * dice_bce_loss(upsampled, target)
     return total

@@ -15,18 +15,29 @@ import torch
 from lidcseg.config import TrainConfig
 
 
-def make_optimizer(parameters: Iterable[torch.nn.Parameter], t: TrainConfig,
-                   fused: bool = False) -> torch.optim.Optimizer:
+def make_optimizer(
+    parameters: Iterable[torch.nn.Parameter], t: TrainConfig, fused: bool = False
+) -> torch.optim.Optimizer:
     """``fused``: one kernel for the whole update (CUDA); the CPU keeps the default
     implementation, so CPU runs keep their weights."""
     fused = fused or None  # None, not False: torch then picks its default (foreach)
     if t.optimizer == "adam":
-        return torch.optim.Adam(parameters, lr=t.learning_rate, weight_decay=t.weight_decay, fused=fused)
+        return torch.optim.Adam(
+            parameters, lr=t.learning_rate, weight_decay=t.weight_decay, fused=fused
+        )
     if t.optimizer == "adamw":
-        return torch.optim.AdamW(parameters, lr=t.learning_rate, weight_decay=t.weight_decay, fused=fused)
+        return torch.optim.AdamW(
+            parameters, lr=t.learning_rate, weight_decay=t.weight_decay, fused=fused
+        )
     if t.optimizer == "sgd":
-        return torch.optim.SGD(parameters, lr=t.learning_rate, weight_decay=t.weight_decay, momentum=0.99,
-                               nesterov=True, fused=fused)  # nnU-Net's SGD
+        return torch.optim.SGD(
+            parameters,
+            lr=t.learning_rate,
+            weight_decay=t.weight_decay,
+            momentum=0.99,
+            nesterov=True,
+            fused=fused,
+        )  # nnU-Net's SGD
     raise ValueError(f"train.optimizer: unknown optimiser {t.optimizer!r}")
 
 

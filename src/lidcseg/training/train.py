@@ -28,25 +28,39 @@ import torch
 from torch.utils.data import DataLoader
 from tqdm import tqdm
 
-from lidcseg.core.model_file import cpu_state, save_atomic
-from lidcseg.training.checkpoints import PreemptionGuard, fingerprint, fresh_progress, resume_or_start
 from lidcseg.config import ModelsConfig, TrainConfig
+from lidcseg.core.model_file import cpu_state, save_atomic
+from lidcseg.core.runtime import autocast, memory_format, pick_device, seed_everything
 from lidcseg.data.dataset.packed import PackedSplit, input_grid
-from lidcseg.training.augment import EpochSampler, TrainingSamples, augment_batch, seed_worker
-from lidcseg.training.averaging import WeightAverage
-from lidcseg.io import write_json, write_rows
 from lidcseg.errors import ConfigError, LidcsegError
-from lidcseg.training.losses import deep_supervision_loss, dice_bce_loss
-from lidcseg.training.validation import validate
+from lidcseg.io import write_json, write_rows
 from lidcseg.models.registry import Variant, variants_from_config
 from lidcseg.models.unet import build_model
-from lidcseg.core.runtime import autocast, memory_format, pick_device, seed_everything
+from lidcseg.training.augment import EpochSampler, TrainingSamples, augment_batch, seed_worker
+from lidcseg.training.averaging import WeightAverage
+from lidcseg.training.checkpoints import (
+    PreemptionGuard,
+    fingerprint,
+    fresh_progress,
+    resume_or_start,
+)
+from lidcseg.training.losses import deep_supervision_loss, dice_bce_loss
 from lidcseg.training.schedule import learning_rate_at, make_optimizer
+from lidcseg.training.validation import validate
 
 log = logging.getLogger(__name__)
 
-EPOCH_FIELDS = ("epoch", "train_loss", "val_loss", "val_dsc", "val_precision", "val_recall", "lr",
-                "images_per_s", "seconds")
+EPOCH_FIELDS = (
+    "epoch",
+    "train_loss",
+    "val_loss",
+    "val_dsc",
+    "val_precision",
+    "val_recall",
+    "lr",
+    "images_per_s",
+    "seconds",
+)
 # Settings that change how fast a job runs, not the weights it ends with.
 SPEED_ONLY = ("workers", "threads", "device", "compile")
 # Steps between reading the batch losses back from the device (each read waits for it).
@@ -73,15 +87,27 @@ class TrainingJob:
     dataset_id: str = field(default="")
 
     @classmethod
-    def for_variant(cls, name: str, seed: int, packed_dir: Path, out_dir: Path, models: ModelsConfig,
-                    train: TrainConfig) -> "TrainingJob":
+    def for_variant(
+        cls,
+        name: str,
+        seed: int,
+        packed_dir: Path,
+        out_dir: Path,
+        models: ModelsConfig,
+        train: TrainConfig,
+    ) -> TrainingJob:
         """The job of variant ``name`` of the ``models`` section; an unknown name names its key."""
         variants = variants_from_config(models.variants)
         if name not in variants:
-            raise ConfigError("models.variants", f"no variant {name!r} (configured: {', '.join(variants)})")
+            raise ConfigError(
+                "models.variants", f"no variant {name!r} (configured: {', '.join(variants)})"
+            )
         # Plain lists, as the config has them: the dict is saved in model.pt and fingerprinted.
-        architecture = {k: list(v) if isinstance(v, tuple) else v for k, v in models.as_dict().items()
-                        if k not in ("variants", "run")}
+        architecture = {
+            k: list(v) if isinstance(v, tuple) else v
+            for k, v in models.as_dict().items()
+            if k not in ("variants", "run")
+        }
         return cls(name, variants[name], seed, Path(packed_dir), Path(out_dir), architecture, train)
 
     @property
@@ -90,14 +116,22 @@ class TrainingJob:
 
     def fingerprint(self) -> str:
         train = {k: v for k, v in self.train.__dict__.items() if k not in SPEED_ONLY}
-        return fingerprint({"variant": asdict(self.variant), "seed": self.seed, "models": self.models,
-                            "train": train, "dataset": self.dataset_id})
+        return fingerprint(
+            {
+                "variant": asdict(self.variant),
+                "seed": self.seed,
+                "models": self.models,
+                "train": train,
+                "dataset": self.dataset_id,
+            }
+        )
 
 
 def dataset_id(packed_dir: Path) -> str:
     """What identifies the packed data a model learns from: its metadata and slice tables."""
-    return fingerprint({name: (packed_dir / name).read_text()
-                        for name in ("dataset.json", "train.csv", "val.csv")})
+    return fingerprint(
+        {name: (packed_dir / name).read_text() for name in ("dataset.json", "train.csv", "val.csv")}
+    )
 
 
 def run_training(job: TrainingJob) -> dict:
@@ -106,20 +140,34 @@ def run_training(job: TrainingJob) -> dict:
     seed_everything(job.seed, t.deterministic, t.threads)
     device = pick_device(t.device)
     job.dataset_id = job.dataset_id or dataset_id(job.packed_dir)
-    train_split, val_split = PackedSplit(job.packed_dir, "train"), PackedSplit(job.packed_dir, "val")
-    model = build_model(job.variant, job.models).to(device, memory_format=memory_format(t.channels_last))
+    train_split, val_split = (
+        PackedSplit(job.packed_dir, "train"),
+        PackedSplit(job.packed_dir, "val"),
+    )
+    model = build_model(job.variant, job.models).to(
+        device, memory_format=memory_format(t.channels_last)
+    )
     optimizer = make_optimizer(model.parameters(), t, fused=device.type == "cuda")
     scaler = torch.amp.GradScaler("cuda", enabled=device.type == "cuda" and t.amp == "fp16")
     average = WeightAverage(model, t.weight_average)
     state = resume_or_start(job.checkpoint, job.fingerprint(), model, optimizer, scaler, average)
-    samples = TrainingSamples(train_split, job.seed, t.image_scale, t.patch_size, t.foreground_fraction, t.augment)
+    samples = TrainingSamples(
+        train_split, job.seed, t.image_scale, t.patch_size, t.foreground_fraction, t.augment
+    )
     sampler = EpochSampler(len(samples), job.seed)
     # Whole batches only: a last batch of one slice stops BAM's batch norm on its 1 x 1 map;
     # the order is shuffled every epoch, so every slice still takes part.
     drop_last = len(samples) >= t.batch_size
-    loader = DataLoader(samples, batch_size=t.batch_size, sampler=sampler, num_workers=t.workers,
-                        persistent_workers=t.workers > 0, pin_memory=device.type == "cuda",
-                        worker_init_fn=seed_worker, drop_last=drop_last)
+    loader = DataLoader(
+        samples,
+        batch_size=t.batch_size,
+        sampler=sampler,
+        num_workers=t.workers,
+        persistent_workers=t.workers > 0,
+        pin_memory=device.type == "cuda",
+        worker_init_fn=seed_worker,
+        drop_last=drop_last,
+    )
     step = TrainingStep(model, optimizer, scaler, device, t, average)
     loop = _Loop(job, step, len(loader))
     with PreemptionGuard() as guard:
@@ -134,8 +182,16 @@ class TrainingStep:
     SPEC.md eq. (13) (plus the side maps' terms), backward, update, the weight average. Returns
     the loss as a device tensor: reading it would make the host wait for the device."""
 
-    def __init__(self, model, optimizer, scaler, device: torch.device, t: TrainConfig, average=None):
-        self.model, self.optimizer, self.scaler, self.device, self.t = model, optimizer, scaler, device, t
+    def __init__(
+        self, model, optimizer, scaler, device: torch.device, t: TrainConfig, average=None
+    ):
+        self.model, self.optimizer, self.scaler, self.device, self.t = (
+            model,
+            optimizer,
+            scaler,
+            device,
+            t,
+        )
         self.average = average or WeightAverage(model, 0.0)
         self.forward = torch.compile(model) if t.compile else model
 
@@ -143,7 +199,9 @@ class TrainingStep:
         t = self.t
         for group in self.optimizer.param_groups:
             group["lr"] = lr
-        images, masks = augment_batch(batch, t.image_scale, t.patch_size, self.device, t.channels_last)
+        images, masks = augment_batch(
+            batch, t.image_scale, t.patch_size, self.device, t.channels_last
+        )
         with autocast(self.device, t.amp):
             if any(t.deep_supervision):
                 logits, sides = self.forward(images, return_side=True)
@@ -153,7 +211,9 @@ class TrainingStep:
         if sides is None:
             loss = dice_bce_loss(logits, masks)
         else:
-            loss = deep_supervision_loss(logits, [s.float() for s in sides], masks, t.deep_supervision)
+            loss = deep_supervision_loss(
+                logits, [s.float() for s in sides], masks, t.deep_supervision
+            )
         self.optimizer.zero_grad(set_to_none=True)
         self.scaler.scale(loss).backward()
         if t.gradient_clip:
@@ -170,7 +230,12 @@ class _Loop:
 
     def __init__(self, job, step: TrainingStep, steps_per_epoch):
         self.job, self.step = job, step
-        self.model, self.optimizer, self.scaler, self.device = step.model, step.optimizer, step.scaler, step.device
+        self.model, self.optimizer, self.scaler, self.device = (
+            step.model,
+            step.optimizer,
+            step.scaler,
+            step.device,
+        )
         self.steps_per_epoch = steps_per_epoch
         self.total_steps = steps_per_epoch * job.train.epochs
         self.pending = []  # (batch number, images, loss on the device) not yet read back
@@ -180,9 +245,14 @@ class _Loop:
         sampler.set_epoch(epoch, state["batch"] * t.batch_size)
         progress = state["progress"]
         self.model.train()
-        bar = tqdm(total=self.steps_per_epoch, initial=state["batch"], file=sys.stderr, leave=False,
-                   desc=f"{self.job.variant_name} seed {self.job.seed} epoch {epoch + 1}/{t.epochs}",
-                   mininterval=1 if sys.stderr.isatty() else 30)
+        bar = tqdm(
+            total=self.steps_per_epoch,
+            initial=state["batch"],
+            file=sys.stderr,
+            leave=False,
+            desc=f"{self.job.variant_name} seed {self.job.seed} epoch {epoch + 1}/{t.epochs}",
+            mininterval=1 if sys.stderr.isatty() else 30,
+        )
         tick = time.perf_counter()
         for batch in loader:
             lr = learning_rate_at(state["step"], self.total_steps, self.steps_per_epoch, t)
@@ -195,8 +265,10 @@ class _Loop:
             if guard.requested:
                 progress["seconds"] += time.perf_counter() - tick
                 self.save(state)
-                raise Preempted(f"SIGTERM: {self.job.checkpoint} saved at epoch {epoch + 1}, batch "
-                                f"{state['batch']}; rerun the same command to resume")
+                raise Preempted(
+                    f"SIGTERM: {self.job.checkpoint} saved at epoch {epoch + 1}, batch "
+                    f"{state['batch']}; rerun the same command to resume"
+                )
         self._read_losses(state)
         bar.close()
         progress["seconds"] += time.perf_counter() - tick
@@ -212,7 +284,8 @@ class _Loop:
                 raise TrainingDiverged(
                     f"{self.job.variant_name} seed {self.job.seed}: loss is {loss} at epoch {state['epoch'] + 1}, "
                     f"batch {batch}; no model written (the last checkpoint is kept). Lower "
-                    f"train.learning_rate or use train.amp: bf16 instead of fp16.")
+                    f"train.learning_rate or use train.amp: bf16 instead of fp16."
+                )
             state["progress"]["loss_sum"] += loss * images
             state["progress"]["images"] += images
 
@@ -222,27 +295,42 @@ class _Loop:
         if epoch % t.validate_every == 0 or epoch == t.epochs:
             self._select(validate(self.step.average.model, val_split, t, self.device), state)
         else:
-            state["history"].append(self._row(state, dict.fromkeys(("loss", "dsc", "precision", "recall"), "")))
+            state["history"].append(
+                self._row(state, dict.fromkeys(("loss", "dsc", "precision", "recall"), ""))
+            )
         state.update(epoch=epoch, batch=0, progress=fresh_progress())
-        log.info("epoch %(epoch)d: loss %(train_loss).4f, val DSC %(val_dsc).6s, %(images_per_s).1f images/s",
-                 state["history"][-1])
+        log.info(
+            "epoch %(epoch)d: loss %(train_loss).4f, val DSC %(val_dsc).6s, %(images_per_s).1f images/s",
+            state["history"][-1],
+        )
         _check_finite(self.model, self.job, epoch)
         self.save(state)
         write_rows(state["history"], self.job.out_dir / "log.csv", EPOCH_FIELDS)
 
     def _row(self, state: dict, val: dict) -> dict:
         progress = state["progress"]
-        return {"epoch": state["epoch"] + 1, "train_loss": progress["loss_sum"] / max(progress["images"], 1),
-                **{f"val_{k}": v for k, v in val.items()}, "lr": self.optimizer.param_groups[0]["lr"],
-                "images_per_s": progress["images"] / max(progress["seconds"], 1e-9), "seconds": progress["seconds"]}
+        return {
+            "epoch": state["epoch"] + 1,
+            "train_loss": progress["loss_sum"] / max(progress["images"], 1),
+            **{f"val_{k}": v for k, v in val.items()},
+            "lr": self.optimizer.param_groups[0]["lr"],
+            "images_per_s": progress["images"] / max(progress["seconds"], 1e-9),
+            "seconds": progress["seconds"],
+        }
 
     def _select(self, val: dict, state: dict) -> None:
         """Keep the weights when validation DSC improved; count validations without gain."""
         state["history"].append(self._row(state, val))
-        score = val["dsc"] if math.isfinite(val["dsc"]) else float(state["epoch"])  # no val: the last epoch
+        score = (
+            val["dsc"] if math.isfinite(val["dsc"]) else float(state["epoch"])
+        )  # no val: the last epoch
         if score > state["best_dsc"]:
-            state.update(best_dsc=score, best_epoch=state["epoch"] + 1, stale_epochs=0,
-                         best_state=cpu_state(self.step.average.model))
+            state.update(
+                best_dsc=score,
+                best_epoch=state["epoch"] + 1,
+                stale_epochs=0,
+                best_state=cpu_state(self.step.average.model),
+            )
         else:
             state["stale_epochs"] += 1
         patience = self.job.train.early_stopping_patience
@@ -250,33 +338,61 @@ class _Loop:
 
     def save(self, state: dict) -> None:
         plain = {k: v for k, v in state.items() if k != "best_state"}
-        save_atomic({"format": 1, "fingerprint": self.job.fingerprint(), "state": plain,
-                     "best_state": state["best_state"], "model": cpu_state(self.model),
-                     "optimizer": self.optimizer.state_dict(), "scaler": self.scaler.state_dict(),
-                     "average": self.step.average.state_dict()},
-                    self.job.checkpoint)
+        save_atomic(
+            {
+                "format": 1,
+                "fingerprint": self.job.fingerprint(),
+                "state": plain,
+                "best_state": state["best_state"],
+                "model": cpu_state(self.model),
+                "optimizer": self.optimizer.state_dict(),
+                "scaler": self.scaler.state_dict(),
+                "average": self.step.average.state_dict(),
+            },
+            self.job.checkpoint,
+        )
 
 
 def _check_finite(model, job: TrainingJob, epoch: int) -> None:
     for name, tensor in model.state_dict().items():
         if tensor.is_floating_point() and not torch.isfinite(tensor).all():
-            raise TrainingDiverged(f"{job.variant_name} seed {job.seed}: {name} is not finite after epoch {epoch}; "
-                                   "no model written")
+            raise TrainingDiverged(
+                f"{job.variant_name} seed {job.seed}: {name} is not finite after epoch {epoch}; "
+                "no model written"
+            )
 
 
 def _write_outputs(job: TrainingJob, model, state: dict, device) -> dict:
     history = state["history"]
-    summary = {"variant": job.variant_name, "seed": job.seed, "device": str(device),
-               "epochs_run": len(history), "best_epoch": state["best_epoch"],
-               "best_val_dsc": history[state["best_epoch"] - 1]["val_dsc"] if history else None,
-               "stopped_early": state["stopped"], "resumes": state["resumes"],
-               "train_seconds": sum(r["seconds"] for r in history),
-               "images_per_s": sum(r["images_per_s"] for r in history) / max(len(history), 1),
-               "parameters": sum(p.numel() for p in model.parameters()), "fingerprint": job.fingerprint()}
-    save_atomic({"format": 1, "variant": job.variant_name, "slots": asdict(job.variant),
-                 "models": job.models, "image_scale": job.train.image_scale, "seed": job.seed,
-                 "epoch": state["best_epoch"], "fingerprint": job.fingerprint(), "grid": input_grid(job.packed_dir),
-                 "state_dict": state["best_state"]}, job.out_dir / "model.pt")
+    summary = {
+        "variant": job.variant_name,
+        "seed": job.seed,
+        "device": str(device),
+        "epochs_run": len(history),
+        "best_epoch": state["best_epoch"],
+        "best_val_dsc": history[state["best_epoch"] - 1]["val_dsc"] if history else None,
+        "stopped_early": state["stopped"],
+        "resumes": state["resumes"],
+        "train_seconds": sum(r["seconds"] for r in history),
+        "images_per_s": sum(r["images_per_s"] for r in history) / max(len(history), 1),
+        "parameters": sum(p.numel() for p in model.parameters()),
+        "fingerprint": job.fingerprint(),
+    }
+    save_atomic(
+        {
+            "format": 1,
+            "variant": job.variant_name,
+            "slots": asdict(job.variant),
+            "models": job.models,
+            "image_scale": job.train.image_scale,
+            "seed": job.seed,
+            "epoch": state["best_epoch"],
+            "fingerprint": job.fingerprint(),
+            "grid": input_grid(job.packed_dir),
+            "state_dict": state["best_state"],
+        },
+        job.out_dir / "model.pt",
+    )
     write_rows(history, job.out_dir / "log.csv", EPOCH_FIELDS)
     write_json(summary, job.out_dir / "train.json")
     job.checkpoint.unlink(missing_ok=True)  # done: a rerun of a finished job starts afresh

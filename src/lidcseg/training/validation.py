@@ -7,9 +7,9 @@ import numpy as np
 import torch
 
 from lidcseg.config import TrainConfig
-from lidcseg.data.dataset.packed import PackedSplit
-from lidcseg.core.metrics import pooled
 from lidcseg.core.logits import predict_logits
+from lidcseg.core.metrics import pooled
+from lidcseg.data.dataset.packed import PackedSplit
 from lidcseg.training.losses import dice_bce_loss
 
 
@@ -18,9 +18,16 @@ def validate(model, split: PackedSplit, t: TrainConfig, device) -> dict:
     """Pooled DSC, precision, recall and the mean loss on ``split`` (the packed grid), counted
     on the device and read back once."""
     if len(split) == 0:
-        return {"loss": float("nan"), "dsc": float("nan"), "precision": float("nan"), "recall": float("nan")}
+        return {
+            "loss": float("nan"),
+            "dsc": float("nan"),
+            "precision": float("nan"),
+            "recall": float("nan"),
+        }
     counts, loss_sum = [], torch.zeros((), device=device)
-    for which, logits in predict_logits(model, split, t.image_scale, t.batch_size, device, t.amp, t.channels_last):
+    for which, logits in predict_logits(
+        model, split, t.image_scale, t.batch_size, device, t.amp, t.channels_last
+    ):
         truth = torch.from_numpy(np.asarray(split.masks[which]) > 0).to(device, non_blocking=True)
         loss_sum += dice_bce_loss(logits, truth.float()) * len(logits)
         counts.append(_confusion(logits >= 0, truth))
@@ -30,4 +37,6 @@ def validate(model, split: PackedSplit, t: TrainConfig, device) -> dict:
 def _confusion(prediction: torch.Tensor, truth: torch.Tensor) -> torch.Tensor:
     """core.metrics.confusion on the device: (TP, FP, FN) per image, (n, 3) int64."""
     prediction, truth = prediction.flatten(1), truth.flatten(1)
-    return torch.stack([(prediction & truth).sum(1), (prediction & ~truth).sum(1), (~prediction & truth).sum(1)], 1)
+    return torch.stack(
+        [(prediction & truth).sum(1), (prediction & ~truth).sum(1), (~prediction & truth).sum(1)], 1
+    )

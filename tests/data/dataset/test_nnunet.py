@@ -36,8 +36,12 @@ def test_the_layout_is_nnunets_2d_format(exported):
         for index, row in enumerate(splits[split].rows):
             image = np.asarray(Image.open(folder / f"images{suffix}" / f"{case_id(row)}_0000.png"))
             label = np.asarray(Image.open(folder / f"labels{suffix}" / f"{case_id(row)}.png"))
-            assert image.dtype == np.uint16 and label.dtype == np.uint8 and image.shape == label.shape
-            np.testing.assert_allclose(image / 65535, np.asarray(splits[split].images[index], np.float32), atol=1e-4)
+            assert (
+                image.dtype == np.uint16 and label.dtype == np.uint8 and image.shape == label.shape
+            )
+            np.testing.assert_allclose(
+                image / 65535, np.asarray(splits[split].images[index], np.float32), atol=1e-4
+            )
             assert np.array_equal(label, np.asarray(splits[split].masks[index]) > 0)
     assert len(list((folder / "imagesTr").iterdir())) == meta["numTraining"]  # one channel per case
 
@@ -60,10 +64,27 @@ def test_external_predictions_are_scored_like_ours(exported, tmp_path, kind, dsc
     predictions.mkdir()
     for label in (folder / "labelsTs").iterdir():
         truth = np.asarray(Image.open(label))
-        Image.fromarray(truth if kind == "truth" else np.zeros_like(truth)).save(predictions / label.name)
+        Image.fromarray(truth if kind == "truth" else np.zeros_like(truth)).save(
+            predictions / label.name
+        )
     out = tmp_path / "metrics" / "nnunet.json"
-    assert main(["evaluate", str(predictions), str(packed), str(out), "--nodules", str(packed.parent / "nodules.csv"),
-                 "--name", "nnU-Net 2d", "--settings", CONFIG]) == 0
+    assert (
+        main(
+            [
+                "evaluate",
+                str(predictions),
+                str(packed),
+                str(out),
+                "--nodules",
+                str(packed.parent / "nodules.csv"),
+                "--name",
+                "nnU-Net 2d",
+                "--settings",
+                CONFIG,
+            ]
+        )
+        == 0
+    )
     result = json.loads(out.read_text())
     assert result["variant"] == "nnU-Net 2d" and result["pooled"]["dsc"] == dsc
     assert result["test"]["slices"] == len(PackedSplit(packed, "test"))
@@ -75,8 +96,14 @@ def test_a_missing_or_misshapen_prediction_is_named(exported, tmp_path, capsys):
     predictions.mkdir()
     labels = sorted((folder / "labelsTs").iterdir())
     Image.fromarray(np.zeros((5, 5), np.uint8)).save(predictions / labels[0].name)
-    args = [str(packed), str(tmp_path / "out.json"), "--nodules", str(packed.parent / "nodules.csv"),
-            "--settings", CONFIG]
+    args = [
+        str(packed),
+        str(tmp_path / "out.json"),
+        "--nodules",
+        str(packed.parent / "nodules.csv"),
+        "--settings",
+        CONFIG,
+    ]
     assert main(["evaluate", str(predictions), *args]) == 2
     assert f"{predictions / labels[0].name}: (5, 5) pixels" in capsys.readouterr().err
     (predictions / labels[0].name).unlink()
@@ -87,7 +114,9 @@ def test_a_missing_or_misshapen_prediction_is_named(exported, tmp_path, capsys):
 def test_nnunets_own_dataset_check_passes(exported):
     """Where nnunetv2 is installed (it installs beside our pins without another torch:
     `pip install nnunetv2 -c constraints.txt` kept torch 2.13.0+cpu here), its own check."""
-    pytest.importorskip("nnunetv2", reason="nnunetv2 is not installed here (not one of our dependencies)")
+    pytest.importorskip(
+        "nnunetv2", reason="nnunetv2 is not installed here (not one of our dependencies)"
+    )
     from nnunetv2.experiment_planning.verify_dataset_integrity import verify_dataset_integrity
 
     verify_dataset_integrity(str(exported[1]), num_processes=1)  # raises on any defect

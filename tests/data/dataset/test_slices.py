@@ -5,7 +5,13 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from lidcseg.data.dataset.slices import SLICE_FIELDS, extract_slices, lung_window, nodule_slices, save_slices
+from lidcseg.data.dataset.slices import (
+    SLICE_FIELDS,
+    extract_slices,
+    lung_window,
+    nodule_slices,
+    save_slices,
+)
 from lidcseg.io import Volume, read_rows
 from tests.support.defaults import DEFAULTS
 
@@ -15,7 +21,10 @@ WINDOW = (DEFAULTS.extract.window_centre, DEFAULTS.extract.window_width)
 def test_lung_window_maps_its_ends_to_0_and_1_and_clips():
     hu = np.array([-3024, -1350, -600, 150, 3071])
     np.testing.assert_allclose(lung_window(hu, *WINDOW), [0.0, 0.0, 0.5, 1.0, 1.0])
-    assert lung_window(np.array([-1349.0]), *WINDOW)[0] > 0 and lung_window(np.array([149.0]), *WINDOW)[0] < 1
+    assert (
+        lung_window(np.array([-1349.0]), *WINDOW)[0] > 0
+        and lung_window(np.array([149.0]), *WINDOW)[0] < 1
+    )
 
 
 def _scan(labels: np.ndarray) -> tuple[Volume, Volume]:
@@ -26,7 +35,10 @@ def _scan(labels: np.ndarray) -> tuple[Volume, Volume]:
     return Volume(hu, affine), Volume(labels, affine)
 
 
-NODULES = [{"nodule": "1", "diameter_mm": "7.5", "n_readers": "3"}, {"nodule": "2", "diameter_mm": "21.0", "n_readers": "4"}]
+NODULES = [
+    {"nodule": "1", "diameter_mm": "7.5", "n_readers": "3"},
+    {"nodule": "2", "diameter_mm": "21.0", "n_readers": "4"},
+]
 
 
 def test_extracts_the_slices_nodules_reach_with_their_metadata():
@@ -70,8 +82,11 @@ def test_extracted_masks_match_where_nodules_were_painted(synthetic_slices):
 
     run = synthetic_slices
     masks, slice_rows = run.masks, run.slice_rows
-    truth = resample_mask(Volume(run.painted.astype(np.uint8), run.volume.affine), run.grid,
-                          DEFAULTS.resample.mask_interpolation).array
+    truth = resample_mask(
+        Volume(run.painted.astype(np.uint8), run.volume.affine),
+        run.grid,
+        DEFAULTS.resample.mask_interpolation,
+    ).array
     truth_slices = truth[:, :, [r["slice"] for r in slice_rows]].transpose(2, 1, 0) > 0
     extracted = masks > 0
     dice = 2 * (extracted & truth_slices).sum() / (extracted.sum() + truth_slices.sum())

@@ -13,7 +13,10 @@ from lidcseg.data.dataset.split import pack, size_stratum, split_patients, write
 from tests.support.defaults import DEFAULTS
 
 # The paper's ratios, as config.yaml has them: 25 % of patients for test, 20 % of the rest for validation.
-RATIOS = {"test_fraction": DEFAULTS.split.test_fraction, "val_fraction": DEFAULTS.split.val_fraction}
+RATIOS = {
+    "test_fraction": DEFAULTS.split.test_fraction,
+    "val_fraction": DEFAULTS.split.val_fraction,
+}
 
 
 def _patients(n: int, seed: int = 0) -> dict[str, float]:
@@ -29,9 +32,14 @@ def test_same_seed_same_split_whatever_the_input_order():
     assert split(patients, 5) != split(patients, 6)
 
 
-@pytest.mark.parametrize("n, expected", [(100, {"test": 25, "val": 15, "train": 60}),
-                                         (8, {"test": 2, "val": 1, "train": 5}),
-                                         (3, {"test": 1, "val": 1, "train": 1})])
+@pytest.mark.parametrize(
+    "n, expected",
+    [
+        (100, {"test": 25, "val": 15, "train": 60}),
+        (8, {"test": 2, "val": 1, "train": 5}),
+        (3, {"test": 1, "val": 1, "train": 1}),
+    ],
+)
 def test_paper_ratios_of_patients(n, expected):
     assignment = split_patients(_patients(n), **RATIOS, seed=1, stratify=True)
     assert Counter(assignment.values()) == expected
@@ -49,8 +57,16 @@ def test_stratified_split_puts_every_size_group_in_every_split():
 
 
 def test_size_strata_edges():
-    assert [size_stratum(d) for d in (3.0, 5.99, 6.0, 9.9, 10.0, 19.9, 20.0, 45.0)] == \
-        ["<6", "<6", "6-10", "6-10", "10-20", "10-20", ">=20", ">=20"]
+    assert [size_stratum(d) for d in (3.0, 5.99, 6.0, 9.9, 10.0, 19.9, 20.0, 45.0)] == [
+        "<6",
+        "<6",
+        "6-10",
+        "6-10",
+        "10-20",
+        "10-20",
+        ">=20",
+        ">=20",
+    ]
 
 
 def test_pack_writes_memory_maps_that_training_reads(tmp_path):
@@ -61,15 +77,24 @@ def test_pack_writes_memory_maps_that_training_reads(tmp_path):
         images = rng.random((n, 8, 6)).astype(np.float16)
         masks = (rng.random((n, 8, 6)) > 0.7).astype(np.uint8) * 2
         rows = [{"patient_id": patient, "slice": k} for k in range(n)]
-        save_slices(images, masks, rows, slices_dir / f"{patient}.npz", slices_dir / f"{patient}.csv",
-                    spacing_mm=(0.68, 0.68, 2.0), window=(-600, 1500))
+        save_slices(
+            images,
+            masks,
+            rows,
+            slices_dir / f"{patient}.npz",
+            slices_dir / f"{patient}.csv",
+            spacing_mm=(0.68, 0.68, 2.0),
+            window=(-600, 1500),
+        )
     assignment = {"LIDC-IDRI-0001": "train", "LIDC-IDRI-0002": "test", "LIDC-IDRI-0003": "train"}
     record = pack(assignment, slices_dir, tmp_path / "packed")
     write_dataset_json(record, {"seed": 1}, tmp_path / "packed" / "dataset.json")
     train = PackedSplit(tmp_path / "packed", "train")
     assert len(train) == 7 and isinstance(train.images, np.memmap)
     image, mask = train[3]  # the first slice of LIDC-IDRI-0003
-    np.testing.assert_array_equal(image, np.load(slices_dir / "LIDC-IDRI-0003.npz")["images"][0].astype(np.float32))
+    np.testing.assert_array_equal(
+        image, np.load(slices_dir / "LIDC-IDRI-0003.npz")["images"][0].astype(np.float32)
+    )
     assert set(np.unique(mask)) <= {0, 1}
     assert {r["patient_id"] for r in train.rows} == {"LIDC-IDRI-0001", "LIDC-IDRI-0003"}
     assert len(PackedSplit(tmp_path / "packed", "val")) == 0

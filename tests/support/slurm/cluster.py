@@ -48,7 +48,11 @@ PARTITIONS = ("cpu", "gpu")  # the names workflow/profiles/slurm uses, as a site
 
 def missing_requirements() -> list[str]:
     """What this machine lacks to start the cluster, as words for a skip message."""
-    missing = [f"{name} (package {package})" for name, package in PROGRAMS.items() if shutil.which(name) is None]
+    missing = [
+        f"{name} (package {package})"
+        for name, package in PROGRAMS.items()
+        if shutil.which(name) is None
+    ]
     if not os.access(DEFAULT_CONF.parent if DEFAULT_CONF.parent.exists() else "/etc", os.W_OK):
         missing.append(f"write access to {DEFAULT_CONF} (the tests run as root in CI)")
     return missing
@@ -82,7 +86,7 @@ class Ports:
 @dataclass
 class SlurmCluster:
     folder: Path
-    cpus: int = 8           # more than the CI machine has (config_overrides): the jobs are light
+    cpus: int = 8  # more than the CI machine has (config_overrides): the jobs are light
     memory_mb: int = 20000
     gpus: int = 2
     ports: Ports = field(default_factory=Ports)
@@ -106,7 +110,7 @@ class SlurmCluster:
         return {**os.environ, "SLURM_CONF": str(self.conf)}
 
     # -- start ---------------------------------------------------------------------------
-    def start(self) -> "SlurmCluster":
+    def start(self) -> SlurmCluster:
         self._take_lock()
         try:
             self.folder.mkdir(parents=True, exist_ok=True)
@@ -136,7 +140,8 @@ class SlurmCluster:
         for device in devices:
             device.touch()
         (self.folder / "gres.conf").write_text(
-            f"NodeName={NODE} Name=gpu File={self.folder}/fakegpu[0-{self.gpus - 1}]\n")
+            f"NodeName={NODE} Name=gpu File={self.folder}/fakegpu[0-{self.gpus - 1}]\n"
+        )
         self.conf.write_text(self._slurm_conf())
         dbd = self.folder / "slurmdbd.conf"
         dbd.write_text(self._slurmdbd_conf())
@@ -147,7 +152,8 @@ class SlurmCluster:
         f, p = self.folder, self.ports
         partitions = "\n".join(
             f"PartitionName={name} Nodes={NODE} MaxTime=INFINITE State=UP Default={'YES' if i == 0 else 'NO'}"
-            for i, name in enumerate(PARTITIONS))
+            for i, name in enumerate(PARTITIONS)
+        )
         return f"""\
 ClusterName={CLUSTER}
 SlurmctldHost={socket.gethostname()}(127.0.0.1)
@@ -214,7 +220,9 @@ StorageLoc=slurm_acct_db
 
     def _install_default_conf(self) -> None:
         # A file of ours left by a killed run is not worth restoring; any other one is.
-        if DEFAULT_CONF.exists() and f"ClusterName={CLUSTER}\n" not in DEFAULT_CONF.read_text(errors="replace"):
+        if DEFAULT_CONF.exists() and f"ClusterName={CLUSTER}\n" not in DEFAULT_CONF.read_text(
+            errors="replace"
+        ):
             self._saved_default_conf = DEFAULT_CONF.read_bytes()
         DEFAULT_CONF.parent.mkdir(parents=True, exist_ok=True)
         shutil.copy(self.conf, DEFAULT_CONF)
@@ -222,79 +230,155 @@ StorageLoc=slurm_acct_db
 
     def _spawn(self, name: str, *command: str) -> subprocess.Popen:
         log = open(self.folder / f"{name}.out", "w")
-        process = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, env=self.env,
-                                   start_new_session=True)  # no terminal signal reaches it
+        process = subprocess.Popen(
+            command, stdout=log, stderr=subprocess.STDOUT, env=self.env, start_new_session=True
+        )  # no terminal signal reaches it
         self.daemons[name] = process
         return process
 
     def _alive(self, name: str) -> bool:
         if self.daemons[name].poll() is not None:
             output = (self.folder / f"{name}.out").read_text(errors="replace")[-2000:]
-            raise RuntimeError(f"SLURM test cluster: {name} exited ({self.daemons[name].returncode})\n{output}")
+            raise RuntimeError(
+                f"SLURM test cluster: {name} exited ({self.daemons[name].returncode})\n{output}"
+            )
         return True
 
     def _start_munge(self) -> None:
         m = self.folder / "munge"
-        self._spawn("munged", "munged", "--foreground", "--force", f"--socket={self.munge_socket}",
-                    f"--key-file={m}/munge.key", f"--pid-file={m}/munged.pid",
-                    f"--log-file={m}/munged.log", f"--seed-file={m}/munged.seed")
-        wait_until(lambda: self._alive("munged") and self.munge_socket.exists(), "munged",
-                   log=self.folder / "munged.out")
+        self._spawn(
+            "munged",
+            "munged",
+            "--foreground",
+            "--force",
+            f"--socket={self.munge_socket}",
+            f"--key-file={m}/munge.key",
+            f"--pid-file={m}/munged.pid",
+            f"--log-file={m}/munged.log",
+            f"--seed-file={m}/munged.seed",
+        )
+        wait_until(
+            lambda: self._alive("munged") and self.munge_socket.exists(),
+            "munged",
+            log=self.folder / "munged.out",
+        )
 
     def _start_mariadb(self) -> None:
         db = self.folder / "db"
-        subprocess.run(["mariadb-install-db", "--no-defaults", f"--datadir={db}", f"--user={self.user}",
-                        "--auth-root-authentication-method=socket", "--skip-test-db"],
-                       check=True, capture_output=True, text=True)
-        self._spawn("mariadbd", "mariadbd", "--no-defaults", f"--datadir={db}", f"--user={self.user}",
-                    f"--socket={self.folder}/mysql.sock", f"--port={self.ports.mysql}",
-                    "--bind-address=127.0.0.1", f"--pid-file={self.folder}/mariadbd.pid",
-                    "--innodb-buffer-pool-size=64M", "--skip-log-bin")
-        wait_until(lambda: self._alive("mariadbd") and self._sql("SELECT 1").returncode == 0, "MariaDB",
-                   log=self.folder / "mariadbd.out")
-        grant = ("CREATE USER 'slurm'@'127.0.0.1' IDENTIFIED BY 'slurm-test';"
-                 "GRANT ALL ON slurm_acct_db.* TO 'slurm'@'127.0.0.1';")
+        subprocess.run(
+            [
+                "mariadb-install-db",
+                "--no-defaults",
+                f"--datadir={db}",
+                f"--user={self.user}",
+                "--auth-root-authentication-method=socket",
+                "--skip-test-db",
+            ],
+            check=True,
+            capture_output=True,
+            text=True,
+        )
+        self._spawn(
+            "mariadbd",
+            "mariadbd",
+            "--no-defaults",
+            f"--datadir={db}",
+            f"--user={self.user}",
+            f"--socket={self.folder}/mysql.sock",
+            f"--port={self.ports.mysql}",
+            "--bind-address=127.0.0.1",
+            f"--pid-file={self.folder}/mariadbd.pid",
+            "--innodb-buffer-pool-size=64M",
+            "--skip-log-bin",
+        )
+        wait_until(
+            lambda: self._alive("mariadbd") and self._sql("SELECT 1").returncode == 0,
+            "MariaDB",
+            log=self.folder / "mariadbd.out",
+        )
+        grant = (
+            "CREATE USER 'slurm'@'127.0.0.1' IDENTIFIED BY 'slurm-test';"
+            "GRANT ALL ON slurm_acct_db.* TO 'slurm'@'127.0.0.1';"
+        )
         result = self._sql(grant)
         if result.returncode != 0:
             raise RuntimeError(f"SLURM test cluster: MariaDB user: {result.stderr}")
 
     def _sql(self, statement: str) -> subprocess.CompletedProcess:
-        return subprocess.run(["mariadb", "--no-defaults", f"--socket={self.folder}/mysql.sock", "-u", "root",
-                               "-e", statement], capture_output=True, text=True)
+        return subprocess.run(
+            [
+                "mariadb",
+                "--no-defaults",
+                f"--socket={self.folder}/mysql.sock",
+                "-u",
+                "root",
+                "-e",
+                statement,
+            ],
+            capture_output=True,
+            text=True,
+        )
 
     def _start_slurmdbd(self) -> None:
         self._spawn("slurmdbd", "slurmdbd", "-D")
-        wait_until(lambda: self._alive("slurmdbd") and self.run("sacctmgr", "-n", "list", "cluster").returncode == 0,
-                   "slurmdbd", log=self.folder / "slurmdbd.log")
+        wait_until(
+            lambda: (
+                self._alive("slurmdbd")
+                and self.run("sacctmgr", "-n", "list", "cluster").returncode == 0
+            ),
+            "slurmdbd",
+            log=self.folder / "slurmdbd.log",
+        )
 
     def _register_accounts(self) -> None:
         """The cluster, one account and this user in it (sbatch then needs no -A)."""
-        for command in (("add", "cluster", CLUSTER),
-                        ("add", "account", ACCOUNT, f"cluster={CLUSTER}"),
-                        ("add", "user", self.user, f"account={ACCOUNT}", f"cluster={CLUSTER}")):
+        for command in (
+            ("add", "cluster", CLUSTER),
+            ("add", "account", ACCOUNT, f"cluster={CLUSTER}"),
+            ("add", "user", self.user, f"account={ACCOUNT}", f"cluster={CLUSTER}"),
+        ):
             result = self.run("sacctmgr", "-i", *command)
             if result.returncode != 0:
-                raise RuntimeError(f"SLURM test cluster: sacctmgr {' '.join(command)}: {result.stdout}{result.stderr}")
+                raise RuntimeError(
+                    f"SLURM test cluster: sacctmgr {' '.join(command)}: {result.stdout}{result.stderr}"
+                )
 
     def _start_slurmctld(self) -> None:
         self._spawn("slurmctld", "slurmctld", "-D", "-i")  # -i: no state from an earlier run
-        wait_until(lambda: self._alive("slurmctld") and "UP" in self.run("scontrol", "ping").stdout,
-                   "slurmctld", log=self.folder / "slurmctld.log")
+        wait_until(
+            lambda: self._alive("slurmctld") and "UP" in self.run("scontrol", "ping").stdout,
+            "slurmctld",
+            log=self.folder / "slurmctld.log",
+        )
 
     def _start_slurmd(self) -> None:
         self._spawn("slurmd", "slurmd", "-D", "-N", NODE)
-        wait_until(lambda: self._alive("slurmd") and self.node_state() == "idle", f"slurmd ({NODE} idle)",
-                   log=self.folder / "slurmd.log")
+        wait_until(
+            lambda: self._alive("slurmd") and self.node_state() == "idle",
+            f"slurmd ({NODE} idle)",
+            log=self.folder / "slurmd.log",
+        )
 
     # -- use -----------------------------------------------------------------------------
     def run(self, *command: str, timeout: float = 30) -> subprocess.CompletedProcess:
         """A SLURM client program against this cluster."""
-        return subprocess.run(command, capture_output=True, text=True, env=self.env, timeout=timeout)
+        return subprocess.run(
+            command, capture_output=True, text=True, env=self.env, timeout=timeout
+        )
 
     def jobs(self, *fields: str) -> list[dict[str, str]]:
         """Every job this cluster ran, one record per allocation (not per step), from sacct."""
-        result = self.run("sacct", "--allusers", "--allocations", "--parsable2", "--noheader",
-                          "--starttime", "2000-01-01", "--format", ",".join(fields))
+        result = self.run(
+            "sacct",
+            "--allusers",
+            "--allocations",
+            "--parsable2",
+            "--noheader",
+            "--starttime",
+            "2000-01-01",
+            "--format",
+            ",".join(fields),
+        )
         if result.returncode != 0:
             raise RuntimeError(f"sacct: {result.stderr}")
         return [dict(zip(fields, line.split("|"))) for line in result.stdout.splitlines()]
@@ -317,8 +401,11 @@ StorageLoc=slurm_acct_db
     def _cancel_jobs(self) -> None:
         try:
             self.run("scancel", "--user", self.user, "--full")
-            wait_until(lambda: self.run("squeue", "-h").stdout.strip() == "", "the end of cancelled jobs",
-                       timeout=30)
+            wait_until(
+                lambda: self.run("squeue", "-h").stdout.strip() == "",
+                "the end of cancelled jobs",
+                timeout=30,
+            )
         except (RuntimeError, subprocess.TimeoutExpired):
             pass  # the daemons go anyway; slurmd's job steps end with their jobs' signals
 

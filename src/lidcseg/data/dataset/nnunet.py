@@ -42,20 +42,33 @@ def case_id(row: dict) -> str:
     return f"{row['patient_id']}_{int(row['slice']):04d}"
 
 
-def export_nnunet(packed_dir: str | os.PathLike, out_root: str | os.PathLike, dataset_id: int,
-                  name: str = "LIDC") -> Path:
+def export_nnunet(
+    packed_dir: str | os.PathLike, out_root: str | os.PathLike, dataset_id: int, name: str = "LIDC"
+) -> Path:
     """Write ``out_root/Dataset<NNN>_<name>/``; returns that folder."""
     if not 1 <= dataset_id <= 999:
-        raise LidcsegError(f"--dataset-id {dataset_id}: nnU-Net's ids are 1-999 (500 and up for your own)")
+        raise LidcsegError(
+            f"--dataset-id {dataset_id}: nnU-Net's ids are 1-999 (500 and up for your own)"
+        )
     folder = Path(out_root) / f"Dataset{dataset_id:03d}_{name}"
     splits = {split: PackedSplit(packed_dir, split) for split in ("train", "val", "test")}
     with staged_folder(folder) as staging:
-        cases = {split: _write_cases(s, staging, "Ts" if split == "test" else "Tr") for split, s in splits.items()}
-        write_json({"channel_names": {"0": CHANNEL}, "labels": {"background": 0, "nodule": 1},
-                    "numTraining": len(cases["train"]) + len(cases["val"]), "file_ending": ".png",
-                    "name": name, "description": "LIDC-IDRI nodule slices packed by lidcseg (lung window, "
-                    "512 x 512); splits_final.json holds lidcseg's train/val patients"},
-                   staging / "dataset.json")
+        cases = {
+            split: _write_cases(s, staging, "Ts" if split == "test" else "Tr")
+            for split, s in splits.items()
+        }
+        write_json(
+            {
+                "channel_names": {"0": CHANNEL},
+                "labels": {"background": 0, "nodule": 1},
+                "numTraining": len(cases["train"]) + len(cases["val"]),
+                "file_ending": ".png",
+                "name": name,
+                "description": "LIDC-IDRI nodule slices packed by lidcseg (lung window, "
+                "512 x 512); splits_final.json holds lidcseg's train/val patients",
+            },
+            staging / "dataset.json",
+        )
         write_json([{"train": cases["train"], "val": cases["val"]}], staging / "splits_final.json")
     return folder
 
@@ -71,7 +84,8 @@ def _write_cases(split: PackedSplit, folder: Path, suffix: str) -> list[str]:
         image = np.rint(np.asarray(split.images[index], np.float32) * 65535).astype(np.uint16)
         Image.fromarray(image).save(folder / f"images{suffix}" / f"{case}_0000.png")
         Image.fromarray((np.asarray(split.masks[index]) > 0).astype(np.uint8)).save(
-            folder / f"labels{suffix}" / f"{case}.png")
+            folder / f"labels{suffix}" / f"{case}.png"
+        )
         cases.append(case)
     return cases
 
@@ -87,7 +101,9 @@ def read_prediction(path: Path, shape: tuple[int, int]) -> np.ndarray:
     except FileNotFoundError:
         raise
     except (UnidentifiedImageError, OSError, ValueError) as error:
-        raise LidcsegError(f"{path}: not a readable label image ({type(error).__name__}: {error})") from None
+        raise LidcsegError(
+            f"{path}: not a readable label image ({type(error).__name__}: {error})"
+        ) from None
     if labels.shape != tuple(shape):
         raise LidcsegError(f"{path}: {labels.shape} pixels, the test slice has {tuple(shape)}")
     return labels > 0

@@ -28,15 +28,19 @@ class PackedSplit:
         self.rows = read_rows(packed_dir / f"{split}.csv")
         self.meta = read_json(packed_dir / "dataset.json")
         if not (len(self.images) == len(self.masks) == len(self.rows)):
-            raise LidcsegError(f"{packed_dir}: {split} has {len(self.images)} images, {len(self.masks)} masks "
-                             f"and {len(self.rows)} rows")
+            raise LidcsegError(
+                f"{packed_dir}: {split} has {len(self.images)} images, {len(self.masks)} masks "
+                f"and {len(self.rows)} rows"
+            )
 
     def __len__(self) -> int:
         return len(self.rows)
 
     def __getitem__(self, index: int) -> tuple[np.ndarray, np.ndarray]:
         """(image float32 in [0, 1], binary mask uint8) of one slice."""
-        return np.asarray(self.images[index], dtype=np.float32), (self.masks[index] > 0).astype(np.uint8)
+        return np.asarray(self.images[index], dtype=np.float32), (self.masks[index] > 0).astype(
+            np.uint8
+        )
 
 
 def input_grid(packed_dir: str | os.PathLike) -> dict:
@@ -53,5 +57,11 @@ def _memory_map(path: Path) -> np.ndarray:
         return np.load(path, mmap_mode="r")
     except FileNotFoundError:
         raise
-    except (ValueError, OSError, EOFError) as exc:  # a truncated .npy: "mmap length is greater than file size"
-        raise LidcsegError(f"{path}: not a readable packed array ({type(exc).__name__}: {exc})") from None
+    except (
+        ValueError,
+        OSError,
+        EOFError,
+    ) as exc:  # a truncated .npy: "mmap length is greater than file size"
+        raise LidcsegError(
+            f"{path}: not a readable packed array ({type(exc).__name__}: {exc})"
+        ) from None

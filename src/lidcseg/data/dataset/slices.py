@@ -18,7 +18,16 @@ import numpy as np
 from lidcseg.config import ExtractConfig
 from lidcseg.io import Volume, output_group, save_npz, write_rows
 
-SLICE_FIELDS = ("patient_id", "slice", "z_mm", "nodules", "diameter_mm", "mask_area_px", "mask_area_mm2", "readers")
+SLICE_FIELDS = (
+    "patient_id",
+    "slice",
+    "z_mm",
+    "nodules",
+    "diameter_mm",
+    "mask_area_px",
+    "mask_area_mm2",
+    "readers",
+)
 
 
 def lung_window(hu: np.ndarray, centre: float, width: float) -> np.ndarray:
@@ -33,19 +42,26 @@ def nodule_slices(labels: np.ndarray, pixel_area_mm2: float, min_area_mm2: float
     return np.flatnonzero((area > 0) & (area >= min_area_mm2))
 
 
-def extract_slices(image: Volume, labels: Volume, nodules: list[dict], patient_id: str, settings: ExtractConfig):
+def extract_slices(
+    image: Volume, labels: Volume, nodules: list[dict], patient_id: str, settings: ExtractConfig
+):
     """The nodule slices of one resampled scan: images (n, rows, cols) float16 in [0, 1],
     masks (n, rows, cols) uint8 nodule ids, and one metadata row per slice."""
     if image.array.shape != labels.array.shape:
-        raise ValueError(f"{patient_id}: image {image.array.shape} and mask {labels.array.shape} differ")
+        raise ValueError(
+            f"{patient_id}: image {image.array.shape} and mask {labels.array.shape} differ"
+        )
     pixel_area = image.spacing[0] * image.spacing[1]
     keep = nodule_slices(labels.array, pixel_area, settings.min_area_mm2)
     by_id = {int(n["nodule"]): n for n in nodules}
     rows = [_slice_row(patient_id, k, labels, by_id, pixel_area) for k in keep]
     # (x, y) -> (rows = y, columns = x): the usual radiological display of an axial slice
     window = (settings.window_centre, settings.window_width)
-    images = np.stack([lung_window(image.array[:, :, k].T, *window) for k in keep]) if len(keep) \
+    images = (
+        np.stack([lung_window(image.array[:, :, k].T, *window) for k in keep])
+        if len(keep)
         else np.zeros((0,) + image.array.shape[1::-1], np.float32)
+    )
     masks = np.ascontiguousarray(labels.array[:, :, keep].transpose(2, 1, 0)).astype(np.uint8)
     return images.astype(np.float16), masks, rows
 
@@ -67,25 +83,52 @@ def _slice_row(patient_id: str, k: int, labels: Volume, by_id: dict, pixel_area:
     }
 
 
-def save_slices(images: np.ndarray, masks: np.ndarray, rows: list[dict], npz_path: str | os.PathLike,
-                csv_path: str | os.PathLike, spacing_mm=(), window=()) -> None:
+def save_slices(
+    images: np.ndarray,
+    masks: np.ndarray,
+    rows: list[dict],
+    npz_path: str | os.PathLike,
+    csv_path: str | os.PathLike,
+    spacing_mm=(),
+    window=(),
+) -> None:
     """Arrays (with the pixel spacing and window they were made with) to .npz and rows to
     .csv, both or neither (one output group)."""
     with output_group():
-        save_npz(npz_path, images=images, masks=masks, spacing_mm=np.asarray(spacing_mm, float),
-                 window=np.asarray(window, float))
+        save_npz(
+            npz_path,
+            images=images,
+            masks=masks,
+            spacing_mm=np.asarray(spacing_mm, float),
+            window=np.asarray(window, float),
+        )
         write_rows(rows, csv_path, SLICE_FIELDS)
 
 
-def extract_to_files(image_path, mask_path, nodules_path, out_npz: Path, patient_id: str | None,
-                     settings: ExtractConfig) -> int:
+def extract_to_files(
+    image_path,
+    mask_path,
+    nodules_path,
+    out_npz: Path,
+    patient_id: str | None,
+    settings: ExtractConfig,
+) -> int:
     """`lidcseg extract`: slices to ``out_npz`` and rows to the .csv beside it; returns the count."""
     from lidcseg.io import load_nifti, read_rows
 
     nodules = read_rows(nodules_path)
-    patient = patient_id or (nodules[0]["patient_id"] if nodules else Path(out_npz).name.split(".")[0])
+    patient = patient_id or (
+        nodules[0]["patient_id"] if nodules else Path(out_npz).name.split(".")[0]
+    )
     image = load_nifti(image_path)
     images, masks, rows = extract_slices(image, load_nifti(mask_path), nodules, patient, settings)
-    save_slices(images, masks, rows, out_npz, Path(out_npz).with_suffix(".csv"),
-                spacing_mm=[round(s, 6) for s in image.spacing], window=(settings.window_centre, settings.window_width))
+    save_slices(
+        images,
+        masks,
+        rows,
+        out_npz,
+        Path(out_npz).with_suffix(".csv"),
+        spacing_mm=[round(s, 6) for s in image.spacing],
+        window=(settings.window_centre, settings.window_width),
+    )
     return len(rows)

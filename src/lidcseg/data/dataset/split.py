@@ -34,8 +34,13 @@ def size_stratum(diameter_mm: float) -> str:
     return labels[int(np.searchsorted(SIZE_EDGES_MM, diameter_mm, side="right"))]
 
 
-def split_patients(largest_diameter: dict[str, float], test_fraction: float, val_fraction: float, seed: int,
-                   stratify: bool) -> dict[str, str]:
+def split_patients(
+    largest_diameter: dict[str, float],
+    test_fraction: float,
+    val_fraction: float,
+    seed: int,
+    stratify: bool,
+) -> dict[str, str]:
     """Patient -> 'train' | 'val' | 'test'. Deterministic for a seed; the order of the
     input does not matter. With three or more patients, test and validation get at least one."""
     patients = sorted(largest_diameter)
@@ -52,7 +57,9 @@ def split_patients(largest_diameter: dict[str, float], test_fraction: float, val
     for name, n_test_g, n_val_g in zip(names, test_quota, val_quota):
         order = rng.permutation(groups[name])
         for i, patient in enumerate(order):
-            assignment[str(patient)] = "test" if i < n_test_g else "val" if i < n_test_g + n_val_g else "train"
+            assignment[str(patient)] = (
+                "test" if i < n_test_g else "val" if i < n_test_g + n_val_g else "train"
+            )
     return assignment
 
 
@@ -77,7 +84,9 @@ def _largest_remainder(sizes: list[int], total: int) -> list[int]:
     return [min(q, s) for q, s in zip(quotas, sizes)]
 
 
-def pack(assignment: dict[str, str], slices_dir: str | os.PathLike, out_dir: str | os.PathLike) -> dict:
+def pack(
+    assignment: dict[str, str], slices_dir: str | os.PathLike, out_dir: str | os.PathLike
+) -> dict:
     """Write each split's arrays and rows; return what dataset.json records."""
     slices_dir, out_dir = Path(slices_dir), Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -100,13 +109,16 @@ def _slice_shape(slices_dir: Path, patients: list[str]) -> tuple[int, int]:
     return (0, 0)
 
 
-def _pack_arrays(patients: list[str], n: int, shape: tuple[int, int], slices_dir: Path, out_dir: Path,
-                 split: str) -> dict:
+def _pack_arrays(
+    patients: list[str], n: int, shape: tuple[int, int], slices_dir: Path, out_dir: Path, split: str
+) -> dict:
     """Fill (n, rows, cols) arrays patient by patient, without holding a split in memory;
     return the facts the slices carry (shape, spacing, window)."""
     facts: dict = {"image_shape": list(shape), "spacing_mm": None, "window": None}
-    targets = {name: _open(out_dir / f".tmp-{split}.{name}.npy", dtype, (n, *shape))
-               for name, dtype in (("images", np.float16), ("masks", np.uint8))}
+    targets = {
+        name: _open(out_dir / f".tmp-{split}.{name}.npy", dtype, (n, *shape))
+        for name, dtype in (("images", np.float16), ("masks", np.uint8))
+    }
     offset = 0
     for patient in patients:
         images, masks, spacing_mm, window = _read_slices(slices_dir / f"{patient}.npz")
@@ -125,11 +137,18 @@ def _read_slices(path: Path) -> tuple[np.ndarray, np.ndarray, list, list]:
     one is named."""
     try:
         with np.load(path) as data:
-            return data["images"], data["masks"], data["spacing_mm"].tolist(), data["window"].tolist()
+            return (
+                data["images"],
+                data["masks"],
+                data["spacing_mm"].tolist(),
+                data["window"].tolist(),
+            )
     except FileNotFoundError:
         raise
     except (ValueError, OSError, EOFError, KeyError, zipfile.BadZipFile) as error:
-        raise LidcsegError(f"{path}: not a slices file of lidcseg extract ({type(error).__name__}: {error})") from None
+        raise LidcsegError(
+            f"{path}: not a slices file of lidcseg extract ({type(error).__name__}: {error})"
+        ) from None
 
 
 def _open(path: Path, dtype, shape):
@@ -139,27 +158,49 @@ def _open(path: Path, dtype, shape):
     return np.lib.format.open_memmap(path, mode="w+", dtype=dtype, shape=shape)
 
 
-def split_to_files(slices_dir: Path, out_dir: Path, patients: list[str], settings: SplitConfig) -> dict:
+def split_to_files(
+    slices_dir: Path, out_dir: Path, patients: list[str], settings: SplitConfig
+) -> dict:
     """`lidcseg split`: split.csv, and packed/ with the arrays and dataset.json."""
     slices_dir, out_dir = Path(slices_dir), Path(out_dir)
     rows = {p: read_rows(slices_dir / f"{p}.csv") for p in patients}
     with_slices = {p: max(float(r["diameter_mm"] or 0) for r in rs) for p, rs in rows.items() if rs}
     s = settings
-    assignment = split_patients(with_slices, s.test_fraction, s.val_fraction, s.seed, s.stratify == "size")
-    meta = {"seed": s.seed, "test_fraction": s.test_fraction, "val_fraction": s.val_fraction, "stratify": s.stratify,
-            "patients_without_slices": sorted(set(patients) - set(with_slices))}
+    assignment = split_patients(
+        with_slices, s.test_fraction, s.val_fraction, s.seed, s.stratify == "size"
+    )
+    meta = {
+        "seed": s.seed,
+        "test_fraction": s.test_fraction,
+        "val_fraction": s.val_fraction,
+        "stratify": s.stratify,
+        "patients_without_slices": sorted(set(patients) - set(with_slices)),
+    }
     with staged_folder(out_dir) as staging:  # split.csv and packed/ appear together or not at all
-        write_split_table(assignment, with_slices, {p: len(rows[p]) for p in assignment}, staging / "split.csv")
+        write_split_table(
+            assignment, with_slices, {p: len(rows[p]) for p in assignment}, staging / "split.csv"
+        )
         record = pack(assignment, slices_dir, staging / "packed")
         write_dataset_json(record, meta, staging / "packed" / "dataset.json")
     return record
 
 
-def write_split_table(assignment: dict[str, str], largest_diameter: dict[str, float], slices: dict[str, int],
-                      path: str | os.PathLike) -> None:
-    rows = [{"patient_id": p, "split": s, "largest_diameter_mm": round(largest_diameter[p], 2),
-             "size_stratum": size_stratum(largest_diameter[p]), "slices": slices[p]}
-            for p, s in sorted(assignment.items())]
+def write_split_table(
+    assignment: dict[str, str],
+    largest_diameter: dict[str, float],
+    slices: dict[str, int],
+    path: str | os.PathLike,
+) -> None:
+    rows = [
+        {
+            "patient_id": p,
+            "split": s,
+            "largest_diameter_mm": round(largest_diameter[p], 2),
+            "size_stratum": size_stratum(largest_diameter[p]),
+            "slices": slices[p],
+        }
+        for p, s in sorted(assignment.items())
+    ]
     write_rows(rows, path, ("patient_id", "split", "largest_diameter_mm", "size_stratum", "slices"))
 
 

@@ -102,8 +102,11 @@ def read_slice(path: Path, checks: ConvertConfig) -> Slice:
     header = _read_header(path)
     modality = header.get("Modality") or ""
     if header.get("PixelData") is None and cut_short(path.read_bytes()):
-        raise ScanError(path, f"truncated: its {path.stat().st_size} bytes end inside an element, "
-                              "before the pixel data")
+        raise ScanError(
+            path,
+            f"truncated: its {path.stat().st_size} bytes end inside an element, "
+            "before the pixel data",
+        )
     if modality != "CT":
         raise ScanError(path, f"not a CT image (Modality={modality or 'missing'})")
     if header.get("PixelData") is None:
@@ -161,7 +164,9 @@ def _pydicom_header(path: Path) -> dict:
     try:
         ds = pydicom.dcmread(path, specific_tags=list(USED_TAGS))
         header = {keyword: ds.get(keyword) for keyword in USED_TAGS}
-        header["TransferSyntaxUID"] = str(ds.file_meta.get("TransferSyntaxUID", "1.2.840.10008.1.2.1"))
+        header["TransferSyntaxUID"] = str(
+            ds.file_meta.get("TransferSyntaxUID", "1.2.840.10008.1.2.1")
+        )
     except InvalidDicomError:
         raise ScanError(path, "not a DICOM file") from None
     except Exception as exc:  # pydicom raises many types on truncated headers
@@ -188,7 +193,9 @@ def _rescale(header: dict, path: Path, checks: ConvertConfig) -> tuple[float, fl
     if slope is not None and intercept is not None:
         return float(slope), float(intercept), False
     if checks.missing_rescale == "error":
-        raise ScanError(path, "RescaleSlope/RescaleIntercept missing (convert.missing_rescale: error)")
+        raise ScanError(
+            path, "RescaleSlope/RescaleIntercept missing (convert.missing_rescale: error)"
+        )
     return 1.0, 0.0, True
 
 
@@ -202,12 +209,16 @@ def _stored_values(header: dict, path: Path) -> np.ndarray:
         try:
             return header["decoded_pixels"]().reshape(rows, cols)
         except Exception as exc:
-            raise ScanError(path, f"cannot decode compressed pixel data ({syntax.name}): {exc}") from None
+            raise ScanError(
+                path, f"cannot decode compressed pixel data ({syntax.name}): {exc}"
+            ) from None
     bits = int(header["BitsAllocated"])
     signed = int(header["PixelRepresentation"]) == 1
     if bits not in (8, 16):
         raise ScanError(path, f"BitsAllocated={bits}; CT slices store 16 (or 8) bits")
-    dtype = np.dtype(f"{'<' if syntax.is_little_endian else '>'}{'i' if signed else 'u'}{bits // 8}")
+    dtype = np.dtype(
+        f"{'<' if syntax.is_little_endian else '>'}{'i' if signed else 'u'}{bits // 8}"
+    )
     expected = rows * cols * dtype.itemsize
     data = header["PixelData"]
     if len(data) < expected:

@@ -35,7 +35,9 @@ class Stack:
     keep: np.ndarray  # indices of the slices that form the stack
     spacing: float  # the usual step, mm
     strays: list[int] = field(default_factory=list)  # dropped end slices
-    gaps: list[tuple[int, int]] = field(default_factory=list)  # (below, above) around missing slices
+    gaps: list[tuple[int, int]] = field(
+        default_factory=list
+    )  # (below, above) around missing slices
     uneven: list[tuple[int, int]] = field(default_factory=list)  # (below, above) of uneven steps
 
 
@@ -54,11 +56,15 @@ def plan_stack(positions, max_gap_factor: float, max_spacing_deviation: float) -
     while hi - lo > 1 and is_gap[hi - 1]:  # and above it
         strays.append(hi)
         hi -= 1
-    steps = np.diff(z[lo:hi + 1])
+    steps = np.diff(z[lo : hi + 1])
     gaps = [(lo + i, lo + i + 1) for i in np.flatnonzero(steps > max_gap_factor * spacing)]
     deviant = np.abs(steps - spacing) > max_spacing_deviation * spacing
-    uneven = [(lo + i, lo + i + 1) for i in np.flatnonzero(deviant & (steps <= max_gap_factor * spacing))]
-    return Stack(keep=np.arange(lo, hi + 1), spacing=spacing, strays=sorted(strays), gaps=gaps, uneven=uneven)
+    uneven = [
+        (lo + i, lo + i + 1) for i in np.flatnonzero(deviant & (steps <= max_gap_factor * spacing))
+    ]
+    return Stack(
+        keep=np.arange(lo, hi + 1), spacing=spacing, strays=sorted(strays), gaps=gaps, uneven=uneven
+    )
 
 
 def is_regular(z_mm, spacing: float, tolerance_mm: float = 1e-3) -> bool:

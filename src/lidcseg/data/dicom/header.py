@@ -18,7 +18,9 @@ EXPLICIT_VR_LITTLE_ENDIAN = "1.2.840.10008.1.2.1"
 PIXEL_DATA = 0x7FE00010
 TRANSFER_SYNTAX = 0x00020010
 # VRs whose length field is 4 bytes after 2 reserved bytes (PS3.5 7.1.2).
-LONG_VRS = frozenset({b"OB", b"OD", b"OF", b"OL", b"OV", b"OW", b"SQ", b"SV", b"UC", b"UN", b"UR", b"UT", b"UV"})
+LONG_VRS = frozenset(
+    {b"OB", b"OD", b"OF", b"OL", b"OV", b"OW", b"SQ", b"SV", b"UC", b"UN", b"UR", b"UT", b"UV"}
+)
 
 # keyword: (tag, how to decode the value)
 TAGS = {

@@ -48,7 +48,9 @@ class SeriesInfo:
     rescale: list[tuple[float, float]]
     dropped_duplicates: list[str]
     warnings: list[str]
-    z_mm: list[float]  # every slice's real position along the normal, ascending (the volume's order)
+    z_mm: list[
+        float
+    ]  # every slice's real position along the normal, ascending (the volume's order)
     dropped_strays: list[str]  # files of slices far off the stack
     gaps: list[list]  # [z below, z above, file below, file above] around missing slices
 
@@ -66,7 +68,9 @@ def read_series(path: str | os.PathLike, checks: ConvertConfig) -> tuple[Volume,
     slices, dropped = _drop_duplicate_positions(slices)
     if len(slices) < 2:
         raise ScanError(folder, f"only {len(slices)} slice(s); a volume needs at least 2")
-    stack = plan_stack(_slice_positions(slices), checks.max_gap_factor, checks.max_spacing_deviation)
+    stack = plan_stack(
+        _slice_positions(slices), checks.max_gap_factor, checks.max_spacing_deviation
+    )
     strays = [slices[i] for i in stack.strays]
     positions = _slice_positions(slices)[stack.keep]
     slices = [slices[i] for i in stack.keep]
@@ -92,8 +96,11 @@ def _check_one_series(folder: Path, slices: list[Slice]) -> None:
         raise ScanError(folder, f"{len(by_series)} series mixed in one folder: " + "; ".join(parts))
     for s in slices[1:]:
         if s.patient_id != slices[0].patient_id:
-            raise ScanError(s.path, f"PatientID {s.patient_id!r} differs from {slices[0].patient_id!r} "
-                                    f"({slices[0].path.name}) in the same series")
+            raise ScanError(
+                s.path,
+                f"PatientID {s.patient_id!r} differs from {slices[0].patient_id!r} "
+                f"({slices[0].path.name}) in the same series",
+            )
 
 
 def _check_rescale(slices: list[Slice]) -> None:
@@ -105,8 +112,11 @@ def _check_rescale(slices: list[Slice]) -> None:
             raise ScanError(s.path, "RescaleSlope is 0: every value would map to the intercept")
     defaulted = [s for s in slices if s.rescale_defaulted]
     if defaulted and len(defaulted) < len(slices):
-        raise ScanError(defaulted[0].path, f"RescaleSlope/Intercept missing here but present in "
-                                           f"{len(slices) - len(defaulted)} other slices of the series")
+        raise ScanError(
+            defaulted[0].path,
+            f"RescaleSlope/Intercept missing here but present in "
+            f"{len(slices) - len(defaulted)} other slices of the series",
+        )
 
 
 def _check_same_grid(slices: list[Slice]) -> None:
@@ -114,10 +124,14 @@ def _check_same_grid(slices: list[Slice]) -> None:
     first = slices[0]
     for s in slices[1:]:
         if s.raw.shape != first.raw.shape:
-            raise ScanError(s.path, f"image size {s.raw.shape} differs from {first.raw.shape} ({first.path.name})")
+            raise ScanError(
+                s.path,
+                f"image size {s.raw.shape} differs from {first.raw.shape} ({first.path.name})",
+            )
         if not np.allclose(s.pixel_spacing, first.pixel_spacing, rtol=0, atol=1e-4):
             raise ScanError(
-                s.path, f"pixel spacing {s.pixel_spacing} differs from {first.pixel_spacing} ({first.path.name})"
+                s.path,
+                f"pixel spacing {s.pixel_spacing} differs from {first.pixel_spacing} ({first.path.name})",
             )
         if not np.allclose(s.orientation, first.orientation, atol=1e-4):
             raise ScanError(s.path, f"orientation differs from {first.path.name}: not one stack")
@@ -134,20 +148,29 @@ def _normal(s: Slice) -> np.ndarray:
 def _drop_duplicate_positions(slices: list[Slice]) -> tuple[list[Slice], list[str]]:
     """Sort by position along the slice normal; of slices at the same position keep the one
     with the lower InstanceNumber (what pylidc's Scan.load_all_dicom_images does)."""
-    order = sorted(slices, key=lambda s: (round(float(s.position @ _normal(s)), 3), s.instance_number))
+    order = sorted(
+        slices, key=lambda s: (round(float(s.position @ _normal(s)), 3), s.instance_number)
+    )
     kept: list[Slice] = []
     dropped: list[str] = []
     for s in order:
         if kept and abs((s.position - kept[-1].position) @ _normal(s)) < 1e-3:
             dropped.append(s.path.name)
-            log.warning("%s: same z as %s; kept the lower InstanceNumber", s.path, kept[-1].path.name)
+            log.warning(
+                "%s: same z as %s; kept the lower InstanceNumber", s.path, kept[-1].path.name
+            )
             continue
         kept.append(s)
     return kept, dropped
 
 
-def _record_geometry(info: "SeriesInfo", stack: Stack, slices: list[Slice], strays: list[Slice],
-                     positions: np.ndarray) -> None:
+def _record_geometry(
+    info: SeriesInfo,
+    stack: Stack,
+    slices: list[Slice],
+    strays: list[Slice],
+    positions: np.ndarray,
+) -> None:
     """Strays, gaps and uneven steps into the info and its warnings (``stack`` indices refer to
     the slices before the strays were dropped; ``slices`` and ``positions`` are the kept ones)."""
     first = int(stack.keep[0])
@@ -163,14 +186,18 @@ def _record_geometry(info: "SeriesInfo", stack: Stack, slices: list[Slice], stra
         a, b = slices[lo - first], slices[hi - first]
         za, zb = float(positions[lo - first]), float(positions[hi - first])
         info.gaps.append([za, zb, a.path.name, b.path.name])
-        info.warnings.append(f"missing slice(s): about {round((zb - za) / stack.spacing) - 1} absent between "
-                             f"z={za:.2f} ({a.path.name}) and z={zb:.2f} ({b.path.name}); spacing "
-                             f"{stack.spacing:.3f} mm: interpolated, a nodule reaching into it is dropped")
+        info.warnings.append(
+            f"missing slice(s): about {round((zb - za) / stack.spacing) - 1} absent between "
+            f"z={za:.2f} ({a.path.name}) and z={zb:.2f} ({b.path.name}); spacing "
+            f"{stack.spacing:.3f} mm: interpolated, a nodule reaching into it is dropped"
+        )
     for lo, hi in stack.uneven:
         za, zb = float(positions[lo - first]), float(positions[hi - first])
-        info.warnings.append(f"uneven slice spacing: {zb - za:.3f} mm between z={za:.2f} "
-                             f"({slices[lo - first].path.name}) and z={zb:.2f}, usual {stack.spacing:.3f} mm: "
-                             "placed by the real z")
+        info.warnings.append(
+            f"uneven slice spacing: {zb - za:.3f} mm between z={za:.2f} "
+            f"({slices[lo - first].path.name}) and z={zb:.2f}, usual {stack.spacing:.3f} mm: "
+            "placed by the real z"
+        )
 
 
 def _stack_hu(slices: list[Slice]) -> np.ndarray:
@@ -189,8 +216,10 @@ def _to_hu(raw: np.ndarray, slope: float, intercept: float, out: np.ndarray) -> 
     """HU = raw * slope + intercept (eq. 14), rounded and clipped to int16."""
     if slope == 1.0 and float(intercept).is_integer():
         low, high = int(raw.min()) + int(intercept), int(raw.max()) + int(intercept)
-        if -32768 <= low and high <= 32767:  # exact in int16: no float copy
-            np.add(raw, int(intercept), out=out, dtype=np.int32, casting="unsafe")  # buffered, no big temporary
+        if low >= -32768 and high <= 32767:  # exact in int16: no float copy
+            np.add(
+                raw, int(intercept), out=out, dtype=np.int32, casting="unsafe"
+            )  # buffered, no big temporary
             return
     values = np.rint(raw.astype(np.float32) * np.float32(slope) + np.float32(intercept))
     np.clip(values, -32768, 32767, out=values)
@@ -211,7 +240,11 @@ def _affine(first: Slice, spacing_z: float) -> np.ndarray:
 
 def _series_info(slices, files, dropped, positions, volume: Volume) -> SeriesInfo:
     first = slices[0]
-    warnings = [f"RescaleSlope/Intercept missing in {s.path.name}: read as HU" for s in slices if s.rescale_defaulted]
+    warnings = [
+        f"RescaleSlope/Intercept missing in {s.path.name}: read as HU"
+        for s in slices
+        if s.rescale_defaulted
+    ]
     warnings += [f"duplicate z: dropped {name} (higher InstanceNumber)" for name in dropped]
     return SeriesInfo(
         patient_id=first.patient_id,

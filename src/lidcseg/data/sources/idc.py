@@ -28,7 +28,6 @@ from pathlib import Path
 from urllib.parse import quote
 
 from lidcseg.config import IdcConfig
-from lidcseg.data.sources.transfer import CorruptSeries, FetchedSeries, RemoteSeries, check_instances, safe_member_name
 from lidcseg.data.sources.remote import (
     DownloadError,
     RemoteClient,
@@ -37,6 +36,13 @@ from lidcseg.data.sources.remote import (
     retrying,
 )
 from lidcseg.data.sources.route import Route
+from lidcseg.data.sources.transfer import (
+    CorruptSeries,
+    FetchedSeries,
+    RemoteSeries,
+    check_instances,
+    safe_member_name,
+)
 
 S3_NS = {"s3": "http://s3.amazonaws.com/doc/2006-03-01/"}
 PLAIN_MD5 = re.compile(r"^[0-9a-f]{32}$")
@@ -57,7 +63,9 @@ def index_path(choice: str) -> Path:
     try:
         import idc_index_data
     except ImportError as exc:
-        raise DownloadError("source idc needs the idc-index-data package (pip install idc-index-data)") from exc
+        raise DownloadError(
+            "source idc needs the idc-index-data package (pip install idc-index-data)"
+        ) from exc
     return Path(idc_index_data.IDC_INDEX_PARQUET_FILEPATH)
 
 
@@ -82,17 +90,28 @@ class IdcSource:
         path = index_path(self.settings.index)
         if not path.is_file():
             raise DownloadError(f"IDC index {path}: no such file")
-        query = ("SELECT PatientID, StudyInstanceUID, SeriesInstanceUID, instanceCount, series_size_MB, "
-                 "series_aws_url FROM read_parquet(?) WHERE collection_id = ? AND Modality = 'CT'"
-                 + (" AND PatientID = ?" if patient_id else "") + " ORDER BY PatientID, SeriesInstanceUID")
+        query = (
+            "SELECT PatientID, StudyInstanceUID, SeriesInstanceUID, instanceCount, series_size_MB, "
+            "series_aws_url FROM read_parquet(?) WHERE collection_id = ? AND Modality = 'CT'"
+            + (" AND PatientID = ?" if patient_id else "")
+            + " ORDER BY PatientID, SeriesInstanceUID"
+        )
         args = [os.fspath(path), self.settings.collection] + ([patient_id] if patient_id else [])
         try:
             rows = duckdb.connect().execute(query, args).fetchall()
         except duckdb.Error as exc:
             raise DownloadError(f"IDC index {path}: {exc}") from exc
-        return [RemoteSeries(patient, study, series, int(count), int(size_mb * 1e6) if size_mb else None,
-                             _bucket_prefix(url, series))
-                for patient, study, series, count, size_mb, url in rows]
+        return [
+            RemoteSeries(
+                patient,
+                study,
+                series,
+                int(count),
+                int(size_mb * 1e6) if size_mb else None,
+                _bucket_prefix(url, series),
+            )
+            for patient, study, series, count, size_mb, url in rows
+        ]
 
     def fetch(self, series: RemoteSeries, work_dir: Path, progress=None) -> FetchedSeries:
         """Fetch the series' objects into ``work_dir/files``, keeping files verified by an
@@ -105,11 +124,15 @@ class IdcSource:
         for leftover in folder.glob("*.part"):
             leftover.unlink()
         names = [_object_name(obj.key, prefix, what) for obj in objects]
-        add_to_total(progress, sum(obj.size for obj in objects) - (series.size_bytes or 0))  # the index rounds
+        add_to_total(
+            progress, sum(obj.size for obj in objects) - (series.size_bytes or 0)
+        )  # the index rounds
         dicom = [name for name in names if name.lower().endswith(".dcm")]
         if len(dicom) != series.n_instances:
-            raise DownloadError(f"{what}: the bucket holds {len(dicom)} DICOM files under {prefix}/, "
-                                f"the index lists {series.n_instances}")
+            raise DownloadError(
+                f"{what}: the bucket holds {len(dicom)} DICOM files under {prefix}/, "
+                f"the index lists {series.n_instances}"
+            )
 
         def one(pair):
             obj, name = pair
@@ -118,7 +141,9 @@ class IdcSource:
         with ThreadPoolExecutor(max_workers=max(1, self.parallel)) as pool:
             n_bytes = sum(pool.map(one, zip(objects, names)))
         check_instances(folder, series, what)
-        unverified = {name: why for obj, name in zip(objects, names) if (why := _no_md5_why(obj.etag))}
+        unverified = {
+            name: why for obj, name in zip(objects, names) if (why := _no_md5_why(obj.etag))
+        }
         return FetchedSeries(folder, series.n_instances, n_bytes, unverified)
 
     def _list_objects(self, bucket: str, prefix: str, what: str) -> list[BucketObject]:
@@ -127,14 +152,18 @@ class IdcSource:
             params = {"list-type": "2", "prefix": prefix + "/"}
             if token:
                 params["continuation-token"] = token
-            text = self.client.get_text(quote(bucket), f"{what}: listing {bucket}/{prefix}/", params)
+            text = self.client.get_text(
+                quote(bucket), f"{what}: listing {bucket}/{prefix}/", params
+            )
             page = _parse_listing(text, what)
             objects += page[0]
             token = page[1]
             if not token:
                 return objects
 
-    def _fetch_object(self, bucket: str, obj: BucketObject, target: Path, progress, what: str) -> int:
+    def _fetch_object(
+        self, bucket: str, obj: BucketObject, target: Path, progress, what: str
+    ) -> int:
         """One file, verified (size, MD5 = ETag), renamed into place; skipped when an earlier
         run already placed it."""
         if target.is_file():
@@ -147,11 +176,15 @@ class IdcSource:
         def attempt() -> int:
             n_bytes, md5 = self.client.download(url, partial, what, progress)
             if n_bytes != obj.size:
-                raise CorruptSeries(f"{what}: {n_bytes:,} bytes arrived, the bucket lists {obj.size:,}")
+                raise CorruptSeries(
+                    f"{what}: {n_bytes:,} bytes arrived, the bucket lists {obj.size:,}"
+                )
             if PLAIN_MD5.match(obj.etag) and md5 != obj.etag:
                 if progress is not None:
                     progress.update(-n_bytes)
-                raise CorruptSeries(f"{what}: MD5 {md5} does not match the bucket's ETag {obj.etag}")
+                raise CorruptSeries(
+                    f"{what}: MD5 {md5} does not match the bucket's ETag {obj.etag}"
+                )
             return n_bytes
 
         n_bytes = retrying(attempt, what, self.policy)
@@ -172,7 +205,9 @@ def _bucket_prefix(series_aws_url: str, series_uid: str) -> str:
     """``s3://bucket/uuid/*`` -> ``bucket/uuid``."""
     match = re.fullmatch(r"s3://([^/]+)/([^/*]+)/?\*?", series_aws_url or "")
     if not match:
-        raise DownloadError(f"series {series_uid}: the IDC index gives no usable series_aws_url ({series_aws_url!r})")
+        raise DownloadError(
+            f"series {series_uid}: the IDC index gives no usable series_aws_url ({series_aws_url!r})"
+        )
     return f"{match.group(1)}/{match.group(2)}"
 
 
@@ -181,17 +216,24 @@ def _parse_listing(text: str, what: str) -> tuple[list[BucketObject], str | None
         root = ElementTree.fromstring(text)
     except ElementTree.ParseError as exc:
         raise CorruptSeries(f"{what}: the bucket listing is not XML ({exc})") from exc
-    objects = [BucketObject(item.findtext("s3:Key", "", S3_NS), int(item.findtext("s3:Size", "0", S3_NS)),
-                            item.findtext("s3:ETag", "", S3_NS).strip('"').lower())
-               for item in root.findall("s3:Contents", S3_NS)]
+    objects = [
+        BucketObject(
+            item.findtext("s3:Key", "", S3_NS),
+            int(item.findtext("s3:Size", "0", S3_NS)),
+            item.findtext("s3:ETag", "", S3_NS).strip('"').lower(),
+        )
+        for item in root.findall("s3:Contents", S3_NS)
+    ]
     truncated = root.findtext("s3:IsTruncated", "false", S3_NS) == "true"
     return objects, root.findtext("s3:NextContinuationToken", None, S3_NS) if truncated else None
 
 
 def _object_name(key: str, prefix: str, what: str) -> str:
     """The file name of an object directly under ``prefix/``; anything else is refused."""
-    relative = key[len(prefix) + 1:] if key.startswith(prefix + "/") else key
+    relative = key[len(prefix) + 1 :] if key.startswith(prefix + "/") else key
     path = safe_member_name(relative, what)
     if not key.startswith(prefix + "/") or len(path.parts) != 1:
-        raise DownloadError(f"{what}: object {key!r} is not a file directly under {prefix}/; refused")
+        raise DownloadError(
+            f"{what}: object {key!r} is not a file directly under {prefix}/; refused"
+        )
     return path.name

@@ -18,7 +18,10 @@ def unsafe_ids(series) -> str | None:
     id with ``/`` or ``..`` would place a series outside the root or under another patient."""
     if not PATIENT_ID.fullmatch(series.patient_id):
         return f"PatientID {series.patient_id!r} is not an LIDC-IDRI id"
-    for tag, uid in (("StudyInstanceUID", series.study_uid), ("SeriesInstanceUID", series.series_uid)):
+    for tag, uid in (
+        ("StudyInstanceUID", series.study_uid),
+        ("SeriesInstanceUID", series.series_uid),
+    ):
         if len(uid) > 64 or not DICOM_UID.fullmatch(uid):
             return f"{tag} {uid!r} is not a DICOM UID"
     return None

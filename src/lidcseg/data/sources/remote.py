@@ -34,7 +34,9 @@ log = logging.getLogger(__name__)
 
 CHUNK_BYTES = 1 << 20
 RETRYABLE_STATUS = frozenset({408, 429, 500, 502, 503, 504})
-RETRY_AFTER_STATUS = frozenset({429, 503})  # where RFC 9110 10.2.3 and RFC 6585 4 give Retry-After a meaning
+RETRY_AFTER_STATUS = frozenset(
+    {429, 503}
+)  # where RFC 9110 10.2.3 and RFC 6585 4 give Retry-After a meaning
 
 
 class DownloadError(LidcsegError):
@@ -61,11 +63,11 @@ class RetryPolicy:
     max_wait_s: float
 
     @classmethod
-    def of(cls, download: DownloadConfig) -> "RetryPolicy":
+    def of(cls, download: DownloadConfig) -> RetryPolicy:
         return cls(download.retries, download.backoff_s, download.timeout_s, download.max_wait_s)
 
     def wait_s(self, attempt: int, retry_after_s: float | None = None) -> float:
-        return min(max(self.backoff_s * 2 ** attempt, retry_after_s or 0.0), self.max_wait_s)
+        return min(max(self.backoff_s * 2**attempt, retry_after_s or 0.0), self.max_wait_s)
 
 
 def retry_after_s(value: str | None, now: float | None = None) -> float | None:
@@ -82,21 +84,38 @@ def retry_after_s(value: str | None, now: float | None = None) -> float | None:
     return max(0.0, when - (time.time() if now is None else now))
 
 
-
 def retrying(call: Callable[[], object], what: str, policy: RetryPolicy):
     """``call()``, again after each retryable failure, up to ``policy.retries`` more times."""
     for attempt in range(policy.retries + 1):
         try:
             return call()
-        except (RetryableError, requests.ConnectionError, requests.Timeout,
-                requests.exceptions.ChunkedEncodingError) as exc:
+        except (
+            RetryableError,
+            requests.ConnectionError,
+            requests.Timeout,
+            requests.exceptions.ChunkedEncodingError,
+        ) as exc:
             reason = reason_of(exc).removeprefix(f"{what}: ")
             if attempt == policy.retries:
-                raise DownloadError(f"{what}: gave up after {attempt + 1} attempts: {reason}") from exc
+                raise DownloadError(
+                    f"{what}: gave up after {attempt + 1} attempts: {reason}"
+                ) from exc
             asked = getattr(exc, "retry_after_s", None)
             wait = policy.wait_s(attempt, asked)
-            note = "" if asked is None else f" (Retry-After {asked:.0f} s, at most {policy.max_wait_s:g} s)"
-            log.warning("%s: %s; retry %d of %d in %.1f s%s", what, reason, attempt + 1, policy.retries, wait, note)
+            note = (
+                ""
+                if asked is None
+                else f" (Retry-After {asked:.0f} s, at most {policy.max_wait_s:g} s)"
+            )
+            log.warning(
+                "%s: %s; retry %d of %d in %.1f s%s",
+                what,
+                reason,
+                attempt + 1,
+                policy.retries,
+                wait,
+                note,
+            )
             time.sleep(wait)
     raise AssertionError("unreachable")
 
@@ -124,22 +143,34 @@ class RemoteClient:
     def url(self, path: str) -> str:
         return urljoin(self.base_url, path.lstrip("/"))
 
-    def get(self, url: str, what: str, params: dict | None = None, stream: bool = False) -> requests.Response:
+    def get(
+        self, url: str, what: str, params: dict | None = None, stream: bool = False
+    ) -> requests.Response:
         """One GET (no retry): the response of a 2xx, RetryableError for 429/5xx, DownloadError
         for any other status or for a URL or redirect off the configured host."""
         for _ in range(5):
             self._check_host(url, what)
-            response = self.session.get(url, params=params, stream=stream, allow_redirects=False,
-                                        timeout=(self.policy.timeout_s, self.policy.timeout_s))
+            response = self.session.get(
+                url,
+                params=params,
+                stream=stream,
+                allow_redirects=False,
+                timeout=(self.policy.timeout_s, self.policy.timeout_s),
+            )
             if response.is_redirect:
                 url, params = urljoin(url, response.headers["Location"]), None
                 response.close()
                 continue
             if response.status_code in RETRYABLE_STATUS:
                 response.close()
-                asked = retry_after_s(response.headers.get("Retry-After")) \
-                    if response.status_code in RETRY_AFTER_STATUS else None
-                raise RetryableError(f"{what}: HTTP {response.status_code} from {self.origin}", asked)
+                asked = (
+                    retry_after_s(response.headers.get("Retry-After"))
+                    if response.status_code in RETRY_AFTER_STATUS
+                    else None
+                )
+                raise RetryableError(
+                    f"{what}: HTTP {response.status_code} from {self.origin}", asked
+                )
             if not response.ok:
                 response.close()
                 raise DownloadError(f"{what}: HTTP {response.status_code} from {response.url}")
@@ -159,8 +190,15 @@ class RemoteClient:
     def get_text(self, path: str, what: str, params: dict | None = None) -> str:
         return retrying(lambda: self.get(self.url(path), what, params).text, what, self.policy)
 
-    def download(self, url: str, dest: Path, what: str, progress: tqdm | None = None,
-                 params: dict | None = None, estimate: int | None = None) -> tuple[int, str]:
+    def download(
+        self,
+        url: str,
+        dest: Path,
+        what: str,
+        progress: tqdm | None = None,
+        params: dict | None = None,
+        estimate: int | None = None,
+    ) -> tuple[int, str]:
         """Stream ``url`` to ``dest`` once; return (bytes, MD5 hex). A transfer that ends
         short of its Content-Length, or of its last chunk, raises RetryableError: the
         caller's ``retrying`` around the whole fetch-and-verify decides on another attempt.
@@ -177,7 +215,9 @@ class RemoteClient:
 
     def _check_host(self, url: str, what: str) -> None:
         if _origin(url) != self.origin:
-            raise DownloadError(f"{what}: refused to contact {_origin(url)}; only {self.origin} is configured")
+            raise DownloadError(
+                f"{what}: refused to contact {_origin(url)}; only {self.origin} is configured"
+            )
 
 
 def _origin(url: str) -> str:
@@ -206,7 +246,9 @@ def add_to_total(progress: tqdm | None, change: int) -> None:
             progress.refresh()
 
 
-def _stream_to(response: requests.Response, dest: Path, what: str, progress: tqdm | None) -> tuple[int, str]:
+def _stream_to(
+    response: requests.Response, dest: Path, what: str, progress: tqdm | None
+) -> tuple[int, str]:
     expected = response.headers.get("Content-Length")
     digest, written = hashlib.md5(), 0
     try:
@@ -219,13 +261,17 @@ def _stream_to(response: requests.Response, dest: Path, what: str, progress: tqd
                     progress.update(len(chunk))
     except (requests.exceptions.ChunkedEncodingError, requests.ConnectionError) as exc:
         _uncount(progress, written)
-        raise RetryableError(f"{what}: connection broken after {written:,} of {expected or '?'} bytes") from exc
+        raise RetryableError(
+            f"{what}: connection broken after {written:,} of {expected or '?'} bytes"
+        ) from exc
     except BaseException:
         _uncount(progress, written)
         raise
     if expected is not None and written != int(expected):
         _uncount(progress, written)
-        raise RetryableError(f"{what}: connection ended after {written:,} of {int(expected):,} bytes")
+        raise RetryableError(
+            f"{what}: connection ended after {written:,} of {int(expected):,} bytes"
+        )
     return written, digest.hexdigest()
 
 

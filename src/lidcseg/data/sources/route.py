@@ -37,7 +37,7 @@ class Route:
     ca_bundle: str | None  # a PEM file of trusted CAs; None: certifi's
 
     @classmethod
-    def of(cls, download: DownloadConfig) -> "Route":
+    def of(cls, download: DownloadConfig) -> Route:
         return cls(download.proxy, download.ca_bundle)
 
     def proxies_for(self, base_url: str) -> dict[str, str]:
@@ -48,14 +48,21 @@ class Route:
         if self.proxy == FROM_ENVIRONMENT:
             # get_environ_proxies answers {} when NO_PROXY covers the URL's host
             found = requests.utils.get_environ_proxies(base_url)
-            proxy, where = found.get(scheme) or found.get("all"), f"the {scheme.upper()}_PROXY environment variable"
+            proxy, where = (
+                found.get(scheme) or found.get("all"),
+                f"the {scheme.upper()}_PROXY environment variable",
+            )
         else:
             proxy, where = self.proxy, "config key 'download.proxy'"
         if not proxy:
             return {}
-        proxy = proxy if "://" in proxy else f"http://{proxy}"  # host:port alone means http, as for curl
+        proxy = (
+            proxy if "://" in proxy else f"http://{proxy}"
+        )  # host:port alone means http, as for curl
         if urlsplit(proxy).scheme not in PROXY_SCHEMES or not urlsplit(proxy).hostname:
-            raise LidcsegError(f"{where}: proxy {redacted(proxy)!r} is not an http:// or https:// proxy URL")
+            raise LidcsegError(
+                f"{where}: proxy {redacted(proxy)!r} is not an http:// or https:// proxy URL"
+            )
         log.info("reaching %s through the proxy %s", urlsplit(base_url).netloc, redacted(proxy))
         return {scheme: proxy}
 

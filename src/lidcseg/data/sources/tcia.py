@@ -26,10 +26,16 @@ import zipfile
 from pathlib import Path
 
 from lidcseg.config import TciaConfig
-from lidcseg.data.sources.transfer import (CorruptSeries, FetchedSeries, RemoteSeries, check_instances, empty_folder,
-                                   safe_extract)
 from lidcseg.data.sources.remote import DownloadError, RemoteClient, RetryPolicy, retrying
 from lidcseg.data.sources.route import Route
+from lidcseg.data.sources.transfer import (
+    CorruptSeries,
+    FetchedSeries,
+    RemoteSeries,
+    check_instances,
+    empty_folder,
+    safe_extract,
+)
 
 KEPT_SUFFIXES = (".dcm",)
 MD5_LIST = "md5hashes.csv"
@@ -65,31 +71,52 @@ class TciaSource:
         """Fetch and verify one series into ``work_dir/files``; a damaged transfer is fetched
         again (the retry policy's attempts), a refused zip (unsafe entries) is not."""
         what = series.describe()
-        return retrying(lambda: self._fetch_once(series, work_dir, progress, what), what, self.policy)
+        return retrying(
+            lambda: self._fetch_once(series, work_dir, progress, what), what, self.policy
+        )
 
-    def _fetch_once(self, series: RemoteSeries, work_dir: Path, progress, what: str) -> FetchedSeries:
+    def _fetch_once(
+        self, series: RemoteSeries, work_dir: Path, progress, what: str
+    ) -> FetchedSeries:
         endpoint = "getImageWithMD5Hash" if self.settings.md5 else "getImage"
         zip_path = work_dir / "series.zip.part"
         url = self.client.url(f"{self.settings.api_version}/{endpoint}")
-        n_bytes, _ = self.client.download(url, zip_path, what, progress, {"SeriesInstanceUID": series.series_uid},
-                                          estimate=series.size_bytes)
+        n_bytes, _ = self.client.download(
+            url,
+            zip_path,
+            what,
+            progress,
+            {"SeriesInstanceUID": series.series_uid},
+            estimate=series.size_bytes,
+        )
         folder = empty_folder(work_dir / "files")
-        extracted = safe_extract(zip_path, folder, what, keep=lambda name: name.lower().endswith(KEPT_SUFFIXES))
+        extracted = safe_extract(
+            zip_path, folder, what, keep=lambda name: name.lower().endswith(KEPT_SUFFIXES)
+        )
         if self.settings.md5:
             _check_md5(zip_path, extracted.md5, what)
         check_instances(folder, series, what)
         zip_path.unlink()
         unverified = {} if self.settings.md5 else dict.fromkeys(extracted.md5, NO_MD5)
-        return FetchedSeries(folder, series.n_instances, n_bytes, unverified,
-                             left_out=[name for name in extracted.left_out if name != MD5_LIST])
+        return FetchedSeries(
+            folder,
+            series.n_instances,
+            n_bytes,
+            unverified,
+            left_out=[name for name in extracted.left_out if name != MD5_LIST],
+        )
 
 
 def _remote_series(row: dict, what: str) -> RemoteSeries:
     try:
-        return RemoteSeries(patient_id=row["PatientID"], study_uid=row["StudyInstanceUID"],
-                            series_uid=row["SeriesInstanceUID"], n_instances=int(row["ImageCount"]),
-                            size_bytes=int(row["FileSize"]) if row.get("FileSize") else None,
-                            location=row["SeriesInstanceUID"])
+        return RemoteSeries(
+            patient_id=row["PatientID"],
+            study_uid=row["StudyInstanceUID"],
+            series_uid=row["SeriesInstanceUID"],
+            n_instances=int(row["ImageCount"]),
+            size_bytes=int(row["FileSize"]) if row.get("FileSize") else None,
+            location=row["SeriesInstanceUID"],
+        )
     except (KeyError, TypeError, ValueError) as exc:
         raise DownloadError(f"{what}: a series entry lacks {exc} ({row})") from exc
 
@@ -99,10 +126,14 @@ def _check_md5(zip_path: Path, extracted_md5: dict[str, str], what: str) -> None
     DICOM file must be on it."""
     with zipfile.ZipFile(zip_path) as archive:
         if MD5_LIST not in archive.namelist():
-            raise CorruptSeries(f"{what}: the zip has no {MD5_LIST} (asked for getImageWithMD5Hash)")
+            raise CorruptSeries(
+                f"{what}: the zip has no {MD5_LIST} (asked for getImageWithMD5Hash)"
+            )
         text = archive.read(MD5_LIST).decode("utf-8-sig")
-    listed = {Path(row["Filename"].replace("\\", "/")).name: row["MD5Hash"].strip().lower()
-              for row in csv.DictReader(io.StringIO(text))}
+    listed = {
+        Path(row["Filename"].replace("\\", "/")).name: row["MD5Hash"].strip().lower()
+        for row in csv.DictReader(io.StringIO(text))
+    }
     for name, md5 in sorted(extracted_md5.items()):
         expected = listed.get(name)
         if expected is None:

@@ -78,8 +78,15 @@ class FetchedSeries:
 def safe_member_name(name: str, where: str) -> PurePosixPath:
     """A zip entry or object name as a relative path that stays inside its folder."""
     path = PurePosixPath(name.replace("\\", "/"))
-    if path.is_absolute() or (path.parts and ":" in path.parts[0]) or ".." in path.parts or not path.parts:
-        raise DownloadError(f"{where}: entry {name!r} would be written outside the series folder; refused")
+    if (
+        path.is_absolute()
+        or (path.parts and ":" in path.parts[0])
+        or ".." in path.parts
+        or not path.parts
+    ):
+        raise DownloadError(
+            f"{where}: entry {name!r} would be written outside the series folder; refused"
+        )
     return path
 
 
@@ -111,7 +118,13 @@ def safe_extract(zip_path: Path, dest: Path, where: str, keep: Callable[[str], b
                 with archive.open(info) as source:
                     extracted.md5[name] = _copy_hashing(source, dest / name)
             return extracted
-    except (zipfile.BadZipFile, zipfile.LargeZipFile, EOFError, zlib.error, NotImplementedError) as exc:
+    except (
+        zipfile.BadZipFile,
+        zipfile.LargeZipFile,
+        EOFError,
+        zlib.error,
+        NotImplementedError,
+    ) as exc:
         raise CorruptSeries(f"{where}: corrupt zip ({reason_of(exc)})") from exc
 
 
@@ -132,7 +145,9 @@ def _check_members(members: list[zipfile.ZipInfo], where: str) -> None:
         name = safe_member_name(info.filename, where).name
         file_type = stat.S_IFMT(info.external_attr >> 16)  # 0 when the zip records no Unix mode
         if file_type not in (0, stat.S_IFREG):
-            raise DownloadError(f"{where}: entry {info.filename!r} is a link or special file; refused")
+            raise DownloadError(
+                f"{where}: entry {info.filename!r} is a link or special file; refused"
+            )
         if name in seen:
             raise DownloadError(f"{where}: two entries named {name!r}; refused")
         seen.add(name)
@@ -151,7 +166,9 @@ def check_instances(folder: Path, series: RemoteSeries, what: str) -> None:
 
     n_files = sum(1 for p in folder.iterdir() if p.suffix.lower() == ".dcm")
     if n_files != series.n_instances:
-        raise CorruptSeries(f"{what}: {n_files} DICOM files arrived, the archive lists {series.n_instances}")
+        raise CorruptSeries(
+            f"{what}: {n_files} DICOM files arrived, the archive lists {series.n_instances}"
+        )
     try:
         _, series_uid = series_identity(folder)
     except ScanError as exc:
@@ -180,9 +197,16 @@ class CohortResult:
     failed: dict[str, str]
 
 
-def download_cohort(series: list[RemoteSeries], root: str | os.PathLike, fetch_one: FetchOne, source: str,
-                    parallel: int, primary: Callable[[str], str | None] = lambda patient: None,
-                    origin: str = "", refused: dict[str, str] | None = None) -> CohortResult:
+def download_cohort(
+    series: list[RemoteSeries],
+    root: str | os.PathLike,
+    fetch_one: FetchOne,
+    source: str,
+    parallel: int,
+    primary: Callable[[str], str | None] = lambda patient: None,
+    origin: str = "",
+    refused: dict[str, str] | None = None,
+) -> CohortResult:
     """Fetch every series not yet in place, ``parallel`` at a time; a patient's
     ``series.json`` is written as soon as all its series are in place. A series whose ids are
     unsafe, or ``refused`` (series UID -> reason), is not fetched. Raises DownloadError naming
@@ -191,15 +215,24 @@ def download_cohort(series: list[RemoteSeries], root: str | os.PathLike, fetch_o
     refused = {**(refused or {}), **{s.series_uid: why for s in series if (why := unsafe_ids(s))}}
     series = [s for s in series if s.series_uid not in refused]
     todo = [s for s in series if not series_folder(root, s).is_dir()]
-    result = CohortResult([], [s.series_uid for s in series if s not in todo],
-                          {uid: f"refused: {why}" for uid, why in refused.items()})
+    result = CohortResult(
+        [],
+        [s.series_uid for s in series if s not in todo],
+        {uid: f"refused: {why}" for uid, why in refused.items()},
+    )
     for uid in result.skipped:
         log.info("series %s: already verified in place, not fetched again", uid)
     manifests = _PatientManifests(series, root, primary)
     manifests.write_complete()
-    progress = tqdm(total=sum(s.size_bytes or 0 for s in todo) or None, unit="B", unit_scale=True,
-                    unit_divisor=1024, desc="download", disable=not todo,
-                    mininterval=1.0 if os.isatty(2) else 30.0)
+    progress = tqdm(
+        total=sum(s.size_bytes or 0 for s in todo) or None,
+        unit="B",
+        unit_scale=True,
+        unit_divisor=1024,
+        desc="download",
+        disable=not todo,
+        mininterval=1.0 if os.isatty(2) else 30.0,
+    )
     lock = threading.Lock()
 
     def work(item: RemoteSeries) -> None:
@@ -219,32 +252,55 @@ def download_cohort(series: list[RemoteSeries], root: str | os.PathLike, fetch_o
         list(pool.map(work, todo))
     if result.failed:
         listing = "; ".join(f"{uid}: {reason}" for uid, reason in result.failed.items())
-        raise DownloadError(f"{len(result.failed)} of {len(series) + len(refused)} series failed ({listing})")
+        raise DownloadError(
+            f"{len(result.failed)} of {len(series) + len(refused)} series failed ({listing})"
+        )
     return result
 
 
-def _fetch_and_place(series: RemoteSeries, root: Path, fetch_one: FetchOne, progress, source: str,
-                     origin: str) -> dict:
+def _fetch_and_place(
+    series: RemoteSeries, root: Path, fetch_one: FetchOne, progress, source: str, origin: str
+) -> dict:
     started = time.perf_counter()
     work_dir = partial_folder(root, series)
     work_dir.mkdir(parents=True, exist_ok=True)
     fetched = fetch_one(series, work_dir, progress)
     seconds = time.perf_counter() - started
-    record = {**asdict(series), "source": source, "origin": origin, "n_files": fetched.n_instances,
-              "bytes": fetched.n_bytes, "md5_verified": fetched.md5_verified,
-              "unverified": fetched.unverified, "left_out": fetched.left_out, "seconds": round(seconds, 2)}
+    record = {
+        **asdict(series),
+        "source": source,
+        "origin": origin,
+        "n_files": fetched.n_instances,
+        "bytes": fetched.n_bytes,
+        "md5_verified": fetched.md5_verified,
+        "unverified": fetched.unverified,
+        "left_out": fetched.left_out,
+        "seconds": round(seconds, 2),
+    }
     write_json(record, fetched.folder / ".lidcseg-download.json")
     final = series_folder(root, series)
     final.parent.mkdir(parents=True, exist_ok=True)
     os.replace(fetched.folder, final)
     _discard(work_dir)
     if fetched.unverified:  # placed, but never silently: here and in .lidcseg-download.json
-        log.warning("%s: %d of %d files not verified by MD5 (%s); their sizes, the instance count and the "
-                    "series identity were checked", series.describe(), len(fetched.unverified),
-                    fetched.n_instances, "; ".join(sorted(set(fetched.unverified.values()))))
-    log.info("%s %s: %d instances, %.1f MB, %s, %.1f s (%.1f MB/s)",
-             series.patient_id, series.series_uid, fetched.n_instances, fetched.n_bytes / 1e6,
-             "MD5 verified" if fetched.md5_verified else "not all MD5-verified", seconds, fetched.n_bytes / 1e6 / max(seconds, 1e-6))
+        log.warning(
+            "%s: %d of %d files not verified by MD5 (%s); their sizes, the instance count and the "
+            "series identity were checked",
+            series.describe(),
+            len(fetched.unverified),
+            fetched.n_instances,
+            "; ".join(sorted(set(fetched.unverified.values()))),
+        )
+    log.info(
+        "%s %s: %d instances, %.1f MB, %s, %.1f s (%.1f MB/s)",
+        series.patient_id,
+        series.series_uid,
+        fetched.n_instances,
+        fetched.n_bytes / 1e6,
+        "MD5 verified" if fetched.md5_verified else "not all MD5-verified",
+        seconds,
+        fetched.n_bytes / 1e6 / max(seconds, 1e-6),
+    )
     return record
 
 
@@ -261,7 +317,9 @@ class _PatientManifests:
     """``<patient>/series.json``, written once all of a patient's series are in place: the
     marker that the patient is complete (what the workflow's later rules wait for)."""
 
-    def __init__(self, series: Iterable[RemoteSeries], root: Path, primary: Callable[[str], str | None]):
+    def __init__(
+        self, series: Iterable[RemoteSeries], root: Path, primary: Callable[[str], str | None]
+    ):
         self.root = root
         self.primary = primary
         self.by_patient: dict[str, list[RemoteSeries]] = {}
@@ -272,8 +330,12 @@ class _PatientManifests:
         for name in [patient] if patient else list(self.by_patient):
             items = self.by_patient[name]
             if all(series_folder(self.root, item).is_dir() for item in items):
-                main = next((item for item in items if item.series_uid == self.primary(name)), items[0])
-                write_json(patient_manifest(self.root, main, items), self.root / name / "series.json")
+                main = next(
+                    (item for item in items if item.series_uid == self.primary(name)), items[0]
+                )
+                write_json(
+                    patient_manifest(self.root, main, items), self.root / name / "series.json"
+                )
 
 
 def patient_manifest(root: Path, main: RemoteSeries, items: list[RemoteSeries]) -> dict:
@@ -289,8 +351,11 @@ def patient_manifest(root: Path, main: RemoteSeries, items: list[RemoteSeries]) 
         "source": details.get("source", ""),
         "origin": details.get("origin", ""),
         "md5_verified": details.get("md5_verified", False),
-        "other_series": [os.path.relpath(series_folder(root, s), root / main.patient_id)
-                         for s in items if s is not main],
+        "other_series": [
+            os.path.relpath(series_folder(root, s), root / main.patient_id)
+            for s in items
+            if s is not main
+        ],
     }
 
 

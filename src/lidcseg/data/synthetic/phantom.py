@@ -50,8 +50,12 @@ class Geometry:
     zvals: np.ndarray
 
 
-def render_chest(geometry: Geometry, nodules: list[PaintedNodule], rng: np.random.Generator,
-                 noise_hu: float = 15.0) -> tuple[np.ndarray, np.ndarray]:
+def render_chest(
+    geometry: Geometry,
+    nodules: list[PaintedNodule],
+    rng: np.random.Generator,
+    noise_hu: float = 15.0,
+) -> tuple[np.ndarray, np.ndarray]:
     """HU volume (z, y, x) float32 and the painted nodule mask (agreement >= 0.5, uint8)."""
     painted = _painted_mask(geometry, nodules)
     keep_lung = _lung_around(painted, nodules, geometry)
@@ -79,15 +83,20 @@ def _painted_mask(geometry: Geometry, nodules: list[PaintedNodule]) -> np.ndarra
     return mask
 
 
-def _lung_around(painted: np.ndarray, nodules: list[PaintedNodule], geometry: Geometry,
-                 margin_mm: float = 12.0) -> np.ndarray:
+def _lung_around(
+    painted: np.ndarray, nodules: list[PaintedNodule], geometry: Geometry, margin_mm: float = 12.0
+) -> np.ndarray:
     """Voxels within ``margin_mm`` of a nodule in-plane: kept as lung, so every nodule sits in
     parenchyma (or touches the pleura) wherever the readers found it."""
     keep = np.zeros_like(painted)
     pad = int(np.ceil(margin_mm / geometry.pixel_spacing)) + 1
     for nodule in nodules:
-        box = tuple(slice(max(0, b.start - p), b.stop + p) for b, p in zip(nodule.box, (0, pad, pad)))
-        near = ndimage.distance_transform_edt(~painted[box], sampling=(1e6, geometry.pixel_spacing, geometry.pixel_spacing))
+        box = tuple(
+            slice(max(0, b.start - p), b.stop + p) for b, p in zip(nodule.box, (0, pad, pad))
+        )
+        near = ndimage.distance_transform_edt(
+            ~painted[box], sampling=(1e6, geometry.pixel_spacing, geometry.pixel_spacing)
+        )
         keep[box] |= near <= margin_mm
     return keep
 
@@ -104,7 +113,9 @@ def _ellipse(x, y, cx, cy, ax, ay) -> np.ndarray:
     return ((x - cx) / ax) ** 2 + ((y - cy) / ay) ** 2 <= 1.0
 
 
-def _anatomy(geometry: Geometry, keep_lung: np.ndarray, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
+def _anatomy(
+    geometry: Geometry, keep_lung: np.ndarray, rng: np.random.Generator
+) -> tuple[np.ndarray, np.ndarray]:
     """Body, mediastinum, lungs and bones, slice by slice; sizes vary smoothly with z."""
     x, y = _plane_mm(geometry)
     z = geometry.zvals
@@ -117,13 +128,17 @@ def _anatomy(geometry: Geometry, keep_lung: np.ndarray, rng: np.random.Generator
     hu = np.full(keep_lung.shape, AIR, dtype=np.float32)
     lungs = np.zeros(keep_lung.shape, dtype=bool)
     for k, d in enumerate(depth):
-        apex = np.sqrt(np.clip(np.sin(np.pi * (0.15 + 0.85 * d)), 0.25, 1.0))  # lungs narrow at the top
+        apex = np.sqrt(
+            np.clip(np.sin(np.pi * (0.15 + 0.85 * d)), 0.25, 1.0)
+        )  # lungs narrow at the top
         body = _ellipse(x, y, 0, 5, body_a, body_b)
         plane = np.where(body, SOFT, AIR)
         plane[body & ~_ellipse(x, y, 0, 5, body_a - 12, body_b - 10)] = FAT
         if d < 0.45:  # the heart sits low in the chest
             plane[_ellipse(x, y, 18, -25, 45 * (1 - d), 38 * (1 - d))] = BLOOD
-        lung = _ellipse(x, y, -78, 5, lung_a * apex, lung_b * apex) | _ellipse(x, y, 78, 5, lung_a * apex, lung_b * apex)
+        lung = _ellipse(x, y, -78, 5, lung_a * apex, lung_b * apex) | _ellipse(
+            x, y, 78, 5, lung_a * apex, lung_b * apex
+        )
         lung = (lung | keep_lung[k]) & _ellipse(x, y, 0, 5, body_a - 14, body_b - 12)
         plane[lung] = LUNG + 45 * texture[k][lung] + 0.35 * y[np.nonzero(lung)[0], 0]
         _add_mediastinum(plane, x, y, d)
@@ -161,7 +176,9 @@ def _smooth_field(shape, rng, sigma: float) -> np.ndarray:
     return (field - field.mean()) / (field.std() + 1e-6)
 
 
-def _add_vessels(hu: np.ndarray, lungs: np.ndarray, geometry: Geometry, rng: np.random.Generator) -> None:
+def _add_vessels(
+    hu: np.ndarray, lungs: np.ndarray, geometry: Geometry, rng: np.random.Generator
+) -> None:
     """Branching trees from each hilum (three roots per lung, upper/middle/lower), running
     obliquely through z so that their cross-sections are round bright dots on axial slices:
     the look-alikes that make nodule segmentation hard. Each branch is 0.8 times thinner."""
@@ -171,16 +188,26 @@ def _add_vessels(hu: np.ndarray, lungs: np.ndarray, geometry: Geometry, rng: np.
     for side in (-1, 1):
         for height in (0.25, 0.5, 0.75):
             root = np.array([z_lo + height * (z_hi - z_lo), 0.0, side * 40.0])  # (z, y, x) mm
-            stack = [(root, np.array([rng.normal(0, 0.6), rng.normal(0, 0.6), side * 1.0]), 30.0, 4.0, 0)
-                     for _ in range(3)]
+            stack = [
+                (root, np.array([rng.normal(0, 0.6), rng.normal(0, 0.6), side * 1.0]), 30.0, 4.0, 0)
+                for _ in range(3)
+            ]
             while stack:
                 start, direction, length, radius, depth = stack.pop()
                 direction = direction / np.linalg.norm(direction)
                 end = start + direction * length
                 _draw_segment(hu, lungs, start, end, radius, geometry, spacing)
                 if depth < 5:
-                    stack += [(end, direction + rng.normal(0, 0.5, 3), length * 0.8, radius * 0.8, depth + 1)
-                              for _ in range(2)]
+                    stack += [
+                        (
+                            end,
+                            direction + rng.normal(0, 0.5, 3),
+                            length * 0.8,
+                            radius * 0.8,
+                            depth + 1,
+                        )
+                        for _ in range(2)
+                    ]
 
 
 def _draw_segment(hu, lungs, start, end, radius, geometry: Geometry, spacing) -> None:

@@ -25,8 +25,8 @@ from pydicom.uid import CTImageStorage, ExplicitVRLittleEndian, generate_uid
 
 from lidcseg.config import ConvertConfig, SynthesizeConfig
 from lidcseg.data.lidc.annotations import reader_agreement
-from lidcseg.data.synthetic.phantom import Geometry, PaintedNodule, nodule_hu, render_chest
 from lidcseg.data.lidc.database import scan_for_patient
+from lidcseg.data.synthetic.phantom import Geometry, PaintedNodule, nodule_hu, render_chest
 from lidcseg.io import write_json
 
 UID_ROOT = "1.2.826.0.1.3680043.8.498."  # pydicom's root, for the SOP instance UIDs we make
@@ -58,26 +58,40 @@ def storage_for(patient_id: str, choice: str) -> Storage:
     return STORAGES[names[zlib.crc32(patient_id.encode()) % len(names)]]
 
 
-def synthesize_patient(patient_id: str, root: str | os.PathLike, seed: int, noise_hu: float,
-                       storage: str) -> tuple[Path, np.ndarray]:
+def synthesize_patient(
+    patient_id: str, root: str | os.PathLike, seed: int, noise_hu: float, storage: str
+) -> tuple[Path, np.ndarray]:
     """Write the patient's synthetic series under ``root``; return its folder and the painted
     nodule mask ([x, y, z], ascending z, the grid ``convert`` produces)."""
     scan = scan_for_patient(patient_id)
-    geometry = Geometry(rows=512, cols=512, pixel_spacing=float(scan.pixel_spacing),
-                        zvals=np.asarray(scan.slice_zvals, dtype=float))
+    geometry = Geometry(
+        rows=512,
+        cols=512,
+        pixel_spacing=float(scan.pixel_spacing),
+        zvals=np.asarray(scan.slice_zvals, dtype=float),
+    )
     rng = np.random.default_rng([seed, zlib.crc32(patient_id.encode())])
     hu, painted = render_chest(geometry, _paint_nodules(scan, geometry), rng, noise_hu)
     convention = storage_for(patient_id, storage)
     series_dir = _write_series(scan, geometry, hu, convention, Path(root))
-    write_json(_manifest(scan, series_dir, Path(root), convention), Path(root) / patient_id / "series.json")
+    write_json(
+        _manifest(scan, series_dir, Path(root), convention), Path(root) / patient_id / "series.json"
+    )
     return series_dir, painted.transpose(2, 1, 0)
 
 
-def synthesize_to_files(patient_id: str, root: str | os.PathLike, settings: SynthesizeConfig,
-                        truth: str | os.PathLike | None = None, checks: ConvertConfig | None = None) -> Path:
+def synthesize_to_files(
+    patient_id: str,
+    root: str | os.PathLike,
+    settings: SynthesizeConfig,
+    truth: str | os.PathLike | None = None,
+    checks: ConvertConfig | None = None,
+) -> Path:
     """`lidcseg synthesize`: the series under ``root``; with ``truth``, the painted nodule mask
     as a NIfTI on the grid convert produces (read back with ``checks``)."""
-    series_dir, painted = synthesize_patient(patient_id, root, settings.seed, settings.noise_hu, settings.storage)
+    series_dir, painted = synthesize_patient(
+        patient_id, root, settings.seed, settings.noise_hu, settings.storage
+    )
     if truth is not None:
         from lidcseg.data.dicom.series import read_series
         from lidcseg.io import Volume, save_nifti
@@ -99,11 +113,13 @@ def _paint_nodules(scan, geometry: Geometry) -> list[PaintedNodule]:
         calcification = float(np.median([a.calcification for a in readers]))
         row, col, k = corner
         n_rows, n_cols, n_k = agreement.shape
-        nodules.append(PaintedNodule(
-            box=(slice(k, k + n_k), slice(row, row + n_rows), slice(col, col + n_cols)),
-            agreement=agreement.transpose(2, 0, 1),
-            hu=nodule_hu(texture, calcification),
-        ))
+        nodules.append(
+            PaintedNodule(
+                box=(slice(k, k + n_k), slice(row, row + n_rows), slice(col, col + n_cols)),
+                agreement=agreement.transpose(2, 0, 1),
+                hu=nodule_hu(texture, calcification),
+            )
+        )
     return nodules
 
 
@@ -121,8 +137,13 @@ class SeriesIds:
 def _write_series(scan, geometry: Geometry, hu: np.ndarray, storage: Storage, root: Path) -> Path:
     """Write one file per slice into a temporary folder, then move it into place, so an
     interrupted run never leaves a partial series that looks complete."""
-    ids = SeriesIds(scan.patient_id, scan.study_instance_uid, scan.series_instance_uid,
-                    geometry.pixel_spacing, float(scan.slice_thickness))
+    ids = SeriesIds(
+        scan.patient_id,
+        scan.study_instance_uid,
+        scan.series_instance_uid,
+        geometry.pixel_spacing,
+        float(scan.slice_thickness),
+    )
     series_dir = root / ids.patient_id / ids.study_uid / ids.series_uid
     tmp_dir = series_dir.with_name(".tmp-" + series_dir.name)
     shutil.rmtree(tmp_dir, ignore_errors=True)
@@ -144,7 +165,9 @@ def to_stored(hu: np.ndarray, storage: Storage) -> np.ndarray:
     return stored.astype(np.int16 if storage.signed else np.uint16)
 
 
-def write_ct_series(folder: Path, ids: SeriesIds, zvals, stored: np.ndarray, storage: Storage) -> list[Path]:
+def write_ct_series(
+    folder: Path, ids: SeriesIds, zvals, stored: np.ndarray, storage: Storage
+) -> list[Path]:
     """Write ``stored`` (z, y, x) as one CT file per slice, numbered from the top slice down
     (TCIA names ``1-001.dcm`` ...), into ``folder``; return the paths in z order."""
     folder.mkdir(parents=True, exist_ok=True)
@@ -153,13 +176,18 @@ def write_ct_series(folder: Path, ids: SeriesIds, zvals, stored: np.ndarray, sto
     for k in range(n):
         instance = n - k  # instance 1 is the top slice, as scanners number them
         path = folder / f"1-{instance:03d}.dcm"
-        pydicom.dcmwrite(path, ct_slice_dataset(ids, float(zvals[k]), k, instance, stored[k], storage),
-                         enforce_file_format=True)
+        pydicom.dcmwrite(
+            path,
+            ct_slice_dataset(ids, float(zvals[k]), k, instance, stored[k], storage),
+            enforce_file_format=True,
+        )
         paths.append(path)
     return paths
 
 
-def ct_slice_dataset(ids: SeriesIds, z: float, k: int, instance: int, pixels: np.ndarray, storage: Storage):
+def ct_slice_dataset(
+    ids: SeriesIds, z: float, k: int, instance: int, pixels: np.ndarray, storage: Storage
+):
     """One CT Image Storage dataset with the tags a real LIDC slice carries."""
     sop_uid = generate_uid(prefix=UID_ROOT, entropy_srcs=[ids.series_uid, str(k)])
     meta = FileMetaDataset()
@@ -175,7 +203,11 @@ def ct_slice_dataset(ids: SeriesIds, z: float, k: int, instance: int, pixels: np
     ds.SeriesNumber, ds.InstanceNumber = 1, instance
     ds.ImageType = ["ORIGINAL", "PRIMARY", "AXIAL"]
     rows, cols = pixels.shape
-    ds.ImagePositionPatient = [f"{-ids.pixel_spacing * cols / 2:.6f}", f"{-ids.pixel_spacing * rows / 2:.6f}", f"{z:.6f}"]
+    ds.ImagePositionPatient = [
+        f"{-ids.pixel_spacing * cols / 2:.6f}",
+        f"{-ids.pixel_spacing * rows / 2:.6f}",
+        f"{z:.6f}",
+    ]
     ds.ImageOrientationPatient = [1, 0, 0, 0, 1, 0]
     ds.SliceLocation = f"{z:.6f}"
     ds.PixelSpacing = [f"{ids.pixel_spacing:.6f}"] * 2

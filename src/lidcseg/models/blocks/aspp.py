@@ -38,13 +38,22 @@ class ASPP(nn.Module):
         ValueError: when ``channels`` does not split into ``len(rates)`` branches, or an
             unknown ``form``.
     """
-    def __init__(self, channels: int, rates: tuple[int, ...] = (1, 6, 12, 18), form: str = "simple"):
+
+    def __init__(
+        self, channels: int, rates: tuple[int, ...] = (1, 6, 12, 18), form: str = "simple"
+    ):
         super().__init__()
         if channels % len(rates):
             raise ValueError(f"ASPP: {channels} channels do not split into {len(rates)} branches")
         if form == "simple":
-            self.block = SimpleASPP(spatial_dims=2, in_channels=channels, conv_out_channels=channels // len(rates),
-                                    kernel_sizes=(3,) * len(rates), dilations=tuple(rates), acti_type="RELU")
+            self.block = SimpleASPP(
+                spatial_dims=2,
+                in_channels=channels,
+                conv_out_channels=channels // len(rates),
+                kernel_sizes=(3,) * len(rates),
+                dilations=tuple(rates),
+                acti_type="RELU",
+            )
         elif form == "deeplab":
             self.block = DeepLabASPP(channels, tuple(rates))
         else:
@@ -55,8 +64,13 @@ class ASPP(nn.Module):
 
 
 def _conv_bn_relu(cin: int, cout: int, kernel: int, dilation: int = 1) -> nn.Sequential:
-    return nn.Sequential(nn.Conv2d(cin, cout, kernel, padding=dilation * (kernel // 2), dilation=dilation,
-                                   bias=False), nn.BatchNorm2d(cout), nn.ReLU(inplace=True))
+    return nn.Sequential(
+        nn.Conv2d(
+            cin, cout, kernel, padding=dilation * (kernel // 2), dilation=dilation, bias=False
+        ),
+        nn.BatchNorm2d(cout),
+        nn.ReLU(inplace=True),
+    )
 
 
 class DeepLabASPP(nn.Module):

@@ -15,8 +15,11 @@ from lidcseg.models.registry import register_block
 
 def _conv_bn_relu(cin: int, cout: int, kernel: int, dilation: int = 1) -> nn.Sequential:
     padding = dilation * (kernel // 2)
-    return nn.Sequential(nn.Conv2d(cin, cout, kernel, padding=padding, dilation=dilation, bias=False),
-                         nn.BatchNorm2d(cout), nn.ReLU(inplace=True))
+    return nn.Sequential(
+        nn.Conv2d(cin, cout, kernel, padding=padding, dilation=dilation, bias=False),
+        nn.BatchNorm2d(cout),
+        nn.ReLU(inplace=True),
+    )
 
 
 @register_block("bam", "attention")
@@ -37,13 +40,27 @@ class BAM(nn.Module):
             (the attention gate needs the decoder's gating signal).
         dilation: the dilation of the spatial branch's two 3 x 3 convolutions (BAM's 4).
     """
-    def __init__(self, channels: int, reduction: int = 16, gate_channels: int | None = None, dilation: int = 4):
+
+    def __init__(
+        self,
+        channels: int,
+        reduction: int = 16,
+        gate_channels: int | None = None,
+        dilation: int = 4,
+    ):
         super().__init__()
         hidden = max(1, channels // reduction)
-        self.channel = nn.Sequential(nn.AdaptiveAvgPool2d(1), _conv_bn_relu(channels, hidden, 1),
-                                     nn.Conv2d(hidden, channels, 1))
-        self.spatial = nn.Sequential(_conv_bn_relu(channels, hidden, 1), _conv_bn_relu(hidden, hidden, 3, dilation),
-                                     _conv_bn_relu(hidden, hidden, 3, dilation), nn.Conv2d(hidden, 1, 1))
+        self.channel = nn.Sequential(
+            nn.AdaptiveAvgPool2d(1),
+            _conv_bn_relu(channels, hidden, 1),
+            nn.Conv2d(hidden, channels, 1),
+        )
+        self.spatial = nn.Sequential(
+            _conv_bn_relu(channels, hidden, 1),
+            _conv_bn_relu(hidden, hidden, 3, dilation),
+            _conv_bn_relu(hidden, hidden, 3, dilation),
+            nn.Conv2d(hidden, 1, 1),
+        )
 
     def forward(self, x: torch.Tensor, gate: torch.Tensor | None = None) -> torch.Tensor:
         weights = torch.sigmoid(self.channel(x) + self.spatial(x))

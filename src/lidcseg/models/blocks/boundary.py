@@ -33,7 +33,9 @@ def boundary_weights(probability: torch.Tensor, formula: str = "uncertainty") ->
     if formula == "gradient":
         return F.max_pool2d(probability, 3, 1, 1) + F.max_pool2d(-probability, 3, 1, 1)
     if formula == "blur":
-        return (2.0 * (probability - F.avg_pool2d(probability, 5, 1, 2, count_include_pad=False)).abs()).clamp(0, 1)
+        return (
+            2.0 * (probability - F.avg_pool2d(probability, 5, 1, 2, count_include_pad=False)).abs()
+        ).clamp(0, 1)
     raise ValueError(f"unknown boundary formula '{formula}' (one of {FORMULAS})")
 
 
@@ -56,6 +58,7 @@ class BoundaryAttention(nn.Module):
             here, at construction, with ValueError.
         residual: F_b = (1 + A_b) * F (default; see the module) or A_b * F (eq. 8 as written).
     """
+
     def __init__(self, formula: str = "uncertainty", residual: bool = True):
         super().__init__()
         boundary_weights(torch.zeros(1, 1, 3, 3), formula)  # fail at construction on a bad name
@@ -65,7 +68,9 @@ class BoundaryAttention(nn.Module):
         return apply_boundary(x, probability, self.formula, self.residual)
 
 
-def apply_boundary(x: torch.Tensor, probability: torch.Tensor, formula: str, residual: bool) -> torch.Tensor:
+def apply_boundary(
+    x: torch.Tensor, probability: torch.Tensor, formula: str, residual: bool
+) -> torch.Tensor:
     """F_b of eq. (8), or its residual form (1 + A_b) * F."""
     weights = boundary_weights(probability, formula)
     return x * (1.0 + weights) if residual else x * weights

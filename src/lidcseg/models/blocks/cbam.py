@@ -35,11 +35,16 @@ class ChannelAttention(nn.Module):
     def __init__(self, channels: int, reduction: int = 16, bias: bool = False):
         super().__init__()
         hidden = max(1, channels // reduction)
-        self.mlp = nn.Sequential(nn.Conv2d(channels, hidden, 1, bias=bias), nn.ReLU(inplace=True),
-                                 nn.Conv2d(hidden, channels, 1, bias=bias))
+        self.mlp = nn.Sequential(
+            nn.Conv2d(channels, hidden, 1, bias=bias),
+            nn.ReLU(inplace=True),
+            nn.Conv2d(hidden, channels, 1, bias=bias),
+        )
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return torch.sigmoid(self.mlp(x.mean((2, 3), keepdim=True)) + self.mlp(x.amax((2, 3), keepdim=True)))
+        return torch.sigmoid(
+            self.mlp(x.mean((2, 3), keepdim=True)) + self.mlp(x.amax((2, 3), keepdim=True))
+        )
 
 
 class SpatialAttention(nn.Module):
@@ -83,7 +88,14 @@ class CBAM(nn.Module):
         form: ``paper`` (eqs. 2 and 4 as written) or ``official`` (the authors' code: MLP
             biases, batch norm after the 7 x 7 conv).
     """
-    def __init__(self, channels: int, reduction: int = 16, gate_channels: int | None = None, form: str = "paper"):
+
+    def __init__(
+        self,
+        channels: int,
+        reduction: int = 16,
+        gate_channels: int | None = None,
+        form: str = "paper",
+    ):
         super().__init__()
         if form not in ("paper", "official"):
             raise ValueError(f"CBAM: unknown form {form!r} (paper or official)")

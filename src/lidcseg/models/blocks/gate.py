@@ -29,10 +29,12 @@ class AttentionGate(nn.Module):
         reduction: unused; taken so that every attention block has the same constructor.
         gate_channels: the channels of the gating signal g (default: ``channels``).
     """
+
     def __init__(self, channels: int, reduction: int = 16, gate_channels: int | None = None):
         super().__init__()
-        self.block = AttentionBlock(spatial_dims=2, f_int=max(1, channels // 2), f_g=gate_channels or channels,
-                                    f_l=channels)
+        self.block = AttentionBlock(
+            spatial_dims=2, f_int=max(1, channels // 2), f_g=gate_channels or channels, f_l=channels
+        )
 
     def forward(self, x: torch.Tensor, gate: torch.Tensor | None = None) -> torch.Tensor:
         if gate is None:

@@ -30,11 +30,15 @@ class ReverseBoundaryFusion(nn.Module):
         boundary_residual: the boundary branch as (1 + A_b) * F (default) or A_b * F
             (``BoundaryAttention``'s ``residual``).
     """
+
     def __init__(self, channels: int, formula: str = "uncertainty", boundary_residual: bool = True):
         super().__init__()
         self.formula, self.boundary_residual = formula, boundary_residual
-        self.reduce = nn.Sequential(nn.Conv2d(2 * channels, channels, 1, bias=False), nn.BatchNorm2d(channels),
-                                    nn.ReLU(inplace=True))
+        self.reduce = nn.Sequential(
+            nn.Conv2d(2 * channels, channels, 1, bias=False),
+            nn.BatchNorm2d(channels),
+            nn.ReLU(inplace=True),
+        )
 
     def forward(self, x: torch.Tensor, probability: torch.Tensor) -> torch.Tensor:
         reverse = x * reverse_weights(probability)

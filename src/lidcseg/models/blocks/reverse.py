@@ -27,5 +27,6 @@ class ReverseAttention(nn.Module):
 
     It takes no constructor arguments and has no weights.
     """
+
     def forward(self, x: torch.Tensor, probability: torch.Tensor) -> torch.Tensor:
         return x * reverse_weights(probability)

@@ -28,9 +28,12 @@ class SE(nn.Module):
         gate_channels: unused; taken so that every attention block has the same constructor
             (the attention gate needs the decoder's gating signal).
     """
+
     def __init__(self, channels: int, reduction: int = 16, gate_channels: int | None = None):
         super().__init__()
-        self.layer = ChannelSELayer(spatial_dims=2, in_channels=channels, r=min(reduction, channels))
+        self.layer = ChannelSELayer(
+            spatial_dims=2, in_channels=channels, r=min(reduction, channels)
+        )
 
     def forward(self, x: torch.Tensor, gate: torch.Tensor | None = None) -> torch.Tensor:
         return self.layer(x)
