@@ -29,6 +29,7 @@ from urllib.parse import quote
 
 from lidcseg.config import IdcConfig
 from lidcseg.data.sources.remote import (
+    CorruptSeries,
     DownloadError,
     RemoteClient,
     RetryPolicy,
@@ -37,12 +38,11 @@ from lidcseg.data.sources.remote import (
 )
 from lidcseg.data.sources.route import Route
 from lidcseg.data.sources.transfer import (
-    CorruptSeries,
     FetchedSeries,
     RemoteSeries,
     check_instances,
-    safe_member_name,
 )
+from lidcseg.data.sources.unzip import safe_member_name
 
 S3_NS = {"s3": "http://s3.amazonaws.com/doc/2006-03-01/"}
 PLAIN_MD5 = re.compile(r"^[0-9a-f]{32}$")
@@ -206,7 +206,8 @@ def _bucket_prefix(series_aws_url: str, series_uid: str) -> str:
     match = re.fullmatch(r"s3://([^/]+)/([^/*]+)/?\*?", series_aws_url or "")
     if not match:
         raise DownloadError(
-            f"series {series_uid}: the IDC index gives no usable series_aws_url ({series_aws_url!r})"
+            f"series {series_uid}: the IDC index gives no usable series_aws_url"
+            f" ({series_aws_url!r})"
         )
     return f"{match.group(1)}/{match.group(2)}"
 

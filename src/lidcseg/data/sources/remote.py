@@ -52,6 +52,11 @@ class RetryableError(DownloadError):
         self.retry_after_s = retry_after_s
 
 
+class CorruptSeries(RetryableError):
+    """What arrived is not the series the archive lists: a damaged zip, a wrong MD5, files
+    missing. Worth another fetch: bytes get damaged in transit, proxies cut transfers short."""
+
+
 @dataclass(frozen=True)
 class RetryPolicy:
     """How hard to try: ``retries`` more attempts after the first, waiting backoff_s x 2^k,

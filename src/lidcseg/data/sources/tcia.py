@@ -26,16 +26,21 @@ import zipfile
 from pathlib import Path
 
 from lidcseg.config import TciaConfig
-from lidcseg.data.sources.remote import DownloadError, RemoteClient, RetryPolicy, retrying
+from lidcseg.data.sources.remote import (
+    CorruptSeries,
+    DownloadError,
+    RemoteClient,
+    RetryPolicy,
+    retrying,
+)
 from lidcseg.data.sources.route import Route
 from lidcseg.data.sources.transfer import (
-    CorruptSeries,
     FetchedSeries,
     RemoteSeries,
     check_instances,
     empty_folder,
-    safe_extract,
 )
+from lidcseg.data.sources.unzip import safe_extract
 
 KEPT_SUFFIXES = (".dcm",)
 MD5_LIST = "md5hashes.csv"

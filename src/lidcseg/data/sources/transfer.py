@@ -1,11 +1,12 @@
 """What every download source shares after the transfer: verified, atomic series in place.
 
 A source (``tcia``, ``idc``) resolves patients to :class:`RemoteSeries` and knows how to fetch
-one series into a temporary folder (through :mod:`lidcseg.data.sources.remote`); this module does the
-rest the same way for both:
+one series into a temporary folder (through :mod:`lidcseg.data.sources.remote`); this module
+does the rest the same way for both:
 
-- :func:`safe_extract` refuses a zip whose entries would land outside the target folder
-  (``../``, absolute paths, drive letters) or are links, before writing anything.
+- :func:`lidcseg.data.sources.unzip.safe_extract` refuses a zip whose entries would land
+  outside the target folder (``../``, absolute paths, drive letters) or are links, before
+  writing anything.
 - :func:`download_cohort` fetches series in parallel into ``<root>/.partial/``, moves each
   into ``<root>/<PatientID>/<StudyUID>/<SeriesUID>/`` only when verified (files whose source
   gave no MD5 are named in a warning and in the series' ``.lidcseg-download.json``,
@@ -18,24 +19,21 @@ rest the same way for both:
 
 from __future__ import annotations
 
-import hashlib
+import contextlib
 import logging
 import os
 import shutil
-import stat
 import threading
 import time
-import zipfile
-import zlib
 from collections.abc import Callable, Iterable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
-from pathlib import Path, PurePosixPath
+from pathlib import Path
 
 from tqdm import tqdm
 
 from lidcseg.data.sources.ids import unsafe_ids
-from lidcseg.data.sources.remote import CHUNK_BYTES, DownloadError, RetryableError, reason_of
+from lidcseg.data.sources.remote import CorruptSeries, DownloadError
 from lidcseg.io import read_json, write_json
 
 log = logging.getLogger(__name__)
@@ -73,84 +71,6 @@ class FetchedSeries:
     @property
     def md5_verified(self) -> bool:
         return not self.unverified
-
-
-def safe_member_name(name: str, where: str) -> PurePosixPath:
-    """A zip entry or object name as a relative path that stays inside its folder."""
-    path = PurePosixPath(name.replace("\\", "/"))
-    if (
-        path.is_absolute()
-        or (path.parts and ":" in path.parts[0])
-        or ".." in path.parts
-        or not path.parts
-    ):
-        raise DownloadError(
-            f"{where}: entry {name!r} would be written outside the series folder; refused"
-        )
-    return path
-
-
-class CorruptSeries(RetryableError):
-    """What arrived is not the series the archive lists: a damaged zip, a wrong MD5, files
-    missing. Worth another fetch: bytes get damaged in transit, proxies cut transfers short."""
-
-
-@dataclass
-class Extracted:
-    left_out: list[str]  # entries not kept
-    md5: dict[str, str]  # kept file name -> MD5 hex, computed while writing it
-
-
-def safe_extract(zip_path: Path, dest: Path, where: str, keep: Callable[[str], bool]) -> Extracted:
-    """Extract the entries ``keep`` accepts into ``dest`` after checking every entry: no path
-    outside ``dest``, no links or special files. CRCs are checked and MD5s computed while
-    reading, so each file is read once; a damaged zip raises CorruptSeries."""
-    try:
-        with zipfile.ZipFile(zip_path) as archive:
-            members = [info for info in archive.infolist() if not info.is_dir()]
-            _check_members(members, where)
-            extracted = Extracted([], {})
-            for info in members:
-                if not keep(info.filename):
-                    extracted.left_out.append(info.filename)
-                    continue
-                name = safe_member_name(info.filename, where).name
-                with archive.open(info) as source:
-                    extracted.md5[name] = _copy_hashing(source, dest / name)
-            return extracted
-    except (
-        zipfile.BadZipFile,
-        zipfile.LargeZipFile,
-        EOFError,
-        zlib.error,
-        NotImplementedError,
-    ) as exc:
-        raise CorruptSeries(f"{where}: corrupt zip ({reason_of(exc)})") from exc
-
-
-def _copy_hashing(source, target: Path) -> str:
-    digest = hashlib.md5()
-    with open(target, "wb") as out:
-        for chunk in iter(lambda: source.read(CHUNK_BYTES), b""):
-            out.write(chunk)
-            digest.update(chunk)
-    return digest.hexdigest()
-
-
-def _check_members(members: list[zipfile.ZipInfo], where: str) -> None:
-    """Refuse the whole zip before writing a byte: entries outside the folder, links,
-    special files, two entries that would land on the same file."""
-    seen = set()
-    for info in members:
-        name = safe_member_name(info.filename, where).name
-        file_type = stat.S_IFMT(info.external_attr >> 16)  # 0 when the zip records no Unix mode
-        if file_type not in (0, stat.S_IFREG):
-            raise DownloadError(
-                f"{where}: entry {info.filename!r} is a link or special file; refused"
-            )
-        if name in seen:
-            raise DownloadError(f"{where}: two entries named {name!r}; refused")
-        seen.add(name)
 
 
 def empty_folder(folder: Path) -> Path:
@@ -307,10 +227,8 @@ def _fetch_and_place(
 def _discard(work_dir: Path) -> None:
     """Remove a series' temporary folder, and ``.partial`` itself once it is empty."""
     shutil.rmtree(work_dir, ignore_errors=True)
-    try:
+    with contextlib.suppress(OSError):  # another series is still being fetched
         work_dir.parent.rmdir()
-    except OSError:
-        pass  # another series is still being fetched
 
 
 class _PatientManifests:
