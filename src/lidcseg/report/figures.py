@@ -95,19 +95,7 @@ def figure3(
                 _fill(ax, truth[window], TRUTH_COLOUR)
             elif c > 1:
                 predicted = predictions[title][pick["index"]] >= round(threshold * 255)
-                _fill(ax, predicted[window], PREDICTION_COLOUR)
-                ax.contour(truth[window], levels=[0.5], colors=TRUTH_COLOUR, linewidths=0.8)
-                ax.text(
-                    0.97,
-                    0.03,
-                    f"DSC {_dsc(predicted, truth):.2f}",
-                    transform=ax.transAxes,
-                    ha="right",
-                    va="bottom",
-                    color="white",
-                    fontsize=7,
-                    bbox={"facecolor": "black", "alpha": 0.6, "pad": 1.5, "linewidth": 0},
-                )
+                _prediction_panel(ax, predicted, truth, window)
             ax.set_xticks([]), ax.set_yticks([])
             if r == 0:
                 ax.set_title(title.replace(" (", "\n("))
@@ -128,6 +116,25 @@ def figure3(
         va="top",
     )
     return _save(fig, out_stem)
+
+
+def _prediction_panel(ax, predicted: np.ndarray, truth: np.ndarray, window) -> None:
+    """A model's prediction filled, the truth outlined, and the slice's DSC in the corner."""
+    _fill(ax, predicted[window], PREDICTION_COLOUR)
+    ax.contour(truth[window], levels=[0.5], colors=TRUTH_COLOUR, linewidths=0.8)
+    label = f"DSC {_dsc(predicted, truth):.2f}"
+    box = {"facecolor": "black", "alpha": 0.6, "pad": 1.5, "linewidth": 0}
+    ax.text(
+        0.97,
+        0.03,
+        label,
+        transform=ax.transAxes,
+        ha="right",
+        va="bottom",
+        color="white",
+        fontsize=7,
+        bbox=box,
+    )
 
 
 def _crop_window(nodule: np.ndarray, size_px: float, shape) -> tuple[slice, slice]:

