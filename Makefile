@@ -6,14 +6,14 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
 export PATH := $(abspath $(BIN)):$(PATH)
 
-.PHONY: setup run pull test slurm-test-packages lint bench clean
+.PHONY: setup run pull test test-fast slurm-test-packages lint bench clean
 
 setup: $(STAMP)
 
 $(STAMP): pyproject.toml constraints.txt
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade "pip>=24"
-	$(BIN)/pip install --quiet -c constraints.txt -e ".[workflow,torch,test,versions]"
+	$(BIN)/pip install --quiet -c constraints.txt -e ".[workflow,torch,test,versions,lint]"
 	touch $@
 
 run: $(STAMP)
@@ -32,13 +32,26 @@ pull: $(STAMP)
 
 # The SLURM tests start a real single-node cluster from Debian's packages: installed here when
 # missing and apt-get is usable (root); otherwise those tests skip, naming what is missing.
-test: $(STAMP) slurm-test-packages
+test: $(STAMP) lint slurm-test-packages
 	$(BIN)/pytest
+
+# The inner loop: the unit and bad-input tests, without the Snakemake, DVC and SLURM runs
+# (marker `workflow`) and the few unit tests that train or synthesize for long (`slow`).
+test-fast: $(STAMP)
+	$(BIN)/pytest -m "not workflow and not slow"
 
 slurm-test-packages:
 	@sh tests/support/slurm/install-debian-packages.sh
 
+# Style and static checks (CI runs them first, through `make test`): ruff lints the Python
+# (pyflakes, pycodestyle, import order, bugbear, pyupgrade) and checks its format; snakefmt
+# the Snakemake files; snakemake --lint the workflow with each config.
+PYTHON_SOURCES := src tests benchmarks
+SNAKEMAKE_SOURCES := Snakefile workflow/rules
 lint: $(STAMP)
+	$(BIN)/ruff check $(PYTHON_SOURCES)
+	$(BIN)/ruff format --check $(PYTHON_SOURCES)
+	$(BIN)/snakefmt --check $(SNAKEMAKE_SOURCES)
 	$(BIN)/snakemake --lint
 	for override in workflow/configs/*.yaml; do $(BIN)/snakemake --lint --configfile $$override || exit 1; done
 
