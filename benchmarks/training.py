@@ -39,7 +39,8 @@ from lidcseg.training.train import TrainingStep  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[1]
 PAPER_CONFIG = REPO / "workflow" / "configs" / "lidc-paper.yaml"
-PAPER_TRAIN, PAPER_VAL = 4944, 1236  # the paper's split (SPEC.md); ours has ~6,000 training slices
+# the paper's split (docs/paper.md, "Data"); ours has ~6,000 training slices
+PAPER_TRAIN, PAPER_VAL = 4944, 1236
 PAPER_DECODER = (256, 128, 64, 32, 16)
 
 

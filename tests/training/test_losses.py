@@ -1,4 +1,4 @@
-"""The loss equals a direct implementation of SPEC.md eqs. (10)-(13)."""
+"""The loss equals a direct implementation of eqs. (10)-(13) (docs/paper.md)."""
 
 from __future__ import annotations
 

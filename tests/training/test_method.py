@@ -1,6 +1,6 @@
 """The method as trained (issue 15): whole batches only (BAM's batch norm never sees a batch
 of one), and supervised side maps that predict the nodule, so that reverse and boundary
-attention are driven by real prediction maps (SPEC.md eqs. 5-8)."""
+attention are driven by real prediction maps (docs/paper.md, eqs. 5-8)."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Segmentation metrics (SPEC.md, Evaluation, eqs. 17-19) and their uncertainty.
+"""Segmentation metrics (docs/paper.md, "Evaluation", eqs. 17-19) and their uncertainty.
 
     DSC = 2TP / (2TP + FP + FN),  precision = TP / (TP + FP),  recall = TP / (TP + FN)
 

@@ -1,5 +1,5 @@
-"""Resample to the paper's spacing and crop/pad to a fixed in-plane size (SPEC.md,
-Pre-processing step 2: 0.68 x 0.68 mm in-plane, 2.0 mm slices; 512 x 512 in-plane).
+"""Resample to the paper's spacing and crop/pad to a fixed in-plane size (docs/paper.md,
+"Pre-processing", step 2: 0.68 x 0.68 mm in-plane, 2.0 mm slices; 512 x 512 in-plane).
 
 Open points of the paper, decided here and set in config (``resample``):
 - Grid: voxel corners stay put (the resampled grid starts at the first voxel's outer edge),

@@ -1,7 +1,7 @@
 """The "readers" row: how well one radiologist matches the others, a human ceiling for the
-models (beyond the paper: SPEC.md reports no inter-reader figure).
+models (beyond the paper, which reports no inter-reader figure).
 
-Leave one reader out, pooled like the models (SPEC.md, Evaluation, eqs. 17-19, via
+Leave one reader out, pooled like the models (docs/paper.md, "Evaluation", eqs. 17-19, via
 lidcseg.core.metrics): on the test slices the models are scored on, each reader's own mask of a
 nodule is the prediction and the consensus of that nodule's *other* readers (agreement >=
 ``consensus``; with one other reader, his mask) the truth. Nodules: >= ``min_diameter_mm``

@@ -3,7 +3,7 @@
 The scan (a DICOM series folder, read with convert's checks, or a NIfTI volume in HU) is
 taken through what training saw, using the grid saved in the model file: resampled to the
 packed dataset's spacing and in-plane size (``data/resample.py``), lung-windowed
-(SPEC.md eqs. 15-16) and cut into axial slices. Every slice goes through each model
+(docs/paper.md, eqs. 15-16) and cut into axial slices. Every slice goes through each model
 (batched, on the configured device); the probabilities of several models are averaged, then
 mapped back onto the scan's own voxels (trilinear, the inverse of the resampling), so the
 outputs open over the source in 3D Slicer or ITK-SNAP.

@@ -1,1 +1,1 @@
-"""The model zoo (SPEC.md, Model): one U-Net whose skip connections are built from slots."""
+"""The model zoo (docs/paper.md, "Model"): one U-Net whose skip connections are built from slots."""

@@ -1,6 +1,6 @@
 """ResNet encoders (He et al. Deep Residual Learning. CVPR 2016), ImageNet-pretrained when
-weights are at hand (SPEC.md: the "pretrained U-Net" of the paper; the encoder is not named
-there, ResNet-34 is the common choice).
+weights are at hand (the "pretrained U-Net" of the paper, docs/paper.md, "Encoder and input
+channels": the paper names no encoder; ResNet-34 is the common choice).
 
 MONAI's 2-D ResNet has torchvision's parameter names, so torchvision's published ImageNet
 weights load into it unchanged (without importing torchvision): fetched once through

@@ -1,16 +1,16 @@
-"""The one U-Net of the paper (SPEC.md, Model, Fig. 2): a pretrained ResNet encoder, a
+"""The one U-Net of the paper (docs/paper.md, "Model", Fig. 2): a pretrained ResNet encoder, a
 U-Net decoder, and a skip module on every skip connection built from the variant's slots:
 
     skip -> [ASPP] -> [attention: se | bam | cbam | gate] -> [reverse / boundary / both]
 
 Every decoder stage has a 1 x 1 side head giving a one-channel logit map. Reverse and
 boundary attention at level i use the side map of level i + 1 (the stage below), upsampled;
-the deepest level uses the bottleneck's side map (SPEC.md's choice for the level with no
-deeper decoder). ``forward(x, return_side=True)`` also returns the side maps, deepest
-first, for deep supervision. Any input size works: every upsampling goes to the exact size
-of the skip it meets.
+the deepest level uses the bottleneck's side map (the choice for the level with no deeper
+decoder, docs/paper.md, "Side maps"). ``forward(x, return_side=True)`` also returns the side
+maps, deepest first, for deep supervision. Any input size works: every upsampling goes to
+the exact size of the skip it meets.
 
-Side maps (``side_maps``, SPEC.md leaves the form open): ``residual`` (default) makes every
+Side maps (``side_maps``, the paper leaves the form open): ``residual`` (default) makes every
 stage's map the deeper map, upsampled, plus the stage's own correction, and the output the
 last map plus the output head's: PraNet's cascade (Fan et al., MICCAI 2020: each reverse-
 attention branch outputs a residual added to the upsampled deeper prediction, and that sum
@@ -103,13 +103,13 @@ class SkipModule(nn.Module):
 
 
 class UNet(nn.Module):
-    """The pretrained U-Net of SPEC.md with the variant's slots on every skip connection.
+    """The pretrained U-Net of the paper with the variant's slots on every skip connection.
 
     A ResNet encoder (ImageNet weights or random), a decoder of two-convolution blocks, a 1 x 1
     side head on the bottleneck and on each decoder stage (the side maps that drive reverse
-    and boundary attention, SPEC.md eqs. 5-8) and the output head.
+    and boundary attention, eqs. 5-8) and the output head.
     Paper: Hwang et al., "Boundary and Reverse Attention Module for Lung Nodule Segmentation in
-    CT Images", IEMEK J. 2022 (SPEC.md, Method).
+    CT Images", IEMEK J. 2022 (docs/paper.md, "Model").
 
     Args:
         variant: which slots each skip connection holds (ASPP, attention block, reverse, boundary).

@@ -1,5 +1,5 @@
-"""Figure 3 of the paper (SPEC.md: CT, ground truth and each Table 1 model's prediction on a
-few test slices), DSC by nodule size, and the training curves.
+"""Figure 3 of the paper (docs/paper.md, "Figure 3": CT, ground truth and each Table 1
+model's prediction on a few test slices), DSC by nodule size, and the training curves.
 
 Which slices Figure 3 shows is a rule, not a hand pick (:func:`pick_slices`): for each size
 group of ``evaluate.size_bins_mm`` that has test nodules, the group's median-diameter nodule

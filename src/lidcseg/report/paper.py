@@ -1,4 +1,4 @@
-"""The paper's published numbers (SPEC.md, "Results to reproduce") and which of our variants
+"""The paper's published numbers (docs/paper.md, "Results") and which of our variants
 each row is. Rows are matched by slots, not by name, so a renamed variant still lands in
 its row."""
 
@@ -35,7 +35,7 @@ TABLE1 = (
     PaperRow("U-Net, no attention (ours)", Slots(), ours_only=True),
 )
 
-# Table 2: ablation on CBAM, DSC only, in the paper's row order (rebuilt in SPEC.md).
+# Table 2: ablation on CBAM, DSC only, in the paper's row order (docs/paper.md, "Table 2").
 TABLE2 = (
     PaperRow("CBAM", Slots(aspp=False, attention="cbam", reverse=False, boundary=False), 0.3728),
     PaperRow("CBAM + R", Slots(aspp=False, attention="cbam", reverse=True, boundary=False), 0.6201),
@@ -60,7 +60,8 @@ TABLE2 = (
 )
 
 # The all-off row read the other way: the paper's 0.3728 is far below its CBAM of Table 1
-# (0.5519), so Table 2 shows it beside our plain U-Net too (SPEC.md, open point).
+# (0.5519), so Table 2 shows it beside our plain U-Net too
+# (docs/paper.md, "Table 2's all-off row").
 ALL_OFF_AS_UNET = PaperRow(
     "All off, read as U-Net without attention (ours)", Slots(), 0.3728, ours_only=True
 )

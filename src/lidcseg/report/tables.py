@@ -1,11 +1,12 @@
 """Tables 1 and 2 of the paper, regenerated beside the paper's numbers, as Markdown, CSV and
 LaTeX (booktabs).
 
-Our figures are pooled over the test set (SPEC.md, Evaluation: the paper's DSC is the
-harmonic mean of its precision and recall, which pooled counts give) with the 95 % patient
-bootstrap interval in brackets, "mean +- sd" over seeds when there are several, and the
-per-image mean DSC beside them. The paper's value and our difference (ours - paper) sit in
-adjacent columns. Rows are the paper's, in its order; rows marked "(ours)" are not in it.
+Our figures are pooled over the test set (docs/paper.md, "Aggregation of the metrics": the
+paper's DSC is the harmonic mean of its precision and recall, which pooled counts give)
+with the 95 % patient bootstrap interval in brackets, "mean +- sd" over seeds when there are
+several, and the per-image mean DSC beside them. The paper's value and our difference
+(ours - paper) sit in adjacent columns. Rows are the paper's, in its order; rows marked
+"(ours)" are not in it.
 
 Is a module's effect real? Each row's pooled DSC minus CBAM's (Table 1: the module against
 the attention it replaces; Table 2: against the all-off row) and minus the plain U-Net's,

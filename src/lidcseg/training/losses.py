@@ -1,4 +1,4 @@
-"""Training loss of the paper (SPEC.md, Loss, eqs. 10-13), on logits.
+"""Training loss of the paper (docs/paper.md, "Loss", eqs. 10-13), on logits.
 
     Dice   = 2 sum(p g) / (sum p + sum g),  L_dice = 1 - Dice          (10, 11)
     L_bce  = -(1/N) sum(g log p + (1 - g) log(1 - p))                   (12)

@@ -1,6 +1,7 @@
-"""Train one variant with one seed: the loss of SPEC.md (eqs. 10-13) on the packed splits.
+"""Train one variant with one seed: the loss of docs/paper.md (eqs. 10-13) on the packed splits.
 
-SPEC.md gives no optimiser, schedule, epochs or augmentation: all are config (``train:``).
+The paper gives no optimiser, schedule, epochs or augmentation: all are config (``train:``;
+docs/paper.md, "Training recipe").
 The model kept is the epoch with the best pooled validation DSC, with optional early stopping.
 
 Fault tolerance: after every epoch the whole training state (weights, optimiser, epoch,
@@ -179,7 +180,7 @@ def run_training(job: TrainingJob) -> dict:
 
 class TrainingStep:
     """One optimiser step on a loader batch: augmentation on the device, forward, the loss of
-    SPEC.md eq. (13) (plus the side maps' terms), backward, update, the weight average. Returns
+    eq. (13) (plus the side maps' terms), backward, update, the weight average. Returns
     the loss as a device tensor: reading it would make the host wait for the device."""
 
     def __init__(

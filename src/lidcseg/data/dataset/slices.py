@@ -1,7 +1,8 @@
-"""Nodule slices: the 2-D axial images the paper trains on (SPEC.md, Pre-processing 3-4).
+"""Nodule slices: the 2-D axial images the paper trains on (docs/paper.md,
+"Pre-processing", steps 3-4).
 
 A slice of the resampled volume is a "nodule image" when the consensus mask of its >= 3 mm
-nodules covers at least ``min_area_mm2`` there (default 0: any voxel). SPEC.md leaves the
+nodules covers at least ``min_area_mm2`` there (default 0: any voxel). The paper leaves the
 rule open; this one counts every slice a nodule's consensus reaches, and the cohort flow
 reports what it gives beside the paper's 8,230. Images are windowed (eq. 15: centre -600,
 width 1500, i.e. clipped to [-1350, 150] HU) and normalised to [0, 1] (eq. 16), stored as

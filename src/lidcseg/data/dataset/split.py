@@ -1,6 +1,6 @@
 """Train / validation / test split by patient, and packing into memory-mappable arrays.
 
-SPEC.md, Data: test ~25 %, then validation = 20 % of the rest (4,944 / 1,236 / 2,060
+docs/paper.md, "Data": test ~25 %, then validation = 20 % of the rest (4,944 / 1,236 / 2,060
 images). The paper does not say whether it split by patient; we do, because slices of one
 nodule in two splits leak. The fractions are of patients (with at least one nodule slice),
 so the image fractions come out near, not exactly at, the paper's. With ``stratify: size``

@@ -1,4 +1,5 @@
-"""The files of a DICOM CT series: finding the series folder, reading one slice (SPEC.md, eq. 14).
+"""The files of a DICOM CT series: finding the series folder, reading one slice
+(docs/paper.md, eq. 14).
 
 One file is one axial image. A file is read once, through the fast header reader for the
 simple layout of LIDC files (``header.py``) or pydicom for anything else, and refused with a

@@ -1,4 +1,4 @@
-"""A DICOM CT series to Hounsfield units with the true geometry (SPEC.md, Pre-processing, eq. 14).
+"""A DICOM CT series to Hounsfield units with the true geometry (docs/paper.md, eq. 14).
 
 We read every file of the series folder once (``files.py``), check what the paper's pipeline
 silently assumes (one series, CT, one pixel spacing), sort slices by their position along

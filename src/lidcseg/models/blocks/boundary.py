@@ -1,4 +1,4 @@
-"""Boundary attention (SPEC.md eqs. 7-8): weights highest at the predicted nodule's edge,
+"""Boundary attention (docs/paper.md, eqs. 7-8): weights highest at the predicted nodule's edge,
 F_b = A_b * F, from the deeper level's probability map P. The paper's eq. (7) did not
 survive extraction; the formula is switchable:
 
@@ -45,7 +45,7 @@ class BoundaryAttention(nn.Module):
 
     Based on: Hwang, Ji, Yoon, Lee, "Boundary and Reverse Attention Module for Lung Nodule
     Segmentation in CT Images" (RB-CBAM), IEMEK J. Embedded Systems and Applications 17(5),
-    2022. SPEC.md eqs. (7)-(8): F_b = A_b * F, with A_b from the deeper level's probability
+    2022. Eqs. (7)-(8): F_b = A_b * F, with A_b from the deeper level's probability
     map P (passed to ``forward`` with the feature, upsampled to its size). The paper's eq. (7)
     did not survive extraction, so the weight is switchable (see ``boundary_weights``);
     the default, A_b = 1 - |2P - 1|, is highest where P = 0.5, where the probability falls

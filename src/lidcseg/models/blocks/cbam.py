@@ -1,5 +1,5 @@
-"""Convolutional Block Attention Module (Woo, Park, Lee, Kweon. CBAM. ECCV 2018); SPEC.md
-eqs. (1)-(4):
+"""Convolutional Block Attention Module (Woo, Park, Lee, Kweon. CBAM. ECCV 2018);
+docs/paper.md, "CBAM", eqs. (1)-(4):
 
     Mc(F) = sigmoid(MLP(AvgPool(F)) + MLP(MaxPool(F))),  MLP = W1 ReLU(W0 .) shared   (2)
     F'    = Mc(F) * F                                                                  (1)
@@ -22,7 +22,7 @@ class ChannelAttention(nn.Module):
     """Channel attention Mc of CBAM: per-channel weights of a feature, (B, C, 1, 1).
 
     Based on: Woo, Park, Lee, Kweon, "CBAM: Convolutional Block Attention Module", ECCV 2018.
-    SPEC.md eq. (2), one MLP shared by the average- and max-pooled descriptors:
+    Eq. (2), one MLP shared by the average- and max-pooled descriptors:
     Mc(F) = sigmoid(MLP(AvgPool(F)) + MLP(MaxPool(F))), MLP = W1 ReLU(W0 .), the two weights
     1 x 1 convolutions without bias. It returns the weights, not the product.
 
@@ -51,7 +51,7 @@ class SpatialAttention(nn.Module):
     """Spatial attention Ms of CBAM: per-pixel weights of a feature, (B, 1, H, W).
 
     Based on: Woo, Park, Lee, Kweon, "CBAM: Convolutional Block Attention Module", ECCV 2018.
-    SPEC.md eq. (4), a 7 x 7 convolution over the channel mean and max maps:
+    Eq. (4), a 7 x 7 convolution over the channel mean and max maps:
     Ms(F') = sigmoid(conv7x7([mean_c(F'); max_c(F')])), the convolution without bias. It
     returns the weights, not the product.
 
@@ -76,9 +76,9 @@ class CBAM(nn.Module):
     """Convolutional block attention: channel, then spatial weights multiplied into a feature.
 
     Based on: Woo, Park, Lee, Kweon, "CBAM: Convolutional Block Attention Module", ECCV 2018.
-    SPEC.md eqs. (1)-(4): F' = Mc(F) * F (1) with Mc of eq. (2) (``ChannelAttention``), then
+    Eqs. (1)-(4): F' = Mc(F) * F (1) with Mc of eq. (2) (``ChannelAttention``), then
     F'' = Ms(F') * F' (3) with Ms of eq. (4) (``SpatialAttention``, 7 x 7). In RB-CBAM it is
-    the attention on each skip's ASPP output; alone, a baseline of SPEC.md's Table 1.
+    the attention on each skip's ASPP output; alone, a baseline of the paper's Table 1.
 
     Args:
         channels: C, the channels of the feature, in and out.

@@ -18,9 +18,10 @@ class AttentionGate(nn.Module):
     """Attention gate: weights a skip feature by where the coarser decoder feature points.
 
     Based on: Oktay et al., "Attention U-Net: Learning Where to Look for the Pancreas", MIDL
-    2018. One of the attention blocks SPEC.md's Table 1 compares RB-CBAM with (no equation of
-    its own in SPEC.md): alpha = sigmoid(psi(ReLU(W_x x + W_g g))), output x * alpha, with g
-    the coarser decoder feature (the gating signal, required by ``forward``) resampled
+    2018. One of the attention blocks Table 1 compares RB-CBAM with (no equation of its own
+    in the paper; docs/paper.md, "Baseline attention blocks"):
+    alpha = sigmoid(psi(ReLU(W_x x + W_g g))), output x * alpha, with g the coarser decoder
+    feature (the gating signal, required by ``forward``) resampled
     bilinearly to x's size. MONAI's AttentionBlock is this gate (with batch norm after each
     1 x 1 convolution); its intermediate width is C/2.
 

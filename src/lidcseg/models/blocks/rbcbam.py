@@ -1,4 +1,4 @@
-"""RB-CBAM fusion (SPEC.md eq. 9): F_rb = Concat(F_r, F_b) of the reverse- and the
+"""RB-CBAM fusion (docs/paper.md, eq. 9): F_rb = Concat(F_r, F_b) of the reverse- and the
 boundary-weighted (CBAM) features, reduced back to the skip's width by a 1 x 1 convolution
 with batch norm and ReLU, so the decoder sees the same channels as without it."""
 
@@ -18,7 +18,7 @@ class ReverseBoundaryFusion(nn.Module):
 
     Based on: Hwang, Ji, Yoon, Lee, "Boundary and Reverse Attention Module for Lung Nodule
     Segmentation in CT Images" (RB-CBAM), IEMEK J. Embedded Systems and Applications 17(5),
-    2022. SPEC.md eq. (9): F_rb = Concat(F_r, F_b), with F_r of eqs. (5)-(6) and F_b of eqs.
+    2022. Eq. (9): F_rb = Concat(F_r, F_b), with F_r of eqs. (5)-(6) and F_b of eqs.
     (7)-(8) computed from the same (CBAM) feature and the deeper level's probability map
     (passed to ``forward``), followed by a 1 x 1 convolution with batch norm and ReLU from 2C
     to C channels, so the decoder sees the same channels as without it.

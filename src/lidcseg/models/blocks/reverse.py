@@ -1,4 +1,4 @@
-"""Reverse attention (SPEC.md eqs. 5-6; after Chen et al. Reverse Attention for Salient
+"""Reverse attention (docs/paper.md, eqs. 5-6; after Chen et al. Reverse Attention for Salient
 Object Detection, ECCV 2018): A_r = 1 - sigmoid(Up(D_{i+1})), F_r = A_r * F. It turns the
 features toward what the deeper level has not yet found: missed parts and small nodules."""
 
@@ -21,7 +21,7 @@ class ReverseAttention(nn.Module):
     Based on: Chen, Tan, Wang, Hu, "Reverse Attention for Salient Object Detection", ECCV
     2018, as used for medical segmentation by Fan et al., "PraNet: Parallel Reverse Attention
     Network for Polyp Segmentation", MICCAI 2020, and by the RB-CBAM paper (Hwang, Ji, Yoon,
-    Lee, IEMEK J. Embedded Systems and Applications 17(5), 2022). SPEC.md eqs. (5)-(6):
+    Lee, IEMEK J. Embedded Systems and Applications 17(5), 2022). Eqs. (5)-(6):
     A_r = 1 - sigmoid(Up(D_{i+1})) and F_r = A_r * F; ``forward`` takes the feature and the
     probability map sigmoid(Up(D_{i+1})), so missed parts and small nodules get the weight.
 

@@ -18,8 +18,9 @@ class SE(nn.Module):
     """Squeeze-and-excitation: channel weights from the globally average-pooled feature.
 
     Based on: Hu, Shen, Sun, "Squeeze-and-Excitation Networks", CVPR 2018. One of the
-    attention blocks SPEC.md's Table 1 compares RB-CBAM with (no equation of its own in
-    SPEC.md): sigmoid(W2 ReLU(W1 AvgPool(F))) multiplied into F, W1: C -> C/r, W2: C/r -> C.
+    attention blocks Table 1 compares RB-CBAM with (no equation of its own in the paper;
+    docs/paper.md, "Baseline attention blocks"): sigmoid(W2 ReLU(W1 AvgPool(F))) multiplied
+    into F, W1: C -> C/r, W2: C/r -> C.
     MONAI's ChannelSELayer is exactly this block.
 
     Args:
