@@ -8,9 +8,9 @@ packed dataset the workflow built (run `make run` or snakemake up to
 results/dataset/packed first), evaluates it on the test split as `lidcseg evaluate` does,
 and prints every run's pooled test DSC, then each variant's mean and sample sd over seeds
 (the recipe's target: sd <= 0.05). A module effect smaller than about twice that sd cannot
-be told from seed noise on one seed per variant (issue 15). Runs go ``--jobs`` at a time,
-one thread each, as the workflow runs them on a 2-core machine; outputs go to a temporary
-folder unless ``--out`` names one.
+be told from seed noise on one seed per variant (docs/training.md, "Decision log"). Runs
+go ``--jobs`` at a time, one thread each, as the workflow runs them on a 2-core machine;
+outputs go to a temporary folder unless ``--out`` names one.
 """
 
 from __future__ import annotations
@@ -41,15 +41,18 @@ def train_and_score(
     config = load(config_path)
     out_dir = Path(out) / variant / f"seed{seed}"
     started = time.perf_counter()
-    job = TrainingJob.for_variant(variant, seed, Path(packed), out_dir, config.models, config.train)
+    job = TrainingJob.for_variant(
+        variant, seed, Path(packed), out_dir, config.models, config.train_run
+    )
     summary = run_training(job)
     result = evaluate_model(
         out_dir / "model.pt",
         Path(packed),
         [Path(n) for n in nodules],
         out_dir.with_suffix(".json"),
-        config.train,
+        config.train_run,
         config.evaluate,
+        config.execution.evaluate.batch_size,
     )
     return {
         "variant": variant,

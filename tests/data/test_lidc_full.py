@@ -1,7 +1,7 @@
 """The complete real series in ../shared/lidc-full (LIDC-IDRI-0001, 133 slices and its XML)
-through inspect, convert, annotate, resample and extract, as the workflow's rules run them
-(issue 17): its consensus mask is pylidc's own 50 % consensus voxel for voxel, and its nodule
-slices are the ones the database-only count (archive-flow) gives, slice for slice."""
+through inspect, convert, annotate, resample and extract, as the workflow's rules run them:
+its consensus mask is pylidc's own 50 % consensus voxel for voxel, and its nodule slices are
+the ones the database-only count (archive-flow) gives, slice for slice."""
 
 from __future__ import annotations
 

@@ -13,7 +13,7 @@ Open points of the paper, decided here and set in config (``resample``):
   neither grows nor shrinks a mask on average), or ``nearest``.
 - Outside the scan (in-plane padding): air, ``pad_hu`` = -1024 HU; along z, edge slices
   extend by at most half an output voxel.
-- Slices that are not evenly spaced (lidcseg.data.dicom.geometry; issue 17): the output grid
+- Slices that are not evenly spaced (lidcseg.data.dicom.geometry): the output grid
   is planned from the first slice and the usual spacing as for any scan, and each output
   slice interpolates between the two real slices around its z (``GridTransform.source_z``),
   image and mask alike. A 0.5 mm shift or a missing slice is then a matter of interpolation

@@ -1,4 +1,4 @@
-"""Segment a new CT scan with trained models (issue 18): ``lidcseg predict``.
+"""Segment a new CT scan with trained models: ``lidcseg predict``.
 
 The scan (a DICOM series folder, read with convert's checks, or a NIfTI volume in HU) is
 taken through what training saw, using the grid saved in the model file: resampled to the

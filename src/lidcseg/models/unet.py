@@ -18,7 +18,7 @@ is what is supervised). The coarse prediction then survives a reverse gate 1 - P
 erases the found nodule from the skip: the stage only has to add what the deeper level
 missed, which is what reverse attention is for. ``plain``: each map from its own stage
 alone (the form before deep supervision was on; measured to collapse ``cbam_r`` once its
-maps are supervised, issue 15).
+maps are supervised: docs/training.md, "Decision log").
 """
 
 from __future__ import annotations
@@ -96,7 +96,7 @@ class SkipModule(nn.Module):
         if self.focus is not None:
             # The map is a prediction, trained by its own supervision only: a gradient through
             # the gate would bend it toward whatever opens the gate (measured: boundary
-            # attention then pulled its maps off the nodule and cbam_b never learned, issue 15).
+            # attention then pulled its maps off the nodule and cbam_b never learned).
             side = _upsample(side_logits.detach(), skip)
             skip = self.focus(skip, torch.sigmoid(side))
         return skip

@@ -6,7 +6,7 @@ that a 1 %-foreground problem still shows nodules in most batches; then a random
 rotation, zoom and intensity change. Crop, rotation, zoom and flips are one affine
 resampling (``grid_sample``), so a sample costs one interpolation.
 
-The work is split where it is cheapest (issue 16):
+The work is split where it is cheapest, so that a loader worker keeps pace with a GPU:
 
 - ``TrainingSamples`` (the loader workers) only slices the memory-mapped packed arrays and
   draws the sample's random numbers: the float16 slice and its mask as stored, the (2, 3)

@@ -1,6 +1,6 @@
 """An exponential moving average of a model's weights, the model that is validated and kept.
 
-The demo's recipe measured that way (issue 15): on 96 x 96 crops of ~100 slices, the
+Measured on the demo (docs/training.md, "Decision log"): on 96 x 96 crops of ~100 slices, the
 validation DSC of the raw weights jumped between epochs (0.37, 0.06, 0.17, 0.58 for one
 ``rbcbam`` run), so which epoch was kept, and the test DSC, was mostly chance. Averaging
 the weights of the last few hundred steps (Polyak & Juditsky, SIAM J. Control Optim. 1992;

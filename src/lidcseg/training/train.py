@@ -11,9 +11,9 @@ exits. Because the data order and every augmentation are functions of (seed, epo
 (training/augment.py), the resumed run ends with the same weights as an uninterrupted one. A
 non-finite loss stops the job with an error and writes no model.
 
-Speed (issue 16): a step never waits for the device: batched augmentation on it, losses
-read back every ``READ_EVERY`` steps (a non-finite one still names its batch), a fused
-optimiser on CUDA, validation counted on the device.
+Speed: a step never waits for the device (docs/training.md, "On a GPU"): batched
+augmentation on it, losses read back every ``READ_EVERY`` steps (a non-finite one still
+names its batch), a fused optimiser on CUDA, validation counted on the device.
 """
 
 from __future__ import annotations

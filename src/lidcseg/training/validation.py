@@ -1,5 +1,5 @@
 """Validation during training: pooled DSC, precision, recall and the mean loss of a split,
-counted on the training device and read back once (a step never waits for it, issue 16)."""
+counted on the training device and read back once (a training step never waits for it)."""
 
 from __future__ import annotations
 

