@@ -7,7 +7,7 @@
 with p = sigmoid(logits), sums over every pixel of the batch (the equations have one sum,
 not one per image). ``eps`` (1e-6) only keeps 0/0 finite when a batch has no nodule pixel
 and no prediction. BCE is torch's ``binary_cross_entropy_with_logits``: the same function
-as eq. (12), computed stably from logits (tests/test_losses.py checks both against a
+as eq. (12), computed stably from logits (tests/training/test_losses.py checks both against a
 direct implementation). Deep supervision adds ``weight_i * L(side_i)`` for each side map,
 upsampled to the target's size.
 """

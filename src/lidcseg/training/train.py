@@ -1,7 +1,6 @@
 """Train one variant with one seed: the loss of docs/paper.md (eqs. 10-13) on the packed splits.
 
-The paper gives no optimiser, schedule, epochs or augmentation: all are config (``train:``;
-docs/paper.md, "Training recipe").
+Optimiser, schedule, epochs, augmentation: config (``train:``; docs/paper.md, "Training recipe").
 The model kept is the epoch with the best pooled validation DSC, with optional early stopping.
 
 Fault tolerance: after every epoch the whole training state (weights, optimiser, epoch,
