@@ -56,7 +56,7 @@ from training import (
 from lidcseg.config import load  # noqa: E402
 from lidcseg.models.registry import variants_from_config  # noqa: E402
 
-PAPER_WORKERS = 6  # workflow/configs/lidc-paper.yaml's train.workers
+PAPER_WORKERS = 6  # workflow/configs/lidc-paper.yaml's execution.train.workers
 
 
 @dataclasses.dataclass
@@ -111,7 +111,7 @@ def measure_loader(split, t, plan: Plan, device) -> dict:
 def measure_steps(split, config, plan: Plan, device, budget: Budget) -> list[dict]:
     """Eager rows first (configured determinism, then without), compiled rows while time lasts."""
     variants = variants_from_config(config.models.variants)
-    base = full_slices(config.train, (plan.size, plan.size), amp=plan.amp, channels_last=True)
+    base = full_slices(config.train_run, (plan.size, plan.size), amp=plan.amp, channels_last=True)
     runs = [
         (name, batch, base.deterministic, False)
         for batch in plan.batches
@@ -154,7 +154,8 @@ def demo_train(packed: Path, cuda: bool, work: Path) -> dict:
     """`lidcseg train` of the demo on this device: SIGKILL after epoch 1's checkpoint, rerun to
     resume; an uninterrupted run for comparison."""
     data = yaml.safe_load((REPO / "config.yaml").read_text())
-    data["train"].update(epochs=2, validate_every=1, device="cuda" if cuda else "cpu")
+    data["train"].update(epochs=2, validate_every=1)
+    data["execution"]["train"]["device"] = "cuda" if cuda else "cpu"
     if not cuda:  # the tiny fallback: seconds per epoch
         data["models"]["decoder_channels"] = [16, 16, 16, 16, 8]
         data["train"].update(batch_size=4, image_scale=1.0, patch_size=[32, 32])
@@ -282,7 +283,7 @@ def main() -> None:
     )
     split = packed_train(args.packed, plan.size, per_patient=20 if cuda else 4)
 
-    report["loader"] = measure_loader(split, config.train, plan, device)
+    report["loader"] = measure_loader(split, config.train_run, plan, device)
     print(f"loader ({budget.elapsed():.0f} s):", json.dumps(report["loader"]), flush=True)
     with tempfile.TemporaryDirectory() as work:
         # the workflow's demo data where it is packed at 512 x 512, else the made-up set

@@ -195,7 +195,7 @@ def main() -> None:
     parser.add_argument("--paper-epochs", type=int, default=100)
     args = parser.parse_args()
     config = load(args.config)
-    t = config.train
+    t = config.train_run
     seed_everything(0, t.deterministic, t.threads)
     device = pick_device(t.device)
     split = packed_train(Path(args.packed))

@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import copy
+import subprocess
+import sys
+from pathlib import Path
 
 import pytest
 import yaml
@@ -46,12 +49,27 @@ def test_embedded_default_is_valid_and_typed():
             "dataset.patients",
             "is not valid under any of the given schemas",
         ),
-        (("download", "retries"), -1, "download.retries", "minimum"),
-        (("download", "max_wait_s"), -1, "download.max_wait_s", "minimum"),
-        (("download", "proxy"), "socks5://proxy:1080", "download.proxy", "does not match"),
-        (("download", "proxy"), "http://proxy:3128/$(touch x)", "download.proxy", "does not match"),
-        (("download", "proxy"), "env", "download.proxy", "does not match"),
-        (("download", "ca_bundle"), "", "download.ca_bundle", "should be non-empty"),
+        (("execution", "download", "retries"), -1, "execution.download.retries", "minimum"),
+        (("execution", "download", "max_wait_s"), -1, "execution.download.max_wait_s", "minimum"),
+        (
+            ("execution", "download", "proxy"),
+            "socks5://proxy:1080",
+            "execution.download.proxy",
+            "does not match",
+        ),
+        (
+            ("execution", "download", "proxy"),
+            "http://proxy:3128/$(touch x)",
+            "execution.download.proxy",
+            "does not match",
+        ),
+        (("execution", "download", "proxy"), "env", "execution.download.proxy", "does not match"),
+        (
+            ("execution", "download", "ca_bundle"),
+            "",
+            "execution.download.ca_bundle",
+            "should be non-empty",
+        ),
         (
             ("download", "tcia"),
             {**DEFAULT["download"]["tcia"], "api_version": "1"},
@@ -80,7 +98,10 @@ def test_embedded_default_is_valid_and_typed():
 )
 def test_bad_value_names_its_key(path, value, key, words):
     data = copy.deepcopy(DEFAULT)
-    data[path[0]][path[1]] = value
+    section = data
+    for name in path[:-1]:
+        section = section[name]
+    section[path[-1]] = value
     with pytest.raises(ConfigError) as info:
         config.validate(data)
     assert info.value.key == key
@@ -129,3 +150,31 @@ def test_check_config_command(tmp_path, capsys):
     bad.write_text("resample:\n  pad_hu: 100\n")
     assert main(["check-config", str(REPO / "config.yaml"), str(bad)]) == 2
     assert "config key 'resample.pad_hu'" in capsys.readouterr().err
+
+
+def test_the_packaged_defaults_are_the_checkouts_config_yaml():
+    """One source of truth: the package ships config.yaml as its defaults (what --settings
+    falls back to outside a checkout); the two files must not drift apart."""
+    assert config.DEFAULTS_PATH.read_text() == (REPO / "config.yaml").read_text(), (
+        "cp config.yaml src/lidcseg/defaults/config.yaml"
+    )
+
+
+def test_commands_run_outside_the_checkout_read_the_packaged_defaults(tmp_path):
+    """No config.yaml in the current folder: check-config and a command's --settings fall
+    back to the defaults shipped with the package."""
+    lidcseg = str(Path(sys.executable).parent / "lidcseg")
+    checked = subprocess.run(
+        [lidcseg, "check-config"], cwd=tmp_path, capture_output=True, text=True, timeout=120
+    )
+    assert checked.returncode == 0, checked.stderr
+    assert str(config.DEFAULTS_PATH) in checked.stdout
+    synthesized = subprocess.run(
+        [lidcseg, "synthesize", "LIDC-IDRI-0001", "lidc"],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert synthesized.returncode == 0, synthesized.stderr
+    assert (tmp_path / "lidc/LIDC-IDRI-0001/series.json").is_file()

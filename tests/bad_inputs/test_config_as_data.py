@@ -41,11 +41,10 @@ def test_a_hostile_download_setting_runs_nothing(tmp_path):
         {
             "dataset": {"source": "tcia", "patients": ["LIDC-IDRI-0078"]},
             "download": {
-                "retries": 0,
-                "timeout_s": 2,
                 "tcia": {"base_url": "http://127.0.0.1:9/nbia-api/services", "collection": HOSTILE},
                 "idc": {"collection": HOSTILE},
             },
+            "execution": {"download": {"retries": 0, "timeout_s": 2}},
         },
     )
     printed = snakemake(workdir, "-n", "-p", "--configfile", override)

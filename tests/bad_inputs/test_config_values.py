@@ -111,6 +111,32 @@ def test_cuda_asked_for_without_a_gpu_names_the_key():
     from lidcseg.core.runtime import pick_device
 
     with pytest.raises(
-        ConfigError, match="config key 'train.device': cuda, but torch sees no CUDA device"
+        ConfigError,
+        match="config key 'execution.train.device': cuda, but torch sees no CUDA device",
     ):
         pick_device("cuda")
+
+
+@pytest.mark.parametrize(
+    "section, key, new",
+    [
+        ("train", "workers", "execution.train.workers"),
+        ("train", "deterministic", "execution.train.deterministic"),
+        ("evaluate", "batch_size", "execution.evaluate.batch_size"),
+        ("download", "proxy", "execution.download.proxy"),
+    ],
+)
+def test_a_moved_key_is_refused_naming_its_new_place(section, key, new, tmp_path):
+    """An old config (an overlay still setting train.workers) is refused before any job,
+    never read as something else or silently ignored; the same through --settings."""
+    data = copy.deepcopy(DEFAULT)
+    data[section][key] = 1
+    message = f"config key '{section}.{key}': moved to {new}"
+    with pytest.raises(ConfigError, match=message) as info:
+        config.validate(data)
+    assert info.value.key == f"{section}.{key}" and "\n" not in str(info.value)
+    with pytest.raises(ConfigError, match=message):
+        config.load_sections(json.dumps({section: data[section]}), (section,))
+    (tmp_path / "old.yaml").write_text(yaml.safe_dump({section: {key: 1}}))
+    with pytest.raises(ConfigError, match=message):
+        config.load(REPO / "config.yaml", tmp_path / "old.yaml")

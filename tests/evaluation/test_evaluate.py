@@ -17,8 +17,9 @@ from lidcseg.training.train import run_training
 from tests.support.packed import make_job, write_packed
 
 SETTINGS = EvaluateConfig(
-    threshold=0.5, bootstrap_resamples=200, confidence=0.95, size_bins_mm=(6, 10, 20), batch_size=4
+    threshold=0.5, bootstrap_resamples=200, confidence=0.95, size_bins_mm=(6, 10, 20)
 )
+BATCH = 4  # execution.evaluate.batch_size
 
 
 def test_nodule_counts_attribute_regions_to_the_nodule_they_overlap_most():
@@ -54,7 +55,13 @@ def evaluated(tmp_path_factory):
     for k in range(2):
         out = root / f"metrics{k}" / "seed7.json"
         evaluate_model(
-            root / "model/model.pt", packed, [root / "nodules.csv"], out, job.train, SETTINGS
+            root / "model/model.pt",
+            packed,
+            [root / "nodules.csv"],
+            out,
+            job.train,
+            SETTINGS,
+            BATCH,
         )
         outs.append(out)
     return root, outs
@@ -95,6 +102,7 @@ def test_same_seed_same_metrics(evaluated, tmp_path):
         again,
         job.train,
         SETTINGS,
+        BATCH,
     )
     a, b = json.loads(first.read_text()), json.loads(again.read_text())
     assert (
@@ -133,6 +141,7 @@ def test_bad_files_are_named(evaluated, tmp_path):
             tmp_path / "m.json",
             job.train,
             SETTINGS,
+            BATCH,
         )
 
 

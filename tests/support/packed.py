@@ -7,7 +7,7 @@ from pathlib import Path
 import numpy as np
 import yaml
 
-from lidcseg.config import TrainConfig
+from lidcseg.config import TrainConfig, TrainExecution, TrainRun
 from lidcseg.io import write_json, write_rows
 from lidcseg.models.registry import Variant
 from lidcseg.training.train import TrainingJob
@@ -66,18 +66,28 @@ def tiny_settings(**train) -> dict:
             "image_scale": 1.0,
             "patch_size": [32, 32],
             "validate_every": 1,
+            **{k: v for k, v in train.items() if k not in data["execution"]["train"]},
+        }
+    )
+    data["execution"]["train"].update(
+        {
             "threads": 1,
             "workers": 0,
-            **train,
+            **{k: v for k, v in train.items() if k in data["execution"]["train"]},
         }
     )
     data["evaluate"]["bootstrap_resamples"] = 200
     return data
 
 
+def tiny_run(data: dict) -> TrainRun:
+    """The training recipe of ``tiny_settings`` with its execution settings, as jobs get it."""
+    return TrainRun.of(
+        TrainConfig.from_dict(data["train"]), TrainExecution.from_dict(data["execution"]["train"])
+    )
+
+
 def make_job(packed: Path, out: Path, **train) -> TrainingJob:
     data = tiny_settings(**train)
     models = {k: v for k, v in data["models"].items() if k != "variants"}
-    return TrainingJob(
-        "unet", Variant("unet"), 7, packed, out, models, TrainConfig.from_dict(data["train"])
-    )
+    return TrainingJob("unet", Variant("unet"), 7, packed, out, models, tiny_run(data))

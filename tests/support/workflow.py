@@ -19,6 +19,9 @@ TINY_CONFIG = "tests/configs/tiny.yaml"
 UNVERSIONED_RULES = {"predict"}
 UNVERSIONED_FILES = {"workflow/rules/predict.smk"}
 UNVERSIONED_SECTIONS = {"predict"}
+# How fast and where, never what (config.yaml `execution:`): no stage's param, no job's
+# Snakemake param; a change reruns nothing.
+EXECUTION_SECTIONS = {"execution"}
 
 
 def snakemake(workdir: Path, *args: str) -> subprocess.CompletedProcess:

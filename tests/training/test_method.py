@@ -1,6 +1,7 @@
-"""The method as trained (issue 15): whole batches only (BAM's batch norm never sees a batch
-of one), and supervised side maps that predict the nodule, so that reverse and boundary
-attention are driven by real prediction maps (docs/paper.md, eqs. 5-8)."""
+"""The method as trained (docs/models.md, "Side maps"): whole batches only (BAM's batch
+norm never sees a batch of one), and supervised side maps that predict the nodule, so that
+reverse and boundary attention are driven by real prediction maps (docs/paper.md,
+eqs. 5-8)."""
 
 from __future__ import annotations
 
@@ -8,20 +9,17 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from lidcseg.config import TrainConfig
 from lidcseg.data.dataset.packed import PackedSplit
 from lidcseg.models.loading import load_model
 from lidcseg.models.registry import Variant
 from lidcseg.training.train import TrainingJob, run_training
-from tests.support.packed import tiny_settings, write_packed
+from tests.support.packed import tiny_run, tiny_settings, write_packed
 
 
 def job_of(variant: Variant, packed, out, **train) -> TrainingJob:
     data = tiny_settings(**train)
     models = {k: v for k, v in data["models"].items() if k != "variants"}
-    return TrainingJob(
-        variant.name, variant, 3, packed, out, models, TrainConfig.from_dict(data["train"])
-    )
+    return TrainingJob(variant.name, variant, 3, packed, out, models, tiny_run(data))
 
 
 def test_a_training_split_of_8k_plus_1_trains_bam_at_batch_8(tmp_path):

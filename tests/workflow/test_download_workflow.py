@@ -46,16 +46,18 @@ dataset:
   source: tcia
   patients: {PATIENTS}
 download:
-  parallel: 2
-  retries: 2
-  backoff_s: 0.1
-  timeout_s: 30
-  proxy: null
   tcia:
     base_url: {archive_server.url}/nbia-api/services
     api_version: v4
     collection: LIDC-IDRI
     md5: true
+execution:
+  download:
+    parallel: 2
+    retries: 2
+    backoff_s: 0.1
+    timeout_s: 30
+    proxy: null
 split:
   seed: 2022
   test_fraction: 0.25
@@ -88,3 +90,19 @@ split:
     ]
     assert fetched == [2, 1, 1]  # the dropped transfer was fetched again, nothing else was
     assert not (workdir / "resources/lidc/.partial").exists()
+    # A new proxy, CA bundle, retry or parallel setting: the archive is not fetched again.
+    (workdir / "proxied.yaml").write_text(
+        (workdir / "tcia.yaml").read_text()
+        + "    parallel: 8\n    retries: 9\n    max_wait_s: 5\n    ca_bundle: /etc/ssl/corp.pem\n"
+    )
+    proxied = (
+        (workdir / "proxied.yaml")
+        .read_text()
+        .replace("proxy: null", "proxy: http://proxy.example.org:3128")
+    )
+    (workdir / "proxied.yaml").write_text(proxied)
+    dry = snakemake(
+        workdir, "results/dataset/packed/dataset.json", "-n", "--configfile", "proxied.yaml"
+    )
+    assert dry.returncode == 0, dry.stderr[-3000:]
+    assert "Nothing to be done" in dry.stdout + dry.stderr, (dry.stdout + dry.stderr)[-3000:]

@@ -20,6 +20,7 @@ from tests.support.paths import REPO
 from tests.support.snakemake_rules import every_rule, workflow_rules
 from tests.support.workflow import (
     BIN,
+    EXECUTION_SECTIONS,
     TINY_CONFIG,
     UNVERSIONED_FILES,
     UNVERSIONED_RULES,
@@ -87,8 +88,11 @@ def test_every_rule_output_is_in_a_versioned_folder():
 def test_every_config_section_is_a_param_of_a_stage():
     sections = yaml.safe_load((REPO / "config.yaml").read_text())
     params = {key.split(".")[0] for stage in dvc_stages().values() for key in stage.params}
-    assert set(sections) - params - UNVERSIONED_SECTIONS == set(), (
+    assert set(sections) - params - UNVERSIONED_SECTIONS - EXECUTION_SECTIONS == set(), (
         "config.yaml sections no dvc.yaml stage reads"
+    )
+    assert not {key for key in params if key.split(".")[0] in EXECUTION_SECTIONS}, (
+        "an execution key is a dvc.yaml param: its change would mark a stage changed"
     )
 
 
@@ -212,6 +216,23 @@ def test_repro_runs_every_stage_and_leaves_nothing_to_do(pushed, env):
     assert (repo.parent / "lidcseg-dvc-remote/files/md5").is_dir(), (
         "nothing pushed to the default remote"
     )
+
+
+def test_an_execution_setting_changes_no_stage(pushed, env):
+    """dvc.yaml's params are recipe keys only: another device, thread count or proxy leaves
+    every stage up to date, and Snakemake plans no job for it."""
+    repo, _ = pushed
+    original = (repo / "config.yaml").read_text()
+    config = yaml.safe_load(original)
+    config["execution"]["train"].update(workers=2, threads=2, device="cpu", deterministic=False)
+    config["execution"]["evaluate"]["batch_size"] = 3
+    config["execution"]["download"].update(parallel=8, proxy=None, timeout_s=9)
+    (repo / "config.yaml").write_text(yaml.safe_dump(config, sort_keys=False))
+    try:
+        assert _json([str(BIN / "dvc"), "status", "--json"], repo, env) == {}
+        assert _planned_rules(repo, env) == set()
+    finally:
+        (repo / "config.yaml").write_text(original)
 
 
 def test_fresh_clone_after_make_pull_has_everything_and_nothing_to_do(pushed, pulled, env):

@@ -125,12 +125,21 @@ def _command(rule) -> str:
     return words[1]
 
 
+# config.yaml shipped as the package's defaults: only a command run without --settings reads
+# it, and every rule passes --settings and --execution (a dep here would mark every stage
+# changed whenever config.yaml changes, execution keys included).
+DEFAULTS_DIR = PACKAGE / "defaults"
+
+
 def _package_data(sources: list[Path]) -> set[Path]:
     """Non-Python files of the package that one of `sources` names (e.g. config.schema.yaml)."""
     data = [
         path
         for path in PACKAGE.rglob("*")
-        if path.is_file() and path.suffix not in (".py", ".pyc") and "__pycache__" not in path.parts
+        if path.is_file()
+        and path.suffix not in (".py", ".pyc")
+        and "__pycache__" not in path.parts
+        and path.parent != DEFAULTS_DIR
     ]
     texts = [source.read_text() for source in sources]
     return {path for path in data if any(path.name in text for text in texts)}

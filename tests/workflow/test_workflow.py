@@ -223,3 +223,53 @@ def test_a_listed_scan_is_segmented_by_the_trained_models(finished_run):
     }
     jobs = result.stdout + result.stderr
     assert "rule predict" in jobs and "rule train" not in jobs and "rule evaluate" not in jobs
+
+
+# Every execution key changed: how fast and where, never what, so no job may rerun.
+EVERY_EXECUTION_KEY = """
+execution:
+  train:
+    {workers: 2, threads: 2, device: cpu, channels_last: false, compile: true, deterministic: false}
+  evaluate: {batch_size: 3}
+  download:
+    parallel: 8
+    retries: 1
+    backoff_s: 1
+    max_wait_s: 5
+    timeout_s: 9
+    proxy: http://proxy.example.org:3128
+    ca_bundle: /etc/ssl/corporate.pem
+"""
+
+
+def _planned(result) -> dict[str, int]:
+    """{rule: jobs} of the dry run's job table."""
+    out = result.stdout + result.stderr
+    assert result.returncode == 0, out[-3000:]
+    if "Nothing to be done" in out:
+        return {}
+    table = out.split("Job stats:")[1].split("\n\n")[0]
+    return {
+        words[0]: int(words[1])
+        for words in (line.split() for line in table.splitlines())
+        if len(words) == 2 and words[1].isdigit() and words[0] != "total"
+    }
+
+
+def test_execution_settings_rerun_nothing_and_a_recipe_key_reruns_what_reads_it(finished_run):
+    workdir, _, _ = finished_run
+    tiny = (workdir / TINY_CONFIG).read_text()
+    (workdir / "faster.yaml").write_text(tiny + EVERY_EXECUTION_KEY)
+    assert _planned(snakemake(workdir, "-n", "--configfile", "faster.yaml")) == {}
+    slower = tiny.replace("train:\n", "train:\n  learning_rate: 0.001\n")  # half config.yaml's
+    assert "learning_rate: 0.001" in slower
+    (workdir / "slower.yaml").write_text(slower)
+    planned = _planned(snakemake(workdir, "-n", "--configfile", "slower.yaml"))
+    trainings = 2  # tiny.yaml's variants (unet, rbcbam) x config.yaml's one seed
+    assert planned == {
+        "train": trainings,
+        "evaluate": trainings,
+        "summarize": 1,
+        "report": 1,
+        "all": 1,
+    }, planned

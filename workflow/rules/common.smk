@@ -22,6 +22,13 @@ REPORT = "results/report"
 KNOWN_PATIENTS = patients_in_database()
 VARIANTS = lidcseg_config.run_variants(config["models"])
 SEEDS = config["train"]["seeds"]
+# The execution section (how fast and where, never what) as the JSON of a command's
+# --execution argument: jobs get it as a resource, `--execution {resources.execution:q}`.
+# Snakemake reruns a job for changed params, input, rule code (the shell template, not the
+# command formatted from it) or software env, never for resources, so a new proxy, thread
+# count or device reruns nothing. (Snakemake refuses a group job whose rules differ in a
+# string resource: the SLURM profile groups the download jobs apart from the per-scan ones.)
+EXECUTION = json.dumps({"execution": config["execution"]}, sort_keys=True, separators=(",", ":"))
 
 
 def raw_manifest(wildcards):

@@ -18,13 +18,14 @@ rule predict:
         settings=settings("convert", "resample", "train", "evaluate"),
     log:
         "logs/predict/{name}.log",
-    threads: config["train"]["threads"]
+    threads: config["execution"]["train"]["threads"]
     resources:
         gpu=1,
         mem_mb=training_memory_mb() + 4000,  # plus the scan, its probabilities and the mapped-back volume
         runtime=60,
+        execution=EXECUTION,
     conda:
         "../../envs/torch.yaml"
     shell:
         "lidcseg predict {input.scan:q} {output:q} --model {input.models:q} --min-size-mm3 {params.min_size:q}"
-        " --settings {params.settings:q} > {log:q} 2>&1"
+        " --settings {params.settings:q} --execution {resources.execution:q} > {log:q} 2>&1"

@@ -40,8 +40,9 @@ else:
             mem_mb=1000,
             runtime=30,  # a series is ~130 MB; SLURM adds up the runtimes of a group's jobs
             downloads=1,
+            execution=EXECUTION,
         conda:
             "../../envs/data.yaml"
         shell:
             "lidcseg download --source {params.source:q} --patients {wildcards.patient:q} --out {params.root:q}"
-            " --settings {params.settings:q} > {log:q} 2>&1"
+            " --settings {params.settings:q} --execution {resources.execution:q} > {log:q} 2>&1"

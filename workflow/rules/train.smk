@@ -18,16 +18,17 @@ rule train:
         "logs/train/{variant}/seed{seed}.log",
     # The step's threads plus one core per loader process: what the job really uses, and what
     # SLURM reserves (--cpus-per-task).
-    threads: config["train"]["threads"] + config["train"]["workers"]
+    threads: config["execution"]["train"]["threads"] + config["execution"]["train"]["workers"]
     resources:
         gpu=1,
         mem_mb=training_memory_mb(),
         runtime=24 * 60,
+        execution=EXECUTION,
     conda:
         "../../envs/torch.yaml"
     shell:
         "lidcseg train {params.packed_dir:q} {params.out_dir:q} --variant {wildcards.variant:q} --seed {wildcards.seed:q}"
-        " --settings {params.settings:q} > {log:q} 2>&1"
+        " --settings {params.settings:q} --execution {resources.execution:q} > {log:q} 2>&1"
 
 
 rule evaluate:
@@ -46,16 +47,17 @@ rule evaluate:
         settings=lambda wildcards: job_settings(wildcards, "train", "evaluate"),
     log:
         "logs/evaluate/{variant}/seed{seed}.log",
-    threads: config["train"]["threads"]
+    threads: config["execution"]["train"]["threads"]
     resources:
         gpu=1,
         mem_mb=training_memory_mb(),
         runtime=60,
+        execution=EXECUTION,
     conda:
         "../../envs/torch.yaml"
     shell:
         "lidcseg evaluate {input.model:q} {params.packed_dir:q} {output.metrics:q} --nodules {input.nodules:q}"
-        " --settings {params.settings:q} > {log:q} 2>&1"
+        " --settings {params.settings:q} --execution {resources.execution:q} > {log:q} 2>&1"
 
 
 rule summarize:

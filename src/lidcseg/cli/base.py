@@ -1,9 +1,11 @@
 """What every subcommand shares: its parser entry, and the config sections it reads.
 
 A stage takes its paths as arguments and every config value from ``--settings``: a config
-file (config.yaml when run by hand) or the inline JSON of the sections the workflow's rule
-hands it. No value is restated here as a default, so config.yaml stays the one place a value
-lives.
+file or the inline JSON of the sections the workflow's rule hands it; without it, config.yaml
+of the current folder, else the copy shipped with the package. Training, evaluation,
+prediction and download also take ``--execution`` (how fast and where; the workflow hands it
+as a resource, so that a change reruns nothing). No value is restated here as a default, so
+config.yaml stays the one place a value lives.
 """
 
 from __future__ import annotations
@@ -16,10 +18,17 @@ log = logging.getLogger("lidcseg")
 
 
 def command(
-    stages, name: str, run, help: str, description: str, settings: tuple[str, ...] = ()
+    stages,
+    name: str,
+    run,
+    help: str,
+    description: str,
+    settings: tuple[str, ...] = (),
+    execution: bool = False,
 ) -> argparse.ArgumentParser:
     """Add subcommand ``name`` running ``run(args)``; with ``settings``, the config sections
-    it reads come from ``--settings`` (:func:`sections` reads them)."""
+    it reads come from ``--settings`` (:func:`sections` reads them); with ``execution``, the
+    execution section from ``--execution`` (:func:`execution_settings`)."""
     parser = stages.add_parser(
         name,
         help=help,
@@ -30,8 +39,14 @@ def command(
     if settings:
         parser.add_argument(
             "--settings",
-            default="config.yaml",
-            help=f"config file, or inline JSON holding the sections {', '.join(settings)}",
+            help=f"config file, or inline JSON holding the sections {', '.join(settings)} "
+            "(default: ./config.yaml, else the defaults shipped with lidcseg)",
+        )
+    if execution:
+        parser.add_argument(
+            "--execution",
+            help="config file, or inline JSON, holding the execution section (default: the "
+            "--settings' one, else the defaults shipped with lidcseg)",
         )
     return parser
 
@@ -52,7 +67,20 @@ def sections(args, *more: str) -> tuple:
     options need), read from ``args.settings`` in one pass, validated, naming the key."""
     from lidcseg import config
 
-    return config.settings(args.settings, *args.sections, *more)
+    return config.settings(_settings_source(args), *args.sections, *more)
+
+
+def execution_settings(args):
+    """The command's ``ExecutionConfig``: ``--execution``, else that of ``--settings``."""
+    from lidcseg import config
+
+    return config.execution(args.execution, _settings_source(args))
+
+
+def _settings_source(args):
+    from lidcseg import config
+
+    return config.default_source() if args.settings is None else args.settings
 
 
 def sidecar(nifti: Path) -> Path:

@@ -17,7 +17,12 @@ def add_commands(stages) -> None:
         "validate a config file (and overrides)",
         "Validate CONFIG, with OVERRIDE files merged on top as snakemake --configfile does.",
     )
-    p.add_argument("config", type=Path)
+    p.add_argument(
+        "config",
+        type=Path,
+        nargs="?",
+        help="default: ./config.yaml, else the defaults shipped with lidcseg",
+    )
     p.add_argument("overrides", type=Path, nargs="*")
     p = command(
         stages,
@@ -27,7 +32,12 @@ def add_commands(stages) -> None:
         "Print every variant of CONFIG's models section (with OVERRIDE files on top) with its "
         "slots and parameter count.",
     )
-    p.add_argument("config", type=Path, nargs="?", default=Path("config.yaml"))
+    p.add_argument(
+        "config",
+        type=Path,
+        nargs="?",
+        help="default: ./config.yaml, else the defaults shipped with lidcseg",
+    )
     p.add_argument("overrides", type=Path, nargs="*")
 
 
@@ -35,12 +45,14 @@ def run_check_config(args) -> None:
     from lidcseg import config
     from lidcseg.models.registry import variants_from_config
 
-    variants_from_config(config.load(args.config, *args.overrides).models.variants)
-    print(f"{args.config}: valid")
+    path = args.config or config.default_source()
+    variants_from_config(config.load(path, *args.overrides).models.variants)
+    print(f"{path}: valid")
 
 
 def run_models(args) -> None:
     from lidcseg import config
     from lidcseg.models.unet import variant_markdown
 
-    print(variant_markdown(config.load(args.config, *args.overrides).models.as_dict()))
+    path = args.config or config.default_source()
+    print(variant_markdown(config.load(path, *args.overrides).models.as_dict()))

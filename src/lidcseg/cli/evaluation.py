@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from lidcseg.cli.base import command, log, sections
+from lidcseg.cli.base import command, execution_settings, log, sections
 
 COMMANDS = ("evaluate", "summarize", "readers")
 
@@ -21,6 +21,7 @@ def add_commands(stages) -> None:
         "<case>.png per test slice (nnU-Net's output for the export-nnunet dataset's imagesTs), "
         "scored the same way.",
         settings=("train", "evaluate"),
+        execution=True,
     )
     p.add_argument(
         "model", type=Path, help="model.pt of lidcseg train, or a folder of predicted <case>.png"
@@ -68,16 +69,24 @@ def add_commands(stages) -> None:
 
 
 def run_evaluate(args) -> None:
+    from lidcseg.config import TrainRun
     from lidcseg.evaluation.evaluate import evaluate_model, evaluate_predictions
 
     train, settings = sections(args)
+    run = execution_settings(args)
     if args.model.is_dir():
         result = evaluate_predictions(
             args.model, args.packed_dir, args.nodules, args.out_json, settings, args.name
         )
     else:
         result = evaluate_model(
-            args.model, args.packed_dir, args.nodules, args.out_json, train, settings
+            args.model,
+            args.packed_dir,
+            args.nodules,
+            args.out_json,
+            TrainRun.of(train, run.train),
+            settings,
+            run.evaluate.batch_size,
         )
     p, ci = result["pooled"], result["pooled_ci"]
     log.info(

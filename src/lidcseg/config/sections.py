@@ -56,13 +56,8 @@ class IdcConfig(Section):
 
 @dataclass(frozen=True)
 class DownloadConfig(Section):
-    parallel: int
-    retries: int
-    backoff_s: float
-    max_wait_s: float  # cap of one wait before a retry, Retry-After included
-    timeout_s: float
-    proxy: str | None  # None (direct), "environment" or a proxy URL
-    ca_bundle: str | None  # PEM file of trusted CAs, None for certifi's
+    """Which archive serves the series; how it is reached is ``DownloadExecution``."""
+
     tcia: TciaConfig
     idc: IdcConfig
 
@@ -158,13 +153,7 @@ class TrainConfig(Section):
     deep_supervision: tuple[float, ...]
     gradient_clip: float
     weight_average: float
-    workers: int
-    threads: int
-    device: str
-    amp: str
-    channels_last: bool
-    compile: bool
-    deterministic: bool
+    amp: str  # autocast on CUDA: changes the weights beyond rounding, so part of the recipe
 
 
 @dataclass(frozen=True)
@@ -173,7 +162,6 @@ class EvaluateConfig(Section):
     bootstrap_resamples: int
     confidence: float
     size_bins_mm: tuple[float, ...]
-    batch_size: int
 
 
 @dataclass(frozen=True)
@@ -182,6 +170,62 @@ class PredictConfig(Section):
     variant: str
     seeds: tuple[int, ...]
     min_size_mm3: float
+
+
+@dataclass(frozen=True)
+class TrainExecution(Section):
+    """Where and how fast training, evaluation and prediction compute (``execution.train``)."""
+
+    workers: int
+    threads: int
+    device: str
+    channels_last: bool
+    compile: bool
+    deterministic: bool
+
+
+@dataclass(frozen=True)
+class EvaluateExecution(Section):
+    batch_size: int  # slices per forward pass of evaluate and predict
+
+
+@dataclass(frozen=True)
+class DownloadExecution(Section):
+    """How a download job connects (``execution.download``)."""
+
+    parallel: int
+    retries: int
+    backoff_s: float
+    max_wait_s: float  # cap of one wait before a retry, Retry-After included
+    timeout_s: float
+    proxy: str | None  # None (direct), "environment" or a proxy URL
+    ca_bundle: str | None  # PEM file of trusted CAs, None for certifi's
+
+
+@dataclass(frozen=True)
+class TrainRun(TrainConfig):
+    """The training recipe with the execution settings it runs under: what training,
+    evaluation and prediction read (``TrainRun.of``). The config keeps the two apart."""
+
+    workers: int
+    threads: int
+    device: str
+    channels_last: bool
+    compile: bool
+    deterministic: bool
+
+    @classmethod
+    def of(cls, train: TrainConfig, execution: TrainExecution) -> TrainRun:
+        return cls(**train.__dict__, **execution.__dict__)
+
+
+@dataclass(frozen=True)
+class ExecutionConfig(Section):
+    """How fast and where, never what: no job reruns when it changes (docs/configuration.md)."""
+
+    train: TrainExecution
+    evaluate: EvaluateExecution
+    download: DownloadExecution
 
 
 @dataclass(frozen=True)
@@ -198,6 +242,12 @@ class Config(Section):
     train: TrainConfig
     evaluate: EvaluateConfig
     predict: PredictConfig
+    execution: ExecutionConfig
+
+    @property
+    def train_run(self) -> TrainRun:
+        """The training recipe with its execution settings: what training code reads."""
+        return TrainRun.of(self.train, self.execution.train)
 
 
 SECTIONS: dict[str, type[Section]] = {

@@ -19,7 +19,7 @@ def pick_device(name: str) -> torch.device:
     silent 100x slower run."""
     if name == "cuda" and not torch.cuda.is_available():
         raise ConfigError(
-            "train.device", "cuda, but torch sees no CUDA device here (auto uses one when present)"
+            "execution.train.device", "cuda, but torch sees no CUDA device here (auto uses one when present)"
         )
     if name == "auto":
         name = "cuda" if torch.cuda.is_available() else "cpu"

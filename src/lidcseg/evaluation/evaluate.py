@@ -84,9 +84,11 @@ def evaluate_model(
     out_json: Path,
     train: TrainConfig,
     settings: EvaluateConfig,
+    batch_size: int,
 ) -> dict:
-    """Predict the test split, score it, write ``<out>.json``, ``.images.csv``, ``.nodules.csv``
-    and ``.predictions.npz`` (probabilities x 255 as uint8, for the figure)."""
+    """Predict the test split (``batch_size`` slices at a time: execution.evaluate), score it,
+    write ``<out>.json``, ``.images.csv``, ``.nodules.csv`` and ``.predictions.npz``
+    (probabilities x 255 as uint8, for the figure)."""
     seed_everything(0, train.deterministic, train.threads)
     device = pick_device(train.device)
     model, saved = load_model(model_path, device)
@@ -99,7 +101,7 @@ def evaluate_model(
             model,
             test,
             saved["image_scale"],
-            settings.batch_size,
+            batch_size,
             device,
             train.amp,
             train.channels_last,

@@ -50,7 +50,7 @@ def _patients(scans) -> tuple[str, ...]:
 
 def test_bundled_index_lists_every_lidc_ct_series_as_pylidc_does():
     listed = IdcSource(
-        DEFAULTS.download.idc, FAST, DIRECT, DEFAULTS.download.parallel
+        DEFAULTS.download.idc, FAST, DIRECT, DEFAULTS.execution.download.parallel
     ).list_series()
     assert len(listed) == 1018
     first = processed_series()
@@ -63,7 +63,7 @@ def test_series_arrive_verified_from_the_endpoint_only(bucket, scans, tmp_path):
     out = tmp_path / "lidc"
     with only_loopback(bucket.port) as contacted:
         result = download_lidc(
-            _source(bucket), Selection(_patients(scans)), out, DEFAULTS.download.parallel
+            _source(bucket), Selection(_patients(scans)), out, DEFAULTS.execution.download.parallel
         )
     assert len(result.placed) == 2 and contacted
     patient, study, series_uid = scans[0]
@@ -88,13 +88,13 @@ def test_a_multipart_etag_is_checked_by_size_and_named_as_unverified(
     """S3's ETag of a multipart upload is no MD5: the files are placed, each named with why,
     in the log and in .lidcseg-download.json; a series of plain ETags stays MD5-verified."""
     source = _source(bucket)
-    download_lidc(source, Selection(_patients(scans)[:1]), tmp_path, DEFAULTS.download.parallel)
+    download_lidc(source, Selection(_patients(scans)[:1]), tmp_path, DEFAULTS.execution.download.parallel)
     bucket.archive.multipart_above, bucket.archive.part_bytes = (
         0,
         500,
     )  # every object in 500-byte parts
     patient, study, series_uid = scans[1]
-    download_lidc(source, Selection((patient,)), tmp_path, DEFAULTS.download.parallel)
+    download_lidc(source, Selection((patient,)), tmp_path, DEFAULTS.execution.download.parallel)
     served = bucket.archive.series[series_uid]
     record = read_json(tmp_path / patient / study / series_uid / ".lidcseg-download.json")
     assert (
@@ -117,7 +117,7 @@ def test_a_multipart_etag_still_checks_the_size(bucket, scans, tmp_path):
     bucket.archive.faults[scans[1][2]] = ["drop"] * 12  # every attempt at each of its 4 files
     with pytest.raises(DownloadError, match=f"{scans[1][2]}.*gave up after 3 attempts"):
         download_lidc(
-            _source(bucket), Selection(_patients(scans)[1:]), tmp_path, DEFAULTS.download.parallel
+            _source(bucket), Selection(_patients(scans)[1:]), tmp_path, DEFAULTS.execution.download.parallel
         )
     assert not (tmp_path / scans[1][0]).exists()
 
@@ -126,7 +126,7 @@ def test_a_multipart_etag_still_checks_the_size(bucket, scans, tmp_path):
 def test_a_transient_fault_ends_in_a_verified_series(bucket, scans, tmp_path, faults):
     bucket.archive.faults[scans[1][2]] = list(faults)
     download_lidc(
-        _source(bucket), Selection(_patients(scans)), tmp_path, DEFAULTS.download.parallel
+        _source(bucket), Selection(_patients(scans)), tmp_path, DEFAULTS.execution.download.parallel
     )
     assert read_json(tmp_path / scans[1][0] / "series.json")["md5_verified"]
 
@@ -144,7 +144,7 @@ def test_a_bad_series_is_named_and_nothing_of_it_is_left(bucket, scans, tmp_path
     bucket.archive.tamper[bad_uid] = tamper
     with pytest.raises(DownloadError, match=message) as failure:
         download_lidc(
-            _source(bucket), Selection(_patients(scans)), tmp_path, DEFAULTS.download.parallel
+            _source(bucket), Selection(_patients(scans)), tmp_path, DEFAULTS.execution.download.parallel
         )
     assert bad_uid in str(failure.value)
     assert not (tmp_path / bad_patient).exists() and not (tmp_path / ".partial").exists()
@@ -166,7 +166,7 @@ def test_files_a_killed_run_verified_are_kept(bucket, scans, tmp_path):
     ]
     (files / first).write_bytes(first_data)
     (files / f"{second}.part").write_bytes(second_data[:100])
-    download_lidc(source, Selection((patient,)), tmp_path, DEFAULTS.download.parallel)
+    download_lidc(source, Selection((patient,)), tmp_path, DEFAULTS.execution.download.parallel)
     fetched = [path for _, path in bucket.archive.requests if "list-type" not in path]
     assert not any(path.endswith(f"/{first}") for path in fetched)
     assert sum(path.endswith(f"/{second}") for path in fetched) == 1
@@ -177,6 +177,6 @@ def test_a_missing_index_file_is_named(tmp_path):
     settings = replace(
         DEFAULTS.download.idc, endpoint="http://127.0.0.1:9", index=str(tmp_path / "nope.parquet")
     )
-    source = IdcSource(settings, FAST, DIRECT, DEFAULTS.download.parallel)
+    source = IdcSource(settings, FAST, DIRECT, DEFAULTS.execution.download.parallel)
     with pytest.raises(DownloadError, match="nope.parquet"):
         source.list_series("LIDC-IDRI-0001")

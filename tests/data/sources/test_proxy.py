@@ -101,14 +101,17 @@ def test_proxy_environment_uses_https_proxy_for_the_archive_unless_no_proxy_name
     monkeypatch.setenv("NO_PROXY", "localhost,.example.org")
     download = replace(
         DEFAULTS.download,
+        tcia=replace(DEFAULTS.download.tcia, base_url=f"https://{NAME}/nbia-api/services"),
+    )
+    connection = replace(
+        DEFAULTS.execution.download,
         retries=1,
         backoff_s=0.01,
         proxy="environment",
         ca_bundle=str(certs.ca),
-        tcia=replace(DEFAULTS.download.tcia, base_url=f"https://{NAME}/nbia-api/services"),
     )
     download_lidc(
-        make_source("tcia", download), Selection((scan[0],)), tmp_path / "proxied", 1
+        make_source("tcia", download, connection), Selection((scan[0],)), tmp_path / "proxied", 1
     )  # as the CLI does
     assert set(proxy.tunnels) == {(NAME, 443)}
     route = Route(proxy="environment", ca_bundle=str(certs.ca))
@@ -149,9 +152,13 @@ def test_certificates_are_verified_against_certifi_without_a_ca_bundle(
 
 
 def test_a_missing_ca_bundle_is_named_by_its_key(tmp_path):
-    download = replace(DEFAULTS.download, proxy=None, ca_bundle=str(tmp_path / "corporate-ca.pem"))
-    with pytest.raises(ConfigError, match=r"download\.ca_bundle.*corporate-ca\.pem: no such file"):
-        make_source("tcia", download)
+    connection = replace(
+        DEFAULTS.execution.download, proxy=None, ca_bundle=str(tmp_path / "corporate-ca.pem")
+    )
+    with pytest.raises(
+        ConfigError, match=r"execution\.download\.ca_bundle.*corporate-ca\.pem: no such file"
+    ):
+        make_source("tcia", DEFAULTS.download, connection)
 
 
 def test_a_socks_proxy_from_the_environment_is_named_without_its_password(monkeypatch):

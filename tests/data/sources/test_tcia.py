@@ -121,7 +121,10 @@ def test_a_fault_that_outlasts_the_retries_is_named(server, scans, tmp_path):
     server.archive.faults[series_uid] = ["corrupt"] * 3
     with pytest.raises(DownloadError, match=f"{series_uid}.*gave up after 3 attempts.*corrupt zip"):
         download_lidc(
-            _source(server), Selection(_patients(scans)[:1]), tmp_path, DEFAULTS.download.parallel
+            _source(server),
+            Selection(_patients(scans)[:1]),
+            tmp_path,
+            DEFAULTS.execution.download.parallel,
         )
     assert not any(tmp_path.iterdir())
 
@@ -134,16 +137,22 @@ def test_a_redirect_to_another_host_is_refused_without_contacting_it(server, sca
         pytest.raises(DownloadError, match="refused to contact http://198.51.100.7"),
     ):
         download_lidc(
-            _source(server), Selection(_patients(scans)[:1]), tmp_path, DEFAULTS.download.parallel
+            _source(server),
+            Selection(_patients(scans)[:1]),
+            tmp_path,
+            DEFAULTS.execution.download.parallel,
         )
 
 
 def test_a_verified_series_is_never_fetched_again(server, scans, tmp_path):
     download_lidc(
-        _source(server), Selection(_patients(scans)[:2]), tmp_path, DEFAULTS.download.parallel
+        _source(server),
+        Selection(_patients(scans)[:2]),
+        tmp_path,
+        DEFAULTS.execution.download.parallel,
     )
     result = download_lidc(
-        _source(server), Selection(_patients(scans)), tmp_path, DEFAULTS.download.parallel
+        _source(server), Selection(_patients(scans)), tmp_path, DEFAULTS.execution.download.parallel
     )
     assert len(result.skipped) == 2 and len(result.placed) == 1
     for _, _, series_uid in scans[:2]:
@@ -157,7 +166,7 @@ def test_without_md5_the_plain_zip_is_counted_checked_and_marked_unverified(
         _source(server, md5=False),
         Selection(_patients(scans)[:1]),
         tmp_path,
-        DEFAULTS.download.parallel,
+        DEFAULTS.execution.download.parallel,
     )
     patient, study, series_uid = scans[0]
     manifest = read_json(tmp_path / patient / "series.json")
@@ -269,16 +278,21 @@ def _cli_args(server, out: Path, *patients: str) -> list[str]:
         "--settings",
         settings_json(
             download={
-                "parallel": 1,
-                "retries": 1,
-                "backoff_s": 0.01,
-                "timeout_s": 10,
-                "proxy": None,
                 "tcia": {
                     **DEFAULTS.download.tcia.__dict__,
                     "base_url": f"{server.url}/nbia-api/services",
                 },
-            }
+            },
+            execution={
+                "download": {
+                    **DEFAULTS.execution.download.__dict__,
+                    "parallel": 1,
+                    "retries": 1,
+                    "backoff_s": 0.01,
+                    "timeout_s": 10,
+                    "proxy": None,
+                }
+            },
         ),
     ]
 

@@ -14,7 +14,7 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
-from lidcseg.config import DownloadConfig
+from lidcseg.config import DownloadConfig, DownloadExecution
 from lidcseg.data.lidc.database import scans_in_database
 from lidcseg.data.sources.idc import IdcSource
 from lidcseg.data.sources.remote import DownloadError, RetryPolicy
@@ -106,14 +106,14 @@ def _series_of_patient(source, patient: str, wanted: str | None) -> RemoteSeries
     )
 
 
-def make_source(name: str, download: DownloadConfig):
-    """The archive ``name`` (tcia or idc) as the ``download`` section configures it."""
+def make_source(name: str, download: DownloadConfig, connection: DownloadExecution):
+    """The archive ``name`` (tcia or idc) as the ``download`` section configures it, reached
+    as ``connection`` (execution.download) says."""
+    policy, route = RetryPolicy.of(connection), Route.of(connection)
     if name == "tcia":
-        return TciaSource(download.tcia, RetryPolicy.of(download), Route.of(download))
+        return TciaSource(download.tcia, policy, route)
     if name == "idc":
-        return IdcSource(
-            download.idc, RetryPolicy.of(download), Route.of(download), download.parallel
-        )
+        return IdcSource(download.idc, policy, route, connection.parallel)
     raise DownloadError(f"unknown source {name!r} (tcia or idc)")
 
 

@@ -2,11 +2,11 @@
 
 - :class:`RemoteClient` talks to exactly one host (scheme, host and port): any other URL, a
   redirect elsewhere included, is refused before a socket opens. It goes directly or through
-  the proxy ``download.proxy`` names (:mod:`lidcseg.data.sources.route`), never .netrc.
+  the proxy ``execution.download.proxy`` names (:mod:`lidcseg.data.sources.route`), never .netrc.
 - :func:`retrying` retries dropped connections, timeouts, HTTP 429/5xx and damaged transfers
   (:class:`RetryableError`) with exponential backoff; other HTTP errors fail at once. A 429 or
   503 with ``Retry-After`` (RFC 9110 10.2.3: seconds or an HTTP-date; RFC 6585 4 for 429)
-  waits at least that long, never more than ``download.max_wait_s``.
+  waits at least that long, never more than ``execution.download.max_wait_s``.
 - Transfers stream to a file, count into a shared byte-level progress bar, and end in
   RetryableError when they stop short of their Content-Length.
 """
@@ -26,7 +26,7 @@ from urllib.parse import urljoin, urlsplit
 import requests
 from tqdm import tqdm
 
-from lidcseg.config import DownloadConfig
+from lidcseg.config import DownloadExecution
 from lidcseg.data.sources.route import Route
 from lidcseg.errors import LidcsegError
 
@@ -68,7 +68,7 @@ class RetryPolicy:
     max_wait_s: float
 
     @classmethod
-    def of(cls, download: DownloadConfig) -> RetryPolicy:
+    def of(cls, download: DownloadExecution) -> RetryPolicy:
         return cls(download.retries, download.backoff_s, download.timeout_s, download.max_wait_s)
 
     def wait_s(self, attempt: int, retry_after_s: float | None = None) -> float:

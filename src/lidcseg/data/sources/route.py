@@ -1,5 +1,5 @@
 """How the download reaches its one configured host: directly or through a proxy, and which
-certificate authorities it trusts (``download.proxy``, ``download.ca_bundle``).
+certificate authorities it trusts (``execution.download.proxy``, ``execution.download.ca_bundle``).
 
 Compute nodes often reach the internet only through a proxy. ``proxy`` is ``null`` (direct),
 ``environment`` (``HTTPS_PROXY``/``HTTP_PROXY``/``ALL_PROXY`` and ``NO_PROXY``, read once, the
@@ -22,7 +22,7 @@ from urllib.parse import urlsplit, urlunsplit
 
 import requests
 
-from lidcseg.config import DownloadConfig
+from lidcseg.config import DownloadExecution
 from lidcseg.errors import ConfigError, LidcsegError
 
 log = logging.getLogger(__name__)
@@ -37,7 +37,7 @@ class Route:
     ca_bundle: str | None  # a PEM file of trusted CAs; None: certifi's
 
     @classmethod
-    def of(cls, download: DownloadConfig) -> Route:
+    def of(cls, download: DownloadExecution) -> Route:
         return cls(download.proxy, download.ca_bundle)
 
     def proxies_for(self, base_url: str) -> dict[str, str]:
@@ -53,7 +53,7 @@ class Route:
                 f"the {scheme.upper()}_PROXY environment variable",
             )
         else:
-            proxy, where = self.proxy, "config key 'download.proxy'"
+            proxy, where = self.proxy, "config key 'execution.download.proxy'"
         if not proxy:
             return {}
         proxy = (
@@ -71,7 +71,7 @@ class Route:
         if self.ca_bundle is None:
             return True
         if not Path(self.ca_bundle).is_file():
-            raise ConfigError("download.ca_bundle", f"{self.ca_bundle}: no such file")
+            raise ConfigError("execution.download.ca_bundle", f"{self.ca_bundle}: no such file")
         return self.ca_bundle
 
 
