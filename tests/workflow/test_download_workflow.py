@@ -91,16 +91,17 @@ split:
     assert fetched == [2, 1, 1]  # the dropped transfer was fetched again, nothing else was
     assert not (workdir / "resources/lidc/.partial").exists()
     # A new proxy, CA bundle, retry or parallel setting: the archive is not fetched again.
-    (workdir / "proxied.yaml").write_text(
-        (workdir / "tcia.yaml").read_text()
-        + "    parallel: 8\n    retries: 9\n    max_wait_s: 5\n    ca_bundle: /etc/ssl/corp.pem\n"
+    connection = (
+        "    proxy: http://proxy.example.org:3128\n    ca_bundle: /etc/ssl/corporate.pem\n"
+        "    max_wait_s: 5\n"
     )
-    proxied = (
-        (workdir / "proxied.yaml")
-        .read_text()
-        .replace("proxy: null", "proxy: http://proxy.example.org:3128")
+    overlay = (workdir / "tcia.yaml").read_text()
+    overlay = overlay.replace("    proxy: null\n", connection)
+    overlay = overlay.replace("    parallel: 2\n", "    parallel: 8\n").replace(
+        "    retries: 2\n", "    retries: 9\n"
     )
-    (workdir / "proxied.yaml").write_text(proxied)
+    assert connection in overlay and "parallel: 8" in overlay
+    (workdir / "proxied.yaml").write_text(overlay)
     dry = snakemake(
         workdir, "results/dataset/packed/dataset.json", "-n", "--configfile", "proxied.yaml"
     )
