@@ -24,6 +24,9 @@ from lidcseg.io import load_nifti, read_json, read_rows
 from tests.support.defaults import DEFAULTS
 from tests.support.paths import REPO
 
+# Synthesizes and converts whole irregular scans: minutes on 2 cores (make test-fast leaves it out).
+pytestmark = pytest.mark.slow
+
 CONFIG = str(REPO / "config.yaml")
 IRREGULAR = ("LIDC-IDRI-0123", "LIDC-IDRI-0267", "LIDC-IDRI-0514", "LIDC-IDRI-0672")
 

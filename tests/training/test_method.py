@@ -6,6 +6,7 @@ eqs. 5-8)."""
 from __future__ import annotations
 
 import numpy as np
+import pytest
 import torch
 import torch.nn.functional as F
 
@@ -54,6 +55,7 @@ def side_probabilities(model_file, packed) -> list[tuple[float, float]]:
     return found
 
 
+@pytest.mark.slow  # trains rbcbam until its side maps find the nodule
 def test_supervised_side_maps_of_rbcbam_predict_the_nodule(tmp_path):
     packed = write_packed(tmp_path, size=64, per_patient=8)
     rbcbam = Variant(name="rbcbam", aspp=True, attention="cbam", reverse=True, boundary=True)

@@ -77,6 +77,7 @@ def test_nodule_hu_follows_texture_and_calcification():
     assert nodule_hu(texture=5, calcification=3) == CALCIFIED_HU
 
 
+@pytest.mark.slow  # three patients synthesized
 def test_same_seed_same_files_other_seed_other_noise(tmp_path):
     def digest(root):
         series_dir, _ = synthesize_patient(
