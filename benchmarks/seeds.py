@@ -57,7 +57,7 @@ def train_and_score(
     return {
         "variant": variant,
         "seed": seed,
-        "dsc": result["pooled"]["dsc"],
+        "dsc": result.pooled["dsc"],
         "best_epoch": summary["best_epoch"],
         "seconds": time.perf_counter() - started,
     }

@@ -6,9 +6,9 @@ import numpy as np
 import pytest
 
 from lidcseg.cli import main
+from lidcseg.core.metrics_file import MetricsFileError
 from lidcseg.data.dataset.packed import PackedSplit
 from lidcseg.errors import LidcsegError
-from lidcseg.evaluation.summary import MetricsFileError
 from lidcseg.io import (
     Volume,
     load_nifti,

@@ -6,8 +6,10 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from lidcseg.core.metrics_file import MetricsFileError
 from lidcseg.evaluation.compare import PatientCounts, paired_difference, seed_mean_dsc
-from lidcseg.evaluation.summary import MetricsFileError
+
+RESAMPLES, CONFIDENCE = 1000, 0.95  # config.yaml's evaluate: bootstrap_resamples, confidence
 
 
 def rows(per_patient: dict[str, tuple[int, int, int]], slices: int = 2) -> list[dict]:
@@ -47,7 +49,7 @@ NOISY = {
 
 def test_a_variant_against_itself_is_zero_with_a_zero_interval():
     a = PatientCounts.from_image_rows([rows(NOISY), rows(NOISY)])
-    result = paired_difference(a, a, resamples=500)
+    result = paired_difference(a, a, 500, CONFIDENCE)
     assert (result["diff"], result["low"], result["high"]) == (0.0, 0.0, 0.0)
     assert not result["excludes_zero"]
 
@@ -58,7 +60,8 @@ def test_a_clear_difference_excludes_zero_in_both_directions():
     }  # fewer errors on every patient
     a = PatientCounts.from_image_rows([rows(better)])
     b = PatientCounts.from_image_rows([rows(NOISY)])
-    forward, backward = paired_difference(a, b), paired_difference(b, a)
+    forward = paired_difference(a, b, RESAMPLES, CONFIDENCE)
+    backward = paired_difference(b, a, RESAMPLES, CONFIDENCE)
     assert forward["excludes_zero"] and forward["low"] > 0 and forward["diff"] > 0
     assert backward["excludes_zero"] and backward["high"] < 0
     assert forward["diff"] == pytest.approx(-backward["diff"])
@@ -70,6 +73,8 @@ def test_a_difference_the_size_of_the_noise_does_not_exclude_zero():
     result = paired_difference(
         PatientCounts.from_image_rows([rows(shuffled)]),
         PatientCounts.from_image_rows([rows(NOISY)]),
+        RESAMPLES,
+        CONFIDENCE,
     )
     assert result["low"] < 0 < result["high"] and not result["excludes_zero"]
 
@@ -86,7 +91,7 @@ def test_different_test_patients_are_refused():
     a = PatientCounts.from_image_rows([rows(NOISY)])
     b = PatientCounts.from_image_rows([rows(dict(list(NOISY.items())[1:]))])
     with pytest.raises(ValueError, match="different patients"):
-        paired_difference(a, b)
+        paired_difference(a, b, RESAMPLES, CONFIDENCE)
     with pytest.raises(ValueError, match="LIDC-IDRI-0001"):
         PatientCounts.from_image_rows([rows(dict(list(NOISY.items())[1:])), rows(NOISY)])
 

@@ -4,15 +4,22 @@ the same seed giving the same metrics twice, and named errors for bad model/metr
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 
 import numpy as np
 import pytest
 
 from lidcseg.config import EvaluateConfig
+from lidcseg.core.metrics_file import (
+    MetricsFile,
+    MetricsFileError,
+    read_images,
+    read_nodules,
+    read_probability,
+)
 from lidcseg.core.model_file import CheckpointError
 from lidcseg.evaluation.evaluate import evaluate_model, nodule_counts, size_label, size_labels
-from lidcseg.evaluation.summary import MetricsFileError, summarize_runs
-from lidcseg.io import read_rows
+from lidcseg.evaluation.summary import summarize_runs
 from lidcseg.training.train import run_training
 from tests.support.packed import make_job, write_packed
 
@@ -69,23 +76,21 @@ def evaluated(tmp_path_factory):
 
 def test_evaluation_files(evaluated):
     root, (out, _) = evaluated
-    result = json.loads(out.read_text())
-    assert result["test"] == {"slices": 8, "patients": 2, "nodules": 2}
-    p = result["pooled"]
+    result = MetricsFile.load(out)
+    assert result.test == {"slices": 8, "patients": 2, "nodules": 2}
+    p = result.pooled
     assert p["dsc"] == pytest.approx(2 * p["tp"] / (2 * p["tp"] + p["fp"] + p["fn"]))
-    low, high = result["pooled_ci"]["dsc"]
+    low, high = result.pooled_ci["dsc"]
     assert low <= p["dsc"] <= high
-    assert [row["size"] for row in result["by_size"]] == ["<6", "6-10", "10-20", ">=20"]
-    assert sum(row["nodules"] for row in result["by_size"]) == 2
-    images = read_rows(out.with_name("seed7.images.csv"))
+    assert [row["size"] for row in result.by_size] == ["<6", "6-10", "10-20", ">=20"]
+    assert sum(row["nodules"] for row in result.by_size) == 2
+    # the evaluation job's own execution, not the training job's
+    assert result.execution["device"] == "cpu" and result.execution["batch_size"] == BATCH
+    images = read_images(out)
     assert len(images) == 8 and sum(int(r["tp"]) for r in images) == p["tp"]
-    nodules = read_rows(out.with_name("seed7.nodules.csv"))
-    assert {r["patient_id"] for r in nodules} == {"P5", "P6"}
-    predictions = np.load(out.with_name("seed7.predictions.npz"))
-    assert (
-        predictions["probability"].shape == (8, 64, 64)
-        and predictions["probability"].dtype == np.uint8
-    )
+    assert {r["patient_id"] for r in read_nodules(out)} == {"P5", "P6"}
+    probability = read_probability(out)
+    assert probability.shape == (8, 64, 64) and probability.dtype == np.uint8
 
 
 def test_same_seed_same_metrics(evaluated, tmp_path):
@@ -104,23 +109,17 @@ def test_same_seed_same_metrics(evaluated, tmp_path):
         SETTINGS,
         BATCH,
     )
-    a, b = json.loads(first.read_text()), json.loads(again.read_text())
-    assert (
-        a["pooled"] == b["pooled"]
-        and a["pooled_ci"] == b["pooled_ci"]
-        and a["by_size"] == b["by_size"]
-    )
+    a, b = MetricsFile.load(first), MetricsFile.load(again)
+    assert a.pooled == b.pooled and a.pooled_ci == b.pooled_ci and a.by_size == b.by_size
 
 
 def test_summary_over_seeds(evaluated, tmp_path):
     _, (first, _) = evaluated
-    other = json.loads(first.read_text())
-    other["seed"], other["pooled"]["dsc"] = 8, other["pooled"]["dsc"] + 0.1
-    (tmp_path / "seed8.json").write_text(json.dumps(other))
+    metrics = MetricsFile.load(first)
+    pooled = {**metrics.pooled, "dsc": metrics.pooled["dsc"] + 0.1}
+    replace(metrics, seed=8, pooled=pooled).save(tmp_path / "seed8.json")
     (row,) = summarize_runs([first, tmp_path / "seed8.json"])
-    assert row["seeds"] == "7 8" and row["dsc"] == pytest.approx(
-        json.loads(first.read_text())["pooled"]["dsc"] + 0.05
-    )
+    assert row["seeds"] == "7 8" and row["dsc"] == pytest.approx(metrics.pooled["dsc"] + 0.05)
     assert row["dsc_sd"] == pytest.approx(0.1 / np.sqrt(2))
 
 
@@ -150,9 +149,9 @@ def test_summary_json_is_strict_json_for_dvc_metrics(evaluated, tmp_path):
     from lidcseg.cli import main
 
     _, (first, _) = evaluated
-    empty = json.loads(first.read_text())
-    empty["pooled"]["precision"] = float("nan")
-    (tmp_path / "seed7.json").write_text(json.dumps(empty))
+    metrics = MetricsFile.load(first)
+    pooled = {**metrics.pooled, "precision": float("nan")}
+    replace(metrics, pooled=pooled).save(tmp_path / "seed7.json")
     assert main(["summarize", str(tmp_path / "summary.csv"), str(tmp_path / "seed7.json")]) == 0
     summary = json.loads(
         (tmp_path / "summary.json").read_text(), parse_constant=lambda name: pytest.fail(name)

@@ -10,6 +10,7 @@ import numpy as np
 import pytest
 from scipy import ndimage
 
+from lidcseg.core.readers_file import ReadersFile
 from lidcseg.data.dicom.series import read_series
 from lidcseg.data.lidc.annotations import annotate_to_files, reader_agreement
 from lidcseg.data.lidc.database import scan_for_patient
@@ -24,7 +25,7 @@ from lidcseg.evaluation.readers import (
     resample_slices,
     summarize,
 )
-from lidcseg.io import Volume, load_nifti, read_json, read_rows, save_nifti, write_json, write_rows
+from lidcseg.io import Volume, load_nifti, read_rows, save_nifti, write_json, write_rows
 from tests.support.defaults import DEFAULTS
 
 # The slice rule of the readers row (config.yaml's): consensus, smallest diameter, mask interpolation.
@@ -183,16 +184,14 @@ def test_files_hold_the_pooled_metrics_and_the_rows(pipeline, tmp_path):
         DEFAULTS.resample,
         replace(DEFAULTS.evaluate, bootstrap_resamples=50),
     )
-    assert read_json(out)["pooled"] == result["pooled"]
-    p = result["pooled"]
+    assert ReadersFile.load(out).pooled == result.pooled
+    p = result.pooled
     assert p["dsc"] == pytest.approx(2 * p["tp"] / (2 * p["tp"] + p["fp"] + p["fn"]))
     assert 0.5 < p["dsc"] < 1.0, "readers agree well but not perfectly"
-    low, high = result["pooled_ci"]["dsc"]
+    low, high = result.pooled_ci["dsc"]
     assert low <= p["dsc"] <= high
-    assert result["patients"] == 1 and result["slices"] == result["test_slices"] == len(
-        pipeline.slices
-    )
-    assert result["nodules"] == len(pipeline.multi) and result["definition"]
+    assert result.patients == 1 and result.slices == result.test_slices == len(pipeline.slices)
+    assert result.nodules == len(pipeline.multi) and result.definition
     csv_rows = read_rows(out.with_suffix(".csv"))
     assert [
         {k: int(v) if k != "patient_id" else v for k, v in r.items()} for r in csv_rows

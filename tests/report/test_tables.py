@@ -7,11 +7,15 @@ import csv
 import json
 from pathlib import Path
 
+import numpy as np
 import pytest
 
-from lidcseg.evaluation.summary import MetricsFileError
+from lidcseg.core.metrics_file import Evaluation, MetricsFile, MetricsFileError
+from lidcseg.core.readers_file import ReadersFile
+from lidcseg.report import tables
 from lidcseg.report.paper import ALL_OFF_AS_UNET, TABLE2
-from lidcseg.report.tables import write_tables
+
+RESAMPLES, CONFIDENCE = 1000, 0.95  # config.yaml's evaluate: bootstrap_resamples, confidence
 
 SLOTS = {
     "se": {"attention": "se"},
@@ -27,30 +31,47 @@ def metrics_file(
 ) -> Path:
     """A metrics file and its per-image counts: four patients whose pooled DSC is ``dsc``."""
     path = root / variant / f"seed{seed}.json"
-    path.parent.mkdir(parents=True, exist_ok=True)
     tp = round(dsc * 100)  # with fp = fn = 100 - tp, every slice's DSC is tp / 100
-    images = ["patient_id,slice,tp,fp,fn"] + [
-        f"LIDC-IDRI-000{p},{s},{tp},{100 - tp},{100 - tp}" for p in range(1, 5) for s in (0, 1)
+    images = [
+        {"patient_id": f"LIDC-IDRI-000{p}", "slice": s, "tp": tp, "fp": 100 - tp, "fn": 100 - tp}
+        for p in range(1, 5)
+        for s in (0, 1)
     ]
-    path.with_name(f"seed{seed}.images.csv").write_text("\n".join(images) + "\n")
-    path.write_text(
-        json.dumps(
-            {
-                "variant": variant,
-                "seed": seed,
-                "slots": {"name": variant, **SLOTS[variant]},
-                "pooled": {"dsc": dsc, "recall": recall, "precision": precision},
-                "pooled_ci": {
-                    "dsc": [dsc - 0.1, dsc + 0.05],
-                    "recall": [0.4, 0.6],
-                    "precision": [0.4, 0.6],
-                },
-                "per_image_mean": {"dsc": dsc / 2, "recall": 0.3, "precision": 0.3},
-                "by_size": [],
-            }
-        )
+    metrics = MetricsFile(
+        variant=variant,
+        slots={"name": variant, **SLOTS[variant]},
+        seed=seed,
+        model=f"{variant}/model.pt",
+        epoch=1,
+        threshold=0.5,
+        test={"slices": len(images), "patients": 4, "nodules": 0},
+        pooled={"dsc": dsc, "recall": recall, "precision": precision},
+        pooled_ci={"dsc": [dsc - 0.1, dsc + 0.05], "recall": [0.4, 0.6], "precision": [0.4, 0.6]},
+        per_image_mean={
+            "dsc": dsc / 2,
+            "recall": 0.3,
+            "precision": 0.3,
+            "precision_empty_as_0": 0.3,
+        },
+        slices_without_prediction=0,
+        per_nodule={"nodules": 0, "detected": 0, "mean_dsc": float("nan")},
+        by_size=[],
+        bootstrap={"resamples": RESAMPLES, "confidence": CONFIDENCE, "unit": "patient"},
+        execution={"device": "cpu", "threads": 1},
+    )
+    patients = np.array([row["patient_id"] for row in images])
+    slices = np.array([row["slice"] for row in images])
+    Evaluation(metrics, images, [], np.zeros((len(images), 2, 2), np.uint8), patients, slices).save(
+        path
     )
     return path
+
+
+def write_tables(files, out_dir, readers_json=None, external_files=()):
+    """The report's tables with the bootstrap settings passed explicitly, as the report does."""
+    return tables.write_tables(
+        files, out_dir, readers_json, list(external_files), RESAMPLES, CONFIDENCE
+    )
 
 
 def read_csv(path: Path) -> list[dict]:
@@ -114,15 +135,21 @@ def test_several_seeds_give_mean_and_sd(tmp_path):
 
 def test_readers_row(tmp_path):
     readers = tmp_path / "readers.json"
-    readers.write_text(
-        json.dumps(
-            {
-                "pooled": {"dsc": 0.88, "recall": 0.9, "precision": 0.86},
-                "pooled_ci": {"dsc": [0.8, 0.9], "recall": [0.8, 0.95], "precision": [0.8, 0.9]},
-                "per_image_mean": {"dsc": 0.7},
-            }
-        )
-    )
+    ReadersFile(
+        pooled={"dsc": 0.88, "recall": 0.9, "precision": 0.86},
+        pooled_ci={"dsc": [0.8, 0.9], "recall": [0.8, 0.95], "precision": [0.8, 0.9]},
+        per_image_mean={"dsc": 0.7},
+        pairs=4,
+        nodules=2,
+        patients=1,
+        slices=2,
+        bootstrap={"resamples": RESAMPLES, "confidence": CONFIDENCE, "unit": "patient"},
+        test_slices=2,
+        consensus=0.5,
+        min_diameter_mm=3.0,
+        mask_method="linear",
+        definition="leave one reader out",
+    ).save(readers)
     write_tables([metrics_file(tmp_path, "unet", 1, 0.7)], tmp_path / "out", readers)
     last = [
         line

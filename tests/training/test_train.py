@@ -16,7 +16,8 @@ import yaml
 
 from lidcseg import config as lidcseg_config
 from lidcseg.config import TrainConfig
-from lidcseg.core.model_file import load_weights_only
+from lidcseg.core.model_file import ModelFile, load_weights_only
+from lidcseg.training.checkpoints import Checkpoint, TrainingState
 from lidcseg.training.schedule import learning_rate_at
 from lidcseg.training.train import TrainingDiverged, run_training
 from tests.support.compiled import COMPILED_CHECK
@@ -39,7 +40,7 @@ def uninterrupted(packed, tmp_path_factory):
 
 
 def weights(model_file: Path) -> dict:
-    return load_weights_only(model_file)["state_dict"]
+    return ModelFile.load(model_file).state_dict
 
 
 def assert_same_weights(a: Path, b: Path) -> None:
@@ -57,8 +58,11 @@ def test_outputs_and_log(uninterrupted):
         summary["epochs_run"] == 4 and 1 <= summary["best_epoch"] <= 4 and summary["resumes"] == 0
     )
     assert not (uninterrupted / "checkpoint.pt").exists()
-    saved = load_weights_only(uninterrupted / "model.pt")  # weights_only=True inside
-    assert saved["variant"] == "unet" and saved["epoch"] == summary["best_epoch"]
+    saved = ModelFile.load(uninterrupted / "model.pt")  # weights_only=True inside
+    assert saved.variant == "unet" and saved.epoch == summary["best_epoch"]
+    # the execution the job ran with, the same in the model file and in train.json
+    assert saved.execution == summary["execution"]
+    assert saved.execution["device"] == "cpu" and saved.execution["compile"] is False
 
 
 def test_same_seed_same_weights(packed, uninterrupted, tmp_path):
@@ -143,9 +147,8 @@ def test_nan_loss_stops_without_a_model(packed, tmp_path, monkeypatch):
     ):
         run_training(make_job(packed, tmp_path, deep_supervision=[0, 0, 0, 0, 0]))
     assert not (tmp_path / "model.pt").exists()
-    assert (
-        load_weights_only(tmp_path / "checkpoint.pt")["state"]["epoch"] == 1
-    )  # the last good state kept
+    # the last good state kept
+    assert Checkpoint.load(tmp_path / "checkpoint.pt").training_state().epoch == 1
 
 
 def test_compiled_training_matches_eager(compiled_run, packed, tmp_path):
@@ -172,24 +175,15 @@ def test_compiled_training_matches_eager(compiled_run, packed, tmp_path):
 def test_checkpoint_of_other_settings_is_not_resumed(packed, tmp_path, caplog):
     run_training(make_job(packed, tmp_path, epochs=1))
     (tmp_path / "model.pt").rename(tmp_path / "first.pt")
-    first = load_weights_only(tmp_path / "first.pt")
+    first = ModelFile.load(tmp_path / "first.pt")
     # A leftover checkpoint from a run with another learning rate:
     job = make_job(packed, tmp_path, epochs=1, learning_rate=0.01)
-    torch.save(
-        {
-            "format": 1,
-            "fingerprint": "something else",
-            "state": {},
-            "best_state": None,
-            "model": {},
-            "optimizer": {},
-            "scaler": {},
-        },
-        tmp_path / "checkpoint.pt",
+    Checkpoint("something else", TrainingState().plain(), None, {}, {}, {}, {}).save(
+        tmp_path / "checkpoint.pt"
     )
     summary = run_training(job)
     assert summary["resumes"] == 0 and "training starts afresh" in caplog.text
-    assert first["fingerprint"] != summary["fingerprint"]
+    assert first.fingerprint != summary["fingerprint"]
 
 
 def test_checkpoint_with_code_inside_is_refused(tmp_path):
@@ -204,13 +198,13 @@ def test_checkpoint_with_code_inside_is_refused(tmp_path):
 
 
 def test_learning_rate_schedule():
-    t = TrainConfig.from_dict(
+    train = TrainConfig.from_dict(
         {**tiny_settings()["train"], "learning_rate": 1.0, "warmup_epochs": 1}
     )
-    assert learning_rate_at(0, 100, 10, t) == pytest.approx(0.1)  # warm-up: (step + 1) / 10
-    assert learning_rate_at(10, 100, 10, t) == pytest.approx(1.0)  # cosine starts at the base rate
-    assert learning_rate_at(55, 100, 10, t) == pytest.approx(0.5)  # and is half way at the middle
-    assert learning_rate_at(99, 100, 10, t) < 0.001
+    assert learning_rate_at(0, 100, 10, train) == pytest.approx(0.1)  # warm-up: (step + 1) / 10
+    assert learning_rate_at(10, 100, 10, train) == pytest.approx(1.0)  # cosine: the base rate
+    assert learning_rate_at(55, 100, 10, train) == pytest.approx(0.5)  # and half way at the middle
+    assert learning_rate_at(99, 100, 10, train) < 0.001
 
 
 def test_unknown_variant_is_named(packed, tmp_path):

@@ -88,11 +88,11 @@ def run_evaluate(args) -> None:
             settings,
             run.evaluate.batch_size,
         )
-    p, ci = result["pooled"], result["pooled_ci"]
+    p, ci = result.pooled, result.pooled_ci
     log.info(
         "evaluate %s seed %d: pooled DSC %.4f (%.4f-%.4f), recall %.4f, precision %.4f",
-        result["variant"],
-        result["seed"],
+        result.variant,
+        result.seed,
         p["dsc"],
         *ci.get("dsc", (float("nan"),) * 2),
         p["recall"],
@@ -120,6 +120,6 @@ def run_readers(args) -> None:
     )
     log.info(
         "readers: pooled DSC %.4f over %d (nodule, reader) pairs",
-        result["pooled"]["dsc"],
-        result["pairs"],
+        result.pooled["dsc"],
+        result.pairs,
     )

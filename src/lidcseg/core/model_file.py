@@ -5,23 +5,57 @@ training checkpoint share how they are written and read.
   job killed while saving leaves the previous file intact.
 - Hold only tensors, numbers, strings, lists and dicts, and are read with
   ``torch.load(weights_only=True)``: loading one never runs code from the file.
+
+:class:`ModelFile` is the model file's contract (``model.pt``: what training writes and
+evaluation and prediction read); the checkpoint's is training's own (training/checkpoints.py).
 """
 
 from __future__ import annotations
 
 import os
 import tempfile
+from dataclasses import dataclass
 from pathlib import Path
 
 import torch
 
-from lidcseg.errors import LidcsegError
+from lidcseg.core.file_format import FileFormatError, contract_fields, contract_payload
 
-FORMAT = 1
+# 2: the execution settings the job ran with (``execution``).
+FORMAT = 2
+RERUN = "`lidcseg train` for it (snakemake or dvc repro rebuild it when it is deleted)"
 
 
-class CheckpointError(LidcsegError):
+class CheckpointError(FileFormatError):
     """A checkpoint or model file that cannot be used, named."""
+
+
+@dataclass(frozen=True)
+class ModelFile:
+    """``model.pt``: the kept weights of one trained variant and seed, with what rebuilds
+    the network (``slots``, ``models``) and what a new scan is taken through (``grid``,
+    ``image_scale``)."""
+
+    variant: str
+    slots: dict  # the variant's skip slots (models/registry.py Variant, as a dict)
+    models: dict  # the models section it was built with
+    image_scale: float
+    seed: int
+    epoch: int  # the epoch whose weights these are (best validation DSC)
+    fingerprint: str  # of everything that decides the weights
+    grid: dict  # spacing_mm, image_shape, window of the packed data (data/dataset/packed.py)
+    state_dict: dict | None
+    execution: dict  # core/runtime.py execution_record of the training job
+
+    def save(self, path: str | os.PathLike) -> None:
+        save_atomic(contract_payload(self, FORMAT), path)
+
+    @classmethod
+    def load(cls, path: str | os.PathLike) -> ModelFile:
+        payload = load_weights_only(path)
+        return cls(
+            **contract_fields(cls, payload, path, "model file", FORMAT, RERUN, CheckpointError)
+        )
 
 
 def save_atomic(payload: dict, path: str | os.PathLike) -> None:
@@ -39,8 +73,9 @@ def save_atomic(payload: dict, path: str | os.PathLike) -> None:
         raise
 
 
-def load_weights_only(path: str | os.PathLike) -> dict:
-    """Read a file written by :func:`save_atomic`; refuse anything else with its name."""
+def load_weights_only(path: str | os.PathLike):
+    """Read a file written by :func:`save_atomic`; refuse anything else with its name (its
+    format and fields are its contract's to check)."""
     try:
         payload = torch.load(path, map_location="cpu", weights_only=True)
     except FileNotFoundError:
@@ -52,8 +87,6 @@ def load_weights_only(path: str | os.PathLike) -> dict:
         raise CheckpointError(
             f"{path}: not a readable lidcseg checkpoint ({type(error).__name__}: {reason})"
         ) from error
-    if not isinstance(payload, dict) or payload.get("format") != FORMAT:
-        raise CheckpointError(f"{path}: not a lidcseg checkpoint of format {FORMAT}")
     return payload
 
 

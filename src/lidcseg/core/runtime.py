@@ -19,7 +19,8 @@ def pick_device(name: str) -> torch.device:
     silent 100x slower run."""
     if name == "cuda" and not torch.cuda.is_available():
         raise ConfigError(
-            "execution.train.device", "cuda, but torch sees no CUDA device here (auto uses one when present)"
+            "execution.train.device",
+            "cuda, but torch sees no CUDA device here (auto uses one when present)",
         )
     if name == "auto":
         name = "cuda" if torch.cuda.is_available() else "cpu"
@@ -49,3 +50,38 @@ def autocast(device: torch.device, amp: str):
 
 def memory_format(channels_last: bool) -> torch.memory_format:
     return torch.channels_last if channels_last else torch.contiguous_format
+
+
+def device_name(device: torch.device | str) -> str:
+    """``cpu``, or the accelerator's own name (``NVIDIA H200``): what a speed depends on."""
+    device = torch.device(device)
+    if device.type == "cuda" and torch.cuda.is_available():
+        return torch.cuda.get_device_name(device)
+    return str(device)
+
+
+def execution_record(
+    device: torch.device | str,
+    *,
+    threads: int,
+    amp: str | None = None,
+    deterministic: bool | None = None,
+    channels_last: bool | None = None,
+    workers: int | None = None,
+    compile: bool | None = None,
+    batch_size: int | None = None,
+) -> dict:
+    """The execution settings a job actually ran with, as saved beside its results (model
+    file, train.json, metrics file): the device by name, then each setting the job has
+    (training: workers and compile; evaluation: its batch size); a setting it has not is
+    left out rather than written as null."""
+    settings = {
+        "threads": threads,
+        "workers": workers,
+        "batch_size": batch_size,
+        "compile": compile,
+        "deterministic": deterministic,
+        "channels_last": channels_last,
+        "amp": amp,
+    }
+    return {"device": device_name(device), **{k: v for k, v in settings.items() if v is not None}}

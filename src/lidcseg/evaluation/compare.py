@@ -23,8 +23,7 @@ from pathlib import Path
 import numpy as np
 
 from lidcseg.core.metrics import scores
-from lidcseg.evaluation.summary import MetricsFileError, beside, read_metrics
-from lidcseg.io import read_rows
+from lidcseg.core.metrics_file import MetricsFile, MetricsFileError, read_images
 
 
 @dataclass(frozen=True)
@@ -56,7 +55,7 @@ class PatientCounts:
     @classmethod
     def read(cls, metric_files: list[Path]) -> PatientCounts:
         """From the ``.images.csv`` beside each of a variant's metrics files (one per seed)."""
-        runs = [read_rows(beside(path, ".images.csv")) for path in metric_files]
+        runs = [read_images(path) for path in metric_files]
         try:
             return cls.from_image_rows(runs)
         except (KeyError, ValueError) as error:
@@ -71,10 +70,11 @@ def seed_mean_dsc(counts: np.ndarray) -> np.ndarray:
 
 
 def paired_difference(
-    a: PatientCounts, b: PatientCounts, resamples: int = 1000, level: float = 0.95, seed: int = 0
+    a: PatientCounts, b: PatientCounts, resamples: int, level: float, seed: int = 0
 ) -> dict:
     """Pooled DSC of ``a`` minus ``b`` (seeds averaged) and its paired patient-bootstrap
-    interval; ``excludes_zero`` when the whole interval lies on one side of 0."""
+    interval of ``resamples`` draws at confidence ``level`` (config.yaml ``evaluate:``);
+    ``excludes_zero`` when the whole interval lies on one side of 0."""
     if a.patients != b.patients:
         raise ValueError("the two variants were tested on different patients: no paired comparison")
     draws = np.random.default_rng(seed).integers(
@@ -101,8 +101,8 @@ def counts_by_variant(metric_files: list[Path]) -> dict[str, PatientCounts]:
     """Every variant's per-patient counts over its seeds, from its metrics files."""
     files: dict[str, list[tuple[int, Path]]] = {}
     for path in metric_files:
-        result = read_metrics(path)
-        files.setdefault(result["variant"], []).append((result["seed"], Path(path)))
+        result = MetricsFile.load(path)
+        files.setdefault(result.variant, []).append((result.seed, Path(path)))
     return {
         variant: PatientCounts.read([path for _, path in sorted(runs)])
         for variant, runs in files.items()

@@ -24,39 +24,13 @@ from scipy import ndimage
 from lidcseg.config import EvaluateConfig, TrainConfig
 from lidcseg.core.logits import predict_logits
 from lidcseg.core.metrics import bootstrap_pooled, confusion, per_image_mean, pooled, scores
-from lidcseg.core.runtime import memory_format, pick_device, seed_everything
+from lidcseg.core.metrics_file import Evaluation, MetricsFile, MetricsFileError
+from lidcseg.core.runtime import execution_record, memory_format, pick_device, seed_everything
 from lidcseg.core.sizes import size_label, size_labels
 from lidcseg.data.dataset.packed import PackedSplit
-from lidcseg.evaluation.summary import MetricsFileError, beside_path
-from lidcseg.io import output_group, read_rows, save_npz, write_json, write_rows
+from lidcseg.io import read_rows
 from lidcseg.models.loading import load_model
 
-IMAGE_FIELDS = (
-    "patient_id",
-    "slice",
-    "nodules",
-    "diameter_mm",
-    "tp",
-    "fp",
-    "fn",
-    "dsc",
-    "precision",
-    "recall",
-)
-NODULE_FIELDS = (
-    "patient_id",
-    "nodule",
-    "diameter_mm",
-    "size",
-    "slices",
-    "tp",
-    "fp",
-    "fn",
-    "dsc",
-    "precision",
-    "recall",
-    "detected",
-)
 EIGHT_CONNECTED = np.ones((3, 3), bool)
 
 
@@ -85,7 +59,7 @@ def evaluate_model(
     train: TrainConfig,
     settings: EvaluateConfig,
     batch_size: int,
-) -> dict:
+) -> MetricsFile:
     """Predict the test split (``batch_size`` slices at a time: execution.evaluate), score it,
     write ``<out>.json``, ``.images.csv``, ``.nodules.csv`` and ``.predictions.npz``
     (probabilities x 255 as uint8, for the figure)."""
@@ -100,7 +74,7 @@ def evaluate_model(
         for which, logits in predict_logits(
             model,
             test,
-            saved["image_scale"],
+            saved.image_scale,
             batch_size,
             device,
             train.amp,
@@ -109,7 +83,18 @@ def evaluate_model(
             logits = logits.cpu()
             yield which, torch.sigmoid(logits).numpy(), logits.numpy() >= cut
 
-    return _score(predictions(), saved, model_path, test, nodule_tables, out_json, settings)
+    identity = dict(variant=saved.variant, slots=saved.slots, seed=saved.seed, epoch=saved.epoch)
+    execution = execution_record(
+        device,
+        threads=train.threads,
+        batch_size=batch_size,
+        deterministic=train.deterministic,
+        channels_last=train.channels_last,
+        amp=train.amp,
+    )
+    return _score(
+        predictions(), identity, execution, model_path, test, nodule_tables, out_json, settings
+    )
 
 
 def evaluate_predictions(
@@ -119,7 +104,7 @@ def evaluate_predictions(
     out_json: Path,
     settings: EvaluateConfig,
     name: str | None = None,
-) -> dict:
+) -> MetricsFile:
     """Score a folder of predicted label images made elsewhere (nnU-Net's ``<case>.png``, one
     per test slice; see data/dataset/nnunet.py) exactly as a model of ours is scored."""
     from lidcseg.data.dataset.nnunet import case_id, read_prediction
@@ -132,25 +117,26 @@ def evaluate_predictions(
             predicted = read_prediction(Path(predictions_dir) / f"{case_id(row)}.png", shape)[None]
             yield slice(index, index + 1), predicted.astype(np.float32), predicted
 
-    identity = {
-        "variant": name or Path(predictions_dir).name,
-        "slots": {},
-        "seed": 0,
-        "epoch": None,
-    }
-    return _score(predictions(), identity, predictions_dir, test, nodule_tables, out_json, settings)
+    identity = dict(variant=name or Path(predictions_dir).name, slots={}, seed=0, epoch=None)
+    # no model runs here: the job only counts, on the CPU
+    execution = execution_record("cpu", threads=torch.get_num_threads())
+    return _score(
+        predictions(), identity, execution, predictions_dir, test, nodule_tables, out_json, settings
+    )
 
 
 def _score(
     predictions,
-    saved: dict,
+    identity: dict,
+    execution: dict,
     source: Path,
     test: PackedSplit,
     nodule_tables: list[Path],
     out_json: Path,
     settings: EvaluateConfig,
-) -> dict:
-    """Count every (which slices, probability, predicted) batch; write and return the result."""
+) -> MetricsFile:
+    """Count every (which slices, probability, predicted) batch; write and return the result.
+    ``identity``: variant, slots, seed and epoch of the metrics file."""
     diameters = _diameters(nodule_tables)
     probability = np.zeros(test.images.shape, np.uint8)
     image_counts, per_nodule = [], {}
@@ -167,7 +153,7 @@ def _score(
                 entry["slices"] += 1
     counts = np.concatenate(image_counts) if image_counts else np.zeros((0, 3), np.int64)
     nodules = _nodule_rows(per_nodule, diameters, settings.size_bins_mm, source)
-    result = _summary(saved, source, test, counts, nodules, settings)
+    result = _summary(identity, execution, source, test, counts, nodules, settings)
     _write(out_json, result, test, counts, nodules, probability)
     return result
 
@@ -207,49 +193,48 @@ def _nodule_rows(per_nodule: dict, diameters: dict, edges, model_path) -> list[d
 
 
 def _summary(
-    saved: dict,
+    identity: dict,
+    execution: dict,
     model_path: Path,
     test: PackedSplit,
     counts: np.ndarray,
     nodules: list[dict],
     settings: EvaluateConfig,
-) -> dict:
+) -> MetricsFile:
     patients = [r["patient_id"] for r in test.rows]
     boot = dict(
-        n_resamples=settings.bootstrap_resamples, level=settings.confidence, seed=saved["seed"]
+        n_resamples=settings.bootstrap_resamples, level=settings.confidence, seed=identity["seed"]
     )
     totals = counts.sum(0) if len(counts) else np.zeros(3, np.int64)
-    return {
-        "variant": saved["variant"],
-        "slots": saved["slots"],
-        "seed": saved["seed"],
-        "model": str(model_path),
-        "epoch": saved["epoch"],
-        "threshold": settings.threshold,
-        "test": {"slices": len(test), "patients": len(set(patients)), "nodules": len(nodules)},
-        "pooled": {
+    return MetricsFile(
+        **identity,
+        model=str(model_path),
+        threshold=settings.threshold,
+        test={"slices": len(test), "patients": len(set(patients)), "nodules": len(nodules)},
+        pooled={
             **pooled(counts),
             "tp": int(totals[0]),
             "fp": int(totals[1]),
             "fn": int(totals[2]),
         },
-        "pooled_ci": bootstrap_pooled(counts, patients, **boot) if len(counts) else {},
-        "per_image_mean": per_image_mean(counts),
-        "slices_without_prediction": int(((counts[:, 0] + counts[:, 1]) == 0).sum())
+        pooled_ci=bootstrap_pooled(counts, patients, **boot) if len(counts) else {},
+        per_image_mean=per_image_mean(counts),
+        slices_without_prediction=int(((counts[:, 0] + counts[:, 1]) == 0).sum())
         if len(counts)
         else 0,
-        "per_nodule": {
+        per_nodule={
             "nodules": len(nodules),
             "detected": sum(r["detected"] for r in nodules),
             "mean_dsc": float(np.mean([r["dsc"] for r in nodules])) if nodules else float("nan"),
         },
-        "by_size": _by_size(nodules, settings, boot),
-        "bootstrap": {
+        by_size=_by_size(nodules, settings, boot),
+        bootstrap={
             "resamples": settings.bootstrap_resamples,
             "confidence": settings.confidence,
             "unit": "patient",
         },
-    }
+        execution=execution,
+    )
 
 
 def _by_size(nodules: list[dict], settings: EvaluateConfig, boot: dict) -> list[dict]:
@@ -273,7 +258,7 @@ def _by_size(nodules: list[dict], settings: EvaluateConfig, boot: dict) -> list[
 
 def _write(
     out_json: Path,
-    result: dict,
+    result: MetricsFile,
     test: PackedSplit,
     counts: np.ndarray,
     nodules: list[dict],
@@ -290,14 +275,11 @@ def _write(
         }
         for i, (row, c) in enumerate(zip(test.rows, counts))
     ]
-    with output_group():  # the four files together or none
-        write_rows(images, beside_path(out_json, ".images.csv"), IMAGE_FIELDS)
-        write_rows(nodules, beside_path(out_json, ".nodules.csv"), NODULE_FIELDS)
-        save_npz(
-            beside_path(out_json, ".predictions.npz"),
-            compressed=True,
-            probability=probability,
-            patient_id=np.array([r["patient_id"] for r in test.rows]),
-            slice=np.array([int(r["slice"]) for r in test.rows]),
-        )
-        write_json(result, out_json)
+    Evaluation(
+        result,
+        images,
+        nodules,
+        probability,
+        patient_id=np.array([r["patient_id"] for r in test.rows]),
+        slice=np.array([int(r["slice"]) for r in test.rows]),
+    ).save(out_json)

@@ -25,10 +25,11 @@ import numpy as np
 
 from lidcseg.config import AnnotateConfig, EvaluateConfig, ResampleConfig
 from lidcseg.core.metrics import bootstrap_pooled, per_image_mean, pooled
+from lidcseg.core.readers_file import ReadersFile
 from lidcseg.data.lidc.annotations import paint_box, reader_agreement
 from lidcseg.data.resample import GridTransform, resample_mask
 from lidcseg.errors import LidcsegError
-from lidcseg.io import Volume, read_json, read_rows, slice_positions_beside, write_json, write_rows
+from lidcseg.io import Volume, read_json, read_rows, slice_positions_beside, write_rows
 
 FIELDS = ("patient_id", "slice", "nodule", "reader", "n_readers", "tp", "fp", "fn")
 DEFINITION = (
@@ -304,7 +305,7 @@ def readers_to_files(
     resample: ResampleConfig,
     evaluate: EvaluateConfig,
     seed: int = 0,
-) -> dict:
+) -> ReadersFile:
     """Score the readers of every test patient: the summary at ``out_json``, the rows as CSV
     beside it (same stem). Returns the summary."""
     consensus, min_diameter_mm = annotate.consensus, annotate.min_diameter_mm
@@ -324,14 +325,14 @@ def readers_to_files(
             min_diameter_mm,
             mask_method,
         )
-    summary = {
+    summary = ReadersFile(
         **summarize(rows, evaluate.bootstrap_resamples, evaluate.confidence, seed),
-        "test_slices": sum(len(s) for s in wanted.values()),
-        "consensus": consensus,
-        "min_diameter_mm": min_diameter_mm,
-        "mask_method": mask_method,
-        "definition": DEFINITION,
-    }
+        test_slices=sum(len(s) for s in wanted.values()),
+        consensus=consensus,
+        min_diameter_mm=min_diameter_mm,
+        mask_method=mask_method,
+        definition=DEFINITION,
+    )
     write_rows(rows, Path(out_json).with_suffix(".csv"), FIELDS)
-    write_json(summary, out_json)
+    summary.save(out_json)
     return summary

@@ -67,19 +67,19 @@ class Ensemble:
         models, grids, names = [], [], []
         for path in paths:
             model, saved = load_model(path, device)
-            names.append(f"{saved['variant']} seed {saved['seed']}")
-            grid = saved.get("grid") or {}
+            names.append(f"{saved.variant} seed {saved.seed}")
+            grid = saved.grid
             if not all(grid.get(k) for k in ("spacing_mm", "image_shape", "window")):
                 raise LidcsegError(
-                    f"{path}: holds no input grid (spacing, size, window); it was trained by an "
-                    "older lidcseg: retrain it"
+                    f"{path}: holds no input grid (spacing, size, window): its packed data's "
+                    "dataset.json lacks them; rebuild the dataset and retrain it"
                 )
             grids.append(
                 (
                     tuple(grid["spacing_mm"]),
                     tuple(grid["image_shape"]),
                     tuple(grid["window"]),
-                    saved["image_scale"],
+                    saved.image_scale,
                 )
             )
             models.append(model.to(memory_format=memory_format(channels_last)).eval())

@@ -7,17 +7,16 @@ import os
 
 import torch
 
-from lidcseg.core.model_file import CheckpointError, load_weights_only
+from lidcseg.core.model_file import CheckpointError, ModelFile
 from lidcseg.models.registry import Variant
 from lidcseg.models.unet import build_model
 
 
-def load_model(path: str | os.PathLike, device: torch.device) -> tuple[torch.nn.Module, dict]:
+def load_model(path: str | os.PathLike, device: torch.device) -> tuple[torch.nn.Module, ModelFile]:
     """A model.pt written by training (weights only), rebuilt from the settings inside it."""
-    saved = load_weights_only(path)
-    if saved.get("state_dict") is None:
+    saved = ModelFile.load(path)
+    if saved.state_dict is None:
         raise CheckpointError(f"{path}: holds no weights (training ended before its first epoch?)")
-    variant = Variant(**saved["slots"])
-    model = build_model(variant, saved["models"], encoder_weights=None)
-    model.load_state_dict(saved["state_dict"])
+    model = build_model(Variant(**saved.slots), saved.models, encoder_weights=None)
+    model.load_state_dict(saved.state_dict)
     return model.to(device), saved

@@ -11,10 +11,10 @@ from pathlib import Path
 
 import numpy as np
 
+from lidcseg.core.metrics_file import MetricsFile, read_nodules, read_probability
 from lidcseg.core.sizes import size_labels
 from lidcseg.data.dataset.packed import PackedSplit
-from lidcseg.evaluation.summary import beside, read_metrics
-from lidcseg.io import read_rows, staged_folder, write_rows, write_text
+from lidcseg.io import staged_folder, write_rows, write_text
 from lidcseg.report import figures, tables
 from lidcseg.report.paper import TABLE1, Slots
 
@@ -39,11 +39,12 @@ def build_report(
     readers_json: Path | None,
     threshold: float,
     size_bins_mm: tuple[float, ...],
-    external: list[Path] = (),
-    bootstrap: tuple[int, float] = (1000, 0.95),
+    external: list[Path],
+    bootstrap: tuple[int, float],
 ) -> list[Path]:
     """Every file of the report into ``out_dir``, all together or (on an error) none;
-    ``bootstrap``: resamples and confidence of the paired comparisons."""
+    ``bootstrap``: resamples and confidence of the paired comparisons (config.yaml
+    ``evaluate:``, as are ``threshold`` and ``size_bins_mm``)."""
     with staged_folder(out_dir) as staging:
         written = _build(
             metric_files,
@@ -72,12 +73,12 @@ def _build(
 ) -> list[Path]:
     first = _first_seed(metric_files)
     tables.write_tables(metric_files, out_dir, readers_json, external, *bootstrap)
-    by_size = {variant: data["by_size"] for variant, (_, data) in first.items()}
+    by_size = {variant: metrics.by_size for variant, (_, metrics) in first.items()}
     _write_size_table(by_size, out_dir, size_bins_mm)
     written = figures.size_plot(by_size, out_dir / "dsc_by_size")
     written += figures.curves({_run_name(p): p for p in logs}, out_dir / "training_curves")
     test = PackedSplit(packed_dir, "test")
-    nodules = read_rows(beside(next(iter(first.values()))[0], ".nodules.csv"))
+    nodules = read_nodules(next(iter(first.values()))[0])
     picks = figures.pick_slices(test, nodules, size_bins_mm)
     write_rows(
         picks,
@@ -91,25 +92,24 @@ def _build(
     return written
 
 
-def _first_seed(metric_files: list[Path]) -> dict[str, tuple[Path, dict]]:
+def _first_seed(metric_files: list[Path]) -> dict[str, tuple[Path, MetricsFile]]:
     """variant -> (path, contents) of its lowest seed's metrics file, each file read once."""
-    chosen: dict[str, tuple[Path, dict]] = {}
+    chosen: dict[str, tuple[Path, MetricsFile]] = {}
     for path in metric_files:
-        data = read_metrics(path)
-        if data["variant"] not in chosen or data["seed"] < chosen[data["variant"]][1]["seed"]:
-            chosen[data["variant"]] = (path, data)
+        metrics = MetricsFile.load(path)
+        if metrics.variant not in chosen or metrics.seed < chosen[metrics.variant][1].seed:
+            chosen[metrics.variant] = (path, metrics)
     return chosen
 
 
-def _table1_predictions(first: dict[str, tuple[Path, dict]]) -> dict[str, np.ndarray]:
+def _table1_predictions(first: dict[str, tuple[Path, MetricsFile]]) -> dict[str, np.ndarray]:
     """Table 1's modules that were run, in the table's order: label -> uint8 probabilities."""
-    by_slots = {Slots.of(data["slots"]): path for path, data in first.values()}
-    predictions = {}
-    for row in TABLE1:
-        if row.slots in by_slots and not row.ours_only:
-            with np.load(beside(by_slots[row.slots], ".predictions.npz")) as saved:
-                predictions[row.label] = saved["probability"]
-    return predictions
+    by_slots = {Slots.of(metrics.slots): path for path, metrics in first.values()}
+    return {
+        row.label: read_probability(by_slots[row.slots])
+        for row in TABLE1
+        if row.slots in by_slots and not row.ours_only
+    }
 
 
 def _run_name(log_csv: Path) -> str:

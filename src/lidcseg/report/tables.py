@@ -22,9 +22,10 @@ import math
 import os
 from pathlib import Path
 
+from lidcseg.core.readers_file import ReadersFile
 from lidcseg.evaluation.compare import PatientCounts, counts_by_variant, paired_difference
-from lidcseg.evaluation.summary import MetricsFileError, summarize_runs
-from lidcseg.io import read_json, write_text
+from lidcseg.evaluation.summary import summarize_runs
+from lidcseg.io import write_text
 from lidcseg.report.paper import ALL_OFF_AS_UNET, READERS_LABEL, TABLE1, TABLE2, PaperRow, Slots
 
 METRICS = ("dsc", "recall", "precision")
@@ -55,19 +56,15 @@ def variant_rows(metric_files: list[Path]) -> dict[Slots, dict]:
 
 def readers_row(path: str | os.PathLike) -> dict:
     """The leave-one-reader-out figures as a row like a variant's (one 'seed')."""
-    try:
-        data = read_json(path)
-        row = {"variant": "readers", "seeds": ""}
-        for metric in METRICS:
-            row[metric] = data["pooled"][metric]
-            row[f"{metric}_low"], row[f"{metric}_high"] = data["pooled_ci"][metric]
-            row[f"{metric}_sd"] = ""
-        row["dsc_per_image"] = data["per_image_mean"]["dsc"]
-        return row
-    except (OSError, ValueError, KeyError, TypeError) as error:
-        raise MetricsFileError(
-            f"{path}: not a readers metrics file ({type(error).__name__}: {error})"
-        ) from error
+    readers = ReadersFile.load(path)
+    row = {"variant": "readers", "seeds": ""}
+    for metric in METRICS:
+        row[metric] = readers.pooled[metric]
+        # no interval without a scored pair
+        row[f"{metric}_low"], row[f"{metric}_high"] = readers.pooled_ci.get(metric, ("", ""))
+        row[f"{metric}_sd"] = ""
+    row["dsc_per_image"] = readers.per_image_mean["dsc"]
+    return row
 
 
 def table1(
@@ -303,14 +300,15 @@ def _flat(row: dict) -> dict:
 def write_tables(
     metric_files: list[Path],
     out_dir: Path,
-    readers_json: Path | None = None,
-    external_files: list[Path] = (),
-    resamples: int = 1000,
-    level: float = 0.95,
+    readers_json: Path | None,
+    external_files: list[Path],
+    resamples: int,
+    level: float,
 ) -> dict[str, list[dict]]:
     """table1 and table2 as .md, .csv, .tex and .html (for the Snakemake report) in ``out_dir``;
     ``external_files``: metrics of external predictions, one Table 1 row per method. Every
-    metrics file needs its ``.images.csv`` beside it (the paired comparisons)."""
+    metrics file needs its ``.images.csv`` beside it (the paired comparisons, of ``resamples``
+    draws at confidence ``level``: config.yaml ``evaluate:``)."""
     ours = variant_rows(metric_files)
     readers = readers_row(readers_json) if readers_json else None
     external = summarize_runs(list(external_files)) if external_files else []

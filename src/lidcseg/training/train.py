@@ -29,23 +29,30 @@ from torch.utils.data import DataLoader
 from tqdm import tqdm
 
 from lidcseg.config import ModelsConfig, TrainConfig
-from lidcseg.core.model_file import cpu_state, save_atomic
-from lidcseg.core.runtime import autocast, memory_format, pick_device, seed_everything
+from lidcseg.core.model_file import ModelFile, cpu_state
+from lidcseg.core.runtime import (
+    execution_record,
+    memory_format,
+    pick_device,
+    seed_everything,
+)
 from lidcseg.data.dataset.packed import PackedSplit, input_grid
 from lidcseg.errors import ConfigError, LidcsegError
 from lidcseg.io import write_json, write_rows
 from lidcseg.models.registry import Variant, variants_from_config
 from lidcseg.models.unet import build_model
-from lidcseg.training.augment import EpochSampler, TrainingSamples, augment_batch, seed_worker
+from lidcseg.training.augment import EpochSampler, TrainingSamples, seed_worker
 from lidcseg.training.averaging import WeightAverage
 from lidcseg.training.checkpoints import (
+    Checkpoint,
     PreemptionGuard,
+    Progress,
+    TrainingState,
     fingerprint,
-    fresh_progress,
     resume_or_start,
 )
-from lidcseg.training.losses import deep_supervision_loss, dice_bce_loss
 from lidcseg.training.schedule import learning_rate_at, make_optimizer
+from lidcseg.training.step import TrainingStep
 from lidcseg.training.validation import validate
 
 log = logging.getLogger(__name__)
@@ -136,144 +143,97 @@ def dataset_id(packed_dir: Path) -> str:
 
 def run_training(job: TrainingJob) -> dict:
     """Train (or resume) ``job``; write model.pt, log.csv and train.json; return the summary."""
-    t = job.train
-    seed_everything(job.seed, t.deterministic, t.threads)
-    device = pick_device(t.device)
+    train = job.train
+    seed_everything(job.seed, train.deterministic, train.threads)
+    device = pick_device(train.device)
     job.dataset_id = job.dataset_id or dataset_id(job.packed_dir)
     train_split, val_split = (
         PackedSplit(job.packed_dir, "train"),
         PackedSplit(job.packed_dir, "val"),
     )
     model = build_model(job.variant, job.models).to(
-        device, memory_format=memory_format(t.channels_last)
+        device, memory_format=memory_format(train.channels_last)
     )
-    optimizer = make_optimizer(model.parameters(), t, fused=device.type == "cuda")
-    scaler = torch.amp.GradScaler("cuda", enabled=device.type == "cuda" and t.amp == "fp16")
-    average = WeightAverage(model, t.weight_average)
+    optimizer = make_optimizer(model.parameters(), train, fused=device.type == "cuda")
+    scaler = torch.amp.GradScaler("cuda", enabled=device.type == "cuda" and train.amp == "fp16")
+    average = WeightAverage(model, train.weight_average)
     state = resume_or_start(job.checkpoint, job.fingerprint(), model, optimizer, scaler, average)
     samples = TrainingSamples(
-        train_split, job.seed, t.image_scale, t.patch_size, t.foreground_fraction, t.augment
+        train_split,
+        job.seed,
+        train.image_scale,
+        train.patch_size,
+        train.foreground_fraction,
+        train.augment,
     )
     sampler = EpochSampler(len(samples), job.seed)
     # Whole batches only: a last batch of one slice stops BAM's batch norm on its 1 x 1 map;
     # the order is shuffled every epoch, so every slice still takes part.
-    drop_last = len(samples) >= t.batch_size
+    drop_last = len(samples) >= train.batch_size
     loader = DataLoader(
         samples,
-        batch_size=t.batch_size,
+        batch_size=train.batch_size,
         sampler=sampler,
-        num_workers=t.workers,
-        persistent_workers=t.workers > 0,
+        num_workers=train.workers,
+        persistent_workers=train.workers > 0,
         pin_memory=device.type == "cuda",
         worker_init_fn=seed_worker,
         drop_last=drop_last,
     )
-    step = TrainingStep(model, optimizer, scaler, device, t, average)
-    loop = _Loop(job, step, len(loader))
+    step = TrainingStep(model, optimizer, scaler, device, train, average)
+    epochs = EpochDriver(job, step, len(loader))
     with PreemptionGuard() as guard:
-        while state["epoch"] < t.epochs and not state["stopped"]:
-            loop.train_epoch(loader, sampler, state, guard)
-            loop.end_epoch(val_split, state)
+        while state.epoch < train.epochs and not state.stopped:
+            epochs.train_epoch(loader, sampler, state, guard)
+            epochs.end_epoch(val_split, state)
     return _write_outputs(job, average.model, state, device)
 
 
-class TrainingStep:
-    """One optimiser step on a loader batch: augmentation on the device, forward, the loss of
-    eq. (13) (plus the side maps' terms), backward, update, the weight average. Returns
-    the loss as a device tensor: reading it would make the host wait for the device."""
-
-    def __init__(
-        self, model, optimizer, scaler, device: torch.device, t: TrainConfig, average=None
-    ):
-        self.model, self.optimizer, self.scaler, self.device, self.t = (
-            model,
-            optimizer,
-            scaler,
-            device,
-            t,
-        )
-        self.average = average or WeightAverage(model, 0.0)
-        self.forward = torch.compile(model) if t.compile else model
-
-    def __call__(self, batch, lr: float) -> torch.Tensor:
-        t = self.t
-        for group in self.optimizer.param_groups:
-            group["lr"] = lr
-        images, masks = augment_batch(
-            batch, t.image_scale, t.patch_size, self.device, t.channels_last
-        )
-        with autocast(self.device, t.amp):
-            if any(t.deep_supervision):
-                logits, sides = self.forward(images, return_side=True)
-            else:
-                logits, sides = self.forward(images), None
-        logits = logits.float()
-        if sides is None:
-            loss = dice_bce_loss(logits, masks)
-        else:
-            loss = deep_supervision_loss(
-                logits, [s.float() for s in sides], masks, t.deep_supervision
-            )
-        self.optimizer.zero_grad(set_to_none=True)
-        self.scaler.scale(loss).backward()
-        if t.gradient_clip:
-            self.scaler.unscale_(self.optimizer)  # clip the true gradients, not fp16-scaled ones
-            torch.nn.utils.clip_grad_norm_(self.model.parameters(), t.gradient_clip)
-        self.scaler.step(self.optimizer)
-        self.scaler.update()
-        self.average.update()
-        return loss.detach()
-
-
-class _Loop:
-    """The steps of one job; holds what every epoch needs."""
+class EpochDriver:
+    """Runs a job's epochs one at a time: the training steps of an epoch, then its
+    validation, model selection, checkpoint and log; holds what every epoch needs."""
 
     def __init__(self, job, step: TrainingStep, steps_per_epoch):
         self.job, self.step = job, step
-        self.model, self.optimizer, self.scaler, self.device = (
-            step.model,
-            step.optimizer,
-            step.scaler,
-            step.device,
-        )
+        self.model, self.optimizer, self.device = step.model, step.optimizer, step.device
         self.steps_per_epoch = steps_per_epoch
         self.total_steps = steps_per_epoch * job.train.epochs
         self.pending = []  # (batch number, images, loss on the device) not yet read back
 
-    def train_epoch(self, loader, sampler, state, guard) -> None:
-        t, epoch = self.job.train, state["epoch"]
-        sampler.set_epoch(epoch, state["batch"] * t.batch_size)
-        progress = state["progress"]
+    def train_epoch(self, loader, sampler, state: TrainingState, guard) -> None:
+        train, epoch = self.job.train, state.epoch
+        sampler.set_epoch(epoch, state.batch * train.batch_size)
+        progress = state.progress
         self.model.train()
         bar = tqdm(
             total=self.steps_per_epoch,
-            initial=state["batch"],
+            initial=state.batch,
             file=sys.stderr,
             leave=False,
-            desc=f"{self.job.variant_name} seed {self.job.seed} epoch {epoch + 1}/{t.epochs}",
+            desc=f"{self.job.variant_name} seed {self.job.seed} epoch {epoch + 1}/{train.epochs}",
             mininterval=1 if sys.stderr.isatty() else 30,
         )
         tick = time.perf_counter()
         for batch in loader:
-            lr = learning_rate_at(state["step"], self.total_steps, self.steps_per_epoch, t)
-            self.pending.append((state["batch"] + 1, len(batch[0]), self.step(batch, lr)))
-            state["batch"] += 1
-            state["step"] += 1
+            lr = learning_rate_at(state.step, self.total_steps, self.steps_per_epoch, train)
+            self.pending.append((state.batch + 1, len(batch[0]), self.step(batch, lr)))
+            state.batch += 1
+            state.step += 1
             bar.update()
             if len(self.pending) >= READ_EVERY or guard.requested:
                 self._read_losses(state)
             if guard.requested:
-                progress["seconds"] += time.perf_counter() - tick
+                progress.seconds += time.perf_counter() - tick
                 self.save(state)
                 raise Preempted(
                     f"SIGTERM: {self.job.checkpoint} saved at epoch {epoch + 1}, batch "
-                    f"{state['batch']}; rerun the same command to resume"
+                    f"{state.batch}; rerun the same command to resume"
                 )
         self._read_losses(state)
         bar.close()
-        progress["seconds"] += time.perf_counter() - tick
+        progress.seconds += time.perf_counter() - tick
 
-    def _read_losses(self, state: dict) -> None:
+    def _read_losses(self, state: TrainingState) -> None:
         """Add the pending batch losses to the epoch's progress; a non-finite one stops the job."""
         if not self.pending:
             return
@@ -282,75 +242,62 @@ class _Loop:
         for (batch, images, _), loss in zip(pending, losses):
             if not math.isfinite(loss):
                 raise TrainingDiverged(
-                    f"{self.job.variant_name} seed {self.job.seed}: loss is {loss} at epoch {state['epoch'] + 1}, "
-                    f"batch {batch}; no model written (the last checkpoint is kept). Lower "
-                    f"train.learning_rate or use train.amp: bf16 instead of fp16."
+                    f"{self.job.variant_name} seed {self.job.seed}: loss is {loss} at epoch "
+                    f"{state.epoch + 1}, batch {batch}; no model written (the last checkpoint "
+                    "is kept). Lower train.learning_rate or use train.amp: bf16 instead of fp16."
                 )
-            state["progress"]["loss_sum"] += loss * images
-            state["progress"]["images"] += images
+            state.progress.loss_sum += loss * images
+            state.progress.images += images
 
-    def end_epoch(self, val_split: PackedSplit, state: dict) -> None:
-        t = self.job.train
-        epoch = state["epoch"] + 1
-        if epoch % t.validate_every == 0 or epoch == t.epochs:
-            self._select(validate(self.step.average.model, val_split, t, self.device), state)
+    def end_epoch(self, val_split: PackedSplit, state: TrainingState) -> None:
+        train = self.job.train
+        epoch = state.epoch + 1
+        if epoch % train.validate_every == 0 or epoch == train.epochs:
+            self._select(validate(self.step.average.model, val_split, train, self.device), state)
         else:
-            state["history"].append(
+            state.history.append(
                 self._row(state, dict.fromkeys(("loss", "dsc", "precision", "recall"), ""))
             )
-        state.update(epoch=epoch, batch=0, progress=fresh_progress())
+        state.epoch, state.batch, state.progress = epoch, 0, Progress()
         log.info(
-            "epoch %(epoch)d: loss %(train_loss).4f, val DSC %(val_dsc).6s, %(images_per_s).1f images/s",
-            state["history"][-1],
+            "epoch %(epoch)d: loss %(train_loss).4f, val DSC %(val_dsc).6s, "
+            "%(images_per_s).1f images/s",
+            state.history[-1],
         )
         _check_finite(self.model, self.job, epoch)
         self.save(state)
-        write_rows(state["history"], self.job.out_dir / "log.csv", EPOCH_FIELDS)
+        write_rows(state.history, self.job.out_dir / "log.csv", EPOCH_FIELDS)
 
-    def _row(self, state: dict, val: dict) -> dict:
-        progress = state["progress"]
+    def _row(self, state: TrainingState, val: dict) -> dict:
+        progress = state.progress
         return {
-            "epoch": state["epoch"] + 1,
-            "train_loss": progress["loss_sum"] / max(progress["images"], 1),
+            "epoch": state.epoch + 1,
+            "train_loss": progress.loss_sum / max(progress.images, 1),
             **{f"val_{k}": v for k, v in val.items()},
             "lr": self.optimizer.param_groups[0]["lr"],
-            "images_per_s": progress["images"] / max(progress["seconds"], 1e-9),
-            "seconds": progress["seconds"],
+            "images_per_s": progress.images / max(progress.seconds, 1e-9),
+            "seconds": progress.seconds,
         }
 
-    def _select(self, val: dict, state: dict) -> None:
+    def _select(self, val: dict, state: TrainingState) -> None:
         """Keep the weights when validation DSC improved; count validations without gain."""
-        state["history"].append(self._row(state, val))
-        score = (
-            val["dsc"] if math.isfinite(val["dsc"]) else float(state["epoch"])
-        )  # no val: the last epoch
-        if score > state["best_dsc"]:
-            state.update(
-                best_dsc=score,
-                best_epoch=state["epoch"] + 1,
-                stale_epochs=0,
-                best_state=cpu_state(self.step.average.model),
-            )
+        state.history.append(self._row(state, val))
+        # no validation data: the last epoch is kept
+        score = val["dsc"] if math.isfinite(val["dsc"]) else float(state.epoch)
+        if score > state.best_dsc:
+            state.best_dsc, state.best_epoch, state.stale_epochs = score, state.epoch + 1, 0
+            state.best_state = cpu_state(self.step.average.model)
         else:
-            state["stale_epochs"] += 1
+            state.stale_epochs += 1
         patience = self.job.train.early_stopping_patience
-        state["stopped"] = bool(patience and state["stale_epochs"] >= patience)
+        state.stopped = bool(patience and state.stale_epochs >= patience)
 
-    def save(self, state: dict) -> None:
-        plain = {k: v for k, v in state.items() if k != "best_state"}
-        save_atomic(
-            {
-                "format": 1,
-                "fingerprint": self.job.fingerprint(),
-                "state": plain,
-                "best_state": state["best_state"],
-                "model": cpu_state(self.model),
-                "optimizer": self.optimizer.state_dict(),
-                "scaler": self.scaler.state_dict(),
-                "average": self.step.average.state_dict(),
-            },
-            self.job.checkpoint,
+    def save(self, state: TrainingState) -> None:
+        step = self.step
+        checkpoint = Checkpoint.of(
+            self.job.fingerprint(), state, self.model, self.optimizer, step.scaler, step.average
         )
+        checkpoint.save(self.job.checkpoint)
 
 
 def _check_finite(model, job: TrainingJob, epoch: int) -> None:
@@ -362,37 +309,44 @@ def _check_finite(model, job: TrainingJob, epoch: int) -> None:
             )
 
 
-def _write_outputs(job: TrainingJob, model, state: dict, device) -> dict:
-    history = state["history"]
+def _write_outputs(job: TrainingJob, model, state: TrainingState, device) -> dict:
+    history, train = state.history, job.train
+    execution = execution_record(
+        device,
+        threads=train.threads,
+        workers=train.workers,
+        compile=train.compile,
+        deterministic=train.deterministic,
+        channels_last=train.channels_last,
+        amp=train.amp,
+    )
     summary = {
         "variant": job.variant_name,
         "seed": job.seed,
         "device": str(device),
         "epochs_run": len(history),
-        "best_epoch": state["best_epoch"],
-        "best_val_dsc": history[state["best_epoch"] - 1]["val_dsc"] if history else None,
-        "stopped_early": state["stopped"],
-        "resumes": state["resumes"],
+        "best_epoch": state.best_epoch,
+        "best_val_dsc": history[state.best_epoch - 1]["val_dsc"] if history else None,
+        "stopped_early": state.stopped,
+        "resumes": state.resumes,
         "train_seconds": sum(r["seconds"] for r in history),
         "images_per_s": sum(r["images_per_s"] for r in history) / max(len(history), 1),
         "parameters": sum(p.numel() for p in model.parameters()),
         "fingerprint": job.fingerprint(),
+        "execution": execution,
     }
-    save_atomic(
-        {
-            "format": 1,
-            "variant": job.variant_name,
-            "slots": asdict(job.variant),
-            "models": job.models,
-            "image_scale": job.train.image_scale,
-            "seed": job.seed,
-            "epoch": state["best_epoch"],
-            "fingerprint": job.fingerprint(),
-            "grid": input_grid(job.packed_dir),
-            "state_dict": state["best_state"],
-        },
-        job.out_dir / "model.pt",
-    )
+    ModelFile(
+        variant=job.variant_name,
+        slots=asdict(job.variant),
+        models=job.models,
+        image_scale=train.image_scale,
+        seed=job.seed,
+        epoch=state.best_epoch,
+        fingerprint=job.fingerprint(),
+        grid=input_grid(job.packed_dir),
+        state_dict=state.best_state,
+        execution=execution,
+    ).save(job.out_dir / "model.pt")
     write_rows(history, job.out_dir / "log.csv", EPOCH_FIELDS)
     write_json(summary, job.out_dir / "train.json")
     job.checkpoint.unlink(missing_ok=True)  # done: a rerun of a finished job starts afresh

@@ -14,7 +14,7 @@ from lidcseg.training.losses import dice_bce_loss
 
 
 @torch.no_grad()
-def validate(model, split: PackedSplit, t: TrainConfig, device) -> dict:
+def validate(model, split: PackedSplit, train: TrainConfig, device) -> dict:
     """Pooled DSC, precision, recall and the mean loss on ``split`` (the packed grid), counted
     on the device and read back once."""
     if len(split) == 0:
@@ -26,7 +26,7 @@ def validate(model, split: PackedSplit, t: TrainConfig, device) -> dict:
         }
     counts, loss_sum = [], torch.zeros((), device=device)
     for which, logits in predict_logits(
-        model, split, t.image_scale, t.batch_size, device, t.amp, t.channels_last
+        model, split, train.image_scale, train.batch_size, device, train.amp, train.channels_last
     ):
         truth = torch.from_numpy(np.asarray(split.masks[which]) > 0).to(device, non_blocking=True)
         loss_sum += dice_bce_loss(logits, truth.float()) * len(logits)
