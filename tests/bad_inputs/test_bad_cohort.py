@@ -9,7 +9,8 @@ import pydicom
 import pytest
 import yaml
 
-from lidcseg.io import read_json, read_rows
+from lidcseg.core.series_manifest import SeriesManifest
+from lidcseg.io import read_rows
 from tests.support.workflow import copy_workflow, snakemake
 
 pytestmark = pytest.mark.workflow
@@ -22,7 +23,7 @@ PATIENTS = [GOOD, EMPTY, NAN, WRONG, GAP]
 
 def _series_dir(workdir, patient):
     patient_dir = workdir / "resources/lidc" / patient
-    return patient_dir / read_json(patient_dir / "series.json")["series_dir"]
+    return patient_dir / SeriesManifest.load(patient_dir / "series.json").series_dir
 
 
 @pytest.fixture(scope="module")

@@ -9,6 +9,7 @@ import numpy as np
 import pydicom
 import pytest
 
+from lidcseg.core.series_manifest import SeriesManifest, SeriesManifestError
 from lidcseg.data.dicom.files import find_series_dir
 from lidcseg.data.dicom.series import read_series
 from lidcseg.errors import ScanError
@@ -54,9 +55,25 @@ def test_affine_is_ras_from_dicom_lps(series):
 
 def test_patient_folder_finds_its_one_series(series):
     folder, _, _ = series
+    assert find_series_dir(folder.parents[1]) == folder
+
+
+def test_series_json_names_the_series_and_an_older_one_is_refused(series):
+    folder, _, _ = series
     patient_dir = folder.parents[1]
-    (patient_dir / "series.json").write_text("{}")
+    manifest = SeriesManifest(
+        patient_id=patient_dir.name,
+        study_instance_uid=folder.parent.name,
+        series_instance_uid=folder.name,
+        series_dir=str(folder.relative_to(patient_dir)),
+        n_instances=len(list(folder.glob("*.dcm"))),
+        source="synthetic",
+    )
+    manifest.save(patient_dir / "series.json")
     assert find_series_dir(patient_dir) == folder
+    (patient_dir / "series.json").write_text('{"series_dir": "elsewhere"}')  # no format
+    with pytest.raises(SeriesManifestError, match="series.json of no format.*lidcseg synthesize"):
+        find_series_dir(patient_dir)
 
 
 def test_lidc_xml_beside_the_slices_is_ignored(series):

@@ -8,7 +8,6 @@ ScanError naming it when it is not a CT image we can place and convert to HU.
 
 from __future__ import annotations
 
-import json
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -19,6 +18,7 @@ from pydicom.errors import InvalidDicomError
 from pydicom.uid import UID
 
 from lidcseg.config import ConvertConfig
+from lidcseg.core.series_manifest import SeriesManifest
 from lidcseg.data.dicom.header import TAGS, cut_short, read_simple_header
 from lidcseg.errors import ScanError
 
@@ -76,13 +76,7 @@ def _series_named_by_manifest(patient_dir: Path) -> Path | None:
     manifest = patient_dir / "series.json"
     if not manifest.is_file():
         return None
-    try:
-        named = json.loads(manifest.read_text()).get("series_dir")
-    except (ValueError, AttributeError) as exc:
-        raise ScanError(manifest, f"unreadable manifest ({exc})") from exc
-    if not named:
-        return None
-    folder = patient_dir / named
+    folder = patient_dir / SeriesManifest.load(manifest).series_dir
     if not folder.is_dir():
         raise ScanError(manifest, f"names series folder {folder}, which does not exist")
     return folder

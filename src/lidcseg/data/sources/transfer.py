@@ -32,6 +32,7 @@ from pathlib import Path
 
 from tqdm import tqdm
 
+from lidcseg.core.series_manifest import SeriesManifest
 from lidcseg.data.sources.ids import unsafe_ids
 from lidcseg.data.sources.remote import CorruptSeries, DownloadError
 from lidcseg.io import read_json, write_json
@@ -251,30 +252,28 @@ class _PatientManifests:
                 main = next(
                     (item for item in items if item.series_uid == self.primary(name)), items[0]
                 )
-                write_json(
-                    patient_manifest(self.root, main, items), self.root / name / "series.json"
-                )
+                patient_manifest(self.root, main, items).save(self.root / name / "series.json")
 
 
-def patient_manifest(root: Path, main: RemoteSeries, items: list[RemoteSeries]) -> dict:
-    """The same shape as the synthetic cohort's series.json, plus where the files came from."""
+def patient_manifest(root: Path, main: RemoteSeries, items: list[RemoteSeries]) -> SeriesManifest:
+    """The patient's series.json (core/series_manifest.py), with where the files came from."""
     placed = series_folder(root, main)
     details = _read_download_record(placed)
-    return {
-        "patient_id": main.patient_id,
-        "study_instance_uid": main.study_uid,
-        "series_instance_uid": main.series_uid,
-        "series_dir": os.path.relpath(placed, root / main.patient_id),
-        "n_instances": main.n_instances,
-        "source": details.get("source", ""),
-        "origin": details.get("origin", ""),
-        "md5_verified": details.get("md5_verified", False),
-        "other_series": [
+    return SeriesManifest(
+        patient_id=main.patient_id,
+        study_instance_uid=main.study_uid,
+        series_instance_uid=main.series_uid,
+        series_dir=os.path.relpath(placed, root / main.patient_id),
+        n_instances=main.n_instances,
+        source=details.get("source", ""),
+        origin=details.get("origin", ""),
+        md5_verified=details.get("md5_verified", False),
+        other_series=[
             os.path.relpath(series_folder(root, s), root / main.patient_id)
             for s in items
             if s is not main
         ],
-    }
+    )
 
 
 def _read_download_record(folder: Path) -> dict:

@@ -24,10 +24,10 @@ from pydicom.dataset import FileMetaDataset
 from pydicom.uid import CTImageStorage, ExplicitVRLittleEndian, generate_uid
 
 from lidcseg.config import ConvertConfig, SynthesizeConfig
+from lidcseg.core.series_manifest import SeriesManifest
 from lidcseg.data.lidc.annotations import reader_agreement
 from lidcseg.data.lidc.database import scan_for_patient
 from lidcseg.data.synthetic.phantom import Geometry, PaintedNodule, nodule_hu, render_chest
-from lidcseg.io import write_json
 
 UID_ROOT = "1.2.826.0.1.3680043.8.498."  # pydicom's root, for the SOP instance UIDs we make
 
@@ -74,8 +74,8 @@ def synthesize_patient(
     hu, painted = render_chest(geometry, _paint_nodules(scan, geometry), rng, noise_hu)
     convention = storage_for(patient_id, storage)
     series_dir = _write_series(scan, geometry, hu, convention, Path(root))
-    write_json(
-        _manifest(scan, series_dir, Path(root), convention), Path(root) / patient_id / "series.json"
+    _manifest(scan, series_dir, Path(root), convention).save(
+        Path(root) / patient_id / "series.json"
     )
     return series_dir, painted.transpose(2, 1, 0)
 
@@ -223,14 +223,14 @@ def ct_slice_dataset(
     return ds
 
 
-def _manifest(scan, series_dir: Path, root: Path, storage: Storage) -> dict:
-    """The completion marker of a fetched or synthesized series (same shape for every source)."""
-    return {
-        "patient_id": scan.patient_id,
-        "study_instance_uid": scan.study_instance_uid,
-        "series_instance_uid": scan.series_instance_uid,
-        "series_dir": os.path.relpath(series_dir, root / scan.patient_id),
-        "n_instances": len(scan.slice_zvals),
-        "source": "synthetic",
-        "storage": storage.name,
-    }
+def _manifest(scan, series_dir: Path, root: Path, storage: Storage) -> SeriesManifest:
+    """The completion marker of a synthesized series (core/series_manifest.py)."""
+    return SeriesManifest(
+        patient_id=scan.patient_id,
+        study_instance_uid=scan.study_instance_uid,
+        series_instance_uid=scan.series_instance_uid,
+        series_dir=os.path.relpath(series_dir, root / scan.patient_id),
+        n_instances=len(scan.slice_zvals),
+        source="synthetic",
+        storage=storage.name,
+    )
