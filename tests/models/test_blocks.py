@@ -1,7 +1,10 @@
-"""Blocks: tables of (arguments, input shape, expected shape), and the formulas on hand-made
-inputs (MONAI habit)."""
+"""Blocks: every registered block of a kind through its kind's constructor and forward with
+a table of (kind, input shapes, expected shape), then the formulas on hand-made inputs
+(MONAI habit)."""
 
 from __future__ import annotations
+
+import inspect
 
 import pytest
 import torch
@@ -9,47 +12,70 @@ import torch
 from lidcseg.models.blocks.boundary import boundary_weights
 from lidcseg.models.blocks.cbam import CBAM
 from lidcseg.models.blocks.reverse import reverse_weights
-from lidcseg.models.registry import get_block
+from lidcseg.models.registry import (
+    KINDS,
+    block_kind,
+    block_names,
+    block_options,
+    build_block,
+    get_block,
+)
+from tests.support.defaults import DEFAULTS
 
+CONFIG = block_options(DEFAULTS.models.as_dict())
+# The other reading of every open point the blocks take, all changed at once.
+OTHER = {
+    "reduction": 8,
+    "cbam_form": "official",
+    "aspp_rates": (1, 6, 12, 18),
+    "aspp_form": "deeplab",
+    "boundary_formula": "gradient",
+    "boundary_residual": not CONFIG["boundary_residual"],
+}
+
+# (kind, the shapes of x and of the kind's other inputs in forward's order, the output's
+# shape): a gate of another width and a coarser size; sides not powers of two.
 SHAPES = [
-    ("se", {"channels": 32}, (2, 32, 9, 7)),
-    ("bam", {"channels": 32}, (2, 32, 9, 7)),
-    ("cbam", {"channels": 64, "reduction": 8}, (1, 64, 5, 12)),
-    ("aspp", {"channels": 64, "rates": (1, 2, 3, 4)}, (2, 64, 11, 13)),
-    ("aspp", {"channels": 256}, (1, 256, 16, 16)),
-    ("aspp", {"channels": 64, "rates": (1, 2, 3, 4), "form": "deeplab"}, (2, 64, 11, 13)),
-    ("cbam", {"channels": 32, "form": "official"}, (2, 32, 9, 7)),
-    ("rbcbam", {"channels": 16, "boundary_residual": False}, (2, 16, 10, 10)),
-    ("rbcbam", {"channels": 16}, (2, 16, 10, 10)),
+    ("attention", [(2, 32, 9, 7), (2, 64, 5, 4)], (2, 32, 9, 7)),
+    ("attention", [(1, 64, 5, 12), (1, 64, 5, 12)], (1, 64, 5, 12)),
+    ("aspp", [(2, 64, 11, 13)], (2, 64, 11, 13)),
+    ("aspp", [(1, 256, 16, 16)], (1, 256, 16, 16)),
+    ("reverse", [(2, 8, 6, 5), (2, 1, 6, 5)], (2, 8, 6, 5)),
+    ("boundary", [(2, 8, 6, 5), (2, 1, 6, 5)], (2, 8, 6, 5)),
+    ("fusion", [(2, 16, 10, 10), (2, 1, 10, 10)], (2, 16, 10, 10)),
 ]
+CASES = [(kind, name, shapes, out) for kind, shapes, out in SHAPES for name in block_names(kind)]
 
 
-@pytest.mark.parametrize("name, args, shape", SHAPES)
-def test_blocks_keep_the_shape(name, args, shape):
-    block = get_block(name)(**args).eval()
-    x = torch.randn(shape)
+@pytest.mark.parametrize("options", [CONFIG, OTHER], ids=["config", "other"])
+@pytest.mark.parametrize("kind, name, shapes, expected", CASES)
+def test_every_block_keeps_the_skips_shape(kind, name, shapes, expected, options):
+    named = dict(zip(("x", *KINDS[kind].inputs), shapes, strict=True))
+    block = build_block(name, named["x"][1], named.get("gate", (0, 0))[1], options).eval()
     with torch.no_grad():
-        out = block(x, torch.rand(shape[0], 1, *shape[2:])) if name == "rbcbam" else block(x)
-    assert out.shape == shape
+        out = block(*(torch.rand(shape) for shape in shapes))
+    assert out.shape == expected and torch.isfinite(out).all()
 
 
-def test_gate_takes_a_coarser_gating_signal():
-    gate = get_block("gate")(channels=32, gate_channels=64).eval()
-    with torch.no_grad():
-        out = gate(torch.randn(2, 32, 20, 18), torch.randn(2, 64, 10, 9))
-    assert out.shape == (2, 32, 20, 18)
-    with pytest.raises(ValueError, match="gating signal"):
-        gate(torch.randn(2, 32, 20, 18))
+def test_every_kind_has_a_block_and_a_row():
+    assert all(block_names(kind) for kind in KINDS)
+    assert {kind for kind, _, _ in SHAPES} == set(KINDS)
 
 
-@pytest.mark.parametrize("name", ["reverse", "boundary"])
-def test_focus_blocks_keep_the_shape(name):
-    out = get_block(name)()(torch.randn(2, 8, 6, 5), torch.rand(2, 1, 6, 5))
-    assert out.shape == (2, 8, 6, 5)
+@pytest.mark.parametrize("name", block_names())
+def test_every_block_has_its_kinds_constructor_and_forward(name):
+    """One signature per kind, and no defaults: every value is config's."""
+    kind = KINDS[block_kind(name)]
+    init = list(inspect.signature(get_block(name).__init__).parameters.values())[1:]
+    assert [p.name for p in init] == ["channels", *kind.keywords]
+    assert all(p.kind is p.KEYWORD_ONLY for p in init[1:])
+    forward = list(inspect.signature(get_block(name).forward).parameters.values())[1:]
+    assert [p.name for p in forward] == ["x", *kind.inputs]
+    assert all(p.default is p.empty for p in init + forward)
 
 
 def test_cbam_channel_weights_are_sigmoid_of_the_mlp_sums():
-    cbam = CBAM(8, reduction=2).eval()
+    cbam = CBAM(8, gate_channels=8, reduction=2, cbam_form="paper").eval()
     x = torch.randn(3, 8, 6, 7)
     mlp = cbam.channel.mlp
     expected = torch.sigmoid(mlp(x.mean((2, 3), keepdim=True)) + mlp(x.amax((2, 3), keepdim=True)))
@@ -60,7 +86,7 @@ def test_cbam_channel_weights_are_sigmoid_of_the_mlp_sums():
             torch.cat([refined.mean(1, keepdim=True), refined.amax(1, keepdim=True)], 1)
         )
     )
-    torch.testing.assert_close(cbam(x), spatial * refined)
+    torch.testing.assert_close(cbam(x, x), spatial * refined)
 
 
 def test_reverse_attention_of_zeros_is_ones():
@@ -84,38 +110,38 @@ def test_other_boundary_formulas_light_up_the_edge_of_a_disk(formula):
     assert weights[10, 16] > 0 and weights[10, 17] > 0 or weights[10, 16] > 0  # the rim
 
 
+def _boundary(residual: bool, formula: str = "uncertainty"):
+    return get_block("boundary")(4, boundary_formula=formula, boundary_residual=residual)
+
+
 def test_unknown_boundary_formula_fails_on_construction():
     with pytest.raises(ValueError, match="unknown boundary formula"):
-        get_block("boundary")("sobel")
+        _boundary(True, "sobel")
 
 
-def test_boundary_attention_is_residual_by_default_and_literal_on_request():
+def test_boundary_attention_residual_or_literal():
     x, p = torch.randn(2, 4, 5, 5), torch.rand(2, 1, 5, 5)
-    weights = boundary_weights(p)
-    torch.testing.assert_close(get_block("boundary")()(x, p), x * (1 + weights))
-    torch.testing.assert_close(get_block("boundary")(residual=False)(x, p), x * weights)
+    weights = boundary_weights(p, "uncertainty")
+    torch.testing.assert_close(_boundary(True)(x, p), x * (1 + weights))
+    torch.testing.assert_close(_boundary(False)(x, p), x * weights)
     # a sure map (P = 0.01 everywhere) closes eq. (8)'s skip and leaves the residual one open
     sure = torch.full((2, 1, 5, 5), 0.01)
-    assert get_block("boundary")(residual=False)(x, sure).abs().max() < 0.03 * x.abs().max()
-    torch.testing.assert_close(get_block("boundary")()(x, sure), x * 1.02)
+    assert _boundary(False)(x, sure).abs().max() < 0.03 * x.abs().max()
+    torch.testing.assert_close(_boundary(True)(x, sure), x * 1.02)
 
 
-@pytest.mark.parametrize(
-    "block, args",
-    [
-        ("aspp", {"channels": 8, "rates": (1, 2), "form": "big"}),
-        ("cbam", {"channels": 8, "form": "big"}),
-    ],
-)
-def test_unknown_block_forms_fail_on_construction(block, args):
+@pytest.mark.parametrize("name, option", [("aspp", "aspp_form"), ("cbam", "cbam_form")])
+def test_unknown_block_forms_fail_on_construction(name, option):
     with pytest.raises(ValueError, match="big"):
-        get_block(block)(**args)
+        build_block(name, 8, 8, {**CONFIG, "aspp_rates": (1, 2), option: "big"})
 
 
 def test_official_cbam_has_the_mlp_biases_and_a_batch_norm():
-    names = {n for n, _ in CBAM(32, form="official").named_parameters()}
+    official = CBAM(32, gate_channels=32, reduction=16, cbam_form="official")
+    paper = CBAM(32, gate_channels=32, reduction=16, cbam_form="paper")
+    names = {n for n, _ in official.named_parameters()}
     assert "channel.mlp.0.bias" in names and "spatial.norm.weight" in names
-    assert not {n for n, _ in CBAM(32).named_parameters()} & {
+    assert not {n for n, _ in paper.named_parameters()} & {
         "channel.mlp.0.bias",
         "spatial.norm.weight",
     }

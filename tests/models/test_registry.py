@@ -10,9 +10,13 @@ import yaml
 from lidcseg import config
 from lidcseg.errors import ConfigError
 from lidcseg.models.registry import (
+    PLACES,
+    Slots,
+    block_kind,
     block_names,
     declared_blocks,
     get_block,
+    place_block,
     register_block,
     variants_from_config,
 )
@@ -55,3 +59,27 @@ def _validate_as_the_workflow_does(data: dict) -> None:
     """common.smk and `lidcseg check-config`: the schema, then the registry's attention blocks."""
     config.validate(data)
     variants_from_config(data["models"]["variants"])
+
+
+@pytest.mark.parametrize(
+    "slots, kinds",
+    [
+        (Slots(), {}),
+        (Slots(aspp=True, attention="se"), {"aspp": "aspp", "attention": "attention"}),
+        (Slots(reverse=True), {"focus": "reverse"}),
+        (Slots(boundary=True), {"focus": "boundary"}),
+        (Slots(reverse=True, boundary=True), {"focus": "fusion"}),
+    ],
+)
+def test_each_place_holds_its_slots_block_or_the_fusion_declaring_them(slots, kinds):
+    held = {place: place_block(place, slots) for place in PLACES}
+    assert {place: block_kind(name) for place, name in held.items() if name} == kinds
+
+
+@pytest.mark.parametrize(
+    "kind, fuses",
+    [("fusion", ()), ("fusion", ("reverse",)), ("attention", ("reverse", "boundary"))],
+)
+def test_only_a_fusion_block_fuses_and_it_fuses_slots_of_one_place(kind, fuses):
+    with pytest.raises(ValueError, match="only a fusion block fuses"):
+        register_block("mine", kind, fuses=fuses)

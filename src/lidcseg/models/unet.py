@@ -10,7 +10,7 @@ decoder, docs/paper.md, "Side maps"). ``forward(x, return_side=True)`` also retu
 maps, deepest first, for deep supervision. Any input size works: every upsampling goes to
 the exact size of the skip it meets.
 
-Side maps (``side_maps``, the paper leaves the form open): ``residual`` (default) makes every
+Side maps (``models.side_maps``, the paper leaves the form open): ``residual`` makes every
 stage's map the deeper map, upsampled, plus the stage's own correction, and the output the
 last map plus the output head's: PraNet's cascade (Fan et al., MICCAI 2020: each reverse-
 attention branch outputs a residual added to the upsampled deeper prediction, and that sum
@@ -24,13 +24,24 @@ maps are supervised: docs/training.md, "Decision log").
 from __future__ import annotations
 
 import math
+from dataclasses import fields
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
 from lidcseg.models.encoders import ResNetEncoder
-from lidcseg.models.registry import Variant, get_block
+from lidcseg.models.registry import (
+    KINDS,
+    PLACES,
+    Slots,
+    Variant,
+    block_kind,
+    block_options,
+    build_block,
+    place_block,
+    variants_from_config,
+)
 
 SIDE_MAPS = ("residual", "plain")
 
@@ -51,55 +62,42 @@ class DecoderBlock(nn.Sequential):
 
 
 class SkipModule(nn.Module):
-    """The slots of one skip connection, in the paper's order."""
+    """The places of one skip connection in the paper's order (registry.PLACES), each with
+    the block the variant's slots choose there, built and called the way its kind is."""
 
-    def __init__(
-        self,
-        channels: int,
-        gate_channels: int,
-        variant: Variant,
-        aspp_rates: tuple[int, ...],
-        boundary_formula: str,
-        reduction: int,
-        aspp_form: str = "simple",
-        cbam_form: str = "paper",
-        boundary_residual: bool = True,
-    ):
+    def __init__(self, channels: int, gate_channels: int, variant: Variant, block_options: dict):
         super().__init__()
-        self.aspp = (
-            get_block("aspp")(channels, tuple(aspp_rates), form=aspp_form) if variant.aspp else None
-        )
-        options = {"form": cbam_form} if variant.attention == "cbam" else {}  # CBAM's two readings
-        self.attention = (
-            get_block(variant.attention)(
-                channels, reduction=reduction, gate_channels=gate_channels, **options
-            )
-            if variant.attention != "none"
-            else None
-        )
-        if variant.reverse and variant.boundary:
-            self.focus = get_block("rbcbam")(channels, boundary_formula, boundary_residual)
-        elif variant.reverse:
-            self.focus = get_block("reverse")()
-        elif variant.boundary:
-            self.focus = get_block("boundary")(boundary_formula, boundary_residual)
-        else:
-            self.focus = None
+        self.inputs = {}  # place -> the tensors its block's forward takes after the feature
+        for place in PLACES:  # registers the blocks, hence their parameters, in this order
+            name = place_block(place, variant)
+            block = build_block(name, channels, gate_channels, block_options) if name else None
+            setattr(self, place, block)
+            self.inputs[place] = KINDS[block_kind(name)].inputs if name else ()
 
     def forward(
         self, skip: torch.Tensor, gate: torch.Tensor, side_logits: torch.Tensor
     ) -> torch.Tensor:
-        if self.aspp is not None:
-            skip = self.aspp(skip)
-        if self.attention is not None:
-            skip = self.attention(skip, gate)
-        if self.focus is not None:
-            # The map is a prediction, trained by its own supervision only: a gradient through
-            # the gate would bend it toward whatever opens the gate (measured: boundary
-            # attention then pulled its maps off the nodule and cbam_b never learned).
-            side = _upsample(side_logits.detach(), skip)
-            skip = self.focus(skip, torch.sigmoid(side))
+        for place, inputs in self.inputs.items():
+            block = getattr(self, place)
+            if block is not None:
+                skip = block(
+                    skip, *(_block_input(name, skip, gate, side_logits) for name in inputs)
+                )
         return skip
+
+
+def _block_input(
+    name: str, skip: torch.Tensor, gate: torch.Tensor, side_logits: torch.Tensor
+) -> torch.Tensor:
+    """A block's input after the feature, by its name in the kind's forward (registry.KINDS)."""
+    if name == "gate":
+        return gate
+    if name == "probability":
+        # The map is a prediction, trained by its own supervision only: a gradient through
+        # the gate would bend it toward whatever opens the gate (measured: boundary
+        # attention then pulled its maps off the nodule and cbam_b never learned).
+        return torch.sigmoid(_upsample(side_logits.detach(), skip))
+    raise ValueError(f"no skip input named {name!r} (gate, probability)")
 
 
 class UNet(nn.Module):
@@ -117,14 +115,12 @@ class UNet(nn.Module):
         encoder_weights: imagenet, a path to such weights, or None (random).
         in_channels: image channels (1 for CT).
         decoder_channels: output channels of the decoder stages, deepest first.
-        aspp_rates: dilation rates of the ASPP branches.
-        boundary_formula: how boundary attention is computed from a side map (blocks/boundary.py).
-        reduction: channel reduction of the attention blocks.
         output_prior: nodule probability the output head starts at (its bias).
         side_maps: ``residual`` (each side map and the output refine the upsampled deeper
             map, PraNet's cascade) or ``plain`` (each from its own stage); see the module.
-        aspp_form, cbam_form: the blocks' readings of open points (blocks/aspp.py, cbam.py).
-        boundary_residual: boundary attention as (1 + A_b) * F, not A_b * F (blocks/boundary.py).
+        block_options: what the blocks of every kind take (registry.KINDS: reduction,
+            cbam_form, aspp_rates, aspp_form, boundary_formula, boundary_residual), the
+            models section's values (registry.block_options).
     """
 
     def __init__(
@@ -135,14 +131,9 @@ class UNet(nn.Module):
         encoder_weights,
         in_channels: int,
         decoder_channels: tuple[int, ...],
-        aspp_rates: tuple[int, ...],
-        boundary_formula: str,
-        reduction: int,
         output_prior: float,
-        side_maps: str = "residual",
-        aspp_form: str = "simple",
-        cbam_form: str = "paper",
-        boundary_residual: bool = True,
+        side_maps: str,
+        block_options: dict,
     ):
         super().__init__()
         if side_maps not in SIDE_MAPS:
@@ -153,19 +144,7 @@ class UNet(nn.Module):
         self.bottleneck_head = nn.Conv2d(below, 1, 1)
         self.skips, self.blocks, self.side_heads = nn.ModuleList(), nn.ModuleList(), nn.ModuleList()
         for skip_channels, out in zip(self.encoder.channels[-2::-1], decoder_channels[:-1]):
-            self.skips.append(
-                SkipModule(
-                    skip_channels,
-                    below,
-                    variant,
-                    aspp_rates,
-                    boundary_formula,
-                    reduction,
-                    aspp_form,
-                    cbam_form,
-                    boundary_residual,
-                )
-            )
+            self.skips.append(SkipModule(skip_channels, below, variant, block_options))
             self.blocks.append(DecoderBlock(below + skip_channels, out))
             self.side_heads.append(nn.Conv2d(out, 1, 1))
             below = out
@@ -218,14 +197,9 @@ def build_model(variant: Variant, models_config: dict, encoder_weights="config")
         in_channels=c["in_channels"],
         encoder_weights=c["encoder_weights"] if encoder_weights == "config" else encoder_weights,
         decoder_channels=tuple(c["decoder_channels"]),
-        aspp_rates=tuple(c["aspp_rates"]),
-        boundary_formula=c["boundary_formula"],
-        reduction=c["reduction"],
-        output_prior=c.get("output_prior", 0.5),  # model.pt files older than the key
-        side_maps=c.get("side_maps", "plain"),
-        aspp_form=c.get("aspp_form", "simple"),
-        cbam_form=c.get("cbam_form", "paper"),
-        boundary_residual=c.get("boundary_residual", False),
+        output_prior=c["output_prior"],
+        side_maps=c["side_maps"],
+        block_options=block_options(c),
     )
 
 
@@ -234,34 +208,25 @@ def variant_markdown(models_config: dict) -> str:
     each one's size relative to the plain U-Net."""
     rows = variant_table(models_config)
     base = next((r["parameters"] for r in rows if r["variant"] == "unet"), rows[0]["parameters"])
-    mark = {True: "o", False: ""}
+    slots = [f.name for f in fields(Slots)]
     lines = [
-        "| variant | ASPP | attention | reverse | boundary | parameters | vs unet |",
-        "|---|---|---|---|---|---:|---:|",
+        "| " + " | ".join(["variant", *slots, "parameters", "vs unet"]) + " |",
+        "|---" * (1 + len(slots)) + "|---:|---:|",
     ]
-    lines += [
-        f"| {r['variant']} | {mark[r['aspp']]} | {r['attention']} | {mark[r['reverse']]} | "
-        f"{mark[r['boundary']]} | {r['parameters']:,} | {r['parameters'] / base:.3f} |"
-        for r in rows
-    ]
+    for r in rows:
+        marks = [{True: "o", False: ""}.get(r[slot], r[slot]) for slot in slots]
+        cells = [r["variant"], *marks, f"{r['parameters']:,}", f"{r['parameters'] / base:.3f}"]
+        lines.append("| " + " | ".join(cells) + " |")
     return "\n".join(lines)
 
 
 def variant_table(models_config: dict) -> list[dict]:
     """One row per configured variant: its slots and parameter count (random weights)."""
-    from lidcseg.models.registry import variants_from_config
-
     rows = []
     for name, variant in variants_from_config(models_config["variants"]).items():
         model = build_model(variant, models_config, encoder_weights=None)
+        slots = {f.name: getattr(variant, f.name) for f in fields(Slots)}
         rows.append(
-            {
-                "variant": name,
-                "aspp": variant.aspp,
-                "attention": variant.attention,
-                "reverse": variant.reverse,
-                "boundary": variant.boundary,
-                "parameters": sum(p.numel() for p in model.parameters()),
-            }
+            {"variant": name, **slots, "parameters": sum(p.numel() for p in model.parameters())}
         )
     return rows

@@ -4,7 +4,7 @@ convolutions with different dilation rates, concatenated, fused by a 1 x 1 convo
 MONAI's SimpleASPP is that block: linear branches (a bias each, no normalisation or
 activation), then the 1 x 1 fusion followed by batch norm and ReLU. Each branch has C/4
 channels so the concatenation and the output keep the skip's width C (and the cost stays
-near one 3 x 3 convolution's). ``form="deeplab"`` puts DeepLab v3's batch norm and ReLU
+near one 3 x 3 convolution's). ``aspp_form="deeplab"`` puts DeepLab v3's batch norm and ReLU
 after every branch as well."""
 
 from __future__ import annotations
@@ -30,9 +30,9 @@ class ASPP(nn.Module):
 
     Args:
         channels: C, the skip's channels, in and out; must divide evenly among the branches.
-        rates: the dilation of each 3 x 3 branch, one branch per rate (the paper leaves them
-            open: e.g. 1, 6, 12, 18 or 1, 2, 4, 6).
-        form: ``simple`` (MONAI's SimpleASPP: linear branches with a bias each, then the
+        aspp_rates: the dilation of each 3 x 3 branch, one branch per rate (the paper leaves
+            them open: e.g. 1, 6, 12, 18 or 1, 2, 4, 6).
+        aspp_form: ``simple`` (MONAI's SimpleASPP: linear branches with a bias each, then the
             1 x 1 fusion with batch norm and ReLU; the paper's wording) or ``deeplab``
             (DeepLab v3: conv + BN + ReLU on each branch and
             on the fusion; its image-pooling branch left out, as the paper lists none).
@@ -42,10 +42,9 @@ class ASPP(nn.Module):
             unknown ``form``.
     """
 
-    def __init__(
-        self, channels: int, rates: tuple[int, ...] = (1, 6, 12, 18), form: str = "simple"
-    ):
+    def __init__(self, channels: int, *, aspp_rates: tuple[int, ...], aspp_form: str):
         super().__init__()
+        rates, form = tuple(aspp_rates), aspp_form
         if channels % len(rates):
             raise ValueError(f"ASPP: {channels} channels do not split into {len(rates)} branches")
         if form == "simple":
@@ -54,11 +53,11 @@ class ASPP(nn.Module):
                 in_channels=channels,
                 conv_out_channels=channels // len(rates),
                 kernel_sizes=(3,) * len(rates),
-                dilations=tuple(rates),
+                dilations=rates,
                 acti_type="RELU",
             )
         elif form == "deeplab":
-            self.block = DeepLabASPP(channels, tuple(rates))
+            self.block = DeepLabASPP(channels, rates)
         else:
             raise ValueError(f"ASPP: unknown form {form!r} (simple or deeplab)")
 

@@ -12,6 +12,8 @@ from torch import nn
 
 from lidcseg.models.registry import register_block
 
+DILATION = 4  # of the spatial branch's two 3 x 3 convolutions: BAM's value
+
 
 def _conv_bn_relu(cin: int, cout: int, kernel: int, dilation: int = 1) -> nn.Sequential:
     padding = dilation * (kernel // 2)
@@ -39,16 +41,10 @@ class BAM(nn.Module):
         reduction: r, the hidden width C/r of both branches (at least 1).
         gate_channels: unused; taken so that every attention block has the same constructor
             (the attention gate needs the decoder's gating signal).
-        dilation: the dilation of the spatial branch's two 3 x 3 convolutions (BAM's 4).
+        cbam_form: unused (CBAM's), taken for the same reason.
     """
 
-    def __init__(
-        self,
-        channels: int,
-        reduction: int = 16,
-        gate_channels: int | None = None,
-        dilation: int = 4,
-    ):
+    def __init__(self, channels: int, *, gate_channels: int, reduction: int, cbam_form: str):
         super().__init__()
         hidden = max(1, channels // reduction)
         self.channel = nn.Sequential(
@@ -58,11 +54,11 @@ class BAM(nn.Module):
         )
         self.spatial = nn.Sequential(
             _conv_bn_relu(channels, hidden, 1),
-            _conv_bn_relu(hidden, hidden, 3, dilation),
-            _conv_bn_relu(hidden, hidden, 3, dilation),
+            _conv_bn_relu(hidden, hidden, 3, DILATION),
+            _conv_bn_relu(hidden, hidden, 3, DILATION),
             nn.Conv2d(hidden, 1, 1),
         )
 
-    def forward(self, x: torch.Tensor, gate: torch.Tensor | None = None) -> torch.Tensor:
+    def forward(self, x: torch.Tensor, gate: torch.Tensor) -> torch.Tensor:
         weights = torch.sigmoid(self.channel(x) + self.spatial(x))
         return x + x * weights

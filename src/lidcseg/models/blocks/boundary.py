@@ -27,7 +27,7 @@ from lidcseg.models.registry import register_block
 FORMULAS = ("uncertainty", "gradient", "blur")
 
 
-def boundary_weights(probability: torch.Tensor, formula: str = "uncertainty") -> torch.Tensor:
+def boundary_weights(probability: torch.Tensor, formula: str) -> torch.Tensor:
     if formula == "uncertainty":
         return 1.0 - (2.0 * probability - 1.0).abs()
     if formula == "gradient":
@@ -52,17 +52,20 @@ class BoundaryAttention(nn.Module):
     from the nodule's centre outward (the paper's wording). The block has no weights.
 
     Args:
-        formula: how A_b is computed from P, one of ``FORMULAS``: ``uncertainty``
+        channels: unused; taken so that every block has its kind's constructor.
+        boundary_formula: how A_b is computed from P, one of ``FORMULAS``: ``uncertainty``
             (1 - |2P - 1|), ``gradient`` (the morphological gradient of P, 3 x 3 max minus
             min) or ``blur`` (2 |P - mean5x5(P)|, clipped to [0, 1]). An unknown name fails
             here, at construction, with ValueError.
-        residual: F_b = (1 + A_b) * F (default; see the module) or A_b * F (eq. 8 as written).
+        boundary_residual: F_b = (1 + A_b) * F (see the module) or A_b * F (eq. 8 as
+            written).
     """
 
-    def __init__(self, formula: str = "uncertainty", residual: bool = True):
+    def __init__(self, channels: int, *, boundary_formula: str, boundary_residual: bool):
         super().__init__()
-        boundary_weights(torch.zeros(1, 1, 3, 3), formula)  # fail at construction on a bad name
-        self.formula, self.residual = formula, residual
+        # fail at construction on a bad name, not at the first batch
+        boundary_weights(torch.zeros(1, 1, 3, 3), boundary_formula)
+        self.formula, self.residual = boundary_formula, boundary_residual
 
     def forward(self, x: torch.Tensor, probability: torch.Tensor) -> torch.Tensor:
         return apply_boundary(x, probability, self.formula, self.residual)

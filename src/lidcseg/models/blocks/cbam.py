@@ -6,7 +6,7 @@ docs/paper.md, "CBAM", eqs. (1)-(4):
     Ms(F') = sigmoid(conv7x7([mean_c(F'); max_c(F')]))                                 (4)
     F''   = Ms(F') * F'                                                                (3)
 
-``form="official"`` follows the authors' code instead (github.com/Jongchan/attention-module,
+``cbam_form="official"`` follows the authors' code instead (github.com/Jongchan/attention-module,
 MODELS/cbam.py): the MLP's two layers have biases, and batch norm follows the 7 x 7 conv.
 """
 
@@ -32,7 +32,7 @@ class ChannelAttention(nn.Module):
         bias: biases in the MLP (the official code's), not in eq. (2).
     """
 
-    def __init__(self, channels: int, reduction: int = 16, bias: bool = False):
+    def __init__(self, channels: int, reduction: int, bias: bool):
         super().__init__()
         hidden = max(1, channels // reduction)
         self.mlp = nn.Sequential(
@@ -85,23 +85,17 @@ class CBAM(nn.Module):
         reduction: r, the channel MLP's hidden width C/r (at least 1).
         gate_channels: unused; taken so that every attention block has the same constructor
             (the attention gate needs the decoder's gating signal).
-        form: ``paper`` (eqs. 2 and 4 as written) or ``official`` (the authors' code: MLP
-            biases, batch norm after the 7 x 7 conv).
+        cbam_form: ``paper`` (eqs. 2 and 4 as written) or ``official`` (the authors' code:
+            MLP biases, batch norm after the 7 x 7 conv).
     """
 
-    def __init__(
-        self,
-        channels: int,
-        reduction: int = 16,
-        gate_channels: int | None = None,
-        form: str = "paper",
-    ):
+    def __init__(self, channels: int, *, gate_channels: int, reduction: int, cbam_form: str):
         super().__init__()
-        if form not in ("paper", "official"):
-            raise ValueError(f"CBAM: unknown form {form!r} (paper or official)")
-        self.channel = ChannelAttention(channels, reduction, bias=form == "official")
-        self.spatial = SpatialAttention(batch_norm=form == "official")
+        if cbam_form not in ("paper", "official"):
+            raise ValueError(f"CBAM: unknown form {cbam_form!r} (paper or official)")
+        self.channel = ChannelAttention(channels, reduction, bias=cbam_form == "official")
+        self.spatial = SpatialAttention(batch_norm=cbam_form == "official")
 
-    def forward(self, x: torch.Tensor, gate: torch.Tensor | None = None) -> torch.Tensor:
+    def forward(self, x: torch.Tensor, gate: torch.Tensor) -> torch.Tensor:
         x = self.channel(x) * x
         return self.spatial(x) * x

@@ -21,24 +21,23 @@ class AttentionGate(nn.Module):
     2018. One of the attention blocks Table 1 compares RB-CBAM with (no equation of its own
     in the paper; docs/paper.md, "Baseline attention blocks"):
     alpha = sigmoid(psi(ReLU(W_x x + W_g g))), output x * alpha, with g the coarser decoder
-    feature (the gating signal, required by ``forward``) resampled
+    feature (the gating signal, ``forward``'s ``gate``) resampled
     bilinearly to x's size. MONAI's AttentionBlock is this gate (with batch norm after each
     1 x 1 convolution); its intermediate width is C/2.
 
     Args:
         channels: C, the channels of the skip feature x, in and out.
-        reduction: unused; taken so that every attention block has the same constructor.
-        gate_channels: the channels of the gating signal g (default: ``channels``).
+        gate_channels: the channels of the gating signal g.
+        reduction, cbam_form: unused; taken so that every attention block has the same
+            constructor.
     """
 
-    def __init__(self, channels: int, reduction: int = 16, gate_channels: int | None = None):
+    def __init__(self, channels: int, *, gate_channels: int, reduction: int, cbam_form: str):
         super().__init__()
         self.block = AttentionBlock(
-            spatial_dims=2, f_int=max(1, channels // 2), f_g=gate_channels or channels, f_l=channels
+            spatial_dims=2, f_int=max(1, channels // 2), f_g=gate_channels, f_l=channels
         )
 
-    def forward(self, x: torch.Tensor, gate: torch.Tensor | None = None) -> torch.Tensor:
-        if gate is None:
-            raise ValueError("the attention gate needs the decoder's gating signal")
+    def forward(self, x: torch.Tensor, gate: torch.Tensor) -> torch.Tensor:
         gate = F.interpolate(gate, size=x.shape[-2:], mode="bilinear", align_corners=False)
         return self.block(gate, x)

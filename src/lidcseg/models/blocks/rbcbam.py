@@ -12,7 +12,7 @@ from lidcseg.models.blocks.reverse import reverse_weights
 from lidcseg.models.registry import register_block
 
 
-@register_block("rbcbam", "fusion")
+@register_block("rbcbam", "fusion", fuses=("reverse", "boundary"))
 class ReverseBoundaryFusion(nn.Module):
     """RB-CBAM fusion: reverse- and boundary-weighted features, concatenated and reduced to C.
 
@@ -25,15 +25,15 @@ class ReverseBoundaryFusion(nn.Module):
 
     Args:
         channels: C, the channels of the feature, in and out (2C inside, after the concat).
-        formula: how the boundary weights are computed from the probability map, one of
-            ``boundary.FORMULAS`` (see ``BoundaryAttention``).
-        boundary_residual: the boundary branch as (1 + A_b) * F (default) or A_b * F
-            (``BoundaryAttention``'s ``residual``).
+        boundary_formula: how the boundary weights are computed from the probability map,
+            one of ``boundary.FORMULAS`` (see ``BoundaryAttention``).
+        boundary_residual: the boundary branch as (1 + A_b) * F or A_b * F (see
+            ``BoundaryAttention``).
     """
 
-    def __init__(self, channels: int, formula: str = "uncertainty", boundary_residual: bool = True):
+    def __init__(self, channels: int, *, boundary_formula: str, boundary_residual: bool):
         super().__init__()
-        self.formula, self.boundary_residual = formula, boundary_residual
+        self.formula, self.boundary_residual = boundary_formula, boundary_residual
         self.reduce = nn.Sequential(
             nn.Conv2d(2 * channels, channels, 1, bias=False),
             nn.BatchNorm2d(channels),

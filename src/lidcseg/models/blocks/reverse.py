@@ -25,8 +25,14 @@ class ReverseAttention(nn.Module):
     A_r = 1 - sigmoid(Up(D_{i+1})) and F_r = A_r * F; ``forward`` takes the feature and the
     probability map sigmoid(Up(D_{i+1})), so missed parts and small nodules get the weight.
 
-    It takes no constructor arguments and has no weights.
+    It has no weights.
+
+    Args:
+        channels: unused; taken so that every block has its kind's constructor.
     """
+
+    def __init__(self, channels: int):
+        super().__init__()
 
     def forward(self, x: torch.Tensor, probability: torch.Tensor) -> torch.Tensor:
         return x * reverse_weights(probability)

@@ -1,7 +1,7 @@
 """Squeeze-and-excitation (Hu, Shen, Sun. Squeeze-and-Excitation Networks. CVPR 2018).
 
 Channel weights sigmoid(W2 ReLU(W1 AvgPool(F))), W1: C -> C/r, W2: C/r -> C, multiply F.
-MONAI's ChannelSELayer is exactly this block; we only fix r (the paper's 16).
+MONAI's ChannelSELayer is exactly this block; r is ``models.reduction``.
 """
 
 from __future__ import annotations
@@ -25,16 +25,17 @@ class SE(nn.Module):
 
     Args:
         channels: C, the channels of the feature, in and out.
-        reduction: r, the squeeze ratio (the paper's 16), capped at C.
+        reduction: r, the squeeze ratio (``models.reduction``), capped at C.
         gate_channels: unused; taken so that every attention block has the same constructor
             (the attention gate needs the decoder's gating signal).
+        cbam_form: unused (CBAM's), taken for the same reason.
     """
 
-    def __init__(self, channels: int, reduction: int = 16, gate_channels: int | None = None):
+    def __init__(self, channels: int, *, gate_channels: int, reduction: int, cbam_form: str):
         super().__init__()
         self.layer = ChannelSELayer(
             spatial_dims=2, in_channels=channels, r=min(reduction, channels)
         )
 
-    def forward(self, x: torch.Tensor, gate: torch.Tensor | None = None) -> torch.Tensor:
+    def forward(self, x: torch.Tensor, gate: torch.Tensor) -> torch.Tensor:
         return self.layer(x)
