@@ -197,3 +197,22 @@ def test_unknown_patient_exits_2_naming_it(tmp_path, capsys):
     assert main(["synthesize", "LIDC-IDRI-9999", str(tmp_path), "--settings", CONFIG]) == 2
     assert "LIDC-IDRI-9999" in capsys.readouterr().err
     assert not any(tmp_path.iterdir())
+
+
+@pytest.mark.parametrize("option, expected", [((), 7.5), (("--min-size-mm3", "2"), 2.0)])
+def test_predicts_min_size_is_the_settings_unless_given(option, expected, tmp_path, monkeypatch):
+    import lidcseg.inference.predict as predict
+
+    seen = {}
+
+    def record(*args):
+        seen["min_size_mm3"] = args[7]
+        return {"patient_id": "p", "nodules": []}
+
+    monkeypatch.setattr(predict, "predict_to_files", record)
+    sections = dict.fromkeys(("convert", "resample", "train", "evaluate"), {})
+    # given the option, as the workflow's rule gives it, the predict section is not needed
+    settings = settings_json(**sections, **({} if option else {"predict": {"min_size_mm3": 7.5}}))
+    argv = ["predict", str(tmp_path), str(tmp_path / "out"), "--model", "m.pt", *option]
+    assert main([*argv, "--settings", settings]) == 0
+    assert seen == {"min_size_mm3": expected}

@@ -39,7 +39,9 @@ def add_commands(stages) -> None:
         help="probability cut (default: the settings' evaluate.threshold)",
     )
     p.add_argument(
-        "--min-size-mm3", type=float, default=0.0, help="drop found nodules smaller than this"
+        "--min-size-mm3",
+        type=float,
+        help="drop found nodules smaller than this (default: the settings' predict.min_size_mm3)",
     )
     p.add_argument(
         "--z-range",
@@ -54,18 +56,23 @@ def run_predict(args) -> None:
     from lidcseg.config import TrainRun
     from lidcseg.inference.predict import predict_to_files
 
-    checks, resample, train, evaluate = sections(args)
+    # the predict section only when the option leaves its value to it: the workflow's rule
+    # hands the value alone, so that adding an input to predict.inputs reruns no prediction
+    convert, resample, train, evaluate, *predict = sections(
+        args, *(("predict",) if args.min_size_mm3 is None else ())
+    )
     train = TrainRun.of(train, execution_settings(args).train)
     threshold = evaluate.threshold if args.threshold is None else args.threshold
+    min_size_mm3 = predict[0].min_size_mm3 if predict else args.min_size_mm3
     result = predict_to_files(
         args.input,
         args.out_dir,
         args.model,
-        checks,
+        convert,
         resample,
         train,
         threshold,
-        args.min_size_mm3,
+        min_size_mm3,
         tuple(args.z_range) if args.z_range else None,
     )
     log.info(

@@ -74,8 +74,8 @@ def add_commands(stages) -> None:
 def run_annotate(args) -> None:
     from lidcseg.data.lidc.annotations import annotate_to_files
 
-    settings, *checks = sections(args, *(() if args.reference else ("convert",)))
-    summary = annotate_to_files(args.series_dir, args.out_mask, args.reference, settings, *checks)
+    settings, *convert = sections(args, *(() if args.reference else ("convert",)))
+    summary = annotate_to_files(args.series_dir, args.out_mask, args.reference, settings, *convert)
     if summary["status"] == "failed":
         log.warning("%s: %s", args.series_dir, summary["reason"])
 

@@ -55,8 +55,8 @@ def add_commands(stages) -> None:
 def run_inspect(args) -> None:
     from lidcseg.data.dataset.gate import inspect_series
 
-    (checks,) = sections(args)
-    record = inspect_series(args.series_dir, args.out_json, checks, args.patient)
+    (convert,) = sections(args)
+    record = inspect_series(args.series_dir, args.out_json, convert, args.patient)
     log.info("%s: %s %s", record["patient_id"], record["status"], record.get("reason", ""))
 
 
@@ -70,8 +70,8 @@ def run_convert(args) -> None:
     from lidcseg.data.dicom.series import read_series
     from lidcseg.io import output_group, save_nifti, write_json
 
-    (checks,) = sections(args)
-    volume, info = read_series(args.series_dir, checks)
+    (convert,) = sections(args)
+    volume, info = read_series(args.series_dir, convert)
     with output_group():
         save_nifti(volume, args.out_nifti)
         write_json(asdict(info), args.info or sidecar(args.out_nifti))

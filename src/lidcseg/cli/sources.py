@@ -34,8 +34,8 @@ def add_commands(stages) -> None:
 def run_synthesize(args) -> None:
     from lidcseg.data.synthetic.synthesize import synthesize_to_files
 
-    settings, *checks = sections(args, *(("convert",) if args.truth else ()))
-    series_dir = synthesize_to_files(args.patient_id, args.out_root, settings, args.truth, *checks)
+    settings, *convert = sections(args, *(("convert",) if args.truth else ()))
+    series_dir = synthesize_to_files(args.patient_id, args.out_root, settings, args.truth, *convert)
     log.info("%s: wrote %s", args.patient_id, series_dir)
 
 

@@ -37,14 +37,14 @@ class Scan:
     series_dir: Path | None  # the DICOM folder, when the input was one
 
 
-def read_scan(path: str | os.PathLike, checks: ConvertConfig) -> Scan:
+def read_scan(path: str | os.PathLike, convert: ConvertConfig) -> Scan:
     """A DICOM series folder (PatientID from its header) or a NIfTI file (its name)."""
     path = Path(path)
     if path.is_dir():
         from lidcseg.data.dicom.files import find_series_dir
         from lidcseg.data.dicom.series import read_series
 
-        volume, info = read_series(path, checks)
+        volume, info = read_series(path, convert)
         return Scan(info.patient_id or path.name, volume, find_series_dir(path))
     if not path.exists():
         raise FileNotFoundError(2, "No such file or directory", str(path))
@@ -186,7 +186,7 @@ def predict_to_files(
     input_path: Path,
     out_dir: Path,
     model_paths: list[Path],
-    checks: ConvertConfig,
+    convert: ConvertConfig,
     resample: ResampleConfig,
     train: TrainConfig,
     threshold: float,
@@ -205,7 +205,7 @@ def predict_to_files(
     seed_everything(0, train.deterministic, train.threads)
     device = pick_device(train.device)
     ensemble = Ensemble.load([Path(p) for p in model_paths], device, train.channels_last)
-    scan = read_scan(input_path, checks)
+    scan = read_scan(input_path, convert)
     probability = probabilities(scan, ensemble, resample, train, device, z_range_mm)
     labels = nodule_mask(probability, scan.volume.spacing, threshold, min_size_mm3)
     seg_from = (scan.series_dir, " + ".join(ensemble.names)) if scan.series_dir else None

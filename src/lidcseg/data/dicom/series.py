@@ -56,13 +56,13 @@ class SeriesInfo:
     gaps: list[list]  # [z below, z above, file below, file above] around missing slices
 
 
-def read_series(path: str | os.PathLike, checks: ConvertConfig) -> tuple[Volume, SeriesInfo]:
+def read_series(path: str | os.PathLike, convert: ConvertConfig) -> tuple[Volume, SeriesInfo]:
     """Read a CT series folder into an int16 HU volume ([x, y, z], RAS affine) and its info."""
     folder = find_series_dir(path)
     files = candidate_files(folder)
     if not files:
         raise ScanError(folder, "no DICOM slices in the series folder (only sidecars, or empty)")
-    slices = _read_slices(files, checks)
+    slices = _read_slices(files, convert)
     _check_one_series(folder, slices)
     _check_rescale(slices)
     _check_same_grid(slices)
@@ -70,7 +70,7 @@ def read_series(path: str | os.PathLike, checks: ConvertConfig) -> tuple[Volume,
     if len(slices) < 2:
         raise ScanError(folder, f"only {len(slices)} slice(s); a volume needs at least 2")
     stack = plan_stack(
-        _slice_positions(slices), checks.max_gap_factor, checks.max_spacing_deviation
+        _slice_positions(slices), convert.max_gap_factor, convert.max_spacing_deviation
     )
     strays = [slices[i] for i in stack.strays]
     positions = _slice_positions(slices)[stack.keep]
@@ -81,11 +81,11 @@ def read_series(path: str | os.PathLike, checks: ConvertConfig) -> tuple[Volume,
     return volume, info
 
 
-def _read_slices(files: list[Path], checks: ConvertConfig) -> list[Slice]:
+def _read_slices(files: list[Path], convert: ConvertConfig) -> list[Slice]:
     """Read the files with a few threads: parsing holds the GIL, but reading from disk does
     not, so a scan that is not in the page cache reads while the previous file parses."""
     with ThreadPoolExecutor(max_workers=READ_THREADS) as pool:
-        return list(pool.map(lambda path: read_slice(path, checks), files))
+        return list(pool.map(lambda path: read_slice(path, convert), files))
 
 
 def _check_one_series(folder: Path, slices: list[Slice]) -> None:

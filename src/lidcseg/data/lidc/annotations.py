@@ -254,15 +254,15 @@ def annotate_to_files(
     out_mask: Path,
     reference: Path | None,
     settings: AnnotateConfig,
-    checks: ConvertConfig | None = None,
+    convert: ConvertConfig | None = None,
 ) -> dict:
     """`lidcseg annotate`: the label map at ``out_mask``, the nodule table and the summary
     beside it (``<name>.nodules.csv``, ``<name>.json``). The grid comes from ``reference``'s
-    header (the NIfTI convert wrote) when given, else from reading the series with ``checks``."""
+    header (the NIfTI convert wrote) when given, else from reading the series with ``convert``."""
     from lidcseg.io import output_group, save_nifti, write_json
 
     grid, gaps = (
-        _reference_grid(reference) if reference is not None else _series_grid(series_dir, checks)
+        _reference_grid(reference) if reference is not None else _series_grid(series_dir, convert)
     )
     labels, rows, summary = annotate(series_dir, grid, settings, gaps)
     stem = Path(out_mask).name.removesuffix(".gz").removesuffix(".nii")
@@ -290,8 +290,8 @@ def _reference_grid(reference: Path) -> tuple[Volume, list]:
     return grid, info.get("gaps", [])
 
 
-def _series_grid(series_dir, checks: ConvertConfig) -> tuple[Volume, list]:
+def _series_grid(series_dir, convert: ConvertConfig) -> tuple[Volume, list]:
     from lidcseg.data.dicom.series import read_series
 
-    grid, info = read_series(series_dir, checks)
+    grid, info = read_series(series_dir, convert)
     return grid, info.gaps

@@ -85,10 +85,10 @@ def synthesize_to_files(
     root: str | os.PathLike,
     settings: SynthesizeConfig,
     truth: str | os.PathLike | None = None,
-    checks: ConvertConfig | None = None,
+    convert: ConvertConfig | None = None,
 ) -> Path:
     """`lidcseg synthesize`: the series under ``root``; with ``truth``, the painted nodule mask
-    as a NIfTI on the grid convert produces (read back with ``checks``)."""
+    as a NIfTI on the grid convert produces (read back with ``convert``)."""
     series_dir, painted = synthesize_patient(
         patient_id, root, settings.seed, settings.noise_hu, settings.storage
     )
@@ -96,7 +96,7 @@ def synthesize_to_files(
         from lidcseg.data.dicom.series import read_series
         from lidcseg.io import Volume, save_nifti
 
-        volume, _ = read_series(series_dir, checks)
+        volume, _ = read_series(series_dir, convert)
         # The planes of the slices convert kept (a stray slice far off the stack is dropped).
         zvals = np.asarray(scan_for_patient(patient_id).slice_zvals, dtype=float)
         kept = [int(np.argmin(np.abs(zvals - z))) for z in volume.slice_z]
