@@ -129,10 +129,10 @@ def test_killed_job_resumes_to_the_same_weights(packed, uninterrupted, tmp_path,
 
 
 def test_nan_loss_stops_without_a_model(packed, tmp_path, monkeypatch):
-    from lidcseg.training import train
+    from lidcseg.training import step
 
     calls = {"n": 0}
-    real = train.dice_bce_loss
+    real = step.dice_bce_loss
 
     def poisoned(logits, target):
         calls["n"] += 1
@@ -140,7 +140,7 @@ def test_nan_loss_stops_without_a_model(packed, tmp_path, monkeypatch):
         return loss * float("nan") if calls["n"] == 4 else loss  # epoch 1's 3 batches, then this
 
     monkeypatch.setattr(
-        train, "dice_bce_loss", poisoned
+        step, "dice_bce_loss", poisoned
     )  # the training step's loss without side maps
     with pytest.raises(
         TrainingDiverged, match=r"loss is nan at epoch 2, batch 1.*no model written"
