@@ -43,7 +43,9 @@ def test_an_older_series_json_is_refused(tmp_path):
         SeriesManifest.load(path)
     message = str(raised.value)
     assert isinstance(raised.value, LidcsegError) and "\n" not in message
-    assert message.startswith(f"{path}: series.json of no format, this lidcseg reads format 1")
+    assert message.startswith(
+        f"{path}: series.json of no format, this lidcseg reads format {FORMAT}"
+    )
     assert "lidcseg synthesize" in message and "lidcseg download" in message
 
 
@@ -54,7 +56,7 @@ def test_a_missing_field_is_refused(tmp_path):
     del payload["series_dir"]
     path.write_text(json.dumps(payload))
     with pytest.raises(
-        SeriesManifestError, match=r"series\.json of format 1 that lacks series_dir"
+        SeriesManifestError, match=rf"series\.json of format {FORMAT} that lacks series_dir"
     ):
         SeriesManifest.load(path)
 

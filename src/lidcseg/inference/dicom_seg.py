@@ -26,11 +26,11 @@ def write_seg(series_dir: Path, labels: np.ndarray, path: Path, algorithm: str) 
     import pydicom
     from pydicom.sr.codedict import codes
 
-    from lidcseg.data.dicom.files import candidate_files
+    from lidcseg.data.dicom.files import series_files
 
     # headers only: the SEG references the source images, it does not copy their pixels
     sources = sorted(
-        (pydicom.dcmread(f, stop_before_pixels=True) for f in candidate_files(series_dir)),
+        (pydicom.dcmread(f, stop_before_pixels=True) for f in series_files(series_dir)[1]),
         key=lambda ds: float(ds.ImagePositionPatient[2]),
     )
     _one_frame_of_reference(sources)

@@ -41,11 +41,11 @@ def read_scan(path: str | os.PathLike, convert: ConvertConfig) -> Scan:
     """A DICOM series folder (PatientID from its header) or a NIfTI file (its name)."""
     path = Path(path)
     if path.is_dir():
-        from lidcseg.data.dicom.files import find_series_dir
         from lidcseg.data.dicom.series import read_series
 
         volume, info = read_series(path, convert)
-        return Scan(info.patient_id or path.name, volume, find_series_dir(path))
+        # the folder as given: a patient folder's series.json may list the series' own files
+        return Scan(info.patient_id or path.name, volume, path)
     if not path.exists():
         raise FileNotFoundError(2, "No such file or directory", str(path))
     return Scan(path.name.removesuffix(".gz").removesuffix(".nii"), load_nifti(path), None)

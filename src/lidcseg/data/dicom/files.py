@@ -76,16 +76,35 @@ def _series_named_by_manifest(patient_dir: Path) -> Path | None:
     manifest = patient_dir / "series.json"
     if not manifest.is_file():
         return None
-    folder = patient_dir / SeriesManifest.load(manifest).series_dir
+    folder = patient_dir / SeriesManifest.load(manifest).series_dir  # absolute stays absolute
     if not folder.is_dir():
         raise ScanError(manifest, f"names series folder {folder}, which does not exist")
     return folder
 
 
+def series_files(path: str | os.PathLike) -> tuple[Path, list[Path]]:
+    """The series folder (``find_series_dir``) and its slices' files: those series.json lists
+    (a copy on disk read in place, whose folders may hold other series or other files), else
+    every ``candidate_files`` of the folder."""
+    folder = find_series_dir(path)
+    manifest = Path(path) / "series.json"
+    listed = SeriesManifest.load(manifest).files if manifest.is_file() else []
+    if not listed:
+        return folder, candidate_files(folder)
+    files = [folder / name for name in listed]
+    gone = [f for f in files if not f.is_file()]
+    if gone:
+        raise ScanError(
+            manifest,
+            f"lists {len(gone)} file(s) no longer there (first: {gone[0]}): "
+            "rerun lidcseg index-local and local-series",
+        )
+    return folder, sorted(files)
+
+
 def series_identity(path: str | os.PathLike) -> tuple[str, str]:
     """(PatientID, SeriesInstanceUID) of a series folder, from its first file only."""
-    folder = find_series_dir(path)
-    files = candidate_files(folder)
+    folder, files = series_files(path)
     if not files:
         raise ScanError(folder, "no files in the series folder")
     header = _read_header(files[0])

@@ -24,7 +24,7 @@ from pathlib import Path
 import numpy as np
 
 from lidcseg.config import ConvertConfig
-from lidcseg.data.dicom.files import Slice, candidate_files, find_series_dir, read_slice
+from lidcseg.data.dicom.files import Slice, read_slice, series_files
 from lidcseg.data.dicom.geometry import Stack, plan_stack
 from lidcseg.errors import ScanError
 from lidcseg.io import Volume
@@ -58,8 +58,7 @@ class SeriesInfo:
 
 def read_series(path: str | os.PathLike, convert: ConvertConfig) -> tuple[Volume, SeriesInfo]:
     """Read a CT series folder into an int16 HU volume ([x, y, z], RAS affine) and its info."""
-    folder = find_series_dir(path)
-    files = candidate_files(folder)
+    folder, files = series_files(path)
     if not files:
         raise ScanError(folder, "no DICOM slices in the series folder (only sidecars, or empty)")
     slices = _read_slices(files, convert)
