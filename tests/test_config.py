@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+import json
 import subprocess
 import sys
 from pathlib import Path
@@ -177,3 +178,17 @@ def test_commands_run_outside_the_checkout_read_the_packaged_defaults(tmp_path):
     )
     assert synthesized.returncode == 0, synthesized.stderr
     assert (tmp_path / "lidc/LIDC-IDRI-0001/series.json").is_file()
+
+
+def test_a_dotted_name_reads_one_key_of_a_section():
+    """What the split rule hands: its own section and the evaluation's size groups alone."""
+    inline = json.dumps({"split": DEFAULT["split"], "evaluate": {"size_bins_mm": [6, 10, 20]}})
+    split, edges = config.settings(inline, "split", "evaluate.size_bins_mm")
+    assert split.seed == DEFAULT["split"]["seed"] and edges == (6, 10, 20)
+    falling = json.dumps({"evaluate": {"size_bins_mm": [10, 6]}})
+    with pytest.raises(ConfigError) as info:
+        config.settings(falling, "evaluate.size_bins_mm")
+    assert info.value.key == "evaluate.size_bins_mm"
+    with pytest.raises(ConfigError, match="missing from the --settings JSON") as info:
+        config.settings(json.dumps({"evaluate": {}}), "evaluate.size_bins_mm")
+    assert info.value.key == "evaluate.size_bins_mm"

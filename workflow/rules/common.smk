@@ -67,8 +67,15 @@ def patient_dir(wildcards, input):
 def settings(*sections):
     """The config sections a command reads, as the JSON of its --settings argument (quote it:
     `{params.settings:q}`). Only these sections go in, so a rule reruns when they change and
-    only then."""
-    return json.dumps({name: config[name] for name in sections}, sort_keys=True, separators=(",", ":"))
+    only then; a dotted name (`evaluate.size_bins_mm`) hands that one key of its section."""
+    chosen = {}
+    for name in sections:
+        section, _, key = name.partition(".")
+        if key:
+            chosen.setdefault(section, {})[key] = config[section][key]
+        else:
+            chosen[section] = config[section]
+    return json.dumps(chosen, sort_keys=True, separators=(",", ":"))
 
 
 def job_settings(wildcards, *sections):

@@ -85,7 +85,7 @@ rule split:
         slices_dir=lambda wildcards, input: os.path.dirname(input.rows[0]),
         out_dir=lambda wildcards, output: os.path.dirname(output.table),
         patients=lambda wildcards: usable_patients(),
-        settings=settings("split"),
+        settings=settings("split", "evaluate.size_bins_mm"),  # the size strata: evaluation's groups
     log:
         "logs/split.log",
     threads: 1

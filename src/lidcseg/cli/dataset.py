@@ -46,8 +46,9 @@ def add_commands(stages) -> None:
         run_split,
         "split by patient and pack memory-mappable arrays",
         "Split the patients with nodule slices in SLICES_DIR (<patient>.npz/.csv from extract) into "
-        "train/val/test by patient and pack each split into OUT_DIR/packed/; write OUT_DIR/split.csv.",
-        settings=("split",),
+        "train/val/test by patient and pack each split into OUT_DIR/packed/; write "
+        "OUT_DIR/split.csv. The size strata are the evaluation's groups (evaluate.size_bins_mm).",
+        settings=("split", "evaluate.size_bins_mm"),
     )
     p.add_argument("slices_dir", type=Path)
     p.add_argument("out_dir", type=Path)
@@ -93,8 +94,8 @@ def run_cohort(args) -> None:
 def run_split(args) -> None:
     from lidcseg.data.dataset.split import split_to_files
 
-    (settings,) = sections(args)
-    record = split_to_files(args.slices_dir, args.out_dir, args.patients, settings)
+    settings, size_bins_mm = sections(args)
+    record = split_to_files(args.slices_dir, args.out_dir, args.patients, settings, size_bins_mm)
     log.info("split: %s", {k: v["slices"] for k, v in record["splits"].items()})
 
 

@@ -119,19 +119,27 @@ def _raise_first_error(schema: dict, data, path: tuple[str, ...]) -> None:
 def load_sections(source: str | os.PathLike, sections: tuple[str, ...]) -> dict:
     """The named sections of a config, validated: ``source`` is a YAML/JSON config file or an
     inline JSON object (what the workflow's rules pass, so a job uses exactly the merged
-    config Snakemake saw). Each requested section must be present."""
+    config Snakemake saw). Each requested section must be present. A dotted name
+    (``evaluate.size_bins_mm``) asks for that one key of its section, which is then all a
+    rule need hand (a stage that reads one key of another stage's section)."""
     source = str(source)
     inline = source.lstrip().startswith("{")
     data = _mapping(source)
     _refuse_moved(data)
     schema = load_schema()
-    for section in sections:
-        if section not in data:
-            raise ConfigError(
-                section, f"missing from {'the --settings JSON' if inline else source}"
-            )
-        _raise_first_error(schema["properties"][section], data[section], (section,))
-    chosen = {section: data[section] for section in sections}
+    chosen: dict = {}
+    for name in sections:
+        section, _, key = name.partition(".")
+        holder = data.get(section) if key else data
+        if not isinstance(holder, dict) or (key or section) not in holder:
+            raise ConfigError(name, f"missing from {'the --settings JSON' if inline else source}")
+        part = schema["properties"][section]
+        part = part["properties"][key] if key else part
+        _raise_first_error(part, holder[key or section], tuple(name.split(".")))
+        if key:
+            chosen.setdefault(section, {})[key] = holder[key]
+        else:
+            chosen[section] = holder[section]
     _check_values(chosen)
     return chosen
 
@@ -172,9 +180,18 @@ def _parse(text: str, where: str) -> dict:
 
 
 def settings(source: str | os.PathLike, *sections: str) -> tuple:
-    """The typed sections (``ConvertConfig``, ...) of ``source``, in the order asked."""
+    """The typed sections (``ConvertConfig``, ...) of ``source``, in the order asked; a
+    dotted name (:func:`load_sections`) gives its key's value, a list as a tuple."""
     data = load_sections(source, sections)
-    return tuple(SECTIONS[name].from_dict(data[name]) for name in sections)
+    return tuple(_typed(data, name) for name in sections)
+
+
+def _typed(data: dict, name: str):
+    section, _, key = name.partition(".")
+    if not key:
+        return SECTIONS[section].from_dict(data[section])
+    value = data[section][key]
+    return tuple(value) if isinstance(value, list) else value
 
 
 PREDICTION_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]*")

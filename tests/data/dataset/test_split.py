@@ -7,16 +7,19 @@ from collections import Counter
 import numpy as np
 import pytest
 
+from lidcseg.core.sizes import size_label, size_labels
 from lidcseg.data.dataset.packed import PackedSplit
 from lidcseg.data.dataset.slices import save_slices
-from lidcseg.data.dataset.split import pack, size_stratum, split_patients, write_dataset_json
+from lidcseg.data.dataset.split import pack, split_patients, write_dataset_json
 from tests.support.defaults import DEFAULTS
 
-# The paper's ratios, as config.yaml has them: 25 % of patients for test, 20 % of the rest for validation.
+# The paper's ratios, as config.yaml has them: 25 % of patients for test, 20 % of the rest for
+# validation.
 RATIOS = {
     "test_fraction": DEFAULTS.split.test_fraction,
     "val_fraction": DEFAULTS.split.val_fraction,
 }
+EDGES = DEFAULTS.evaluate.size_bins_mm  # the split's strata are the evaluation's size groups
 
 
 def _patients(n: int, seed: int = 0) -> dict[str, float]:
@@ -27,7 +30,10 @@ def _patients(n: int, seed: int = 0) -> dict[str, float]:
 def test_same_seed_same_split_whatever_the_input_order():
     patients = _patients(60)
     shuffled = dict(reversed(list(patients.items())))
-    split = lambda patients, seed: split_patients(patients, **RATIOS, seed=seed, stratify=True)  # noqa: E731
+
+    def split(patients, seed):
+        return split_patients(patients, **RATIOS, seed=seed, stratify=True, size_bins_mm=EDGES)
+
     assert split(patients, 5) == split(shuffled, 5)
     assert split(patients, 5) != split(patients, 6)
 
@@ -41,23 +47,24 @@ def test_same_seed_same_split_whatever_the_input_order():
     ],
 )
 def test_paper_ratios_of_patients(n, expected):
-    assignment = split_patients(_patients(n), **RATIOS, seed=1, stratify=True)
+    assignment = split_patients(_patients(n), **RATIOS, seed=1, stratify=True, size_bins_mm=EDGES)
     assert Counter(assignment.values()) == expected
     assert len(assignment) == n  # every patient in exactly one split
 
 
 def test_stratified_split_puts_every_size_group_in_every_split():
     patients = _patients(200, seed=3)
-    assignment = split_patients(patients, **RATIOS, seed=2, stratify=True)
-    for stratum in ("<6", "6-10", "10-20", ">=20"):
-        members = [p for p, d in patients.items() if size_stratum(d) == stratum]
+    assignment = split_patients(patients, **RATIOS, seed=2, stratify=True, size_bins_mm=EDGES)
+    for stratum in size_labels(EDGES):
+        members = [p for p, d in patients.items() if size_label(d, EDGES) == stratum]
         counts = Counter(assignment[p] for p in members)
         assert abs(counts["test"] - 0.25 * len(members)) <= 1, stratum
         assert counts["val"] > 0 and counts["train"] > 0
 
 
 def test_size_strata_edges():
-    assert [size_stratum(d) for d in (3.0, 5.99, 6.0, 9.9, 10.0, 19.9, 20.0, 45.0)] == [
+    edges = (6, 10, 20)  # the demo's
+    assert [size_label(d, edges) for d in (3.0, 5.99, 6.0, 9.9, 10.0, 19.9, 20.0, 45.0)] == [
         "<6",
         "<6",
         "6-10",

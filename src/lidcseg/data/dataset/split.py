@@ -4,11 +4,12 @@ docs/paper.md, "Data": test ~25 %, then validation = 20 % of the rest (4,944 / 1
 images). The paper does not say whether it split by patient; we do, because slices of one
 nodule in two splits leak. The fractions are of patients (with at least one nodule slice),
 so the image fractions come out near, not exactly at, the paper's. With ``stratify: size``
-each size group (largest nodule < 6, 6-10, 10-20, >= 20 mm: the evaluation's strata) is
-split in those proportions (largest-remainder rounding), so small nodules reach every
-split. Each split is packed as ``<split>.images.npy`` (n, rows, cols) float16 and
-``<split>.masks.npy`` (n, rows, cols) uint8 plus ``<split>.csv`` rows: a training job maps
-them with ``np.load(mmap_mode="r")`` and decodes nothing per sample.
+each size group of the largest nodule (the evaluation's groups, ``evaluate.size_bins_mm``:
+< 6, 6-10, 10-20, >= 20 mm in the demo) is split in those proportions (largest-remainder
+rounding), so small nodules reach every split. Each split is packed as
+``<split>.images.npy`` (n, rows, cols) float16 and ``<split>.masks.npy`` (n, rows, cols)
+uint8 plus ``<split>.csv`` rows: a training job maps them with ``np.load(mmap_mode="r")``
+and decodes nothing per sample.
 """
 
 from __future__ import annotations
@@ -20,18 +21,12 @@ from pathlib import Path
 import numpy as np
 
 from lidcseg.config import SplitConfig
+from lidcseg.core.sizes import size_label
 from lidcseg.data.dataset.slices import SLICE_FIELDS
 from lidcseg.errors import LidcsegError
 from lidcseg.io import read_rows, staged_folder, write_json, write_rows
 
 SPLITS = ("train", "val", "test")
-SIZE_EDGES_MM = (6.0, 10.0, 20.0)
-
-
-def size_stratum(diameter_mm: float) -> str:
-    """'<6', '6-10', '10-20' or '>=20' (mm)."""
-    labels = ("<6", "6-10", "10-20", ">=20")
-    return labels[int(np.searchsorted(SIZE_EDGES_MM, diameter_mm, side="right"))]
 
 
 def split_patients(
@@ -40,14 +35,17 @@ def split_patients(
     val_fraction: float,
     seed: int,
     stratify: bool,
+    size_bins_mm: tuple[float, ...],
 ) -> dict[str, str]:
     """Patient -> 'train' | 'val' | 'test'. Deterministic for a seed; the order of the
-    input does not matter. With three or more patients, test and validation get at least one."""
+    input does not matter. With three or more patients, test and validation get at least one.
+    With ``stratify``, each group of ``core.sizes.size_label`` at ``size_bins_mm`` apart."""
     patients = sorted(largest_diameter)
     n_test, n_val = _split_sizes(len(patients), test_fraction, val_fraction)
     groups: dict[str, list[str]] = {}
     for p in patients:
-        groups.setdefault(size_stratum(largest_diameter[p]) if stratify else "all", []).append(p)
+        group = size_label(largest_diameter[p], size_bins_mm) if stratify else "all"
+        groups.setdefault(group, []).append(p)
     names = sorted(groups)
     sizes = [len(groups[g]) for g in names]
     test_quota = _largest_remainder(sizes, n_test)
@@ -159,15 +157,20 @@ def _open(path: Path, dtype, shape):
 
 
 def split_to_files(
-    slices_dir: Path, out_dir: Path, patients: list[str], settings: SplitConfig
+    slices_dir: Path,
+    out_dir: Path,
+    patients: list[str],
+    settings: SplitConfig,
+    size_bins_mm: tuple[float, ...],
 ) -> dict:
-    """`lidcseg split`: split.csv, and packed/ with the arrays and dataset.json."""
+    """`lidcseg split`: split.csv, and packed/ with the arrays and dataset.json; the size
+    strata are the evaluation's groups (``evaluate.size_bins_mm``)."""
     slices_dir, out_dir = Path(slices_dir), Path(out_dir)
     rows = {p: read_rows(slices_dir / f"{p}.csv") for p in patients}
     with_slices = {p: max(float(r["diameter_mm"] or 0) for r in rs) for p, rs in rows.items() if rs}
     s = settings
     assignment = split_patients(
-        with_slices, s.test_fraction, s.val_fraction, s.seed, s.stratify == "size"
+        with_slices, s.test_fraction, s.val_fraction, s.seed, s.stratify == "size", size_bins_mm
     )
     meta = {
         "seed": s.seed,
@@ -177,9 +180,8 @@ def split_to_files(
         "patients_without_slices": sorted(set(patients) - set(with_slices)),
     }
     with staged_folder(out_dir) as staging:  # split.csv and packed/ appear together or not at all
-        write_split_table(
-            assignment, with_slices, {p: len(rows[p]) for p in assignment}, staging / "split.csv"
-        )
+        slices = {p: len(rows[p]) for p in assignment}
+        write_split_table(assignment, with_slices, slices, size_bins_mm, staging / "split.csv")
         record = pack(assignment, slices_dir, staging / "packed")
         write_dataset_json(record, meta, staging / "packed" / "dataset.json")
     return record
@@ -189,6 +191,7 @@ def write_split_table(
     assignment: dict[str, str],
     largest_diameter: dict[str, float],
     slices: dict[str, int],
+    size_bins_mm: tuple[float, ...],
     path: str | os.PathLike,
 ) -> None:
     rows = [
@@ -196,7 +199,7 @@ def write_split_table(
             "patient_id": p,
             "split": s,
             "largest_diameter_mm": round(largest_diameter[p], 2),
-            "size_stratum": size_stratum(largest_diameter[p]),
+            "size_stratum": size_label(largest_diameter[p], size_bins_mm),
             "slices": slices[p],
         }
         for p, s in sorted(assignment.items())
