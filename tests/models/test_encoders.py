@@ -1,4 +1,5 @@
-"""Pretrained weights in torchvision's format, offline: every tensor lands, conv1 becomes 1-channel."""
+"""Pretrained weights in torchvision's format, offline: every tensor lands, conv1 becomes
+1-channel."""
 
 from __future__ import annotations
 
@@ -12,7 +13,7 @@ from lidcseg.models.encoders import ResNetEncoder, adapt_first_conv
 def _torchvision_state_dict(name: str) -> dict:
     """What torchvision's resnet state dict holds: RGB conv1, the encoder, and the fc head."""
     torch.manual_seed(1)
-    rgb = ResNetEncoder(name, in_channels=3).net.state_dict()
+    rgb = ResNetEncoder(name, in_channels=3, weights=None).net.state_dict()
     rgb = {k: torch.randn_like(v) if v.is_floating_point() else v for k, v in rgb.items()}
     rgb["fc.weight"], rgb["fc.bias"] = torch.randn(1000, 512), torch.randn(1000)
     return rgb
@@ -42,13 +43,13 @@ def test_one_channel_response_equals_the_rgb_response_to_a_grey_image():
 def test_weights_that_do_not_fit_name_the_key(tmp_path):
     torch.save(_torchvision_state_dict("resnet18"), tmp_path / "r18.pth")
     with pytest.raises(ConfigError, match="models.encoder_weights.*does not fit resnet34"):
-        ResNetEncoder("resnet34", weights=tmp_path / "r18.pth")
+        ResNetEncoder("resnet34", 1, weights=tmp_path / "r18.pth")
     with pytest.raises(ConfigError, match="no such file"):
-        ResNetEncoder("resnet34", weights=tmp_path / "absent.pth")
+        ResNetEncoder("resnet34", 1, weights=tmp_path / "absent.pth")
 
 
 def test_encoder_features_have_the_announced_widths_and_strides():
-    encoder = ResNetEncoder("resnet18").eval()
+    encoder = ResNetEncoder("resnet18", 1, weights=None).eval()
     with torch.no_grad():
         features = encoder(torch.randn(1, 1, 64, 96))
     assert [f.shape[1] for f in features] == list(encoder.channels)
@@ -63,7 +64,7 @@ def test_imagenet_weights_come_from_torch_hubs_cache_once_fetched(tmp_path, monk
     cache.mkdir(parents=True)
     state = _torchvision_state_dict("resnet18")
     torch.save(state, cache / "resnet18-f37072fd.pth")
-    encoder = ResNetEncoder("resnet18", weights="imagenet")
+    encoder = ResNetEncoder("resnet18", 1, weights="imagenet")
     torch.testing.assert_close(
         encoder.net.state_dict()["layer4.1.conv2.weight"], state["layer4.1.conv2.weight"]
     )

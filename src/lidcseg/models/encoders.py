@@ -43,9 +43,7 @@ RESNETS = {
 class ResNetEncoder(nn.Module):
     """Features at 1/2 (stem), 1/4, 1/8, 1/16 and 1/32 of the input size."""
 
-    def __init__(
-        self, name: str = "resnet34", in_channels: int = 1, weights: str | os.PathLike | None = None
-    ):
+    def __init__(self, name: str, in_channels: int, weights: str | os.PathLike | None):
         super().__init__()
         if name not in RESNETS:
             raise ConfigError("models.encoder", f"'{name}' is not one of {', '.join(RESNETS)}")

@@ -56,12 +56,12 @@ class SpatialAttention(nn.Module):
     returns the weights, not the product.
 
     Args:
+        batch_norm: batch norm after the convolution (the official code's), not in eq. (4).
         kernel_size: the side of the convolution over the two maps (CBAM's 7); odd, so the
             padding keeps the size.
-        batch_norm: batch norm after the convolution (the official code's), not in eq. (4).
     """
 
-    def __init__(self, kernel_size: int = 7, batch_norm: bool = False):
+    def __init__(self, batch_norm: bool, kernel_size: int = 7):
         super().__init__()
         self.conv = nn.Conv2d(2, 1, kernel_size, padding=kernel_size // 2, bias=False)
         self.norm = nn.BatchNorm2d(1) if batch_norm else nn.Identity()
