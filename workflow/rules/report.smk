@@ -39,6 +39,7 @@ rule report:
         predictions=expand("results/metrics/{variant}/seed{seed}.predictions.npz", variant=VARIANTS, seed=SEEDS),
         images=expand("results/metrics/{variant}/seed{seed}.images.csv", variant=VARIANTS, seed=SEEDS),
         logs=expand("results/models/{variant}/seed{seed}/log.csv", variant=VARIANTS, seed=SEEDS),
+        runs=expand("results/models/{variant}/seed{seed}/train.json", variant=VARIANTS, seed=SEEDS),
         readers="results/metrics/readers.json",
         meta=f"{PACKED}/dataset.json",
         test=expand(f"{PACKED}/test.{{part}}", part=["images.npy", "masks.npy", "csv"]),
@@ -54,6 +55,8 @@ rule report:
         size_rest=[f"{REPORT}/dsc_by_size.{suffix}" for suffix in ("md", "csv", "pdf")],
         curves=report_figure("training_curves.png", "curves.rst", "3. Beyond the paper", "Training"),
         curves_pdf=f"{REPORT}/training_curves.pdf",
+        methods=report_figure("methods.html", "methods.rst", "4. Methods"),
+        methods_md=f"{REPORT}/methods.md",
     params:
         out_dir=lambda wildcards, output: os.path.dirname(output.table1),
         packed_dir=lambda wildcards, input: os.path.dirname(input.meta),

@@ -16,13 +16,19 @@ def add_commands(stages) -> None:
         run_report,
         "render Tables 1-2, Figure 3, the size table and training curves",
         "Write OUT_DIR/{table1,table2}.{md,csv,tex}, figure3.{png,pdf}, dsc_by_size.{md,csv,png,pdf} "
-        "and training_curves.{png,pdf} from the METRICS files of lidcseg evaluate (with their "
+        "training_curves.{png,pdf} and methods.{md,html} from the METRICS files of lidcseg evaluate (with their "
         ".images.csv, .nodules.csv and .predictions.npz), the training logs and the packed test split.",
         settings=("evaluate",),
     )
     p.add_argument("out_dir", type=Path)
     p.add_argument("--metrics", type=Path, nargs="+", required=True)
-    p.add_argument("--logs", type=Path, nargs="+", required=True, help="the training jobs' log.csv")
+    p.add_argument(
+        "--logs",
+        type=Path,
+        nargs="+",
+        required=True,
+        help="the training jobs' log.csv (their train.json beside them)",
+    )
     p.add_argument("--packed-dir", type=Path, required=True)
     p.add_argument(
         "--readers", type=Path, help="lidcseg readers' JSON: adds the readers row to Table 1"

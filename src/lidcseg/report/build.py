@@ -1,8 +1,9 @@
 """`lidcseg report`: every table and figure of results/report/ from the evaluation outputs.
 
 Inputs are the files of `lidcseg evaluate` (``<variant>/seed<k>.json`` and, beside each, its
-``.nodules.csv`` and ``.predictions.npz``), the training logs, the readers' figures and the
-packed test split. Figure 3 and the size plot use each variant's first seed.
+``.nodules.csv`` and ``.predictions.npz``), the training logs (and the ``train.json`` beside
+each, for the methods table), the readers' figures and the packed test split. Figure 3 and
+the size plot use each variant's first seed.
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ from lidcseg.core.metrics_file import MetricsFile, read_nodules, read_probabilit
 from lidcseg.core.sizes import size_labels
 from lidcseg.data.dataset.packed import PackedSplit
 from lidcseg.io import staged_folder, write_rows, write_text
-from lidcseg.report import figures, tables
+from lidcseg.report import figures, methods, tables
 from lidcseg.report.paper import TABLE1, Slots
 
 SIZE_FIELDS = (
@@ -77,6 +78,7 @@ def _build(
     _write_size_table(by_size, out_dir, size_bins_mm)
     written = figures.size_plot(by_size, out_dir / "dsc_by_size")
     written += figures.curves({_run_name(p): p for p in logs}, out_dir / "training_curves")
+    written += methods.write_methods(metric_files, logs, out_dir)
     test = PackedSplit(packed_dir, "test")
     nodules = read_nodules(next(iter(first.values()))[0])
     picks = figures.pick_slices(test, nodules, size_bins_mm)
