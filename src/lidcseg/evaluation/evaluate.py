@@ -1,4 +1,4 @@
-"""Test-set evaluation of one trained model (SPEC.md, Evaluation, eqs. 17-19).
+"""Test-set evaluation of one trained model (docs/paper.md, "Evaluation", eqs. 17-19).
 
 Headline: pooled DSC, recall and precision (TP, FP, FN summed over every test slice; how the
 paper's numbers relate), with 95 % bootstrap intervals that resample patients. Beside it:
