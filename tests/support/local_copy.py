@@ -63,3 +63,37 @@ def lay_out(series_dirs: list[Path], copy: Path, layout: str) -> Path:
             target.parent.mkdir(parents=True, exist_ok=True)
             os.symlink(source.resolve(), target)
     return copy
+
+
+def tiny_dicom(
+    path: Path,
+    patient: str,
+    study: str,
+    series: str,
+    sop: str,
+    modality: str = "CT",
+    collection: str | None = "LIDC-IDRI",
+    z: float = 0.0,
+) -> Path:
+    """A small DICOM file whose headers are those of an LIDC-IDRI slice (2 x 2 pixels): what
+    the index reads; ``collection`` is the CTP private tag TCIA's files carry."""
+    from pydicom.dataset import Dataset, FileMetaDataset
+    from pydicom.uid import CTImageStorage, ExplicitVRLittleEndian
+
+    meta = FileMetaDataset()
+    meta.MediaStorageSOPClassUID = CTImageStorage
+    meta.MediaStorageSOPInstanceUID = sop
+    meta.TransferSyntaxUID = ExplicitVRLittleEndian
+    ds = Dataset()
+    ds.file_meta = meta
+    ds.SOPClassUID, ds.SOPInstanceUID, ds.Modality = CTImageStorage, sop, modality
+    ds.PatientID, ds.StudyInstanceUID, ds.SeriesInstanceUID = patient, study, series
+    if collection is not None:
+        ds.private_block(0x0013, "CTP", create=True).add_new(0x10, "LO", collection)
+    ds.ImagePositionPatient = [0.0, 0.0, z]
+    ds.Rows = ds.Columns = 2
+    ds.BitsAllocated, ds.BitsStored, ds.PixelRepresentation, ds.SamplesPerPixel = 16, 16, 1, 1
+    ds.PixelData = bytes(8)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    ds.save_as(path, enforce_file_format=True)
+    return path

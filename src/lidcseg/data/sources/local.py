@@ -104,8 +104,9 @@ def _skip_kind(header: FileHeader) -> str:
 WHY = {
     "not_dicom": "not a DICOM file ({problem})",
     "unreadable": "cannot be read ({problem})",
-    "other_collection": "of another collection (PatientID {patient!r}, collection {collection!r})",
-    "other_modality": "modality {modality}, not CT",
+    "other_collection": "a series of another collection (PatientID {patient!r}, "
+    "collection {collection!r})",
+    "other_modality": "a series of modality {modality}, not CT",
     "bad_uid": "a UID that is no DICOM UID: it cannot name a folder",
 }
 
@@ -122,13 +123,12 @@ def _say_problems(root: str, problems: dict[str, list[str]], headers) -> None:
         for path in paths[:NAMED_PER_KIND]:
             h = headers[path]
             why = WHY[kind].format(
-                problem=h.problem,
+                problem=h.problem.removeprefix("not DICOM: "),
                 patient=h.patient_id,
                 collection=h.collection,
                 modality=h.modality,
             )
-            what = "series of" if kind in ("other_collection", "other_modality") else "file"
-            log.warning("%s: %s %s: skipped", os.path.join(root, path), what, why)
+            log.warning("%s: %s: skipped", os.path.join(root, path), why)
         if len(paths) > NAMED_PER_KIND:
             log.warning("... and %d more %s: skipped", len(paths) - NAMED_PER_KIND, kind)
 
