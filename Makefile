@@ -36,9 +36,10 @@ test: $(STAMP) lint slurm-test-packages
 	$(BIN)/pytest
 
 # The inner loop: the unit and bad-input tests, without the Snakemake, DVC and SLURM runs
-# (marker `workflow`) and the few unit tests that train or synthesize for long (`slow`).
+# (marker `workflow`) and the few unit tests that train or synthesize for long (`slow`), on
+# two processes (pytest-xdist).
 test-fast: $(STAMP)
-	$(BIN)/pytest -m "not workflow and not slow"
+	$(BIN)/pytest -n 2 -m "not workflow and not slow"
 
 slurm-test-packages:
 	@sh tests/support/slurm/install-debian-packages.sh
