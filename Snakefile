@@ -34,6 +34,6 @@ include: "workflow/rules/predict.smk"
 
 
 rule all:
+    default_target: True
     input:
         final_outputs,
-    default_target: True

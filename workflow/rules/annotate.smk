@@ -12,17 +12,17 @@ rule annotate:
         mask="results/masks/{patient}.nii.gz",
         nodules="results/masks/{patient}.nodules.csv",
         summary="results/masks/{patient}.json",
-    params:
-        patient_dir=patient_dir,
-        settings=settings("annotate"),
     log:
         "logs/annotate/{patient}.log",
+    conda:
+        "../../envs/data.yaml"
     threads: 1
     resources:
         mem_mb=2000,
         runtime=10,
-    conda:
-        "../../envs/data.yaml"
+    params:
+        patient_dir=patient_dir,
+        settings=settings("annotate"),
     shell:
         "lidcseg annotate {params.patient_dir:q} {output.mask:q} --reference {input.reference:q}"
         " --settings {params.settings:q} > {log:q} 2>&1"

@@ -107,7 +107,9 @@ def job_settings(wildcards, *sections):
     jobs already done."""
     chosen = {name: dict(config[name]) for name in sections}
     if "models" in chosen:
-        chosen["models"]["variants"] = {wildcards.variant: config["models"]["variants"][wildcards.variant]}
+        chosen["models"]["variants"] = {
+            wildcards.variant: config["models"]["variants"][wildcards.variant]
+        }
         chosen["models"]["run"] = [wildcards.variant]
     if "train" in chosen:
         chosen["train"]["seeds"] = [int(wildcards.seed)]
@@ -121,7 +123,11 @@ def training_memory_mb():
     return int(3000 + rows * cols * config["train"]["batch_size"] * 4 * 40 / 2**20)
 
 
-
 def report_figure(name, caption, category, subcategory=None):
     """A file of results/report/ registered for `snakemake --report`, with its caption."""
-    return report(f"{REPORT}/{name}", caption=f"../report/{caption}", category=category, subcategory=subcategory)
+    return report(
+        f"{REPORT}/{name}",
+        caption=f"../report/{caption}",
+        category=category,
+        subcategory=subcategory,
+    )

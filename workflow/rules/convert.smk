@@ -8,18 +8,18 @@ rule inspect:
         manifest=raw_manifest,
     output:
         record="results/qc/{patient}.json",
-    params:
-        patient_dir=lambda wildcards: os.path.join(RAW, wildcards.patient),
-        absent=absent_reason,
-        settings=settings("convert"),
     log:
         "logs/inspect/{patient}.log",
+    conda:
+        "../../envs/data.yaml"
     threads: 1
     resources:
         mem_mb=1500,
         runtime=10,
-    conda:
-        "../../envs/data.yaml"
+    params:
+        patient_dir=lambda wildcards: os.path.join(RAW, wildcards.patient),
+        absent=absent_reason,
+        settings=settings("convert"),
     shell:
         "lidcseg inspect {params.patient_dir:q} {output.record:q} --patient {wildcards.patient:q}"
         " --absent={params.absent:q} --settings {params.settings:q} > {log:q} 2>&1"
@@ -32,12 +32,12 @@ checkpoint screen:
         table="results/qc/scans.tsv",
     log:
         "logs/screen.log",
+    conda:
+        "../../envs/data.yaml"
     threads: 1
     resources:
         mem_mb=500,
         runtime=5,
-    conda:
-        "../../envs/data.yaml"
     shell:
         "lidcseg screen {input.records:q} --out {output.table:q} > {log:q} 2>&1"
 
@@ -49,17 +49,17 @@ rule convert:
     output:
         volume="results/hu/{patient}.nii.gz",
         info="results/hu/{patient}.json",
-    params:
-        patient_dir=patient_dir,
-        settings=settings("convert"),
     log:
         "logs/convert/{patient}.log",
+    conda:
+        "../../envs/data.yaml"
     threads: 1
     resources:
         mem_mb=2000,
         runtime=10,
-    conda:
-        "../../envs/data.yaml"
+    params:
+        patient_dir=patient_dir,
+        settings=settings("convert"),
     shell:
         "lidcseg convert {params.patient_dir:q} {output.volume:q} --info {output.info:q}"
         " --settings {params.settings:q} > {log:q} 2>&1"

@@ -9,16 +9,16 @@ rule extract:
     output:
         slices="results/slices/{patient}.npz",
         rows="results/slices/{patient}.csv",
-    params:
-        settings=settings("extract"),
     log:
         "logs/extract/{patient}.log",
+    conda:
+        "../../envs/data.yaml"
     threads: 1
     resources:
         mem_mb=2000,
         runtime=10,
-    conda:
-        "../../envs/data.yaml"
+    params:
+        settings=settings("extract"),
     shell:
         "lidcseg extract {input.image:q} {input.mask:q} {input.nodules:q} {output.slices:q}"
         " --patient {wildcards.patient:q} --settings {params.settings:q} > {log:q} 2>&1"
@@ -27,16 +27,16 @@ rule extract:
 rule archive_flow:
     output:
         counts="results/dataset/archive_flow.json",
-    params:
-        settings=settings("annotate", "extract", "resample", "convert"),
     log:
         "logs/archive_flow.log",
+    conda:
+        "../../envs/data.yaml"
     threads: 1
     resources:
         mem_mb=4000,
         runtime=30,
-    conda:
-        "../../envs/data.yaml"
+    params:
+        settings=settings("annotate", "extract", "resample", "convert"),
     shell:
         "lidcseg archive-flow {output.counts:q} --settings {params.settings:q} > {log:q} 2>&1"
 
@@ -50,19 +50,21 @@ rule cohort:
         slices=lambda wildcards: per_usable_patient("results/slices/{patient}.csv"),
     output:
         flow_md="results/dataset/flow.md",
-        flow_csv=report("results/dataset/flow.csv", caption="../report/flow.rst", category="0. Cohort"),
+        flow_csv=report(
+            "results/dataset/flow.csv", caption="../report/flow.rst", category="0. Cohort"
+        ),
         slices="results/dataset/slices.csv",
-    params:
-        out_dir=lambda wildcards, output: os.path.dirname(output.flow_md),
-        patients=PATIENTS,
     log:
         "logs/cohort.log",
+    conda:
+        "../../envs/data.yaml"
     threads: 1
     resources:
         mem_mb=1000,
         runtime=10,
-    conda:
-        "../../envs/data.yaml"
+    params:
+        out_dir=lambda wildcards, output: os.path.dirname(output.flow_md),
+        patients=PATIENTS,
     shell:
         "lidcseg cohort {params.out_dir:q} --archive {input.archive:q} --scan-table {input.scans:q}"
         " --patients {params.patients:q} --summaries {input.summaries:q} --nodules {input.nodules:q}"
@@ -81,19 +83,19 @@ rule split:
             split=["train", "val", "test"],
             part=["images.npy", "masks.npy", "csv"],
         ),
+    log:
+        "logs/split.log",
+    conda:
+        "../../envs/data.yaml"
+    threads: 1
+    resources:
+        mem_mb=4000,
+        runtime=20,
     params:
         slices_dir=lambda wildcards, input: os.path.dirname(input.rows[0]),
         out_dir=lambda wildcards, output: os.path.dirname(output.table),
         patients=lambda wildcards: usable_patients(),
         settings=settings("split", "evaluate.size_bins_mm"),  # the size strata: evaluation's groups
-    log:
-        "logs/split.log",
-    threads: 1
-    resources:
-        mem_mb=4000,
-        runtime=20,
-    conda:
-        "../../envs/data.yaml"
     shell:
         "lidcseg split {params.slices_dir:q} {params.out_dir:q} --patients {params.patients:q}"
         " --settings {params.settings:q} > {log:q} 2>&1"

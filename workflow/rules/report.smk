@@ -2,7 +2,6 @@
 # registered for `snakemake --report results/report/report.html`.
 
 
-
 rule readers:
     input:
         meta=f"{PACKED}/dataset.json",
@@ -13,20 +12,20 @@ rule readers:
     output:
         metrics="results/metrics/readers.json",
         rows="results/metrics/readers.csv",
+    log:
+        "logs/readers.log",
+    conda:
+        "../../envs/data.yaml"
+    threads: 1
+    resources:
+        mem_mb=4000,
+        runtime=60,
     params:
         packed_dir=lambda wildcards, input: os.path.dirname(input.meta),
         lidc_root=RAW,
         hu_dir=lambda wildcards, input: os.path.dirname(input.hu[0]),
         resampled_dir=lambda wildcards, input: os.path.dirname(input.grids[0]),
         settings=settings("annotate", "resample", "evaluate"),
-    log:
-        "logs/readers.log",
-    threads: 1
-    resources:
-        mem_mb=4000,
-        runtime=60,
-    conda:
-        "../../envs/data.yaml"
     shell:
         "lidcseg readers {params.packed_dir:q} {output.metrics:q} --lidc-root {params.lidc_root:q}"
         " --hu-dir {params.hu_dir:q} --resampled-dir {params.resampled_dir:q} --settings {params.settings:q}"
@@ -36,8 +35,12 @@ rule readers:
 rule report:
     input:
         metrics=expand("results/metrics/{variant}/seed{seed}.json", variant=VARIANTS, seed=SEEDS),
-        predictions=expand("results/metrics/{variant}/seed{seed}.predictions.npz", variant=VARIANTS, seed=SEEDS),
-        images=expand("results/metrics/{variant}/seed{seed}.images.csv", variant=VARIANTS, seed=SEEDS),
+        predictions=expand(
+            "results/metrics/{variant}/seed{seed}.predictions.npz", variant=VARIANTS, seed=SEEDS
+        ),
+        images=expand(
+            "results/metrics/{variant}/seed{seed}.images.csv", variant=VARIANTS, seed=SEEDS
+        ),
         logs=expand("results/models/{variant}/seed{seed}/log.csv", variant=VARIANTS, seed=SEEDS),
         runs=expand("results/models/{variant}/seed{seed}/train.json", variant=VARIANTS, seed=SEEDS),
         readers="results/metrics/readers.json",
@@ -46,29 +49,35 @@ rule report:
     output:
         table1=report_figure("table1.html", "table1.rst", "1. Tables"),
         table2=report_figure("table2.html", "table2.rst", "1. Tables"),
-        formats=expand(f"{REPORT}/{{table}}.{{fmt}}", table=["table1", "table2"], fmt=["md", "csv", "tex"]),
+        formats=expand(
+            f"{REPORT}/{{table}}.{{fmt}}", table=["table1", "table2"], fmt=["md", "csv", "tex"]
+        ),
         figure3=report_figure("figure3.png", "figure3.rst", "2. Figure 3"),
         figure3_pdf=f"{REPORT}/figure3.pdf",
         picks=f"{REPORT}/figure3_slices.csv",
-        size_plot=report_figure("dsc_by_size.png", "dsc_by_size.rst", "3. Beyond the paper", "DSC by size"),
-        size_table=report_figure("dsc_by_size.html", "dsc_by_size.rst", "3. Beyond the paper", "DSC by size"),
+        size_plot=report_figure(
+            "dsc_by_size.png", "dsc_by_size.rst", "3. Beyond the paper", "DSC by size"
+        ),
+        size_table=report_figure(
+            "dsc_by_size.html", "dsc_by_size.rst", "3. Beyond the paper", "DSC by size"
+        ),
         size_rest=[f"{REPORT}/dsc_by_size.{suffix}" for suffix in ("md", "csv", "pdf")],
         curves=report_figure("training_curves.png", "curves.rst", "3. Beyond the paper", "Training"),
         curves_pdf=f"{REPORT}/training_curves.pdf",
         methods=report_figure("methods.html", "methods.rst", "4. Methods"),
         methods_md=f"{REPORT}/methods.md",
-    params:
-        out_dir=lambda wildcards, output: os.path.dirname(output.table1),
-        packed_dir=lambda wildcards, input: os.path.dirname(input.meta),
-        settings=settings("evaluate"),
     log:
         "logs/report.log",
+    conda:
+        "../../envs/data.yaml"
     threads: 1
     resources:
         mem_mb=4000,
         runtime=30,
-    conda:
-        "../../envs/data.yaml"
+    params:
+        out_dir=lambda wildcards, output: os.path.dirname(output.table1),
+        packed_dir=lambda wildcards, input: os.path.dirname(input.meta),
+        settings=settings("evaluate"),
     shell:
         "lidcseg report {params.out_dir:q} --metrics {input.metrics:q} --logs {input.logs:q}"
         " --packed-dir {params.packed_dir:q} --readers {input.readers:q} --settings {params.settings:q}"

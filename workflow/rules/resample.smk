@@ -12,16 +12,16 @@ rule resample:
         image="results/resampled/{patient}.image.nii.gz",
         mask="results/resampled/{patient}.mask.nii.gz",
         grid="results/resampled/{patient}.grid.json",
-    params:
-        settings=settings("resample"),
     log:
         "logs/resample/{patient}.log",
+    conda:
+        "../../envs/data.yaml"
     threads: 1
     resources:
         mem_mb=3000,
         runtime=10,
-    conda:
-        "../../envs/data.yaml"
+    params:
+        settings=settings("resample"),
     shell:
         "lidcseg resample {input.volume:q} {output.image:q} --mask {input.mask:q} {output.mask:q}"
         " --transform {output.grid:q} --settings {params.settings:q} > {log:q} 2>&1"

@@ -8,17 +8,17 @@ if SOURCE == "synthetic":
     rule synthesize:
         output:
             manifest=f"{RAW}/{{patient}}/series.json",
-        params:
-            root=lambda wildcards, output: os.path.dirname(os.path.dirname(output.manifest)),
-            settings=settings("synthesize"),
         log:
             "logs/synthesize/{patient}.log",
+        conda:
+            "../../envs/data.yaml"
         threads: 1
         resources:
             mem_mb=4000,
             runtime=10,
-        conda:
-            "../../envs/data.yaml"
+        params:
+            root=lambda wildcards, output: os.path.dirname(os.path.dirname(output.manifest)),
+            settings=settings("synthesize"),
         shell:
             "lidcseg synthesize {wildcards.patient:q} {params.root:q} --settings {params.settings:q} > {log:q} 2>&1"
 
@@ -31,18 +31,18 @@ elif SOURCE == "local":
     checkpoint index_local:
         output:
             index=LOCAL_INDEX,
-        params:
-            cache=LOCAL_CACHE,
-            settings=settings("dataset"),
         log:
             "logs/index_local.log",
+        conda:
+            "../../envs/data.yaml"
         threads: config["execution"]["local"]["workers"]
         resources:
             mem_mb=4000,
             runtime=60,
             execution=EXECUTION,
-        conda:
-            "../../envs/data.yaml"
+        params:
+            cache=LOCAL_CACHE,
+            settings=settings("dataset"),
         shell:
             "lidcseg index-local {output.index:q} --cache {params.cache:q}"
             " --settings {params.settings:q} --execution {resources.execution:q} > {log:q} 2>&1"
@@ -52,16 +52,16 @@ elif SOURCE == "local":
             index=LOCAL_INDEX,
         output:
             manifest=f"{RAW}/{{patient}}/series.json",
-        params:
-            root=lambda wildcards, output: os.path.dirname(os.path.dirname(output.manifest)),
         log:
             "logs/local_series/{patient}.log",
+        conda:
+            "../../envs/data.yaml"
         threads: 1
         resources:
             mem_mb=500,
             runtime=5,
-        conda:
-            "../../envs/data.yaml"
+        params:
+            root=lambda wildcards, output: os.path.dirname(os.path.dirname(output.manifest)),
         shell:
             "lidcseg local-series {wildcards.patient:q} {input.index:q} {params.root:q} > {log:q} 2>&1"
 
@@ -73,20 +73,20 @@ else:
     rule download:
         output:
             manifest=f"{RAW}/{{patient}}/series.json",
-        params:
-            root=lambda wildcards, output: os.path.dirname(os.path.dirname(output.manifest)),
-            source=SOURCE,
-            settings=settings("download"),
         log:
             "logs/download/{patient}.log",
+        conda:
+            "../../envs/data.yaml"
         threads: 1
         resources:
             mem_mb=1000,
             runtime=30,  # a series is ~130 MB; SLURM adds up the runtimes of a group's jobs
             downloads=1,
             execution=EXECUTION,
-        conda:
-            "../../envs/data.yaml"
+        params:
+            root=lambda wildcards, output: os.path.dirname(os.path.dirname(output.manifest)),
+            source=SOURCE,
+            settings=settings("download"),
         shell:
             "lidcseg download --source {params.source:q} --patients {wildcards.patient:q} --out {params.root:q}"
             " --settings {params.settings:q} --execution {resources.execution:q} > {log:q} 2>&1"

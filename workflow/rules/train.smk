@@ -2,20 +2,23 @@
 # Training and evaluation ask for a GPU (resources: gpu=1; unlimited when run locally without
 # --resources); they run on the CPU when none is there.
 
+
 rule train:
     input:
         meta=f"{PACKED}/dataset.json",
-        arrays=expand(f"{PACKED}/{{split}}.{{part}}", split=["train", "val"], part=["images.npy", "masks.npy", "csv"]),
+        arrays=expand(
+            f"{PACKED}/{{split}}.{{part}}",
+            split=["train", "val"],
+            part=["images.npy", "masks.npy", "csv"],
+        ),
     output:
         model="results/models/{variant}/seed{seed}/model.pt",
         epochs="results/models/{variant}/seed{seed}/log.csv",
         summary="results/models/{variant}/seed{seed}/train.json",
-    params:
-        packed_dir=lambda wildcards, input: os.path.dirname(input.meta),
-        out_dir=lambda wildcards, output: os.path.dirname(output.model),
-        settings=lambda wildcards: job_settings(wildcards, "models", "train"),
     log:
         "logs/train/{variant}/seed{seed}.log",
+    conda:
+        "../../envs/torch.yaml"
     # The step's threads plus one core per loader process: what the job really uses, and what
     # SLURM reserves (--cpus-per-task).
     threads: config["execution"]["train"]["threads"] + config["execution"]["train"]["workers"]
@@ -24,8 +27,10 @@ rule train:
         mem_mb=training_memory_mb(),
         runtime=24 * 60,
         execution=EXECUTION,
-    conda:
-        "../../envs/torch.yaml"
+    params:
+        packed_dir=lambda wildcards, input: os.path.dirname(input.meta),
+        out_dir=lambda wildcards, output: os.path.dirname(output.model),
+        settings=lambda wildcards: job_settings(wildcards, "models", "train"),
     shell:
         "lidcseg train {params.packed_dir:q} {params.out_dir:q} --variant {wildcards.variant:q} --seed {wildcards.seed:q}"
         " --settings {params.settings:q} --execution {resources.execution:q} > {log:q} 2>&1"
@@ -42,19 +47,19 @@ rule evaluate:
         images="results/metrics/{variant}/seed{seed}.images.csv",
         nodules="results/metrics/{variant}/seed{seed}.nodules.csv",
         predictions="results/metrics/{variant}/seed{seed}.predictions.npz",
-    params:
-        packed_dir=lambda wildcards, input: os.path.dirname(input.meta),
-        settings=lambda wildcards: job_settings(wildcards, "train", "evaluate"),
     log:
         "logs/evaluate/{variant}/seed{seed}.log",
+    conda:
+        "../../envs/torch.yaml"
     threads: config["execution"]["train"]["threads"]
     resources:
         gpu=1,
         mem_mb=training_memory_mb(),
         runtime=60,
         execution=EXECUTION,
-    conda:
-        "../../envs/torch.yaml"
+    params:
+        packed_dir=lambda wildcards, input: os.path.dirname(input.meta),
+        settings=lambda wildcards: job_settings(wildcards, "train", "evaluate"),
     shell:
         "lidcseg evaluate {input.model:q} {params.packed_dir:q} {output.metrics:q} --nodules {input.nodules:q}"
         " --settings {params.settings:q} --execution {resources.execution:q} > {log:q} 2>&1"
@@ -68,11 +73,11 @@ rule summarize:
         json="results/metrics/summary.json",
     log:
         "logs/summarize.log",
+    conda:
+        "../../envs/data.yaml"
     threads: 1
     resources:
         mem_mb=1000,
         runtime=10,
-    conda:
-        "../../envs/data.yaml"
     shell:
         "lidcseg summarize {output.table:q} {input:q} > {log:q} 2>&1"
