@@ -128,7 +128,8 @@ def main() -> None:
     volume, info = read_series(series_dir, DEFAULTS.convert)
     print(
         f"series: {args.patient} (synthetic), {volume.array.shape[0]} x {volume.array.shape[1]} x "
-        f"{info.n_slices} slices, {volume.spacing[0]:.3f} mm pixels, {volume.spacing[2]} mm slices, "
+        f"{info.n_slices} slices, {volume.spacing[0]:.3f} mm pixels, "
+        f"{volume.spacing[2]} mm slices, "
         f"{size_mb:.0f} MB in {len(files)} files; {os.cpu_count()} CPUs"
     )
 

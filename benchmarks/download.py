@@ -35,12 +35,12 @@ from lidcseg.data.sources.remote import RetryPolicy  # noqa: E402
 from lidcseg.data.sources.route import Route  # noqa: E402
 from lidcseg.data.sources.tcia import TciaSource  # noqa: E402
 from lidcseg.data.synthetic.synthesize import STORAGES, SeriesIds, to_stored, write_ct_series  # noqa: E402
-from tests.support.archive_servers import (
+from tests.support.archive_servers import (  # noqa: E402
     Archive,
     S3Handler,
     nbia_server,
     s3_server,
-    series_from_folder,  # noqa: E402
+    series_from_folder,
     write_idc_index,
 )
 from tests.support.network_guard import pylidc_scans  # noqa: E402
@@ -92,7 +92,8 @@ def main() -> None:
             seconds = timed(tcia, patients, tmp / "tcia", args.parallel)
         print(
             f"tcia: {args.series} series, {megabytes:.0f} MB of DICOM in {seconds:.1f} s = "
-            f"{megabytes / seconds:.0f} MB/s; the zips alone, fetched to memory unchecked, {transfer:.1f} s "
+            f"{megabytes / seconds:.0f} MB/s; the zips alone, fetched to memory unchecked, "
+            f"{transfer:.1f} s "
             f"({args.parallel} series at once)"
         )
         index = write_idc_index(tmp / "index.parquet", archive)
@@ -106,7 +107,8 @@ def main() -> None:
             )
             seconds = timed(idc, patients, tmp / "idc", 1)
         print(
-            f"idc:  {args.series} series, {megabytes:.0f} MB in {seconds:.1f} s = {megabytes / seconds:.0f} MB/s "
+            f"idc:  {args.series} series, {megabytes:.0f} MB in {seconds:.1f} s = "
+            f"{megabytes / seconds:.0f} MB/s "
             f"({args.parallel} files at once, series one after the other)"
         )
         shutil.rmtree(tmp / "staging")

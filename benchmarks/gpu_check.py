@@ -138,7 +138,8 @@ def measure_steps(split, config, plan: Plan, device, budget: Budget) -> list[dic
         rows.append({**row, **measured})
         print(
             f"  {name} batch {batch} deterministic={deterministic} compile={compiled}: "
-            f"{measured['images_per_s']:.1f} images/s, first step {measured['first_step_s']:.1f} s, "
+            f"{measured['images_per_s']:.1f} images/s, "
+            f"first step {measured['first_step_s']:.1f} s, "
             f"peak GPU memory {_gib(measured['peak_gib'])}"
             f"{'' if measured['loss_finite'] else ', LOSS NOT FINITE'}",
             flush=True,
@@ -184,7 +185,8 @@ def demo_train(packed: Path, cuda: bool, work: Path) -> dict:
         )
 
     result, reference_err = {}, ""
-    if cuda:  # on the CPU, tests/training/test_train.py shows resuming bitwise: no need to pay for it here
+    # on the CPU, tests/training/test_train.py shows resuming bitwise: no need to pay for it here
+    if cuda:
         start = time.perf_counter()
         reference = train(work / "uninterrupted")
         reference_err = reference.communicate()[1]
@@ -231,7 +233,8 @@ def _weight_difference(a: Path, b: Path) -> float:
 
 
 def estimate(rows: list[dict]) -> dict:
-    """Hours of the paper run (one seed, 100 epochs) at the fastest measured setting of each kind."""
+    """Hours of the paper run (one seed, 100 epochs)
+    at the fastest measured setting of each kind."""
 
     def best(name, **match):
         rates = [

@@ -114,13 +114,15 @@ def main() -> None:
         print(f"measured {name}", file=sys.stderr, flush=True)
     base = next((r for r in rows if r["variant"] == "unet"), rows[0])
     print(
-        f"{rows[0]['device']}, {args.size} x {args.size}, batch {args.batch}, forward + backward + SGD step\n"
+        f"{rows[0]['device']}, {args.size} x {args.size}, batch {args.batch}, "
+        "forward + backward + SGD step\n"
     )
     print("| variant | step (s) | images/s | step vs unet | peak memory (MiB) | memory vs unet |")
     print("|---|---:|---:|---:|---:|---:|")
     for r in rows:
         print(
-            f"| {r['variant']} | {r['step_s']:.3f} | {r['images_per_s']:.2f} | {r['step_s'] / base['step_s']:.2f} | "
+            f"| {r['variant']} | {r['step_s']:.3f} | {r['images_per_s']:.2f} | "
+            f"{r['step_s'] / base['step_s']:.2f} | "
             f"{r['peak_mib']:.0f} | {r['peak_mib'] / base['peak_mib']:.2f} |"
         )
 

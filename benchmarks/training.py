@@ -58,7 +58,8 @@ def samples_of(split: PackedSplit, t: TrainConfig) -> TrainingSamples:
 def loader_rate(
     split: PackedSplit, t: TrainConfig, workers: int, seconds: float = 3.0, pin_memory: bool = False
 ) -> float:
-    """Images/s ``workers`` loader processes deliver (0: in this process, i.e. one worker's rate)."""
+    """Images/s ``workers`` loader processes deliver
+    (0: in this process, i.e. one worker's rate)."""
     samples = samples_of(split, t)
     sampler = EpochSampler(len(samples), 0)
     loader = DataLoader(
@@ -201,7 +202,8 @@ def main() -> None:
     split = packed_train(Path(args.packed))
     variants = variants_from_config(config.models.variants)
     print(
-        f"device: {device} ({torch.cuda.get_device_name() if device.type == 'cuda' else f'{t.threads} threads'}); "
+        f"device: {device} "
+        f"({torch.cuda.get_device_name() if device.type == 'cuda' else f'{t.threads} threads'}); "
         f"deterministic: {t.deterministic}; slices {tuple(split.images.shape[1:])}"
     )
 
@@ -211,11 +213,13 @@ def main() -> None:
         f"({tuple(whole.patch_size)} slices, batch {t.batch_size})"
     )
     print(
-        f"augment images/s ({device}, {tuple(whole.patch_size)}): {augment_rate(split, whole, device):.0f}"
+        f"augment images/s ({device}, {tuple(whole.patch_size)}): "
+        f"{augment_rate(split, whole, device):.0f}"
     )
 
     print(
-        f"\nconfigured step (scale {t.image_scale}, crops {tuple(t.patch_size)}, batch {t.batch_size}, "
+        f"\nconfigured step (scale {t.image_scale}, crops {tuple(t.patch_size)}, "
+        f"batch {t.batch_size}, "
         f"amp {t.amp}):\n| variant | images/s |\n|---|---:|"
     )
     for name in args.variants:
@@ -240,8 +244,9 @@ def main() -> None:
         print(f"train images/s ({name}, 512): {rates[name]:.2f}")
     n_variants, n_aspp = paper_variants()
     print(
-        f"\nestimated paper run: {n_variants} variants ({n_aspp} with ASPP) x {args.paper_epochs} epochs x "
-        f"{PAPER_TRAIN} slices = {paper_hours(rates['unet'], rates['rbcbam'], args.paper_epochs):.1f} h "
+        f"\nestimated paper run: {n_variants} variants ({n_aspp} with ASPP) x "
+        f"{args.paper_epochs} epochs x {PAPER_TRAIN} slices = "
+        f"{paper_hours(rates['unet'], rates['rbcbam'], args.paper_epochs):.1f} h "
         f"of training on this device, one seed"
     )
 

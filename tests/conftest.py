@@ -23,7 +23,8 @@ def series(tmp_path):
 def lidc_samples() -> Path:
     if not LIDC_SAMPLES.is_dir():
         pytest.skip(
-            f"real LIDC samples not found at {LIDC_SAMPLES} (they live in ../shared, beside a checkout)"
+            f"real LIDC samples not found at {LIDC_SAMPLES} "
+            "(they live in ../shared, beside a checkout)"
         )
     return LIDC_SAMPLES
 

@@ -156,7 +156,8 @@ def test_pip_section_holds_only_what_conda_forge_lacks_pinned_to_the_tested_vers
             wrong.append(f"{line!r} is not NAME==VERSION")
         elif normalized(requirement[1]) not in PIP_ONLY:
             wrong.append(
-                f"{requirement[1]}: list it as a conda-forge package (in PIP_ONLY if conda-forge lacks it)"
+                f"{requirement[1]}: list it as a conda-forge package "
+                "(in PIP_ONLY if conda-forge lacks it)"
             )
         elif requirement[2] != venv_version(requirement[1]):
             wrong.append(f"{line} (tested: {venv_version(requirement[1])})")

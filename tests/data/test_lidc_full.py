@@ -29,7 +29,8 @@ def chain(tmp_path_factory):
     series = LIDC_FULL / PATIENT
     if not series.is_dir():
         pytest.skip(
-            f"the complete real series is not at {series} (it lives in ../shared, beside a checkout)"
+            f"the complete real series is not at {series} "
+            "(it lives in ../shared, beside a checkout)"
         )
     out = tmp_path_factory.mktemp("full")
     hu, mask = out / "hu" / f"{PATIENT}.nii.gz", out / "masks" / f"{PATIENT}.nii.gz"

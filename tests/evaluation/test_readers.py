@@ -28,7 +28,8 @@ from lidcseg.evaluation.readers import (
 from lidcseg.io import Volume, load_nifti, read_rows, save_nifti, write_json, write_rows
 from tests.support.defaults import DEFAULTS
 
-# The slice rule of the readers row (config.yaml's): consensus, smallest diameter, mask interpolation.
+# The slice rule of the readers row (config.yaml's): consensus, smallest diameter,
+# mask interpolation.
 READER_RULE = (
     DEFAULTS.annotate.consensus,
     DEFAULTS.annotate.min_diameter_mm,

@@ -351,7 +351,8 @@ class S3Handler(_Handler):
         body = (
             f'<?xml version="1.0" encoding="UTF-8"?><ListBucketResult '
             f'xmlns="http://s3.amazonaws.com/doc/2006-03-01/"><Prefix>{escape(prefix)}</Prefix>'
-            f"<IsTruncated>{'true' if more else 'false'}</IsTruncated>{items}{token}</ListBucketResult>"
+            f"<IsTruncated>{'true' if more else 'false'}</IsTruncated>"
+            f"{items}{token}</ListBucketResult>"
         )
         self.send_body(body.encode(), "application/xml")
 

@@ -19,6 +19,7 @@ DIRECT = Route(
 
 
 def settings_json(**sections) -> str:
-    """``--settings`` for a command: the default's sections named, each updated with the given keys."""
+    """``--settings`` for a command: the default's sections named,
+    each updated with the given keys."""
     data = config.load_sections(str(REPO / "config.yaml"), tuple(sections))
     return json.dumps({name: {**data[name], **changes} for name, changes in sections.items()})

@@ -41,7 +41,8 @@ def main() -> None:
     largest = sorted(modules.items(), key=lambda item: -item[1])[:5]
     longest = sorted(functions.items(), key=lambda item: -item[1])[:5]
     print(
-        f"{len(modules)} modules under src/, {sum(modules.values())} lines; over {MAX_MODULE_LINES}: "
+        f"{len(modules)} modules under src/, {sum(modules.values())} lines; "
+        f"over {MAX_MODULE_LINES}: "
         f"{sum(n > MAX_MODULE_LINES for n in modules.values())}"
     )
     print("largest: " + ", ".join(f"{name} {n}" for name, n in largest))

@@ -1,4 +1,5 @@
-"""A made-up packed dataset and a tiny training job on it, for the training, evaluation and report tests."""
+"""A made-up packed dataset and a tiny training job on it,
+for the training, evaluation and report tests."""
 
 from __future__ import annotations
 

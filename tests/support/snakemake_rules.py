@@ -30,7 +30,8 @@ with SnakemakeApi() as api:
         {
             "name": rule.name,
             "runs_command": not rule.norun,
-            "conda": (os.path.normpath(os.path.join(os.path.dirname(rule.snakefile), rule.conda_env))
+            "conda": (os.path.normpath(os.path.join(os.path.dirname(rule.snakefile),
+                                                    rule.conda_env))
                       if isinstance(rule.conda_env, str) else None),
             "shell": rule.shellcmd,
             "outputs": [str(path) for path in rule.output],

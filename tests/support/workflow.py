@@ -38,7 +38,8 @@ def snakemake(workdir: Path, *args: str) -> subprocess.CompletedProcess:
 
 
 def copy_workflow(dest: Path) -> Path:
-    """The Snakefile, config.yaml, workflow/, envs/ and tests/configs/ copied into dest (which exists)."""
+    """The Snakefile, config.yaml, workflow/, envs/ and tests/configs/ copied into dest
+    (which exists)."""
     for name in ("Snakefile", "config.yaml"):
         shutil.copy(REPO / name, dest / name)
     shutil.copytree(REPO / "workflow", dest / "workflow")

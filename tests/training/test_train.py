@@ -1,4 +1,5 @@
-"""Training: resume after SIGKILL and SIGTERM to the same weights, NaN caught, same seed = same run."""
+"""Training: resume after SIGKILL and SIGTERM to the same weights, NaN caught,
+same seed = same run."""
 
 from __future__ import annotations
 

@@ -119,7 +119,8 @@ def _command(rule) -> str:
     """`train` for a rule whose shell command is `lidcseg train ...`."""
     words = (rule.shell or "").split()
     assert len(words) > 1 and words[0] == "lidcseg", (
-        f"rule {rule.name} runs {' '.join(words[:2])!r}, not a `lidcseg` command: this test cannot tell "
+        f"rule {rule.name} runs {' '.join(words[:2])!r}, not a `lidcseg` command: "
+        "this test cannot tell "
         "which code it runs (teach it, and list that code in the stage's deps)"
     )
     return words[1]

@@ -189,8 +189,9 @@ def test_report_holds_the_tables_figures_and_html(finished_run):
 
 def test_the_paper_config_builds_its_dag_for_every_scan(tmp_path):
     """workflow/configs/lidc-paper.yaml: all 1,010 patients (1,018 scans) downloaded and
-    inspected, every variant trained with each of its three seeds. (The per-scan steps after the screen checkpoint
-    join the DAG once the scans are inspected; benchmarks/dag.py times this.)"""
+    inspected, every variant trained with each of its three seeds. (The per-scan steps after
+    the screen checkpoint join the DAG once the scans are inspected; benchmarks/dag.py times
+    this.)"""
     workdir = copy_workflow(tmp_path)
     result = snakemake(workdir, "-n", "--configfile", "workflow/configs/lidc-paper.yaml")
     assert result.returncode == 0, result.stderr[-3000:]

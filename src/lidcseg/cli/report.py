@@ -15,9 +15,12 @@ def add_commands(stages) -> None:
         "report",
         run_report,
         "render Tables 1-2, Figure 3, the size table and training curves",
-        "Write OUT_DIR/{table1,table2}.{md,csv,tex}, figure3.{png,pdf}, dsc_by_size.{md,csv,png,pdf} "
-        "training_curves.{png,pdf} and methods.{md,html} from the METRICS files of lidcseg evaluate (with their "
-        ".images.csv, .nodules.csv and .predictions.npz), the training logs and the packed test split.",
+        "Write OUT_DIR/{table1,table2}.{md,csv,tex}, figure3.{png,pdf}, "
+        "dsc_by_size.{md,csv,png,pdf} "
+        "training_curves.{png,pdf} and methods.{md,html} from the METRICS files of "
+        "lidcseg evaluate (with their "
+        ".images.csv, .nodules.csv and .predictions.npz), the training logs and "
+        "the packed test split.",
         settings=("evaluate",),
     )
     p.add_argument("out_dir", type=Path)

@@ -48,7 +48,8 @@ def predict_logits(
     amp: str = "none",
     channels_last: bool = False,
 ) -> Iterator[tuple[slice, torch.Tensor]]:
-    """Yield (which slices, float32 logits on the packed grid (n, H, W), on ``device``) per batch."""
+    """Yield (which slices, float32 logits on the packed grid (n, H, W), on ``device``)
+    per batch."""
     for start in range(0, len(split), batch_size):
         which = slice(start, min(start + batch_size, len(split)))
         # float16 as packed to the device, then scaled there (half the bytes to move)

@@ -1,4 +1,5 @@
-"""Test metrics gathered over seeds: one row per variant (what Tables 1-2 and `dvc metrics show` read).
+"""Test metrics gathered over seeds: one row per variant
+(what Tables 1-2 and `dvc metrics show` read).
 
 A variant's figure is the mean of its seeds' pooled test metrics with the sample sd beside
 it (empty with one seed), and the first seed's bootstrap interval.

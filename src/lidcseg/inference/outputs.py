@@ -13,6 +13,7 @@ All of them appear together or none (``io.output_group``).
 
 from __future__ import annotations
 
+import contextlib
 import itertools
 from pathlib import Path
 
@@ -77,10 +78,9 @@ def _longest_axial(inside: np.ndarray, pixel_mm) -> float:
             [pixels + offset for offset in itertools.product((-0.5, 0.5), repeat=2)]
         )
         corners = corners * np.asarray(pixel_mm)
-        try:
+        # a one-pixel-wide line (QhullError): every corner is on the hull anyway
+        with contextlib.suppress(QhullError):
             corners = corners[ConvexHull(corners).vertices]
-        except QhullError:  # a one-pixel-wide line: every corner is on the hull anyway
-            pass
         gaps = corners[:, None, :] - corners[None, :, :]
         longest = max(longest, float(np.sqrt((gaps**2).sum(-1)).max()))
     return longest

@@ -115,7 +115,8 @@ def _table1_predictions(first: dict[str, tuple[Path, MetricsFile]]) -> dict[str,
 
 
 def _run_name(log_csv: Path) -> str:
-    """results/models/<variant>/seed<k>/log.csv -> '<variant>' (with the seed when not the only one)."""
+    """results/models/<variant>/seed<k>/log.csv -> '<variant>'
+    (with the seed when not the only one)."""
     return f"{log_csv.parent.parent.name} {log_csv.parent.name}"
 
 

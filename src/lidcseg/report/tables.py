@@ -37,13 +37,14 @@ REFERENCE_HEADERS = {
     2: {"vs_cbam": "Diff vs all-off (CBAM)", "vs_unet": "Diff vs U-Net"},
 }
 ALL_OFF_NOTE = (
-    "The paper's all-off row (0.3728) is far below its own CBAM in Table 1 (0.5519), so it cannot be "
-    "the same model: it is shown beside both readings, the U-Net with CBAM alone (the ablation's "
-    "base) and the plain U-Net without attention."
+    "The paper's all-off row (0.3728) is far below its own CBAM in Table 1 (0.5519), so it "
+    "cannot be the same model: it is shown beside both readings, the U-Net with CBAM alone "
+    "(the ablation's base) and the plain U-Net without attention."
 )
 PAIRED_NOTE = (
-    "Diff: pooled DSC minus the reference's, seeds averaged, with the 95 % paired patient-bootstrap "
-    "interval (the same patient draws for both); * marks an interval that excludes 0."
+    "Diff: pooled DSC minus the reference's, seeds averaged, with the 95 % paired "
+    "patient-bootstrap interval (the same patient draws for both); * marks an interval that "
+    "excludes 0."
 )
 # Below this many test patients the captions say the paired intervals mean little (the demo has 2).
 FEW_TEST_PATIENTS = 20
@@ -254,13 +255,15 @@ def html(rows: list[dict], spec: list[tuple[str, str]], caption: str) -> str:
     )
     style = (
         "body{font-family:sans-serif;font-size:12px}table{border-collapse:collapse}"
-        "caption{text-align:left;padding:4px 0 8px}th,td{padding:3px 7px;border-bottom:1px solid #ccc}"
+        "caption{text-align:left;padding:4px 0 8px}"
+        "th,td{padding:3px 7px;border-bottom:1px solid #ccc}"
         "th{border-bottom:2px solid #333;text-align:left}.num{text-align:right;white-space:nowrap}"
         ".ci{color:#555;font-size:11px}"
     )
     return (
-        f"<!DOCTYPE html><html><head><meta charset='utf-8'><style>{style}</style></head><body><table>"
-        f"<caption>{escape(caption)}</caption><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
+        f"<!DOCTYPE html><html><head><meta charset='utf-8'><style>{style}</style></head>"
+        f"<body><table><caption>{escape(caption)}</caption>"
+        f"<thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
         "</body></html>\n"
     )
 

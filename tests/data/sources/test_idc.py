@@ -88,7 +88,9 @@ def test_a_multipart_etag_is_checked_by_size_and_named_as_unverified(
     """S3's ETag of a multipart upload is no MD5: the files are placed, each named with why,
     in the log and in .lidcseg-download.json; a series of plain ETags stays MD5-verified."""
     source = _source(bucket)
-    download_lidc(source, Selection(_patients(scans)[:1]), tmp_path, DEFAULTS.execution.download.parallel)
+    download_lidc(
+        source, Selection(_patients(scans)[:1]), tmp_path, DEFAULTS.execution.download.parallel
+    )
     bucket.archive.multipart_above, bucket.archive.part_bytes = (
         0,
         500,
@@ -117,7 +119,10 @@ def test_a_multipart_etag_still_checks_the_size(bucket, scans, tmp_path):
     bucket.archive.faults[scans[1][2]] = ["drop"] * 12  # every attempt at each of its 4 files
     with pytest.raises(DownloadError, match=f"{scans[1][2]}.*gave up after 3 attempts"):
         download_lidc(
-            _source(bucket), Selection(_patients(scans)[1:]), tmp_path, DEFAULTS.execution.download.parallel
+            _source(bucket),
+            Selection(_patients(scans)[1:]),
+            tmp_path,
+            DEFAULTS.execution.download.parallel,
         )
     assert not (tmp_path / scans[1][0]).exists()
 
@@ -144,7 +149,10 @@ def test_a_bad_series_is_named_and_nothing_of_it_is_left(bucket, scans, tmp_path
     bucket.archive.tamper[bad_uid] = tamper
     with pytest.raises(DownloadError, match=message) as failure:
         download_lidc(
-            _source(bucket), Selection(_patients(scans)), tmp_path, DEFAULTS.execution.download.parallel
+            _source(bucket),
+            Selection(_patients(scans)),
+            tmp_path,
+            DEFAULTS.execution.download.parallel,
         )
     assert bad_uid in str(failure.value)
     assert not (tmp_path / bad_patient).exists() and not (tmp_path / ".partial").exists()

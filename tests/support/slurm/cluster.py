@@ -127,7 +127,8 @@ class SlurmCluster:
         return self
 
     def _take_lock(self) -> None:
-        self._lock_file = open(LOCK, "w")
+        # kept open while the cluster runs: closing it in stop() releases the flock
+        self._lock_file = open(LOCK, "w")  # noqa: SIM115
         fcntl.flock(self._lock_file, fcntl.LOCK_EX)  # waits for another session's cluster
 
     def _write_configs(self) -> None:
@@ -151,8 +152,13 @@ class SlurmCluster:
     def _slurm_conf(self) -> str:
         f, p = self.folder, self.ports
         partitions = "\n".join(
-            f"PartitionName={name} Nodes={NODE} MaxTime=INFINITE State=UP Default={'YES' if i == 0 else 'NO'}"
+            f"PartitionName={name} Nodes={NODE} MaxTime=INFINITE State=UP "
+            f"Default={'YES' if i == 0 else 'NO'}"
             for i, name in enumerate(PARTITIONS)
+        )
+        node = (
+            f"NodeName={NODE} NodeAddr=127.0.0.1 CPUs={self.cpus} RealMemory={self.memory_mb} "
+            f"Gres=gpu:{self.gpus} State=UNKNOWN"
         )
         return f"""\
 ClusterName={CLUSTER}
@@ -195,7 +201,7 @@ AccountingStorageTRES=gres/gpu
 # sacct shows the comment the executor plugin gives each job: its rule and wildcards.
 AccountingStoreFlags=job_comment
 JobCompType=jobcomp/none
-NodeName={NODE} NodeAddr=127.0.0.1 CPUs={self.cpus} RealMemory={self.memory_mb} Gres=gpu:{self.gpus} State=UNKNOWN
+{node}
 {partitions}
 """
 
@@ -229,7 +235,8 @@ StorageLoc=slurm_acct_db
         self._wrote_default_conf = True
 
     def _spawn(self, name: str, *command: str) -> subprocess.Popen:
-        log = open(self.folder / f"{name}.out", "w")
+        # the daemon writes to it for its whole life: no context manager to close it here
+        log = open(self.folder / f"{name}.out", "w")  # noqa: SIM115
         process = subprocess.Popen(
             command, stdout=log, stderr=subprocess.STDOUT, env=self.env, start_new_session=True
         )  # no terminal signal reaches it
@@ -340,7 +347,8 @@ StorageLoc=slurm_acct_db
             result = self.run("sacctmgr", "-i", *command)
             if result.returncode != 0:
                 raise RuntimeError(
-                    f"SLURM test cluster: sacctmgr {' '.join(command)}: {result.stdout}{result.stderr}"
+                    f"SLURM test cluster: sacctmgr {' '.join(command)}: "
+                    f"{result.stdout}{result.stderr}"
                 )
 
     def _start_slurmctld(self) -> None:

@@ -114,8 +114,9 @@ def _count_nodules(
                 {
                     "patient_id": scan.patient_id,
                     "stage": "geometry",
-                    "reason": f"nodule {nodule.number} ({nodule.diameter_mm:.1f} mm, z {nodule.z_min_mm:.2f} to "
-                    f"{nodule.z_max_mm:.2f}) reaches into the gap between z={gap[0]:.2f} and z={gap[1]:.2f}: dropped",
+                    "reason": f"nodule {nodule.number} ({nodule.diameter_mm:.1f} mm, "
+                    f"z {nodule.z_min_mm:.2f} to {nodule.z_max_mm:.2f}) reaches into the gap "
+                    f"between z={gap[0]:.2f} and z={gap[1]:.2f}: dropped",
                 }
             )
     whole = [n for n in kept if gap_reached(gaps, n.z_min_mm, n.z_max_mm) is None]
@@ -131,7 +132,8 @@ def _geometry_notes(scan, stack: Stack) -> list[dict]:
     """What convert would say of this scan's slice positions, one note per finding."""
     z = np.asarray(scan.slice_zvals, dtype=float)
     found = [
-        f"stray slice at z={z[k]:.2f}, {min(abs(z[k] - z[stack.keep[0]]), abs(z[k] - z[stack.keep[-1]])):.1f} mm "
+        f"stray slice at z={z[k]:.2f}, "
+        f"{min(abs(z[k] - z[stack.keep[0]]), abs(z[k] - z[stack.keep[-1]])):.1f} mm "
         "off the stack: dropped"
         for k in stack.strays
     ]
@@ -141,7 +143,8 @@ def _geometry_notes(scan, stack: Stack) -> list[dict]:
     ]
     if stack.uneven:
         found.append(
-            f"{len(stack.uneven)} uneven step(s) (e.g. {z[stack.uneven[0][1]] - z[stack.uneven[0][0]]:.2f} mm "
+            f"{len(stack.uneven)} uneven step(s) "
+            f"(e.g. {z[stack.uneven[0][1]] - z[stack.uneven[0][0]]:.2f} mm "
             f"at z={z[stack.uneven[0][0]]:.2f}, usual {stack.spacing:.3f} mm): placed by the real z"
         )
     if len(stack.keep) < 2:
@@ -191,7 +194,8 @@ def _nodule_slices(
     for nodule in nodules:
         inside = (nodule.agreement >= consensus).astype(np.float32)
         k0 = int(nodule.corner[2])
-        plane = lambda k: inside[:, :, k - k0] if k0 <= k < k0 + inside.shape[2] else 0.0  # noqa: E731
+        # plane is called only within this iteration, so its late binding of inside and k0 is safe
+        plane = lambda k: inside[:, :, k - k0] if k0 <= k < k0 + inside.shape[2] else 0.0  # noqa: E731, B023
         for m in range(inside.shape[2]):
             if _counts(inside[:, :, m], pixel_area, min_area_mm2):
                 original.add(k0 + m)
@@ -322,7 +326,8 @@ def cohort_to_files(
     processed, notes = processed_flow(patients, scan_table, summaries, nodule_tables, slice_tables)
     rule = archive["rule"]
     text = (
-        f"Consensus >= {rule['consensus']:g} of a nodule's readers; nodules >= {rule['min_diameter']:g} mm "
+        f"Consensus >= {rule['consensus']:g} of a nodule's readers; "
+        f"nodules >= {rule['min_diameter']:g} mm "
         f"(mean of the readers' diameters); a slice counts when the consensus covers > 0 and >= "
         f"{rule['min_area_mm2']:g} mm2 of it; resampled to {rule['slice_mm']:g} mm slices."
     )

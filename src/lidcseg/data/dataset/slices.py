@@ -114,7 +114,8 @@ def extract_to_files(
     patient_id: str | None,
     settings: ExtractConfig,
 ) -> int:
-    """`lidcseg extract`: slices to ``out_npz`` and rows to the .csv beside it; returns the count."""
+    """`lidcseg extract`: slices to ``out_npz`` and rows to the .csv beside it;
+    returns the count."""
     from lidcseg.io import load_nifti, read_rows
 
     nodules = read_rows(nodules_path)

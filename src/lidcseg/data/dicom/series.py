@@ -131,7 +131,8 @@ def _check_same_grid(slices: list[Slice]) -> None:
         if not np.allclose(s.pixel_spacing, first.pixel_spacing, rtol=0, atol=1e-4):
             raise ScanError(
                 s.path,
-                f"pixel spacing {s.pixel_spacing} differs from {first.pixel_spacing} ({first.path.name})",
+                f"pixel spacing {s.pixel_spacing} differs from {first.pixel_spacing} "
+                f"({first.path.name})",
             )
         if not np.allclose(s.orientation, first.orientation, atol=1e-4):
             raise ScanError(s.path, f"orientation differs from {first.path.name}: not one stack")
