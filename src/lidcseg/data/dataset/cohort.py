@@ -278,6 +278,7 @@ def write_flow(
     csv_path,
     md_path,
     geometry: list[dict] = (),
+    copy: list[str] = (),
 ) -> None:
     """flow.csv and flow.md: one row per step, whole archive beside processed beside paper, what
     dropped out of the processed scans, and what the geometry checks do to the archive's."""
@@ -309,6 +310,7 @@ def write_flow(
     lines += [f"- {n['patient_id']}: {n['reason']}" for n in geometry] or [
         "- every scan evenly spaced"
     ]
+    lines += copy  # the local copy's section (copy_flow.py), when the cohort came from one
     Path(md_path).write_text("\n".join(lines) + "\n")
 
 
@@ -317,9 +319,18 @@ def _fmt(value) -> str:
 
 
 def cohort_to_files(
-    out_dir: Path, archive_json, scan_table, patients, summaries, nodule_tables, slice_tables
+    out_dir: Path,
+    archive_json,
+    scan_table,
+    patients,
+    summaries,
+    nodule_tables,
+    slice_tables,
+    local_index=None,
 ) -> None:
-    """`lidcseg cohort`: flow.md, flow.csv and slices.csv (every slice row) in ``out_dir``."""
+    """`lidcseg cohort`: flow.md, flow.csv and slices.csv (every slice row) in ``out_dir``;
+    with ``local_index`` (the cohort came from a copy on disk), flow.md's section on it."""
+    from lidcseg.data.dataset.copy_flow import copy_lines
     from lidcseg.data.dataset.slices import SLICE_FIELDS
 
     archive = read_json(archive_json)
@@ -340,6 +351,7 @@ def cohort_to_files(
         out_dir / "flow.csv",
         out_dir / "flow.md",
         archive.get("geometry", []),
+        copy_lines(local_index) if local_index else [],
     )
     write_rows(
         [row for t in slice_tables for row in read_rows(t)], out_dir / "slices.csv", SLICE_FIELDS
