@@ -45,7 +45,7 @@ TAGS = {
 _BY_TAG = {tag: (keyword, kind) for keyword, (tag, kind) in TAGS.items()}
 
 
-class _NotSimple(Exception):
+class NotSimple(Exception):
     """The file is not the simple layout; pydicom must read it."""
 
 
@@ -54,23 +54,41 @@ def read_simple_header(data: bytes) -> dict | None:
     None when the file is not an uncompressed Explicit VR Little Endian DICOM file."""
     try:
         return _parse(memoryview(data))
-    except (_NotSimple, struct.error, ValueError, UnicodeDecodeError):
+    except (NotSimple, struct.error, ValueError, UnicodeDecodeError):
         return None
 
 
 def _parse(data: memoryview) -> dict:
     if len(data) < 132 or bytes(data[128:132]) != b"DICM":
-        raise _NotSimple
+        raise NotSimple
     pos, meta = _walk(data, 132, stop_group=0x0002)
     syntax = _decode(meta.get(TRANSFER_SYNTAX, b""), "str")
     if syntax != EXPLICIT_VR_LITTLE_ENDIAN:
-        raise _NotSimple
+        raise NotSimple
     _, elements = _walk(data, pos, stop_group=None)
     header = {"TransferSyntaxUID": syntax}
     for tag, raw in elements.items():
         keyword, kind = _BY_TAG[tag]
         header[keyword] = _decode(raw, kind)
     return header
+
+
+def value_span(data: memoryview, pos: int) -> tuple[int, int]:
+    """(start, length) of the value of the Explicit VR Little Endian element at ``pos``
+    (PS3.5 7.1.2); NotSimple for what this reader leaves to pydicom: a VR that is not two
+    capital letters, an undefined length (a sequence or encapsulated pixels)."""
+    vr = bytes(data[pos + 4 : pos + 6])
+    if not vr.isalpha() or not vr.isupper():
+        raise NotSimple
+    if vr in LONG_VRS:
+        (length,) = struct.unpack_from("<I", data, pos + 8)
+        start = pos + 12
+    else:
+        (length,) = struct.unpack_from("<H", data, pos + 6)
+        start = pos + 8
+    if length == 0xFFFFFFFF:
+        raise NotSimple
+    return start, length
 
 
 def _walk(data: memoryview, pos: int, stop_group: int | None) -> tuple[int, dict]:
@@ -82,28 +100,18 @@ def _walk(data: memoryview, pos: int, stop_group: int | None) -> tuple[int, dict
         group, element = struct.unpack_from("<HH", data, pos)
         if stop_group is not None and group != stop_group:
             break
-        vr = bytes(data[pos + 4 : pos + 6])
-        if not vr.isalpha() or not vr.isupper():
-            raise _NotSimple
-        if vr in LONG_VRS:
-            (length,) = struct.unpack_from("<I", data, pos + 8)
-            start = pos + 12
-        else:
-            (length,) = struct.unpack_from("<H", data, pos + 6)
-            start = pos + 8
+        start, length = value_span(data, pos)
         tag = (group << 16) | element
-        if length == 0xFFFFFFFF:
-            raise _NotSimple  # undefined length (sequence or encapsulated pixels)
         if tag == PIXEL_DATA:  # the last element we need; keep what is there, even if short
             found[tag] = data[start : start + length]
             return end_of_data, found
         if start + length > end_of_data:
-            raise _NotSimple
+            raise NotSimple
         if stop_group is not None or tag in _BY_TAG:
             found[tag] = data[start : start + length]
         pos = start + length
     if stop_group is None:
-        raise _NotSimple  # no pixel data: a non-image or a cut file; pydicom will say which
+        raise NotSimple  # no pixel data: a non-image or a cut file; pydicom will say which
     return pos, found
 
 
@@ -136,7 +144,7 @@ def _decode(raw: memoryview, kind: str):
         return raw
     if kind == "ushort":
         if len(raw) != 2:
-            raise _NotSimple
+            raise NotSimple
         return struct.unpack("<H", raw)[0]
     text = bytes(raw).decode("ascii").strip(" \x00")
     if kind == "str":

@@ -13,11 +13,9 @@ from __future__ import annotations
 import struct
 from dataclasses import dataclass
 
+from lidcseg.data.dicom.header import EXPLICIT_VR_LITTLE_ENDIAN, NotSimple, value_span
+
 CHUNK = 8192  # LIDC files reach SeriesInstanceUID within ~1.2 kB
-EXPLICIT_VR_LITTLE_ENDIAN = "1.2.840.10008.1.2.1"
-LONG_VRS = frozenset(
-    {b"OB", b"OD", b"OF", b"OL", b"OV", b"OW", b"SQ", b"SV", b"UC", b"UN", b"UR", b"UT", b"UV"}
-)
 WANTED = {
     0x00080018: "sop_uid",
     0x00080060: "modality",
@@ -58,11 +56,7 @@ class FileHeader:
         return cls(*row)
 
 
-class _NotSimple(Exception):
-    """Not the simple layout: pydicom reads the file."""
-
-
-class _NeedMore(_NotSimple):
+class _NeedMore(NotSimple):
     """The ids lie beyond the bytes read so far."""
 
 
@@ -83,20 +77,20 @@ def read_file_header(path: str) -> FileHeader:
             return _parse(memoryview(data))
     except OSError as exc:
         return FileHeader(problem=f"unreadable: {exc.strerror or exc}")
-    except (_NotSimple, struct.error, ValueError, UnicodeDecodeError):
+    except (NotSimple, struct.error, ValueError, UnicodeDecodeError):
         return _pydicom_header(path)
 
 
 def _parse(data: memoryview) -> FileHeader:
     if len(data) < 132 or bytes(data[128:132]) != b"DICM":
-        raise _NotSimple  # not _NeedMore: a short file without the preamble is pydicom's
+        raise NotSimple  # not _NeedMore: a short file without the preamble is pydicom's
     pos, meta = _walk(data, 132, meta=True)
     if _text(meta.get(0x00020010, b"")) != EXPLICIT_VR_LITTLE_ENDIAN:
-        raise _NotSimple
+        raise NotSimple
     _, found = _walk(data, pos, meta=False)
     values = {WANTED[tag]: _text(raw) for tag, raw in found.items()}
     if not values.get("series_uid") or not values.get("sop_uid"):
-        raise _NotSimple  # pydicom says what is missing
+        raise NotSimple  # pydicom says what is missing
     return FileHeader(**values)
 
 
@@ -109,17 +103,7 @@ def _walk(data: memoryview, pos: int, meta: bool) -> tuple[int, dict]:
         tag = (group << 16) | element
         if (meta and group != 0x0002) or (not meta and tag > LAST):
             return pos, found
-        vr = bytes(data[pos + 4 : pos + 6])
-        if not vr.isalpha() or not vr.isupper():
-            raise _NotSimple
-        if vr in LONG_VRS:
-            (length,) = struct.unpack_from("<I", data, pos + 8)
-            start = pos + 12
-        else:
-            (length,) = struct.unpack_from("<H", data, pos + 6)
-            start = pos + 8
-        if length == 0xFFFFFFFF:
-            raise _NotSimple  # a sequence of undefined length
+        start, length = value_span(data, pos)
         if start + length > len(data):
             raise _NeedMore
         if meta or tag in WANTED:
