@@ -25,6 +25,7 @@ from lidcseg.cli import (
     sources,
     training,
 )
+from lidcseg.cli.base import memory_limit
 from lidcseg.errors import LidcsegError
 
 log = logging.getLogger("lidcseg")
@@ -48,6 +49,7 @@ def main(argv: list[str] | None = None) -> int:
     )
     started = time.perf_counter()
     try:
+        memory_limit(args)
         args.run(args)
     except LidcsegError as exc:
         print(f"lidcseg {args.stage}: error: {exc}", file=sys.stderr)

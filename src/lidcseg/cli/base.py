@@ -74,13 +74,24 @@ def execution_settings(args):
     """The command's ``ExecutionConfig``: ``--execution``, else that of ``--settings``."""
     from lidcseg import config
 
-    return config.execution(args.execution, _settings_source(args))
+    return config.execution(getattr(args, "execution", None), _settings_source(args))
+
+
+def memory_limit(args) -> None:
+    """Give the memory budget (lidcseg.core.budget) the command's ``execution.memory_limit_gb``,
+    read once, when a file first sizes an array: a command that sizes none reads nothing."""
+    from functools import cache
+
+    from lidcseg.core import budget
+
+    budget.use_limit(cache(lambda: execution_settings(args).memory_limit_gb))
 
 
 def _settings_source(args):
     from lidcseg import config
 
-    return config.default_source() if args.settings is None else args.settings
+    settings = getattr(args, "settings", None)
+    return config.default_source() if settings is None else settings
 
 
 def sidecar(nifti: Path) -> Path:

@@ -231,6 +231,7 @@ class TrainRun(TrainConfig):
 class ExecutionConfig(Section):
     """How fast and where, never what: no job reruns when it changes (docs/configuration.md)."""
 
+    memory_limit_gb: float  # the largest array a file's header may size (lidcseg.core.budget)
     train: TrainExecution
     evaluate: EvaluateExecution
     download: DownloadExecution
