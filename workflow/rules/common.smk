@@ -9,6 +9,11 @@ from lidcseg.data.dataset.gate import accepted_patients
 from lidcseg.data.lidc.database import patient_ids, patients_in_database
 from lidcseg.models.registry import variants_from_config
 
+# Snakemake's own YAML reader keeps the last of a key given twice and loads aliases (nine
+# lines of them expand to 10^9 values in validation): every config file it read (config.yaml
+# and each --configfile) is read again by the package's strict reader, naming the file.
+for _configfile in workflow.configfiles:
+    lidcseg_config.check_file(_configfile)
 # Fail before any job runs, naming the key (the schema ships with the package:
 # src/lidcseg/schemas/config.schema.yaml); attention blocks are the registry's to know.
 lidcseg_config.validate(config)

@@ -48,6 +48,8 @@ from lidcseg.config.sections import (  # noqa: F401  (the typed sections are par
     TrainExecution,
     TrainRun,
 )
+from lidcseg.config.strict_yaml import check_file, refuse_unbounded  # noqa: F401
+from lidcseg.config.strict_yaml import parse as parse_yaml
 from lidcseg.errors import ConfigError
 
 SCHEMA_PATH = Path(__file__).parents[1] / "schemas" / "config.schema.yaml"
@@ -104,6 +106,7 @@ def default_source() -> Path:
 
 
 def _raise_first_error(schema: dict, data, path: tuple[str, ...]) -> None:
+    refuse_unbounded(data, path)  # NaN passes every range check: refused before the schema's
     error = jsonschema.exceptions.best_match(_STRICT(schema).iter_errors(data))
     if error is None:
         return
@@ -171,10 +174,7 @@ def _read(path: str | os.PathLike) -> str:
 
 
 def _parse(text: str, where: str) -> dict:
-    try:
-        data = yaml.safe_load(text) or {}
-    except yaml.YAMLError as exc:
-        raise ConfigError(where, f"not valid YAML/JSON ({str(exc).splitlines()[0]})") from None
+    data = parse_yaml(text, where) or {}
     if not isinstance(data, dict):
         raise ConfigError(where, "a config is a mapping of sections")
     return data
