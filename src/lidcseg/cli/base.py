@@ -12,6 +12,8 @@ from __future__ import annotations
 
 import argparse
 import logging
+import math
+import re
 from pathlib import Path
 
 log = logging.getLogger("lidcseg")
@@ -60,6 +62,75 @@ def at_least_one(text: str) -> int:
     if value < 1:
         raise argparse.ArgumentTypeError(f"{value} is not >= 1")
     return value
+
+
+# Seeds go to numpy (np.random.seed takes 0 to 2^32 - 1) and torch: the config's range too.
+SEED_MAX = 2**32 - 1
+
+
+def _number(text: str, kind: type):
+    """``text`` as ``kind`` (int or a finite float), else the message argparse prints."""
+    try:
+        value = kind(text)
+    except ValueError:
+        what = "a whole number" if kind is int else "a number"
+        raise argparse.ArgumentTypeError(f"{text!r} is not {what}") from None
+    if kind is float and not math.isfinite(value):
+        raise argparse.ArgumentTypeError(f"{text!r} is not a finite number")
+    return value
+
+
+def finite(text: str) -> float:
+    """An argparse type: a finite number (NaN compares false with everything, so it would
+    pass every later range check and select nothing)."""
+    return _number(text, float)
+
+
+def at_least_zero(text: str) -> float:
+    """An argparse type: a finite number >= 0 (a size, a distance)."""
+    value = _number(text, float)
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"{value} is not >= 0")
+    return value
+
+
+def probability(text: str) -> float:
+    """An argparse type: a number strictly between 0 and 1 (a probability cut)."""
+    value = _number(text, float)
+    if not 0 < value < 1:
+        raise argparse.ArgumentTypeError(f"{value} does not lie strictly between 0 and 1")
+    return value
+
+
+def seed(text: str) -> int:
+    """An argparse type: a seed, a whole number from 0 to :data:`SEED_MAX`."""
+    value = _number(text, int)
+    if not 0 <= value <= SEED_MAX:
+        raise argparse.ArgumentTypeError(f"{value} is not a seed (0 to {SEED_MAX})")
+    return value
+
+
+def whole_in(low: int, high: int):
+    """An argparse type: a whole number from ``low`` to ``high``."""
+
+    def parse(text: str) -> int:
+        value = _number(text, int)
+        if not low <= value <= high:
+            raise argparse.ArgumentTypeError(f"{value} is not from {low} to {high}")
+        return value
+
+    return parse
+
+
+PLAIN_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_-]*")
+
+
+def plain_name(text: str) -> str:
+    """An argparse type: a name that becomes part of a folder's name, so letters, digits,
+    '_' and '-' only (no '/' or '..' to lead the folder elsewhere)."""
+    if not PLAIN_NAME.fullmatch(text):
+        raise argparse.ArgumentTypeError(f"{text!r} is not a plain name (letters, digits, _ and -)")
+    return text
 
 
 def sections(args, *more: str) -> tuple:

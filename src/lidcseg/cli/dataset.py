@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from lidcseg.cli.base import command, log, sections
+from lidcseg.cli.base import command, log, plain_name, sections, whole_in
 
 COMMANDS = ("archive-flow", "cohort", "split", "export-nnunet")
 
@@ -76,9 +76,12 @@ def add_commands(stages) -> None:
     p.add_argument("packed_dir", type=Path)
     p.add_argument("out_root", type=Path, help="nnU-Net's nnUNet_raw folder, say")
     p.add_argument(
-        "--dataset-id", type=int, default=501, help="nnU-Net's dataset id (500-999 for your own)"
+        "--dataset-id",
+        type=whole_in(1, 999),
+        default=501,
+        help="nnU-Net's dataset id, three digits (500-999 for your own)",
     )
-    p.add_argument("--name", default="LIDC")
+    p.add_argument("--name", type=plain_name, default="LIDC", help="Dataset<ID>_<NAME>'s name")
 
 
 def run_archive_flow(args) -> None:

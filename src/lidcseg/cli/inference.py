@@ -4,7 +4,15 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from lidcseg.cli.base import command, execution_settings, log, sections
+from lidcseg.cli.base import (
+    at_least_zero,
+    command,
+    execution_settings,
+    finite,
+    log,
+    probability,
+    sections,
+)
 
 COMMANDS = ("predict",)
 
@@ -35,17 +43,17 @@ def add_commands(stages) -> None:
     )
     p.add_argument(
         "--threshold",
-        type=float,
+        type=probability,
         help="probability cut (default: the settings' evaluate.threshold)",
     )
     p.add_argument(
         "--min-size-mm3",
-        type=float,
+        type=at_least_zero,
         help="drop found nodules smaller than this (default: the settings' predict.min_size_mm3)",
     )
     p.add_argument(
         "--z-range",
-        type=float,
+        type=finite,
         nargs=2,
         metavar=("Z0", "Z1"),
         help="segment only slices between these z positions (mm; the NIfTI's z axis)",

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from lidcseg.cli.base import command, execution_settings, log, sections
+from lidcseg.cli.base import SEED_MAX, command, execution_settings, log, sections, seed
 
 COMMANDS = ("train",)
 
@@ -24,7 +24,7 @@ def add_commands(stages) -> None:
     p.add_argument("packed_dir", type=Path)
     p.add_argument("out_dir", type=Path)
     p.add_argument("--variant", required=True)
-    p.add_argument("--seed", type=int, required=True)
+    p.add_argument("--seed", type=seed, required=True, help=f"0 to {SEED_MAX}")
 
 
 def run_train(args) -> None:

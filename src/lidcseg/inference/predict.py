@@ -110,6 +110,11 @@ def probabilities(
         if z_range_mm
         else np.arange(image.array.shape[2])
     )
+    if len(wanted) == 0:  # else every output would be written, empty, and exit 0
+        raise LidcsegError(
+            f"--z-range {z_range_mm[0]:g} {z_range_mm[1]:g}: holds no slice of {scan.patient_id}, "
+            f"whose slices lie from z {z_mm.min():.1f} to {z_mm.max():.1f} mm"
+        )
     on_grid = np.zeros(image.array.shape, np.float32)
     bar = tqdm(total=len(wanted), desc=f"{scan.patient_id}: slices", unit="slice", leave=False)
     for start in range(0, len(wanted), train.batch_size):
