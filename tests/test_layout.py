@@ -62,7 +62,8 @@ def test_tests_share_helpers_only_through_support():
 # side (dataset/) sits on the readers of the archive, never the other way round.
 LAYERS = {
     "errors": set(),
-    "io": {"errors"},
+    "staging": {"errors"},
+    "io": {"errors", "staging"},
     "config": {"errors"},
     "core": {"errors", "io", "config"},
     "data": {"errors", "io", "config", "core"},

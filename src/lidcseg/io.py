@@ -7,14 +7,10 @@ millimetres (NIfTI's world space; DICOM's LPS with x and y negated).
 
 from __future__ import annotations
 
-import contextvars
 import csv
-import glob
 import json
 import os
-import shutil
-import tempfile
-from contextlib import contextmanager
+import stat
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -23,6 +19,12 @@ import numpy as np
 from nibabel.fileholders import FileHolder
 
 from lidcseg.errors import LidcsegError, ScanError
+from lidcseg.staging import (  # noqa: F401  (how outputs appear; every stage imports them here)
+    atomic_file,
+    check_complete,
+    output_group,
+    staged_folder,
+)
 
 try:  # ISA-L's gzip: the same format and ratio, about 4x faster than zlib at level 1
     from isal.igzip import IGzipFile as GzipFile
@@ -55,6 +57,17 @@ class Volume:
         return tuple(n * s for n, s in zip(self.array.shape, self.spacing))
 
 
+def input_file(path: str | os.PathLike) -> Path:
+    """``path`` checked before it is opened: a regular file (a FIFO would block the read for
+    ever, a device never end: refused, named) that no killed job left incomplete
+    (:func:`lidcseg.staging.check_complete`). A missing one raises FileNotFoundError."""
+    path = Path(path)
+    if not stat.S_ISREG(os.stat(path).st_mode):
+        raise LidcsegError(f"{path}: not a regular file (only regular files are read)")
+    check_complete(path)
+    return path
+
+
 def save_nifti(volume: Volume, path: str | os.PathLike) -> None:
     """Write ``volume`` atomically (temporary file, then rename), so a killed job leaves no
     half-written output that Snakemake or a reader could mistake for a finished one."""
@@ -64,7 +77,7 @@ def save_nifti(volume: Volume, path: str | os.PathLike) -> None:
     image.header.set_xyzt_units("mm")
     image.set_qform(volume.affine, code=1)  # 1 = scanner coordinates
     image.set_sform(volume.affine, code=1)
-    with _atomic_path(path) as tmp:
+    with atomic_file(path) as tmp:
         if path.name.endswith(".gz"):
             # No name and a fixed mtime in the gzip header: the same volume always gives
             # the same bytes, so content hashes (DVC) do not change on a rerun.
@@ -82,7 +95,7 @@ def save_nifti(volume: Volume, path: str | os.PathLike) -> None:
 def load_nifti(path: str | os.PathLike) -> Volume:
     """Read a NIfTI (ours or anyone's) with its stored dtype; .gz is inflated with ISA-L. A
     file that is not one (cut short, not gzip, not NIfTI) is refused with its name."""
-    path = Path(path)
+    path = input_file(path)
     try:
         if path.name.endswith(".gz"):
             with GzipFile(path, "rb") as stream:
@@ -124,7 +137,7 @@ def write_json(data: dict, path: str | os.PathLike) -> None:
     """Write ``data`` as indented JSON, atomically."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    with _atomic_path(path) as tmp:
+    with atomic_file(path) as tmp:
         Path(tmp).write_text(json.dumps(data, indent=2, default=_to_builtin) + "\n")
 
 
@@ -132,14 +145,14 @@ def write_text(text: str, path: str | os.PathLike) -> None:
     """Write ``text`` atomically."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    with _atomic_path(path) as tmp:
+    with atomic_file(path) as tmp:
         Path(tmp).write_text(text)
 
 
 def read_json(path: str | os.PathLike):
     """A JSON file; one that does not parse is refused with its name."""
     try:
-        return json.loads(Path(path).read_text())
+        return json.loads(input_file(path).read_text())
     except ValueError as exc:
         raise LidcsegError(f"{path}: not valid JSON ({exc})") from None
 
@@ -148,7 +161,7 @@ def write_rows(rows: list[dict], path: str | os.PathLike, fields) -> None:
     """Write dict rows as CSV with the columns ``fields`` (others ignored), atomically."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    with _atomic_path(path) as tmp, open(tmp, "w", newline="") as f:
+    with atomic_file(path) as tmp, open(tmp, "w", newline="") as f:
         writer = csv.DictWriter(
             f, fields, extrasaction="ignore", delimiter="\t" if path.suffix == ".tsv" else ","
         )
@@ -158,7 +171,7 @@ def write_rows(rows: list[dict], path: str | os.PathLike, fields) -> None:
 
 def read_rows(path: str | os.PathLike) -> list[dict]:
     """CSV (or .tsv) rows as dicts of strings."""
-    path = Path(path)
+    path = input_file(path)
     try:
         with path.open(newline="") as f:
             return list(csv.DictReader(f, delimiter="\t" if path.suffix == ".tsv" else ","))
@@ -168,64 +181,6 @@ def read_rows(path: str | os.PathLike) -> list[dict]:
         ) from None
 
 
-@contextmanager
-def staged_folder(out_dir: str | os.PathLike):
-    """A temporary folder beside ``out_dir`` to write a command's many outputs into; when the
-    block ends well its files move into ``out_dir`` (each by rename), else none of them do."""
-    out_dir = Path(out_dir)
-    out_dir.mkdir(parents=True, exist_ok=True)
-    for stale in out_dir.parent.glob(glob.escape(f".tmp-{out_dir.name}-") + "*"):
-        shutil.rmtree(stale, ignore_errors=True)
-    staging = Path(tempfile.mkdtemp(prefix=f".tmp-{out_dir.name}-", dir=out_dir.parent))
-    try:
-        yield staging
-        for path in sorted(staging.rglob("*")):
-            if path.is_file():
-                target = out_dir / path.relative_to(staging)
-                target.parent.mkdir(parents=True, exist_ok=True)
-                os.replace(path, target)
-    finally:
-        shutil.rmtree(staging, ignore_errors=True)
-
-
-# The output group being written, if any: the (temporary, target) renames it holds back.
-_GROUP: contextvars.ContextVar[list | None] = contextvars.ContextVar(
-    "lidcseg_output_group", default=None
-)
-
-
-@contextmanager
-def output_group():
-    """Files written inside (by this module's writers) appear together or not at all: each
-    goes to its temporary file as usual, and all are renamed onto their targets only when
-    the block ends well; on an error the temporary files are removed. A command with several
-    outputs in different folders (convert's volume and info, annotate's mask, table and
-    summary, extract's arrays and rows, evaluate's four files) writes them in one group, so
-    a failure half-way never leaves some of them looking finished."""
-    if _GROUP.get() is not None:  # nested: part of the enclosing group
-        yield
-        return
-    pending: list[tuple[str, Path]] = []
-    token = _GROUP.set(pending)
-    try:
-        yield
-    except BaseException:
-        for tmp, _ in pending:
-            Path(tmp).unlink(missing_ok=True)
-        raise
-    finally:
-        _GROUP.reset(token)
-    for tmp, target in pending:
-        os.replace(tmp, target)
-
-
-def atomic_file(path: str | os.PathLike) -> _atomic_path:
-    """``with atomic_file(path) as tmp:`` write ``tmp``; it becomes ``path`` when the block
-    ends well (with the enclosing output group, if any), else it is removed."""
-    Path(path).parent.mkdir(parents=True, exist_ok=True)
-    return _atomic_path(Path(path))
-
-
 def save_figure(figure, path: str | os.PathLike, **savefig) -> None:
     """A matplotlib figure to ``path``, atomically (and in the enclosing output group, if any)."""
     with atomic_file(path) as tmp:
@@ -233,9 +188,10 @@ def save_figure(figure, path: str | os.PathLike, **savefig) -> None:
 
 
 def save_npz(path: str | os.PathLike, compressed: bool = False, **arrays) -> None:
-    """Arrays to one .npz, atomically (and in the enclosing output group, if any)."""
-    with atomic_file(path) as tmp:
-        (np.savez_compressed if compressed else np.savez)(tmp, **arrays)
+    """Arrays to one .npz, atomically (and in the enclosing output group, if any). Through
+    an open file: given a name, NumPy would add ``.npz`` to one without it and write there."""
+    with atomic_file(path) as tmp, open(tmp, "wb") as handle:
+        (np.savez_compressed if compressed else np.savez)(handle, **arrays)
 
 
 def _to_builtin(value):
@@ -244,35 +200,3 @@ def _to_builtin(value):
     if isinstance(value, np.ndarray):
         return value.tolist()
     raise TypeError(f"cannot write {type(value).__name__} to JSON")
-
-
-class _atomic_path:
-    """Context manager yielding a temporary path beside ``target``; renamed onto it on success."""
-
-    def __init__(self, target: Path):
-        self.target = target
-
-    def __enter__(self) -> str:
-        # A job killed while writing leaves its temporary file; one target is written by one
-        # job at a time, so the next write of the same target removes what a killed one left.
-        prefix = f".tmp-{self.target.name}-"
-        for stale in self.target.parent.glob(glob.escape(prefix) + "*"):
-            stale.unlink(missing_ok=True)
-        # Keep the full suffix (.nii.gz) so libraries pick the right writer.
-        suffix = "".join(self.target.suffixes)
-        fd, self.tmp = tempfile.mkstemp(prefix=prefix, suffix=suffix, dir=self.target.parent)
-        os.close(fd)
-        return self.tmp
-
-    def __exit__(self, exc_type, exc, tb) -> None:
-        if exc_type is None:
-            umask = os.umask(0)
-            os.umask(umask)
-            os.chmod(self.tmp, 0o666 & ~umask)  # mkstemp makes 0600; give the usual mode
-            group = _GROUP.get()
-            if group is None:
-                os.replace(self.tmp, self.target)
-            else:
-                group.append((self.tmp, self.target))
-        elif os.path.exists(self.tmp):
-            os.unlink(self.tmp)

@@ -13,13 +13,12 @@ evaluation and prediction read); the checkpoint's is training's own (training/ch
 from __future__ import annotations
 
 import os
-import tempfile
 from dataclasses import dataclass
-from pathlib import Path
 
 import torch
 
 from lidcseg.core.file_format import FileFormatError, contract_fields, contract_payload
+from lidcseg.io import atomic_file, input_file
 
 # 2: the execution settings the job ran with (``execution``).
 FORMAT = 2
@@ -59,23 +58,19 @@ class ModelFile:
 
 
 def save_atomic(payload: dict, path: str | os.PathLike) -> None:
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as handle:
-            torch.save(payload, handle)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    """Through io's atomic writer, as every output: the mode of any other output, and a full
+    disk named with the file (the previous one kept). Synced before the rename, so a crash of
+    the machine too leaves the old checkpoint or the new one."""
+    with atomic_file(path) as tmp, open(tmp, "wb") as handle:
+        torch.save(payload, handle)
+        handle.flush()
+        os.fsync(handle.fileno())
 
 
 def load_weights_only(path: str | os.PathLike):
     """Read a file written by :func:`save_atomic`; refuse anything else with its name (its
     format and fields are its contract's to check)."""
+    input_file(path)  # a regular file, whole: a FIFO would block, a cut-short group mislead
     try:
         payload = torch.load(path, map_location="cpu", weights_only=True)
     except FileNotFoundError:
