@@ -11,10 +11,10 @@ from collections.abc import Iterator
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 
 from lidcseg.core.runtime import autocast, memory_format
 from lidcseg.core.scaling import scale_image
+from lidcseg.core.upsampling import bilinear
 
 
 @torch.no_grad()
@@ -34,9 +34,7 @@ def logits_of(
     )
     with autocast(device, amp):
         logits = model(scaled)
-    return F.interpolate(
-        logits.float(), size=images.shape[-2:], mode="bilinear", align_corners=False
-    )
+    return bilinear(logits.float(), images.shape[-2:])
 
 
 def predict_logits(

@@ -27,9 +27,9 @@ import math
 from dataclasses import fields
 
 import torch
-import torch.nn.functional as F
 from torch import nn
 
+from lidcseg.core.upsampling import bilinear
 from lidcseg.models.encoders import ResNetEncoder
 from lidcseg.models.registry import (
     KINDS,
@@ -184,8 +184,10 @@ class UNet(nn.Module):
 
 
 def _upsample(x: torch.Tensor, like: torch.Tensor) -> torch.Tensor:
-    """``x`` (a feature or a side map) bilinearly at the height and width of ``like``."""
-    return F.interpolate(x, size=like.shape[-2:], mode="bilinear", align_corners=False)
+    """``x`` (a feature or a side map) bilinearly at the height and width of ``like``: an
+    exact x2 wherever the input is a multiple of 32, deterministic on every device
+    (core.upsampling)."""
+    return bilinear(x, like.shape[-2:])
 
 
 def build_model(variant: Variant, models_config: dict, encoder_weights="config") -> UNet:

@@ -9,7 +9,7 @@ not one per image). ``eps`` (1e-6) only keeps 0/0 finite when a batch has no nod
 and no prediction. BCE is torch's ``binary_cross_entropy_with_logits``: the same function
 as eq. (12), computed stably from logits (tests/training/test_losses.py checks both against a
 direct implementation). Deep supervision adds ``weight_i * L(side_i)`` for each side map,
-upsampled to the target's size.
+upsampled to the target's size (bilinear, deterministic: core.upsampling).
 """
 
 from __future__ import annotations
@@ -18,6 +18,8 @@ from collections.abc import Sequence
 
 import torch
 import torch.nn.functional as F
+
+from lidcseg.core.upsampling import bilinear
 
 
 def dice_loss(logits: torch.Tensor, target: torch.Tensor, eps: float = 1e-6) -> torch.Tensor:
@@ -44,8 +46,6 @@ def deep_supervision_loss(
     total = dice_bce_loss(logits, target)
     for weight, side in zip(side_weights, sides):
         if weight:
-            upsampled = F.interpolate(
-                side, size=target.shape[-2:], mode="bilinear", align_corners=False
-            )
+            upsampled = bilinear(side, target.shape[-2:])
             total = total + weight * dice_bce_loss(upsampled, target)
     return total

@@ -6,10 +6,10 @@ AttentionBlock is this gate (with batch norm after each 1x1 convolution)."""
 from __future__ import annotations
 
 import torch
-import torch.nn.functional as F
 from monai.networks.nets.attentionunet import AttentionBlock
 from torch import nn
 
+from lidcseg.core.upsampling import bilinear
 from lidcseg.models.registry import register_block
 
 
@@ -39,5 +39,5 @@ class AttentionGate(nn.Module):
         )
 
     def forward(self, x: torch.Tensor, gate: torch.Tensor) -> torch.Tensor:
-        gate = F.interpolate(gate, size=x.shape[-2:], mode="bilinear", align_corners=False)
+        gate = bilinear(gate, x.shape[-2:])
         return self.block(gate, x)
