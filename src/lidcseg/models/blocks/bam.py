@@ -24,6 +24,16 @@ def _conv_bn_relu(cin: int, cout: int, kernel: int, dilation: int = 1) -> nn.Seq
     )
 
 
+class GlobalMean(nn.Module):
+    """The average pool of BAM's channel branch, (B, C, 1, 1), as a mean over the image:
+    ``nn.AdaptiveAvgPool2d(1)`` computes the same, but its CUDA backward has no
+    deterministic kernel (an error under ``deterministic: true``); a mean's backward is a
+    broadcast."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x.mean((2, 3), keepdim=True)
+
+
 @register_block("bam", "attention")
 class BAM(nn.Module):
     """Bottleneck attention: channel and spatial weights added, then a residual reweighting.
@@ -48,7 +58,7 @@ class BAM(nn.Module):
         super().__init__()
         hidden = max(1, channels // reduction)
         self.channel = nn.Sequential(
-            nn.AdaptiveAvgPool2d(1),
+            GlobalMean(),
             _conv_bn_relu(channels, hidden, 1),
             nn.Conv2d(hidden, channels, 1),
         )

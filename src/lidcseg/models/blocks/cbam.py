@@ -42,9 +42,20 @@ class ChannelAttention(nn.Module):
         )
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return torch.sigmoid(
-            self.mlp(x.mean((2, 3), keepdim=True)) + self.mlp(x.amax((2, 3), keepdim=True))
-        )
+        return torch.sigmoid(self.mlp(x.mean((2, 3), keepdim=True)) + self.mlp(_channel_max(x)))
+
+
+def _channel_max(x: torch.Tensor) -> torch.Tensor:
+    """MaxPool of eq. (2): each channel's maximum over the image, (B, C, 1, 1).
+
+    ``max(...).values``, not ``amax``: amax's gradient is split among the elements equal to
+    the maximum, found by comparing the input with the output again in the backward. Under
+    ``torch.compile`` the backward recomputes ReLU's output without the forward's bf16
+    rounding, no element equals the maximum any more, and the gradient is 0 / 0 = NaN
+    (measured: 43 non-finite parameters after the compiled ``rbcbam``'s first backward;
+    pytorch/pytorch#195214). ``max`` keeps the index it found: its gradient goes there, with
+    no count. The two differ only on ties, where either is a valid subgradient."""
+    return x.flatten(2).max(2).values[..., None, None]
 
 
 class SpatialAttention(nn.Module):
@@ -67,7 +78,7 @@ class SpatialAttention(nn.Module):
         self.norm = nn.BatchNorm2d(1) if batch_norm else nn.Identity()
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        pooled = torch.cat([x.mean(1, keepdim=True), x.amax(1, keepdim=True)], dim=1)
+        pooled = torch.cat([x.mean(1, keepdim=True), x.max(1, keepdim=True).values], dim=1)
         return torch.sigmoid(self.norm(self.conv(pooled)))
 
 
