@@ -27,24 +27,25 @@ class WeightAverage:
         self.decay, self.updates = decay, 0
         self.model = copy.deepcopy(model).requires_grad_(False) if decay else model
         # The tensors of both, paired once: a state dict shares their storage, and loading a
-        # checkpoint copies into them, so the pairs stay valid for the whole job.
-        self.pairs = (
-            list(zip(self.model.state_dict().values(), model.state_dict().values()))
-            if decay
-            else []
-        )
+        # checkpoint copies into them, so the lists stay valid for the whole job. Floating
+        # tensors (weights, batch-norm statistics) are averaged; the rest (batch norm's step
+        # counters) copied.
+        average, current = (self.model.state_dict(), model.state_dict()) if decay else ({}, {})
+        floating = [k for k, v in average.items() if v.is_floating_point()]
+        counters = [k for k, v in average.items() if not v.is_floating_point()]
+        self.averaged = [average[k] for k in floating], [current[k] for k in floating]
+        self.copied = [average[k] for k in counters], [current[k] for k in counters]
 
     @torch.no_grad()
     def update(self) -> None:
-        """One step of the average toward the trained model's current weights."""
+        """One step of the average toward the trained model's current weights: one
+        multi-tensor lerp over all of them (a loop of one small kernel per tensor cost
+        hundreds of launches per step on a GPU)."""
         if not self.decay:
             return
         decay = min(self.decay, (1 + self.updates) / (10 + self.updates))
-        for average, current in self.pairs:
-            if average.is_floating_point():
-                average.lerp_(current, 1 - decay)
-            else:  # batch norm's step counter
-                average.copy_(current)
+        torch._foreach_lerp_(*self.averaged, 1 - decay)
+        torch._foreach_copy_(*self.copied)
         self.updates += 1
 
     def state_dict(self) -> dict:
