@@ -16,6 +16,7 @@ current folder, else the copy of it shipped with the package (:func:`default_sou
 
 from __future__ import annotations
 
+import functools
 import os
 import re
 from pathlib import Path
@@ -81,6 +82,21 @@ _STRICT = jsonschema.validators.extend(
 
 def load_schema(path: str | os.PathLike = SCHEMA_PATH) -> dict:
     return yaml.safe_load(Path(path).read_text())
+
+
+@functools.cache
+def _schema_of(name: str) -> dict:
+    part = load_schema()
+    for key in name.split("."):
+        part = part["properties"][key]
+    return part
+
+
+def check_value(name: str, value) -> None:
+    """``value`` checked against the schema of config key ``name`` (dotted:
+    ``resample.image_size``), naming the key: for a value a file restates (a model file's
+    grid and architecture), which must be one the config could hold."""
+    _raise_first_error(_schema_of(name), value, tuple(name.split(".")))
 
 
 def validate(config: dict, schema_path: str | os.PathLike = SCHEMA_PATH) -> None:
