@@ -9,8 +9,10 @@ from __future__ import annotations
 
 import csv
 import json
+import math
 import os
 import stat
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -92,21 +94,94 @@ def save_nifti(volume: Volume, path: str | os.PathLike) -> None:
             nib.save(image, tmp)
 
 
-def load_nifti(path: str | os.PathLike) -> Volume:
-    """Read a NIfTI (ours or anyone's) with its stored dtype; .gz is inflated with ISA-L. A
-    file that is not one (cut short, not gzip, not NIfTI) is refused with its name."""
+# The voxel sizes a CT volume can have: the finest in-plane pixels are about 0.2 mm (a
+# 512 matrix over 10 cm), the thickest slices 10 mm. A spacing outside 0.1-20 mm is a unit
+# slip (m or um for mm) or a broken header, and would size the resampled grid by 1000s.
+SPACING_RANGE_MM = (0.1, 20.0)
+# The largest |cosine| between two voxel axes (about 0.06 degrees off square): a sheared
+# grid is not one the stages' axis-by-axis resampling can follow.
+AXIS_COSINE_TOLERANCE = 1e-3
+NIFTI1_HEADER_BYTES = 352  # the header and the 4 bytes that flag extensions
+
+
+def check_axes(axes, where, what: str = "affine") -> None:
+    """The one rule for a volume's grid, whatever file it came from (a NIfTI's affine, a
+    DICOM series' orientation and spacings): the three voxel axes (the columns of ``axes``,
+    mm) are finite, independent, mutually orthogonal and each 0.1-20 mm long. Anything else
+    would place voxels wrongly or size a grid from a typo, so it is refused naming ``where``."""
+    axes = np.asarray(axes, dtype=float)
+    if not np.isfinite(axes).all():
+        raise ScanError(where, f"{what} holds non-finite values: voxels cannot be placed")
+    spacing = np.linalg.norm(axes, axis=0)
+    if spacing.min() == 0 or abs(np.linalg.det(axes)) < 1e-9 * spacing.prod():
+        raise ScanError(where, f"{what} is singular (a voxel axis is zero or two are parallel)")
+    low, high = SPACING_RANGE_MM
+    if spacing.min() < low or spacing.max() > high:
+        shown = ", ".join(f"{s:.4g}" for s in spacing)
+        raise ScanError(where, f"voxel spacing [{shown}] mm is outside {low:g}-{high:g} mm")
+    cosines = np.abs(np.triu((axes / spacing).T @ (axes / spacing), 1))
+    if cosines.max() > AXIS_COSINE_TOLERANCE:
+        i, j = np.unravel_index(np.argmax(cosines), cosines.shape)
+        raise ScanError(
+            where,
+            f"{what} is sheared: voxel axes {i} and {j} are not orthogonal "
+            f"(cosine {cosines[i, j]:.3g}, at most {AXIS_COSINE_TOLERANCE:g})",
+        )
+
+
+def load_nifti(path: str | os.PathLike, budget: Callable | None = None) -> Volume:
+    """Read a NIfTI (ours or anyone's) with its stored dtype; .gz is inflated with ISA-L.
+
+    Every volume a stage reads is a CT volume, so one validation, from the header before any
+    voxel is read: 3-D (trailing axes of length 1 dropped), no axis of length 0, real voxels
+    (not RGB or complex), a grid that :func:`check_axes` accepts. ``budget(shape, dtype,
+    path, copies)`` (the stages pass lidcseg.core.budget.check) refuses a header that
+    declares more voxels than the memory limit, before they are inflated. Then the voxels
+    must be finite: a NaN would read as 0 HU downstream. A file that is not a NIfTI (cut
+    short, not gzip) or fails a check is refused with its name."""
     path = input_file(path)
     try:
         if path.name.endswith(".gz"):
             with GzipFile(path, "rb") as stream:
-                image = nib.Nifti1Image.from_bytes(stream.read())
+                head = stream.read(NIFTI1_HEADER_BYTES)
+                header = nib.Nifti1Header(head[:348])
+                shape, dtype = _nifti_layout(header, path, budget, copies=2)
+                size = max(int(header["vox_offset"]), len(head)) + _stored_bytes(header)
+                image = nib.Nifti1Image.from_bytes(head + stream.read(size - len(head)))
         else:
             image = nib.load(path)
-        return Volume(array=np.asanyarray(image.dataobj), affine=image.affine.astype(np.float64))
-    except FileNotFoundError:
+            shape, dtype = _nifti_layout(image.header, path, budget, copies=1)
+        array = np.asanyarray(image.dataobj).reshape(shape)
+    except (FileNotFoundError, LidcsegError):
         raise
     except Exception as exc:  # gzip, zlib, EOF and nibabel's header errors all mean the same here
         raise ScanError(path, f"not a readable NIfTI file ({type(exc).__name__}: {exc})") from None
+    if array.dtype.kind == "f" and not np.isfinite(array).all():
+        bad = np.argwhere(~np.isfinite(array))
+        raise ScanError(path, f"{len(bad)} voxels are NaN or infinite (first at {bad[0].tolist()})")
+    return Volume(array=array, affine=image.affine.astype(np.float64))
+
+
+def _nifti_layout(header, path: Path, budget, copies: int) -> tuple[tuple[int, ...], np.dtype]:
+    """The 3-D shape and the dtype the voxels will have, checked (:func:`load_nifti`)."""
+    shape = tuple(int(n) for n in header.get_data_shape())
+    if len(shape) < 3 or any(n != 1 for n in shape[3:]):
+        raise ScanError(path, f"{len(shape)}-D data of shape {shape}: a CT volume is 3-D")
+    if min(shape[:3]) <= 0:
+        raise ScanError(path, f"shape {shape} has an axis of length 0: no voxels")
+    stored = header.get_data_dtype()
+    if stored.fields is not None or stored.kind not in "biuf":
+        raise ScanError(path, f"voxels of type {stored} (RGB or complex): CT voxels are real")
+    check_axes(header.get_best_affine()[:3, :3], path)
+    scaled = header.get_slope_inter() not in ((None, None), (1.0, 0.0))
+    dtype = np.dtype(np.float64) if scaled else stored
+    if budget is not None:
+        budget(shape[:3], dtype, path, copies)
+    return shape[:3], dtype
+
+
+def _stored_bytes(header) -> int:
+    return math.prod(int(n) for n in header.get_data_shape()) * header.get_data_dtype().itemsize
 
 
 def sidecar(nifti: str | os.PathLike) -> Path:
@@ -126,6 +201,12 @@ def slice_positions_beside(nifti: str | os.PathLike, n_slices: int) -> np.ndarra
     z_mm = record.get("z_mm") if isinstance(record, dict) else None
     if z_mm is None:
         return None
+    plain = isinstance(z_mm, list) and all(
+        isinstance(z, int | float) and not isinstance(z, bool) for z in z_mm
+    )
+    # finite and rising (this module's convention): else resampling places slices nowhere
+    if not plain or not (np.isfinite(z_mm).all() and (np.diff(z_mm) > 0).all()):
+        raise ScanError(path, "z_mm is not a list of finite, rising slice positions (mm)")
     if len(z_mm) != n_slices:
         raise ScanError(
             path, f"records {len(z_mm)} slice positions for a volume of {n_slices} slices"

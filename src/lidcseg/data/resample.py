@@ -33,6 +33,7 @@ import numpy as np
 from scipy import ndimage
 
 from lidcseg.config import ResampleConfig
+from lidcseg.core import budget
 from lidcseg.data.dicom.geometry import index_at, is_regular
 from lidcseg.errors import LidcsegError, ScanError
 from lidcseg.io import (
@@ -101,10 +102,17 @@ def _exact(coordinates):
 
 
 def plan_grid(
-    volume: Volume, spacing: tuple[float, float, float], size_xy: tuple[int, int]
+    volume: Volume,
+    spacing: tuple[float, float, float],
+    size_xy: tuple[int, int],
+    where="the resampled grid",
+    copies: int = 1,
 ) -> GridTransform:
     """The transform to ``spacing`` mm, cropped or padded (centred) to ``size_xy`` in-plane;
-    along z by the real slice positions when ``volume.slice_z`` says they are uneven."""
+    along z by the real slice positions when ``volume.slice_z`` says they are uneven. The
+    grid's size comes from the input's spacing and slice positions, so ``copies`` float32
+    volumes of it are checked against the memory budget (naming ``where``) before anything
+    of its size is made."""
     scale = np.array(spacing, dtype=float) / np.array(volume.spacing)
     z_mm = volume.slice_z
     if z_mm is not None and is_regular(z_mm, volume.spacing[2]):
@@ -112,6 +120,7 @@ def plan_grid(
     n_z = volume.array.shape[2] if z_mm is None else (z_mm[-1] - z_mm[0]) / volume.spacing[2] + 1
     resampled = [resampled_length(n, s) for n, s in zip((*volume.array.shape[:2], n_z), scale)]
     out_shape = (size_xy[0], size_xy[1], resampled[2])
+    budget.check(out_shape, np.float32, where, copies)
     crop = [
         (resampled[0] - size_xy[0]) // 2,
         (resampled[1] - size_xy[1]) // 2,
@@ -184,14 +193,17 @@ def resample_to_files(
     """`lidcseg resample`: the HU volume (and each ``(mask_in, mask_out)`` label mask) onto the
     grid planned from ``settings`` (or recorded in ``grid_json``); the transform is written to
     ``transform_json`` so the readers' masks and the figures can follow a pixel back."""
-    volume = load_nifti(in_nifti)
+    volume = load_nifti(in_nifti, budget.check)
     volume.slice_z = slice_positions_beside(
         in_nifti, volume.array.shape[2]
     )  # convert's record, if any
+    # the outputs (the image, each mask with its float32 foreground) before any is computed
+    copies = 1 + 2 * len(masks)
     if grid_json:
         grid = GridTransform.from_dict(read_json(grid_json))
+        budget.check(grid.output_shape, np.float32, grid_json, copies)
     else:
-        grid = plan_grid(volume, settings.spacing_mm, settings.image_size)
+        grid = plan_grid(volume, settings.spacing_mm, settings.image_size, in_nifti, copies)
     # Every output is computed before any is written: a mask that does not fit leaves nothing.
     outputs = [
         (
@@ -210,7 +222,11 @@ def resample_to_files(
         outputs.append(
             (
                 _on_grid(
-                    resample_mask, load_nifti(mask_in), mask_in, grid, settings.mask_interpolation
+                    resample_mask,
+                    load_nifti(mask_in, budget.check),
+                    mask_in,
+                    grid,
+                    settings.mask_interpolation,
                 ),
                 mask_out,
             )

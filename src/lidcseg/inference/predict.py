@@ -21,6 +21,7 @@ from scipy import ndimage
 from tqdm import tqdm
 
 from lidcseg.config import ConvertConfig, ResampleConfig, TrainConfig
+from lidcseg.core import budget
 from lidcseg.core.logits import logits_of
 from lidcseg.core.runtime import memory_format
 from lidcseg.data.dataset.slices import lung_window
@@ -48,7 +49,9 @@ def read_scan(path: str | os.PathLike, convert: ConvertConfig) -> Scan:
         return Scan(info.patient_id or path.name, volume, path)
     if not path.exists():
         raise FileNotFoundError(2, "No such file or directory", str(path))
-    return Scan(path.name.removesuffix(".gz").removesuffix(".nii"), load_nifti(path), None)
+    return Scan(
+        path.name.removesuffix(".gz").removesuffix(".nii"), load_nifti(path, budget.check), None
+    )
 
 
 @dataclass
@@ -102,7 +105,11 @@ def probabilities(
 ) -> np.ndarray:
     """Nodule probability per voxel of the scan's own grid, float32 (x, y, z)."""
     rows, cols = ensemble.image_shape
-    grid = plan_grid(scan.volume, ensemble.spacing_mm, (cols, rows))
+    where = scan.series_dir or scan.patient_id
+    # on the scan's grid: the probabilities mapped back (float64, then float32) and their
+    # labelled components (int32); on the model's: the resampled image and its probabilities
+    budget.check(scan.volume.array.shape, np.float32, where, copies=4)
+    grid = plan_grid(scan.volume, ensemble.spacing_mm, (cols, rows), where, copies=2)
     image = resample_image(scan.volume, grid, resample.image_interpolation, resample.pad_hu)
     z_mm = image.affine[2, 3] + np.arange(image.array.shape[2]) * image.affine[2, 2]
     wanted = (

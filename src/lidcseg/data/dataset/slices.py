@@ -17,6 +17,7 @@ from pathlib import Path
 import numpy as np
 
 from lidcseg.config import ExtractConfig
+from lidcseg.core import budget
 from lidcseg.io import Volume, output_group, save_npz, write_rows
 
 SLICE_FIELDS = (
@@ -122,8 +123,10 @@ def extract_to_files(
     patient = patient_id or (
         nodules[0]["patient_id"] if nodules else Path(out_npz).name.split(".")[0]
     )
-    image = load_nifti(image_path)
-    images, masks, rows = extract_slices(image, load_nifti(mask_path), nodules, patient, settings)
+    image = load_nifti(image_path, budget.check)
+    images, masks, rows = extract_slices(
+        image, load_nifti(mask_path, budget.check), nodules, patient, settings
+    )
     save_slices(
         images,
         masks,

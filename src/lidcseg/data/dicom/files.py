@@ -18,8 +18,17 @@ from pydicom.errors import InvalidDicomError
 from pydicom.uid import UID
 
 from lidcseg.config import ConvertConfig
+from lidcseg.core import budget
 from lidcseg.core.series_manifest import SeriesManifest
 from lidcseg.data.dicom.header import TAGS, cut_short, read_simple_header
+from lidcseg.data.dicom.values import (
+    check_orientation,
+    check_pixel_spacing,
+    check_rescale,
+    decoding,
+    instance_number,
+    pixel_layout,
+)
 from lidcseg.errors import ScanError
 
 # Files that legitimately sit beside the slices of a TCIA download: the LIDC reader XML.
@@ -37,6 +46,7 @@ class Slice:
     """One axial image: where it is, how to turn its stored values into HU, and the values."""
 
     path: Path
+    sop_uid: str
     series_uid: str
     study_uid: str
     patient_id: str
@@ -129,14 +139,17 @@ def read_slice(path: Path, convert: ConvertConfig) -> Slice:
         if header.get(keyword) is None:
             raise ScanError(path, f"{keyword} missing: the slice cannot be placed")
     slope, intercept, defaulted = _rescale(header, path, convert)
+    orientation = _numbers(header, "ImageOrientationPatient", 6, path)
+    check_orientation(orientation, path)
     return Slice(
         path=path,
+        sop_uid=str(header.get("SOPInstanceUID") or ""),
         series_uid=header.get("SeriesInstanceUID") or "",
         study_uid=header.get("StudyInstanceUID") or "",
         patient_id=header.get("PatientID") or "",
-        instance_number=int(header.get("InstanceNumber") or 0),
+        instance_number=instance_number(header.get("InstanceNumber"), path),
         position=_numbers(header, "ImagePositionPatient", 3, path),
-        orientation=_numbers(header, "ImageOrientationPatient", 6, path),
+        orientation=orientation,
         pixel_spacing=_pixel_spacing(header, path),
         slope=slope,
         intercept=intercept,
@@ -161,6 +174,7 @@ def _pixel_spacing(header: dict, path: Path) -> tuple[float, float]:
     spacing = _numbers(header, "PixelSpacing", 2, path)
     if (spacing <= 0).any():
         raise ScanError(path, f"PixelSpacing {spacing.tolist()} is not positive")
+    check_pixel_spacing(spacing, path)
     return float(spacing[0]), float(spacing[1])
 
 
@@ -205,7 +219,7 @@ def _rescale(header: dict, path: Path, convert: ConvertConfig) -> tuple[float, f
     0, which is what a signed CT without the tags means) and records a warning."""
     slope, intercept = header.get("RescaleSlope"), header.get("RescaleIntercept")
     if slope is not None and intercept is not None:
-        return float(slope), float(intercept), False
+        return check_rescale(slope, intercept, path) + (False,)
     if convert.missing_rescale == "error":
         raise ScanError(
             path, "RescaleSlope/RescaleIntercept missing (convert.missing_rescale: error)"
@@ -215,21 +229,15 @@ def _rescale(header: dict, path: Path, convert: ConvertConfig) -> tuple[float, f
 
 def _stored_values(header: dict, path: Path) -> np.ndarray:
     """The stored pixel values as a (rows, columns) integer array, checked for truncation."""
-    rows, cols = int(header["Rows"]), int(header["Columns"])
     if int(header.get("SamplesPerPixel") or 1) != 1:
         raise ScanError(path, "colour image (SamplesPerPixel != 1), not a CT slice")
+    rows, cols, bits, stored, signed = pixel_layout(header, path)
     syntax = UID(header["TransferSyntaxUID"])
     if syntax not in UNCOMPRESSED_SYNTAXES:
-        try:
-            return header["decoded_pixels"]().reshape(rows, cols)
-        except Exception as exc:
-            raise ScanError(
-                path, f"cannot decode compressed pixel data ({syntax.name}): {exc}"
-            ) from None
-    bits = int(header["BitsAllocated"])
-    signed = int(header["PixelRepresentation"]) == 1
-    if bits not in (8, 16):
-        raise ScanError(path, f"BitsAllocated={bits}; CT slices store 16 (or 8) bits")
+        budget.check((rows, cols), np.int32, path)  # what the decoder will allocate
+        with decoding(syntax, path):
+            raw = header["decoded_pixels"]().reshape(rows, cols)
+        return _within_bits(raw, stored, signed, path)
     dtype = np.dtype(
         f"{'<' if syntax.is_little_endian else '>'}{'i' if signed else 'u'}{bits // 8}"
     )
@@ -238,8 +246,20 @@ def _stored_values(header: dict, path: Path) -> np.ndarray:
     if len(data) < expected:
         raise ScanError(path, f"truncated pixel data: {len(data)} of {expected} bytes")
     raw = np.frombuffer(data, dtype=dtype, count=rows * cols).reshape(rows, cols)
-    stored = int(header.get("BitsStored") or bits)
     if signed and stored < bits:  # sign-extend the stored bits (e.g. 12-bit signed in 16)
         shift = bits - stored
         raw = (raw.astype(np.int16) << shift) >> shift
+    return _within_bits(raw, stored, signed, path)
+
+
+def _within_bits(raw: np.ndarray, stored: int, signed: bool, path: Path) -> np.ndarray:
+    """Unsigned stored values fit in BitsStored: a larger one means the pixel module does
+    not describe the data (signed values declared unsigned, or BitsStored too small), and
+    would become HU tens of thousands too high."""
+    if not signed and stored < raw.dtype.itemsize * 8 and int(raw.max()) >= 1 << stored:
+        raise ScanError(
+            path,
+            f"stored value {int(raw.max())} does not fit BitsStored={stored} unsigned "
+            "(PixelRepresentation 0): the pixel module does not describe the data",
+        )
     return raw

@@ -67,6 +67,24 @@ def plan_stack(positions, max_gap_factor: float, max_spacing_deviation: float) -
     )
 
 
+# Gantry tilt: ImagePositionPatient moves in-plane from slice to slice, so the slices are
+# not stacked along the normal the volume's affine states. Over the stack, a drift up to a
+# tenth of a pixel is rounding in the positions (said nothing); up to one pixel, the volume
+# places slices within a voxel of where they are (kept, said as a warning); beyond, the
+# volume would misplace them by whole voxels and nothing here resamples a tilted stack
+# (refused, naming the slice that drifts most).
+TILT_WARN_PIXELS = 0.1
+TILT_REFUSE_PIXELS = 1.0
+
+
+def in_plane_drift(positions_xyz, normal) -> np.ndarray:
+    """Each slice's distance (mm) from the line through the first slice along ``normal``:
+    0 for every slice of an untilted stack."""
+    offsets = np.asarray(positions_xyz, dtype=float) - np.asarray(positions_xyz[0], dtype=float)
+    normal = np.asarray(normal, dtype=float)
+    return np.linalg.norm(offsets - np.outer(offsets @ normal, normal), axis=1)
+
+
 def is_regular(z_mm, spacing: float, tolerance_mm: float = 1e-3) -> bool:
     """Whether the slices sit where one spacing from the first would put them (then index
     arithmetic and real positions agree, and nothing needs the positions)."""

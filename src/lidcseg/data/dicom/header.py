@@ -28,6 +28,7 @@ TAGS = {
     "StudyInstanceUID": (0x0020000D, "str"),
     "SeriesInstanceUID": (0x0020000E, "str"),
     "PatientID": (0x00100020, "str"),
+    "SOPInstanceUID": (0x00080018, "str"),
     "InstanceNumber": (0x00200013, "int_string"),
     "ImagePositionPatient": (0x00200032, "floats"),
     "ImageOrientationPatient": (0x00200037, "floats"),

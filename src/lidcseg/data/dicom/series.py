@@ -24,10 +24,18 @@ from pathlib import Path
 import numpy as np
 
 from lidcseg.config import ConvertConfig
+from lidcseg.core import budget
 from lidcseg.data.dicom.files import Slice, read_slice, series_files
-from lidcseg.data.dicom.geometry import Stack, plan_stack
+from lidcseg.data.dicom.geometry import (
+    TILT_REFUSE_PIXELS,
+    TILT_WARN_PIXELS,
+    Stack,
+    in_plane_drift,
+    plan_stack,
+)
+from lidcseg.data.dicom.values import check_hu
 from lidcseg.errors import ScanError
-from lidcseg.io import Volume
+from lidcseg.io import Volume, check_axes
 
 log = logging.getLogger(__name__)
 
@@ -63,6 +71,7 @@ def read_series(path: str | os.PathLike, convert: ConvertConfig) -> tuple[Volume
         raise ScanError(folder, "no DICOM slices in the series folder (only sidecars, or empty)")
     slices = _read_slices(files, convert)
     _check_one_series(folder, slices)
+    _check_unique_instances(slices)
     _check_rescale(slices)
     _check_same_grid(slices)
     slices, dropped = _drop_duplicate_positions(slices)
@@ -74,10 +83,50 @@ def read_series(path: str | os.PathLike, convert: ConvertConfig) -> tuple[Volume
     strays = [slices[i] for i in stack.strays]
     positions = _slice_positions(slices)[stack.keep]
     slices = [slices[i] for i in stack.keep]
-    volume = Volume(_stack_hu(slices), _affine(slices[0], stack.spacing), slice_z=positions)
+    affine = _affine(slices[0], stack.spacing)
+    check_axes(affine[:3, :3], folder, "the slices' grid")
+    tilt = _tilt_warning(slices)
+    rows, cols = slices[0].raw.shape
+    budget.check((len(slices), rows, cols), np.int16, folder, copies=2)  # stored values + HU
+    volume = Volume(_stack_hu(slices), affine, slice_z=positions)
     info = _series_info(slices, files, dropped, positions, volume)
     _record_geometry(info, stack, slices, strays, positions)
+    info.warnings += tilt
     return volume, info
+
+
+def _check_unique_instances(slices: list[Slice]) -> None:
+    """One SOPInstanceUID is one image: a UID that several files carry is the same image
+    listed twice, or copies of a UID, and a DICOM SEG made from the series would reference
+    it as many times. Refused naming the files."""
+    by_uid: dict[str, list[Slice]] = {}
+    for s in slices:
+        if s.sop_uid:
+            by_uid.setdefault(s.sop_uid, []).append(s)
+    for uid, same in by_uid.items():
+        if len(same) > 1:
+            names = ", ".join(s.path.name for s in same[:5]) + (", ..." if len(same) > 5 else "")
+            raise ScanError(
+                same[1].path, f"SOPInstanceUID {uid} is carried by {len(same)} files ({names})"
+            )
+
+
+def _tilt_warning(slices: list[Slice]) -> list[str]:
+    """The gantry tilt rule (geometry.TILT_*): the sorted slices' in-plane drift, in pixels."""
+    drift = in_plane_drift([s.position for s in slices], _normal(slices[0]))
+    worst = int(np.argmax(drift))
+    pixels = drift[worst] / min(slices[0].pixel_spacing)
+    along = abs(float((slices[worst].position - slices[0].position) @ _normal(slices[0])))
+    said = (
+        f"ImagePositionPatient drifts {drift[worst]:.3g} mm in-plane over the stack "
+        f"({pixels:.2g} pixels at {slices[worst].path.name}: a gantry tilt of about "
+        f"{np.degrees(np.arctan2(drift[worst], along)):.2g} degrees)"
+    )
+    if pixels > TILT_REFUSE_PIXELS:
+        raise ScanError(
+            slices[worst].path, f"{said}; a tilted stack would be misplaced by whole voxels"
+        )
+    return [f"{said}: placed along the normal"] if pixels > TILT_WARN_PIXELS else []
 
 
 def _read_slices(files: list[Path], convert: ConvertConfig) -> list[Slice]:
@@ -104,12 +153,10 @@ def _check_one_series(folder: Path, slices: list[Slice]) -> None:
 
 
 def _check_rescale(slices: list[Slice]) -> None:
-    """Eq. 14 needs a usable slope in every slice, and one rule for the whole series: stored
-    values read as HU (identity) only when no slice has the tags, since one slice without
-    them among slices with intercept -1024 would be 1024 HU off."""
-    for s in slices:
-        if s.slope == 0:
-            raise ScanError(s.path, "RescaleSlope is 0: every value would map to the intercept")
+    """Eq. 14 needs one rule for the whole series (each slice's slope and intercept are
+    checked as it is read, values.check_rescale): stored values read as HU (identity) only
+    when no slice has the tags, since one slice without them among slices with intercept
+    -1024 would be 1024 HU off."""
     defaulted = [s for s in slices if s.rescale_defaulted]
     if defaulted and len(defaulted) < len(slices):
         raise ScanError(
@@ -209,22 +256,21 @@ def _stack_hu(slices: list[Slice]) -> np.ndarray:
     rows, cols = slices[0].raw.shape
     hu = np.empty((len(slices), rows, cols), dtype=np.int16)
     for k, s in enumerate(slices):
-        _to_hu(s.raw, s.slope, s.intercept, out=hu[k])
+        _to_hu(s.raw, s.slope, s.intercept, out=hu[k], path=s.path)
     return hu.transpose(2, 1, 0)
 
 
-def _to_hu(raw: np.ndarray, slope: float, intercept: float, out: np.ndarray) -> None:
-    """HU = raw * slope + intercept (eq. 14), rounded and clipped to int16."""
-    if slope == 1.0 and float(intercept).is_integer():
-        low, high = int(raw.min()) + int(intercept), int(raw.max()) + int(intercept)
-        if low >= -32768 and high <= 32767:  # exact in int16: no float copy
-            np.add(
-                raw, int(intercept), out=out, dtype=np.int32, casting="unsafe"
-            )  # buffered, no big temporary
-            return
-    values = np.rint(raw.astype(np.float32) * np.float32(slope) + np.float32(intercept))
-    np.clip(values, -32768, 32767, out=values)
-    out[...] = values
+def _to_hu(raw: np.ndarray, slope: float, intercept: float, out: np.ndarray, path) -> None:
+    """HU = raw * slope + intercept (eq. 14), rounded to int16; HU beyond int16 are refused
+    (values.check_hu), never clipped."""
+    low, high = sorted((float(raw.min()) * slope + intercept, float(raw.max()) * slope + intercept))
+    check_hu(round(low), round(high), path)
+    if slope == 1.0 and float(intercept).is_integer():  # exact in int16: no float copy
+        np.add(
+            raw, int(intercept), out=out, dtype=np.int32, casting="unsafe"
+        )  # buffered, no big temporary
+        return
+    out[...] = np.rint(raw.astype(np.float32) * np.float32(slope) + np.float32(intercept))
 
 
 def _affine(first: Slice, spacing_z: float) -> np.ndarray:
