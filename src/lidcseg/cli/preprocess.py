@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import argparse
 from pathlib import Path
 
 from lidcseg.cli.base import command, log, sections, sidecar
@@ -65,10 +66,18 @@ def add_commands(stages) -> None:
     p.add_argument("image", type=Path)
     p.add_argument("mask", type=Path)
     p.add_argument("nodules", type=Path, help="the nodule table annotate wrote")
-    p.add_argument("out_npz", type=Path)
+    p.add_argument("out_npz", type=npz_path, help="<patient>.npz, what split reads")
     p.add_argument(
         "--patient", help="patient id for the rows (default: from the nodule table or file name)"
     )
+
+
+def npz_path(text: str) -> Path:
+    """An argparse type: extract's output is an .npz by name (split reads ``<patient>.npz``,
+    and the rows go beside it as ``.csv``); any other name is refused before any work."""
+    if Path(text).suffix != ".npz":
+        raise argparse.ArgumentTypeError(f"{text!r} does not end in .npz")
+    return Path(text)
 
 
 def run_annotate(args) -> None:

@@ -26,7 +26,7 @@ from lidcseg.core.logits import logits_of
 from lidcseg.core.runtime import memory_format
 from lidcseg.data.dataset.slices import lung_window
 from lidcseg.data.resample import GridTransform, plan_grid, resample_image
-from lidcseg.errors import LidcsegError
+from lidcseg.errors import LidcsegError, safe_name
 from lidcseg.io import Volume, load_nifti
 from lidcseg.models.loading import load_model
 
@@ -38,20 +38,32 @@ class Scan:
     series_dir: Path | None  # the DICOM folder, when the input was one
 
 
-def read_scan(path: str | os.PathLike, convert: ConvertConfig) -> Scan:
-    """A DICOM series folder (PatientID from its header) or a NIfTI file (its name)."""
+def scan_name(path: str | os.PathLike) -> str:
+    """What names every output of a scan: a DICOM series' PatientID (its first file's header;
+    read_series checks the rest agree), else the folder's name, or a NIfTI file's name. Taken
+    from data, so checked (errors.safe_name) before a pixel is read: a PatientID such as
+    ``../../x`` or ``/tmp/x`` would otherwise write outside the output folder."""
     path = Path(path)
+    if path.is_dir():
+        from lidcseg.data.dicom.files import series_identity
+
+        header_id = series_identity(path)[0]
+        where = f"{path}: {'PatientID' if header_id else 'the folder name'}"
+        return safe_name(header_id or path.absolute().name, where)
+    if not path.exists():
+        raise FileNotFoundError(2, "No such file or directory", str(path))
+    return safe_name(path.name.removesuffix(".gz").removesuffix(".nii"), f"{path}: the file name")
+
+
+def read_scan(path: str | os.PathLike, convert: ConvertConfig) -> Scan:
+    """A DICOM series folder or a NIfTI file, named by :func:`scan_name`."""
+    path, name = Path(path), scan_name(path)
     if path.is_dir():
         from lidcseg.data.dicom.series import read_series
 
-        volume, info = read_series(path, convert)
         # the folder as given: a patient folder's series.json may list the series' own files
-        return Scan(info.patient_id or path.name, volume, path)
-    if not path.exists():
-        raise FileNotFoundError(2, "No such file or directory", str(path))
-    return Scan(
-        path.name.removesuffix(".gz").removesuffix(".nii"), load_nifti(path, budget.check), None
-    )
+        return Scan(name, read_series(path, convert)[0], path)
+    return Scan(name, load_nifti(path, budget.check), None)
 
 
 @dataclass

@@ -31,32 +31,45 @@ from pathlib import Path
 import numpy as np
 
 from lidcseg.data.dataset.packed import PackedSplit
-from lidcseg.errors import LidcsegError
-from lidcseg.io import staged_folder, write_json
+from lidcseg.errors import LidcsegError, safe_name
+from lidcseg.io import input_file, staged_folder, write_json
 
 CHANNEL = "lung window"
 
 
-def case_id(row: dict) -> str:
-    """The nnU-Net case of one packed slice row."""
-    return f"{row['patient_id']}_{int(row['slice']):04d}"
+def case_id(row: dict, where: str = "a packed row") -> str:
+    """The nnU-Net case of one packed slice row: it names files, so its patient id must be a
+    safe name (errors.safe_name) and its slice a whole number; else refused naming ``where``."""
+    patient = safe_name(row.get("patient_id"), f"{where}: patient_id")
+    try:
+        return f"{patient}_{int(row.get('slice')):04d}"
+    except (TypeError, ValueError):
+        raise LidcsegError(f"{where}: slice {row.get('slice')!r} is not a whole number") from None
 
 
 def export_nnunet(
     packed_dir: str | os.PathLike, out_root: str | os.PathLike, dataset_id: int, name: str = "LIDC"
 ) -> Path:
-    """Write ``out_root/Dataset<NNN>_<name>/``; returns that folder."""
+    """Write ``out_root/Dataset<NNN>_<name>/``; returns that folder. Every name is checked
+    before anything is written (the folder's and each case's: they come from an option and
+    from the packed rows), and the folder's entries replace an earlier export's whole, so an
+    old case never stays beside the new ones; one export at a time writes a folder."""
     if not 1 <= dataset_id <= 999:
         raise LidcsegError(
             f"--dataset-id {dataset_id}: nnU-Net's ids are 1-999 (500 and up for your own)"
         )
-    folder = Path(out_root) / f"Dataset{dataset_id:03d}_{name}"
+    folder = Path(out_root) / f"Dataset{dataset_id:03d}_{safe_name(name, '--name')}"
     splits = {split: PackedSplit(packed_dir, split) for split in ("train", "val", "test")}
+    cases = {
+        split: [
+            case_id(row, f"{Path(packed_dir) / split}.csv, row {i + 1}")
+            for i, row in enumerate(s.rows)
+        ]
+        for split, s in splits.items()
+    }
     with staged_folder(folder) as staging:
-        cases = {
-            split: _write_cases(s, staging, "Ts" if split == "test" else "Tr")
-            for split, s in splits.items()
-        }
+        for split, s in splits.items():
+            _write_cases(s, cases[split], staging, "Ts" if split == "test" else "Tr")
         write_json(
             {
                 "channel_names": {"0": CHANNEL},
@@ -73,28 +86,26 @@ def export_nnunet(
     return folder
 
 
-def _write_cases(split: PackedSplit, folder: Path, suffix: str) -> list[str]:
+def _write_cases(split: PackedSplit, cases: list[str], folder: Path, suffix: str) -> None:
     from PIL import Image
 
     for kind in ("images", "labels"):
         (folder / f"{kind}{suffix}").mkdir(parents=True, exist_ok=True)
-    cases = []
-    for index, row in enumerate(split.rows):
-        case = case_id(row)
+    for index, case in enumerate(cases):
         image = np.rint(np.asarray(split.images[index], np.float32) * 65535).astype(np.uint16)
         Image.fromarray(image).save(folder / f"images{suffix}" / f"{case}_0000.png")
         Image.fromarray((np.asarray(split.masks[index]) > 0).astype(np.uint8)).save(
             folder / f"labels{suffix}" / f"{case}.png"
         )
-        cases.append(case)
-    return cases
 
 
 def read_prediction(path: Path, shape: tuple[int, int]) -> np.ndarray:
     """A predicted label PNG (nnU-Net's output, or anyone's: 0 background, > 0 nodule) as a
-    boolean slice of ``shape``; a missing, unreadable or misshapen file is named."""
+    boolean slice of ``shape``; a missing, unreadable or misshapen file is named, as is one
+    that is not a regular file (a FIFO would block the read for ever: io.input_file)."""
     from PIL import Image, UnidentifiedImageError
 
+    input_file(path)
     try:
         with Image.open(path) as image:
             labels = np.asarray(image)

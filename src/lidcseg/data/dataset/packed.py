@@ -32,6 +32,13 @@ class PackedSplit:
                 f"{packed_dir}: {split} has {len(self.images)} images, {len(self.masks)} masks "
                 f"and {len(self.rows)} rows"
             )
+        # each mask is its image's label, pixel for pixel: one of another size would be
+        # scored, trained on or exported (nnU-Net's labelsTr) against the wrong pixels
+        if self.images.ndim != 3 or self.masks.shape != self.images.shape:
+            raise LidcsegError(
+                f"{packed_dir / f'{split}.masks.npy'}: masks {self.masks.shape} for images "
+                f"{self.images.shape} (both must be (slices, rows, cols), of one size)"
+            )
 
     def __len__(self) -> int:
         return len(self.rows)
