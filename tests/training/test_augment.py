@@ -12,7 +12,13 @@ from torch.utils.data import DataLoader, default_collate
 from lidcseg.config import AugmentConfig
 from lidcseg.core.scaling import scale_image, scale_mask, scaled_size
 from lidcseg.data.dataset.packed import PackedSplit
-from lidcseg.training.augment import EpochSampler, TrainingSamples, augment_batch
+from lidcseg.training.augment import (
+    EpochSampler,
+    ResidentSamples,
+    ResidentSplit,
+    TrainingSamples,
+    augment_batch,
+)
 from tests.support.packed import write_packed
 
 NO_AUGMENT = AugmentConfig(flip=False, rotate_deg=0, scale=(1.0, 1.0), intensity=0)
@@ -130,3 +136,20 @@ def test_a_batch_is_its_samples_one_by_one(split):
         image, mask = sample(samples, key)
         torch.testing.assert_close(images[i], image, atol=1e-6, rtol=0)
         assert torch.equal(masks[i], mask)
+
+
+@pytest.mark.parametrize("foreground_fraction", [0.0, 0.9])
+def test_a_resident_split_gives_bitwise_the_same_batches(split, foreground_fraction):
+    """execution.train.resident_split: the loader draws only (index, theta, intensity) and the
+    pixels are gathered from the split held on the device; the network sees the same batch."""
+    args = (split, 3, 0.5, (32, 32), foreground_fraction, AUGMENT)
+    keys = [(2, i) for i in (5, 0, 11, 7, 3)]
+    loaded = default_collate([TrainingSamples(*args)[k] for k in keys])
+    drawn = default_collate([ResidentSamples(*args)[k] for k in keys])
+    resident = ResidentSplit(split, torch.device("cpu"))
+    cpu = torch.device("cpu")
+    expected = augment_batch(loaded, 0.5, (32, 32), cpu)
+    got = augment_batch(drawn, 0.5, (32, 32), cpu, resident=resident)
+    for name, a, b in zip(("images", "masks"), expected, got):
+        assert torch.equal(a, b), name
+    assert resident.images.dtype == torch.float16 and resident.masks.dtype == torch.bool

@@ -18,6 +18,7 @@ import yaml
 from lidcseg import config as lidcseg_config
 from lidcseg.config import TrainConfig
 from lidcseg.core.model_file import ModelFile, load_weights_only
+from lidcseg.training.augment import ResidentSplit
 from lidcseg.training.checkpoints import Checkpoint, TrainingState
 from lidcseg.training.schedule import learning_rate_at
 from lidcseg.training.train import TrainingDiverged, run_training
@@ -68,6 +69,19 @@ def test_outputs_and_log(uninterrupted):
 
 def test_same_seed_same_weights(packed, uninterrupted, tmp_path):
     run_training(make_job(packed, tmp_path))
+    assert_same_weights(uninterrupted / "model.pt", tmp_path / "model.pt")
+
+
+def test_a_resident_split_trains_the_same_weights(packed, uninterrupted, tmp_path, monkeypatch):
+    """execution.train.resident_split changes where the pixels wait, not the batches."""
+    import lidcseg.training.train as train_module
+
+    held = []
+    monkeypatch.setattr(
+        train_module, "ResidentSplit", lambda *a: held.append(ResidentSplit(*a)) or held[-1]
+    )
+    run_training(make_job(packed, tmp_path, resident_split=True))
+    assert len(held) == 1  # the job did hold its split
     assert_same_weights(uninterrupted / "model.pt", tmp_path / "model.pt")
 
 

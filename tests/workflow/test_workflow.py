@@ -230,7 +230,8 @@ def test_a_listed_scan_is_segmented_by_the_trained_models(finished_run):
 EVERY_EXECUTION_KEY = """
 execution:
   train:
-    {workers: 2, threads: 2, device: cpu, channels_last: false, compile: true, deterministic: false}
+    {workers: 2, threads: 2, device: cpu, channels_last: false, compile: true, deterministic: false,
+     resident_split: true}
   evaluate: {batch_size: 3}
   download:
     parallel: 8

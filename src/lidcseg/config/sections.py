@@ -183,6 +183,7 @@ class TrainExecution(Section):
     channels_last: bool
     compile: bool
     deterministic: bool
+    resident_split: bool  # the training split held on the device, no loader workers
 
 
 @dataclass(frozen=True)
@@ -221,6 +222,7 @@ class TrainRun(TrainConfig):
     channels_last: bool
     compile: bool
     deterministic: bool
+    resident_split: bool  # the training split held on the device, no loader workers
 
     @classmethod
     def of(cls, train: TrainConfig, execution: TrainExecution) -> TrainRun:

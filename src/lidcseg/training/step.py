@@ -13,15 +13,23 @@ from lidcseg.training.losses import deep_supervision_loss, dice_bce_loss
 
 
 class TrainingStep:
-    """One optimiser step on a loader batch: augmentation on the device, forward, the loss of
-    eq. (13) (plus the side maps' terms), backward, update, the weight average. Returns
+    """One optimiser step on a loader batch: augmentation on the device (the pixels gathered
+    from ``resident``, a ``ResidentSplit``, when the loader gives draws only), forward, the
+    loss of eq. (13) (plus the side maps' terms), backward, update, the weight average. Returns
     the loss as a device tensor: reading it would make the host wait for the device."""
 
     def __init__(
-        self, model, optimizer, scaler, device: torch.device, train: TrainConfig, average=None
+        self,
+        model,
+        optimizer,
+        scaler,
+        device: torch.device,
+        train: TrainConfig,
+        average=None,
+        resident=None,
     ):
         self.model, self.optimizer, self.scaler = model, optimizer, scaler
-        self.device, self.train = device, train
+        self.device, self.train, self.resident = device, train, resident
         self.average = average or WeightAverage(model, 0.0)
         self.forward = torch.compile(model) if train.compile else model
 
@@ -30,7 +38,12 @@ class TrainingStep:
         for group in self.optimizer.param_groups:
             group["lr"] = lr
         images, masks = augment_batch(
-            batch, train.image_scale, train.patch_size, self.device, train.channels_last
+            batch,
+            train.image_scale,
+            train.patch_size,
+            self.device,
+            train.channels_last,
+            self.resident,
         )
         with autocast(self.device, train.amp):
             if any(train.deep_supervision):

@@ -41,7 +41,13 @@ from lidcseg.errors import ConfigError, LidcsegError
 from lidcseg.io import write_json, write_rows
 from lidcseg.models.registry import Variant, variants_from_config
 from lidcseg.models.unet import build_model
-from lidcseg.training.augment import EpochSampler, TrainingSamples, seed_worker
+from lidcseg.training.augment import (
+    EpochSampler,
+    ResidentSamples,
+    ResidentSplit,
+    TrainingSamples,
+    seed_worker,
+)
 from lidcseg.training.averaging import WeightAverage
 from lidcseg.training.checkpoints import (
     Checkpoint,
@@ -69,7 +75,7 @@ EPOCH_FIELDS = (
     "seconds",
 )
 # Settings that change how fast a job runs, not the weights it ends with.
-SPEED_ONLY = ("workers", "threads", "device", "compile")
+SPEED_ONLY = ("workers", "threads", "device", "compile", "resident_split")
 # Steps between reading the batch losses back from the device (each read waits for it).
 READ_EVERY = 25
 
@@ -158,7 +164,10 @@ def run_training(job: TrainingJob) -> dict:
     scaler = torch.amp.GradScaler("cuda", enabled=device.type == "cuda" and train.amp == "fp16")
     average = WeightAverage(model, train.weight_average)
     state = resume_or_start(job.checkpoint, job.fingerprint(), model, optimizer, scaler, average)
-    samples = TrainingSamples(
+    # resident_split: the pixels stay on the device and the loader only draws each sample's
+    # random numbers (microseconds), in this process; the same batches either way
+    resident = ResidentSplit(train_split, device) if train.resident_split else None
+    samples = (ResidentSamples if resident else TrainingSamples)(
         train_split,
         job.seed,
         train.image_scale,
@@ -174,13 +183,13 @@ def run_training(job: TrainingJob) -> dict:
         samples,
         batch_size=train.batch_size,
         sampler=sampler,
-        num_workers=train.workers,
-        persistent_workers=train.workers > 0,
-        pin_memory=device.type == "cuda",
+        num_workers=0 if resident else train.workers,
+        persistent_workers=train.workers > 0 and not resident,
+        pin_memory=device.type == "cuda" and not resident,
         worker_init_fn=seed_worker,
         drop_last=drop_last,
     )
-    step = TrainingStep(model, optimizer, scaler, device, train, average)
+    step = TrainingStep(model, optimizer, scaler, device, train, average, resident)
     epochs = EpochDriver(job, step, len(loader))
     with PreemptionGuard() as guard:
         while state.epoch < train.epochs and not state.stopped:
