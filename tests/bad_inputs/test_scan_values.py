@@ -12,7 +12,7 @@ import numpy as np
 import pydicom
 import pytest
 from pydicom.encaps import encapsulate
-from pydicom.uid import JPEG2000Lossless, MPEG2MPML
+from pydicom.uid import MPEG2MPML, JPEG2000Lossless
 
 from lidcseg.cli import main
 from lidcseg.data.dataset.gate import inspect_series
@@ -191,7 +191,16 @@ def test_a_garbage_codestream_is_one_line_without_a_traceback(tmp_path):
     _compressed(paths, JPEG2000Lossless)
     out = tmp_path / "hu.nii.gz"
     run = subprocess.run(
-        [sys.executable, "-m", "lidcseg.cli", "convert", str(folder), str(out), "--settings", CONFIG],
+        [
+            sys.executable,
+            "-m",
+            "lidcseg.cli",
+            "convert",
+            str(folder),
+            str(out),
+            "--settings",
+            CONFIG,
+        ],
         capture_output=True,
         text=True,
     )

@@ -18,8 +18,10 @@ import numpy as np
 
 from lidcseg.config import ExtractConfig
 from lidcseg.core import budget
+from lidcseg.errors import LidcsegError
 from lidcseg.io import Volume, output_group, save_npz, write_rows
 
+MAX_NODULE_ID = 255  # masks keep nodule ids as uint8 (check_nodule_ids)
 SLICE_FIELDS = (
     "patient_id",
     "slice",
@@ -49,6 +51,7 @@ def extract_slices(
 ):
     """The nodule slices of one resampled scan: images (n, rows, cols) float16 in [0, 1],
     masks (n, rows, cols) uint8 nodule ids, and one metadata row per slice."""
+    check_nodule_ids(labels.array, patient_id)
     if image.array.shape != labels.array.shape:
         raise ValueError(
             f"{patient_id}: image {image.array.shape} and mask {labels.array.shape} differ"
@@ -66,6 +69,18 @@ def extract_slices(
     )
     masks = np.ascontiguousarray(labels.array[:, :, keep].transpose(2, 1, 0)).astype(np.uint8)
     return images.astype(np.float16), masks, rows
+
+
+def check_nodule_ids(labels: np.ndarray, patient_id: str) -> None:
+    """Nodule ids fit the uint8 masks the slices and the packed dataset keep (0 background,
+    1-255 a nodule; no LIDC scan has more than a few dozen): id 300 would wrap to 44 and
+    label another nodule's pixels, so a mask holding one is refused naming the patient."""
+    low, high = (int(labels.min()), int(labels.max())) if labels.size else (0, 0)
+    if low < 0 or high > MAX_NODULE_ID:
+        raise LidcsegError(
+            f"patient {patient_id}: nodule id {high if high > MAX_NODULE_ID else low} in the "
+            f"mask does not fit its uint8 masks (0 background, 1-{MAX_NODULE_ID})"
+        )
 
 
 def _slice_row(patient_id: str, k: int, labels: Volume, by_id: dict, pixel_area: float) -> dict:

@@ -27,6 +27,7 @@ import numpy as np
 
 from lidcseg.config import AnnotateConfig, ConvertConfig
 from lidcseg.data.dicom.geometry import gap_reached
+from lidcseg.errors import LidcsegError
 from lidcseg.io import Volume, write_rows
 
 log = logging.getLogger(__name__)
@@ -141,6 +142,12 @@ def consensus_labels(
     nodules >= ``min_diameter_mm``, and one table row per nodule saying what became of it.
     ``gaps``: convert's ``[z below, z above, file below, file above]`` around missing slices."""
     labels = np.zeros(grid.array.shape, dtype=np.uint8)
+    too_big = [n.number for n in nodules if not 0 < n.number <= np.iinfo(labels.dtype).max]
+    if too_big:  # painted, it would wrap (300 -> 44) onto another nodule's id
+        raise LidcsegError(
+            f"patient {patient_id}: nodule id {too_big[0]} does not fit the uint8 label map "
+            f"(1-{np.iinfo(labels.dtype).max})"
+        )
     rows = []
     for nodule in nodules:
         voxels = 0
