@@ -121,8 +121,9 @@ def staged_folder(out_dir: str | os.PathLike):
     block ends well each of its top-level entries replaces its namesake in ``out_dir`` (a
     folder whole), all together (:func:`commit`), else none does. One run at a time."""
     out_dir = Path(out_dir)
-    out_dir.mkdir(parents=True, exist_ok=True)
+    out_dir.parent.mkdir(parents=True, exist_ok=True)
     with output_lock(out_dir):
+        out_dir.mkdir(exist_ok=True)
         for stale in out_dir.parent.glob(glob.escape(f".tmp-{out_dir.name}-") + "*"):
             shutil.rmtree(stale, ignore_errors=True)
         staging = Path(tempfile.mkdtemp(prefix=f".tmp-{out_dir.name}-", dir=out_dir.parent))

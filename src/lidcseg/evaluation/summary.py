@@ -12,7 +12,7 @@ from pathlib import Path
 
 import numpy as np
 
-from lidcseg.core.metrics_file import MetricsFile, MetricsFileError  # noqa: F401  (raised here)
+from lidcseg.core.metrics_file import MetricsFile, MetricsFileError
 from lidcseg.io import write_json, write_rows
 
 SUMMARY_METRICS = ("dsc", "precision", "recall")
@@ -22,8 +22,10 @@ def summarize_runs(metric_files: list[Path]) -> list[dict]:
     """One row per variant: pooled test metrics as mean and sample sd over its seeds (sd is
     empty with one seed), the per-image mean DSC, and the first seed's bootstrap interval."""
     runs: dict[str, list[MetricsFile]] = {}
+    seen: dict[tuple[str, int], Path] = {}
     for path in metric_files:
         result = MetricsFile.load(path)
+        _once(seen, (result.variant, result.seed), Path(path))
         runs.setdefault(result.variant, []).append(result)
     rows = []
     for variant, results in runs.items():
@@ -49,6 +51,17 @@ def summarize_runs(metric_files: list[Path]) -> list[dict]:
         row["slices_without_prediction"] = _mean([r.slices_without_prediction for r in results])
         rows.append(row)
     return rows
+
+
+def _once(seen: dict, run: tuple[str, int], path: Path) -> None:
+    """Each (variant, seed) once: the same file given twice, or a copy under another name,
+    would pass for two seeds (a mean over one seed counted twice, an sd of 0)."""
+    first = seen.setdefault(run, path)
+    if first is not path:
+        again = "given twice" if first.resolve() == path.resolve() else f"as {first} is"
+        raise MetricsFileError(
+            f"{path}: metrics of {run[0]} seed {run[1]}, {again}; each seed's file once"
+        )
 
 
 def _mean(values: list) -> float:
