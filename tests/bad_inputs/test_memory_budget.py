@@ -128,3 +128,19 @@ def test_a_nodule_id_beyond_the_uint8_masks_is_refused_naming_the_patient(tmp_pa
     assert main([*argv, "--settings", CONFIG]) == 2
     _one_line(capsys, "LIDC-IDRI-9999", "nodule id 300")
     assert _nothing_in(out.parent)
+
+
+def test_predict_refuses_a_scan_too_large_for_its_grids_before_inflating_it(tmp_path, capsys):
+    """1024 x 1024 x 500 reads in 2 GB, but predict's probabilities on the scan's own grid
+    (float64, float32, int32 components) would take 8.4 GB: refused from the header."""
+    from lidcseg.training.train import run_training
+    from tests.support.packed import make_job, write_packed
+
+    run_training(make_job(write_packed(tmp_path / "packed"), tmp_path / "unet", epochs=1))
+    ct = _header_only(tmp_path / "ct.nii.gz", (1024, 1024, 500))
+    out = tmp_path / "pred"
+    model = str(tmp_path / "unet" / "model.pt")
+    capsys.readouterr()  # training's progress bar
+    assert main(["predict", str(ct), str(out), "--model", model, "--settings", CONFIG]) == 2
+    _one_line(capsys, str(ct), "4 x 1024 x 1024 x 500 float32", "memory limit of 8 GB")
+    assert _nothing_in(out)

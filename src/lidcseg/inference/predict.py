@@ -63,7 +63,15 @@ def read_scan(path: str | os.PathLike, convert: ConvertConfig) -> Scan:
 
         # the folder as given: a patient folder's series.json may list the series' own files
         return Scan(name, read_series(path, convert)[0], path)
-    return Scan(name, load_nifti(path, budget.check), None)
+    return Scan(name, load_nifti(path, _scan_budget), None)
+
+
+def _scan_budget(shape, dtype, where, copies: int) -> None:
+    """Reading the NIfTI, and what predict then holds on the scan's own grid (the
+    probabilities mapped back, float64 then float32, and their int32 components), checked
+    from the header, before a voxel is inflated."""
+    budget.check(shape, dtype, where, copies)
+    budget.check(shape, np.float32, where, copies=4)
 
 
 @dataclass
