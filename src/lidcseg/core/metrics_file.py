@@ -23,6 +23,19 @@ from pathlib import Path
 import numpy as np
 
 from lidcseg.core.file_format import FileFormatError, contract_fields, contract_payload
+from lidcseg.core.records import (
+    RecordError,
+    at_least,
+    check_fields,
+    holding,
+    listed,
+    mapping,
+    number,
+    optional,
+    score,
+    text,
+    whole,
+)
 from lidcseg.errors import LidcsegError
 from lidcseg.io import output_group, read_json, read_rows, save_npz, write_json, write_rows
 
@@ -56,6 +69,26 @@ NODULE_FIELDS = (
     "detected",
 )
 PREDICTION_ARRAYS = ("probability", "patient_id", "slice")
+
+
+# What summarize and the report read of a metrics file, checked when it is loaded: a field
+# edited by hand or cut short is named, never a KeyError half-way through a table.
+CHECKED = {
+    "variant": text,
+    "slots": mapping,
+    "seed": at_least(whole, 0),
+    "epoch": optional(at_least(whole, 0)),
+    "threshold": number,
+    "test": holding({k: at_least(whole, 0) for k in ("slices", "patients", "nodules")}),
+    "pooled": holding({"dsc": score, "precision": score, "recall": score}),
+    "pooled_ci": mapping,
+    "per_image_mean": holding({"dsc": score}),
+    "slices_without_prediction": at_least(whole, 0),
+    "per_nodule": mapping,
+    "by_size": listed(holding({"size": text, "nodules": at_least(whole, 0)})),
+    "bootstrap": mapping,
+    "execution": mapping,
+}
 
 
 class MetricsFileError(FileFormatError):
@@ -93,9 +126,14 @@ class MetricsFile:
             raise MetricsFileError(
                 f"{path}: not a metrics file of lidcseg evaluate ({type(error).__name__}: {error})"
             ) from error
-        return cls(
-            **contract_fields(cls, payload, path, "metrics file", FORMAT, RERUN, MetricsFileError)
+        fields = contract_fields(
+            cls, payload, path, "metrics file", FORMAT, RERUN, MetricsFileError
         )
+        try:
+            check_fields(fields, path, CHECKED, "a metrics file")
+        except RecordError as error:
+            raise MetricsFileError(f"{error}: rerun {RERUN}") from None
+        return cls(**fields)
 
 
 @dataclass(frozen=True)

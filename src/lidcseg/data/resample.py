@@ -34,13 +34,13 @@ from scipy import ndimage
 
 from lidcseg.config import ResampleConfig
 from lidcseg.core import budget
+from lidcseg.core.records import read_grid
 from lidcseg.data.dicom.geometry import index_at, is_regular
 from lidcseg.errors import LidcsegError, ScanError
 from lidcseg.io import (
     Volume,
     load_nifti,
     output_group,
-    read_json,
     save_nifti,
     slice_positions_beside,
     write_json,
@@ -200,7 +200,7 @@ def resample_to_files(
     # the outputs (the image, each mask with its float32 foreground) before any is computed
     copies = 1 + 2 * len(masks)
     if grid_json:
-        grid = GridTransform.from_dict(read_json(grid_json))
+        grid = GridTransform.from_dict(read_grid(grid_json))
         budget.check(grid.output_shape, np.float32, grid_json, copies)
     else:
         grid = plan_grid(volume, settings.spacing_mm, settings.image_size, in_nifti, copies)

@@ -25,6 +25,7 @@ from lidcseg.config import EvaluateConfig, TrainConfig
 from lidcseg.core.logits import predict_logits
 from lidcseg.core.metrics import bootstrap_pooled, confusion, per_image_mean, pooled, scores
 from lidcseg.core.metrics_file import Evaluation, MetricsFile, MetricsFileError
+from lidcseg.core.records import NODULE_TABLE, check_rows
 from lidcseg.core.runtime import execution_record, memory_format, pick_device, seed_everything
 from lidcseg.core.sizes import size_label, size_labels
 from lidcseg.data.dataset.packed import PackedSplit
@@ -161,7 +162,7 @@ def _score(
 def _diameters(tables: list[Path]) -> dict[tuple[str, int], float]:
     diameters = {}
     for table in tables:
-        for row in read_rows(table):
+        for row in check_rows(read_rows(table), table, NODULE_TABLE):
             diameters[(row["patient_id"], int(row["nodule"]))] = float(row["diameter_mm"])
     return diameters
 

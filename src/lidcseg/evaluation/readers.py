@@ -26,10 +26,11 @@ import numpy as np
 from lidcseg.config import AnnotateConfig, EvaluateConfig, ResampleConfig
 from lidcseg.core.metrics import bootstrap_pooled, per_image_mean, pooled
 from lidcseg.core.readers_file import ReadersFile
+from lidcseg.core.records import SLICE_ROWS, read_grid, read_table
 from lidcseg.data.lidc.annotations import paint_box, reader_agreement
 from lidcseg.data.resample import GridTransform, resample_mask
 from lidcseg.errors import LidcsegError
-from lidcseg.io import Volume, read_json, read_rows, slice_positions_beside, write_rows
+from lidcseg.io import Volume, slice_positions_beside, write_rows
 
 FIELDS = ("patient_id", "slice", "nodule", "reader", "n_readers", "tp", "fp", "fn")
 DEFINITION = (
@@ -229,7 +230,7 @@ def _inputs(series_dir, hu_nifti, grid_json, patient_id: str):
             header.affine,
             slice_z=slice_positions_beside(hu_nifti, header.shape[2]),
         )  # real z, as annotate
-        transform = GridTransform.from_dict(read_json(grid_json))
+        transform = GridTransform.from_dict(read_grid(grid_json))
     except Exception as exc:  # missing or unreadable input: one clear line, not a traceback
         raise ReadersError(patient_id, f"{type(exc).__name__}: {exc}") from exc
     if found_id and found_id != patient_id:
@@ -311,7 +312,8 @@ def readers_to_files(
     consensus, min_diameter_mm = annotate.consensus, annotate.min_diameter_mm
     mask_method = resample.mask_interpolation
     wanted = defaultdict(list)
-    for row in read_rows(Path(packed_dir) / "test.csv"):
+    which = {k: SLICE_ROWS[k] for k in ("patient_id", "slice")}  # all this reads
+    for row in read_table(Path(packed_dir) / "test.csv", which):
         wanted[row["patient_id"]].append(int(row["slice"]))
     rows = []
     for patient_id, slices in wanted.items():

@@ -21,6 +21,7 @@ from pathlib import Path
 import numpy as np
 
 from lidcseg.config import AnnotateConfig, ConvertConfig, ExtractConfig, ResampleConfig
+from lidcseg.core.records import ANNOTATE_SUMMARY, NODULE_STATUS, check_fields, read_table, text
 from lidcseg.data.dicom.geometry import Stack, gap_reached, is_regular, plan_stack
 from lidcseg.data.lidc.annotations import EMPTY, is_at_gap, is_too_small, scan_nodules
 from lidcseg.data.lidc.database import all_scans
@@ -230,19 +231,19 @@ def processed_flow(
     slice_tables: list[str | os.PathLike],
 ) -> tuple[dict, list[dict]]:
     """Counts of every step for the configured patients, and the scans that dropped out."""
-    scans = read_rows(scan_table)
+    scans = read_table(scan_table, {"patient_id": text, "status": text})
     notes = [
         {"patient_id": r["patient_id"], "stage": "inspect", "reason": r["reason"]}
         for r in scans
         if r["status"] != "accepted"
     ]
-    summary_rows = [read_json(p) for p in summaries]
+    summary_rows = [check_fields(read_json(p), p, ANNOTATE_SUMMARY, "a summary") for p in summaries]
     notes += [
         {"patient_id": s["patient_id"], "stage": "annotate", "reason": s["reason"]}
         for s in summary_rows
         if s["status"] != "annotated"
     ]
-    nodules = [row for table in nodule_tables for row in read_rows(table)]
+    nodules = [row for table in nodule_tables for row in read_table(table, NODULE_STATUS)]
     notes += [
         {
             "patient_id": r["patient_id"],

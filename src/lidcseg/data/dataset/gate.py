@@ -13,6 +13,7 @@ import os
 from pathlib import Path
 
 from lidcseg.config import ConvertConfig
+from lidcseg.core.records import check_fields, listed, may_lack, one_of, string, text
 from lidcseg.data.dicom.files import series_identity
 from lidcseg.data.dicom.series import read_series
 from lidcseg.data.lidc.database import scans_in_database
@@ -129,10 +130,9 @@ def write_scan_table(records: list[str | os.PathLike], out_tsv: str | os.PathLik
 
 def _record(path) -> dict:
     """An inspect record; anything else is named (the screen would otherwise stop on a KeyError)."""
-    record = read_json(path)
-    if not isinstance(record, dict) or not {"patient_id", "status"} <= record.keys():
-        raise LidcsegError(f"{path}: not an inspect record (needs patient_id and status)")
-    return record
+    fields = {"patient_id": text, "status": one_of("accepted", "rejected")}
+    fields |= {"reason": may_lack(string), "warnings": may_lack(listed(string))}
+    return check_fields(read_json(path), path, fields, "an inspect record")
 
 
 def accepted_patients(scan_table: str | os.PathLike) -> list[str]:

@@ -13,8 +13,19 @@ from pathlib import Path
 
 import numpy as np
 
+from lidcseg.core.records import (
+    SLICE_ROWS,
+    at_least,
+    check_fields,
+    listed,
+    may_lack,
+    numbers,
+    optional,
+    read_table,
+    whole,
+)
 from lidcseg.errors import LidcsegError
-from lidcseg.io import read_json, read_rows
+from lidcseg.io import read_json
 
 
 class PackedSplit:
@@ -25,8 +36,8 @@ class PackedSplit:
         self.split = split
         self.images = _memory_map(packed_dir / f"{split}.images.npy")
         self.masks = _memory_map(packed_dir / f"{split}.masks.npy")
-        self.rows = read_rows(packed_dir / f"{split}.csv")
-        self.meta = read_json(packed_dir / "dataset.json")
+        self.rows = read_table(packed_dir / f"{split}.csv", SLICE_ROWS)
+        self.meta = read_meta(packed_dir)
         if not (len(self.images) == len(self.masks) == len(self.rows)):
             raise LidcsegError(
                 f"{packed_dir}: {split} has {len(self.images)} images, {len(self.masks)} masks "
@@ -54,8 +65,22 @@ def input_grid(packed_dir: str | os.PathLike) -> dict:
     """What a model trained on this data expects of a new scan (saved in model.pt for
     `lidcseg predict`): the voxel spacing (x, y, z mm), the slice size (rows, cols) and the
     lung window (centre, width)."""
-    meta = read_json(Path(packed_dir) / "dataset.json")
+    meta = read_meta(packed_dir)
     return {k: meta.get(k) for k in ("spacing_mm", "image_shape", "window")}
+
+
+# dataset.json's grid, None where the packed slices had none (an empty split, say)
+META = {
+    "spacing_mm": may_lack(optional(numbers(3))),
+    "image_shape": may_lack(optional(listed(at_least(whole, 1), 2))),
+    "window": may_lack(optional(numbers(2))),
+}
+
+
+def read_meta(packed_dir: str | os.PathLike) -> dict:
+    """dataset.json of ``packed_dir``, its grid checked: it becomes a model file's grid."""
+    path = Path(packed_dir) / "dataset.json"
+    return check_fields(read_json(path), path, META, "the packed dataset's record")
 
 
 def _memory_map(path: Path) -> np.ndarray:

@@ -132,9 +132,10 @@ def extract_to_files(
 ) -> int:
     """`lidcseg extract`: slices to ``out_npz`` and rows to the .csv beside it;
     returns the count."""
-    from lidcseg.io import load_nifti, read_rows
+    from lidcseg.core.records import NODULE_TABLE, at_least, cell, read_table, whole
+    from lidcseg.io import load_nifti
 
-    nodules = read_rows(nodules_path)
+    nodules = read_table(nodules_path, NODULE_TABLE | {"n_readers": cell(at_least(whole, 1))})
     patient = patient_id or (
         nodules[0]["patient_id"] if nodules else Path(out_npz).name.split(".")[0]
     )

@@ -21,6 +21,7 @@ from pathlib import Path
 import numpy as np
 
 from lidcseg.config import SplitConfig
+from lidcseg.core.records import SLICE_ROWS, check_rows
 from lidcseg.core.sizes import size_label
 from lidcseg.data.dataset.slices import SLICE_FIELDS
 from lidcseg.errors import LidcsegError
@@ -92,7 +93,7 @@ def pack(
     shape = _slice_shape(slices_dir, sorted(assignment))
     for split in SPLITS:
         patients = sorted(p for p, s in assignment.items() if s == split)
-        rows = [row for p in patients for row in read_rows(slices_dir / f"{p}.csv")]
+        rows = [row for p in patients for row in _slice_rows(slices_dir / f"{p}.csv")]
         facts = _pack_arrays(patients, len(rows), shape, slices_dir, out_dir, split)
         record.update({k: v for k, v in facts.items() if v is not None})
         write_rows(rows, out_dir / f"{split}.csv", SLICE_FIELDS)
@@ -166,7 +167,7 @@ def split_to_files(
     """`lidcseg split`: split.csv, and packed/ with the arrays and dataset.json; the size
     strata are the evaluation's groups (``evaluate.size_bins_mm``)."""
     slices_dir, out_dir = Path(slices_dir), Path(out_dir)
-    rows = {p: read_rows(slices_dir / f"{p}.csv") for p in patients}
+    rows = {p: _slice_rows(slices_dir / f"{p}.csv") for p in patients}
     with_slices = {p: max(float(r["diameter_mm"] or 0) for r in rs) for p, rs in rows.items() if rs}
     s = settings
     assignment = split_patients(
@@ -209,3 +210,9 @@ def write_split_table(
 
 def write_dataset_json(record: dict, meta: dict, path: str | os.PathLike) -> None:
     write_json({**meta, **record}, path)
+
+
+def _slice_rows(path: Path) -> list[dict]:
+    """extract's rows of one patient, each field checked (a row split cannot read is named
+    before any array is packed)."""
+    return check_rows(read_rows(path), path, SLICE_ROWS)
