@@ -23,7 +23,7 @@ import torch
 from lidcseg import staging
 from lidcseg.cli import main
 from lidcseg.errors import LidcsegError
-from lidcseg.io import read_json, read_rows, sidecar, write_json
+from lidcseg.io import read_json, read_rows, sidecar, write_json, write_rows
 from lidcseg.training.checkpoints import Checkpoint
 from tests.support.metrics_files import metrics_file
 from tests.support.packed import tiny_settings, write_packed
@@ -251,3 +251,69 @@ def test_a_fifo_among_the_predictions_is_refused_not_waited_on(tmp_path, capsys)
         signal.signal(signal.SIGALRM, previous)
     _one_line(capsys, f"{fifo}: not a regular file")
     assert not (tmp_path / "m.json").exists()
+
+
+# -- split's rows against the arrays they describe ---------------------------------------------
+
+PATIENTS = [f"LIDC-IDRI-000{k}" for k in range(1, 5)]
+
+
+def _slices(root, size=16, n=2):
+    """extract's outputs of four patients: n slices each, nodule 1 in every slice."""
+    from lidcseg.data.dataset.slices import save_slices
+
+    for k, patient in enumerate(PATIENTS):
+        masks = np.zeros((n, size, size), np.uint8)
+        masks[:, 4:8, 4:8] = 1
+        rows = [
+            {"patient_id": patient, "slice": s, "nodules": "1", "diameter_mm": 4.0 + k}
+            for s in range(n)
+        ]
+        images = np.full((n, size, size), 0.5, np.float16)
+        npz, csv = root / f"{patient}.npz", root / f"{patient}.csv"
+        save_slices(images, masks, rows, npz, csv, spacing_mm=(0.7, 0.7, 2.0), window=(-600, 1500))
+    return root
+
+
+def _break(root, how):
+    """One patient's rows or arrays made not to describe each other; returns the named file."""
+    from lidcseg.data.dataset.slices import SLICE_FIELDS
+
+    table, arrays = root / f"{PATIENTS[1]}.csv", root / f"{PATIENTS[1]}.npz"
+    rows = read_rows(table)
+    if how == "an extra row":
+        rows.append({**rows[-1], "slice": "2"})
+    elif how == "a row of another patient":
+        rows[1]["patient_id"] = PATIENTS[0]
+    elif how == "a nodule the mask does not hold":
+        rows[0]["nodules"] = "1;7"
+    elif how == "slices of another size":
+        with np.load(arrays) as data:
+            parts = dict(data)
+        parts.update(images=np.zeros((2, 8, 8), np.float16), masks=np.ones((2, 8, 8), np.uint8))
+        np.savez(arrays, **parts)
+        return arrays
+    write_rows(rows, table, SLICE_FIELDS)
+    return table
+
+
+@pytest.mark.parametrize(
+    "how",
+    [
+        "an extra row",
+        "a row of another patient",
+        "a nodule the mask does not hold",
+        "slices of another size",
+    ],
+)
+def test_split_refuses_rows_that_do_not_describe_their_arrays(tmp_path, capsys, how):
+    slices = _slices(tmp_path / "slices")
+    out = tmp_path / "dataset"
+    argv = ["split", str(slices), str(out), "--patients", *PATIENTS, "--settings", CONFIG]
+    assert main(argv) == 0  # the valid cohort splits
+    shutil.rmtree(out)
+    named = _break(slices, how)
+    assert main(argv) == 2
+    _one_line(capsys, f"{named}")
+    assert not out.exists() or not any(out.iterdir())
+    assert _hidden(tmp_path) == []  # no staging, mark or lock left

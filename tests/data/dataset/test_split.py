@@ -83,7 +83,7 @@ def test_pack_writes_memory_maps_that_training_reads(tmp_path):
     for patient, n in sizes.items():
         images = rng.random((n, 8, 6)).astype(np.float16)
         masks = (rng.random((n, 8, 6)) > 0.7).astype(np.uint8) * 2
-        rows = [{"patient_id": patient, "slice": k} for k in range(n)]
+        rows = [{"patient_id": patient, "slice": k, "nodules": "2"} for k in range(n)]
         save_slices(
             images,
             masks,

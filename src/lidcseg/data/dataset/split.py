@@ -93,8 +93,9 @@ def pack(
     shape = _slice_shape(slices_dir, sorted(assignment))
     for split in SPLITS:
         patients = sorted(p for p, s in assignment.items() if s == split)
-        rows = [row for p in patients for row in _slice_rows(slices_dir / f"{p}.csv")]
-        facts = _pack_arrays(patients, len(rows), shape, slices_dir, out_dir, split)
+        by_patient = {p: _slice_rows(slices_dir / f"{p}.csv") for p in patients}
+        rows = [row for p in patients for row in by_patient[p]]
+        facts = _pack_arrays(by_patient, shape, slices_dir, out_dir, split)
         record.update({k: v for k, v in facts.items() if v is not None})
         write_rows(rows, out_dir / f"{split}.csv", SLICE_FIELDS)
         record["splits"][split] = {"patients": patients, "slices": len(rows)}
@@ -109,18 +110,25 @@ def _slice_shape(slices_dir: Path, patients: list[str]) -> tuple[int, int]:
 
 
 def _pack_arrays(
-    patients: list[str], n: int, shape: tuple[int, int], slices_dir: Path, out_dir: Path, split: str
+    by_patient: dict[str, list[dict]],
+    shape: tuple[int, int],
+    slices_dir: Path,
+    out_dir: Path,
+    split: str,
 ) -> dict:
-    """Fill (n, rows, cols) arrays patient by patient, without holding a split in memory;
-    return the facts the slices carry (shape, spacing, window)."""
+    """Fill (n, rows, cols) arrays patient by patient, without holding a split in memory,
+    each patient's arrays checked against its rows; return the facts the slices carry
+    (shape, spacing, window)."""
+    n = sum(len(rows) for rows in by_patient.values())
     facts: dict = {"image_shape": list(shape), "spacing_mm": None, "window": None}
     targets = {
         name: _open(out_dir / f".tmp-{split}.{name}.npy", dtype, (n, *shape))
         for name, dtype in (("images", np.float16), ("masks", np.uint8))
     }
     offset = 0
-    for patient in patients:
+    for patient, rows in by_patient.items():
         images, masks, spacing_mm, window = _read_slices(slices_dir / f"{patient}.npz")
+        check_side_table(slices_dir / f"{patient}.npz", images, masks, rows, patient, shape)
         facts.update(spacing_mm=spacing_mm, window=window)
         targets["images"][offset : offset + len(images)] = images
         targets["masks"][offset : offset + len(masks)] = masks
@@ -129,6 +137,35 @@ def _pack_arrays(
         del targets[name]  # flush the memory map
         os.replace(out_dir / f".tmp-{split}.{name}.npy", out_dir / f"{split}.{name}.npy")
     return facts
+
+
+def check_side_table(
+    path: Path, images: np.ndarray, masks: np.ndarray, rows: list[dict], patient: str, shape
+) -> None:
+    """extract's rows describe its arrays slice for slice (row k is image k): as many rows
+    as images, images and masks of the cohort's one (rows, cols), every row the patient's, and
+    each row's nodule ids those its mask holds. Else split would attach a row to another
+    slice's image, or to a blank one past the end, and the strata and scores would follow."""
+    table = path.with_suffix(".csv")
+    if images.ndim != 3 or masks.shape != images.shape or images.shape[1:] != tuple(shape):
+        raise LidcsegError(
+            f"{path}: images {images.shape} and masks {masks.shape}; the cohort's slices are "
+            f"{tuple(shape)}"
+        )
+    if len(rows) != len(images):
+        raise LidcsegError(f"{table}: {len(rows)} rows for the {len(images)} slices of {path}")
+    for k, row in enumerate(rows):
+        held = (np.flatnonzero(np.bincount(masks[k].ravel(), minlength=1)[1:]) + 1).tolist()
+        try:
+            listed = sorted(int(i) for i in str(row.get("nodules")).split(";") if i)
+        except ValueError:
+            listed = None
+        if row.get("patient_id") != patient or listed != held:
+            raise LidcsegError(
+                f"{table}, row {k + 1}: patient {row.get('patient_id')!r}, nodules "
+                f"{row.get('nodules')!r}, but slice {k} of {path} is {patient}'s with nodules "
+                f"{';'.join(map(str, held))!r}"
+            )
 
 
 def _read_slices(path: Path) -> tuple[np.ndarray, np.ndarray, list, list]:
