@@ -5,9 +5,12 @@
 
 Prints (1) ``loader images/s per worker`` for 512 x 512 slices: one loader worker slicing the
 packed arrays and drawing each sample's augmentation (training/augment.py); the pixels are
-augmented on the training device, measured as (2) ``augment images/s``; (3) images/s of the
-configured training step (``TrainingStep``: device augmentation, forward, loss, backward,
-update, with the config's determinism) for each variant at the config's crop; (4)
+augmented on the training device, measured as (2) ``augment images/s``; (2b) ``resident
+split images/s``: what ``execution.train.resident_split`` delivers (the split held on the
+device, each batch drawn and gathered there); (3) images/s of the configured
+training step (``TrainingStep``: device augmentation, forward, loss, backward, update and
+the weights' average, with the config's determinism) for each variant at the config's
+crop; (4)
 ``train images/s (<variant>, 512)`` for full 512 x 512 slices with the paper's ResNet-34 at
 batch 2 (``--paper-batch``), and the wall time that implies for the paper run. Needs the
 packed dataset (run the workflow first) or uses a made-up one. The functions here are what
@@ -33,7 +36,15 @@ from lidcseg.core.runtime import memory_format, pick_device, seed_everything  # 
 from lidcseg.data.dataset.packed import PackedSplit  # noqa: E402
 from lidcseg.models.registry import variants_from_config  # noqa: E402
 from lidcseg.models.unet import build_model  # noqa: E402
-from lidcseg.training.augment import EpochSampler, TrainingSamples, augment_batch, seed_worker  # noqa: E402
+from lidcseg.training.augment import (  # noqa: E402
+    EpochSampler,
+    ResidentSamples,
+    ResidentSplit,
+    TrainingSamples,
+    augment_batch,
+    seed_worker,
+)
+from lidcseg.training.averaging import WeightAverage  # noqa: E402
 from lidcseg.training.schedule import make_optimizer  # noqa: E402
 from lidcseg.training.train import TrainingStep  # noqa: E402
 
@@ -127,7 +138,9 @@ def step_rate(
     )
     optimizer = make_optimizer(model.parameters(), t, fused=device.type == "cuda")
     scaler = torch.amp.GradScaler("cuda", enabled=device.type == "cuda" and t.amp == "fp16")
-    step = TrainingStep(model.train(), optimizer, scaler, device, t)
+    # the weights' average is part of every training step, so of every figure
+    average = WeightAverage(model, t.weight_average)
+    step = TrainingStep(model.train(), optimizer, scaler, device, t, average)
     batch = one_batch(split, t, t.batch_size, device)
     if device.type == "cuda":
         torch.cuda.reset_peak_memory_stats()
@@ -135,6 +148,8 @@ def step_rate(
     step(batch, 1e-4)
     _synchronize(device)
     first = time.perf_counter() - start
+    # the first backward's gradients: where a compiled graph's NaN shows (CBAM's amax did)
+    non_finite = [n for n, p in model.named_parameters() if not _finite(p.grad)]
     for _ in range(warmup - 1):
         step(batch, 1e-4)
     _synchronize(device)
@@ -150,7 +165,35 @@ def step_rate(
         "first_step_s": first,
         "peak_gib": peak,
         "loss_finite": bool(torch.isfinite(loss)),
+        "first_backward_non_finite": len(non_finite),
+        "weight_average": t.weight_average,
     }
+
+
+def _finite(tensor) -> bool:
+    return tensor is None or bool(torch.isfinite(tensor).all())
+
+
+def resident_rate(split: PackedSplit, t: TrainConfig, device: torch.device, seconds=3.0) -> float:
+    """Images/s the resident split delivers on ``device`` (execution.train.resident_split):
+    the loader's draws in this process, then the pixels gathered there; what the loader
+    workers' rate is compared with (the augmentation after it is the same either way and
+    measured by ``augment_rate``)."""
+    resident = ResidentSplit(split, device)
+    samples = ResidentSamples(
+        split, 0, t.image_scale, t.patch_size, t.foreground_fraction, t.augment
+    )
+    sampler = EpochSampler(len(samples), 0)
+    loader = DataLoader(samples, batch_size=t.batch_size, sampler=sampler)
+    seen, started, epoch = 0, time.perf_counter(), 0
+    while time.perf_counter() - started < seconds:
+        sampler.set_epoch(epoch)
+        for batch in loader:
+            images, _ = resident.gather(batch[0])
+            seen += len(images)
+        epoch += 1
+    _synchronize(device)
+    return seen / (time.perf_counter() - started)
 
 
 def paper_models(config) -> dict:
@@ -215,6 +258,10 @@ def main() -> None:
     print(
         f"augment images/s ({device}, {tuple(whole.patch_size)}): "
         f"{augment_rate(split, whole, device):.0f}"
+    )
+    print(
+        f"resident split images/s ({device}, draws + gather, "
+        f"{tuple(whole.patch_size)}): {resident_rate(split, whole, device):.0f}"
     )
 
     print(

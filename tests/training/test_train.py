@@ -74,11 +74,11 @@ def test_same_seed_same_weights(packed, uninterrupted, tmp_path):
 
 def test_a_resident_split_trains_the_same_weights(packed, uninterrupted, tmp_path, monkeypatch):
     """execution.train.resident_split changes where the pixels wait, not the batches."""
-    import lidcseg.training.train as train_module
+    import lidcseg.training.augment as augment
 
     held = []
     monkeypatch.setattr(
-        train_module, "ResidentSplit", lambda *a: held.append(ResidentSplit(*a)) or held[-1]
+        augment, "ResidentSplit", lambda *a: held.append(ResidentSplit(*a)) or held[-1]
     )
     run_training(make_job(packed, tmp_path, resident_split=True))
     assert len(held) == 1  # the job did hold its split

@@ -28,7 +28,7 @@ import math
 import numpy as np
 import torch
 import torch.nn.functional as F
-from torch.utils.data import Dataset, Sampler
+from torch.utils.data import DataLoader, Dataset, Sampler
 
 from lidcseg.config import AugmentConfig
 from lidcseg.core.scaling import scale_image, scaled_size
@@ -155,6 +155,11 @@ class TrainingSamples(Dataset):
         )
 
 
+# slices copied to the device (or scanned for nodules) at a time, so that the host never
+# holds a second whole copy of the split
+RESIDENT_CHUNK = 256
+
+
 class ResidentSplit:
     """A training split held whole on the training device: ``images`` (n, rows, cols) float16
     and ``masks`` (n, rows, cols) bool, copied once from the packed arrays.
@@ -164,14 +169,12 @@ class ResidentSplit:
     on a GPU host and did not scale past one worker, a third of what the GPU trains on; the
     paper's split is ~5 GB (float16 images, bool masks) on a 141 GB card."""
 
-    CHUNK = 256  # slices copied at a time, so the host never holds a second whole copy
-
     def __init__(self, split: PackedSplit, device: torch.device):
         n, rows, cols = split.images.shape
         self.images = torch.empty((n, rows, cols), dtype=torch.float16, device=device)
         self.masks = torch.empty((n, rows, cols), dtype=torch.bool, device=device)
-        for start in range(0, n, self.CHUNK):
-            part = slice(start, min(start + self.CHUNK, n))
+        for start in range(0, n, RESIDENT_CHUNK):
+            part = slice(start, min(start + RESIDENT_CHUNK, n))
             self.images[part] = torch.from_numpy(np.array(split.images[part], dtype=np.float16))
             self.masks[part] = torch.from_numpy(np.asarray(split.masks[part]) > 0)
 
@@ -192,8 +195,8 @@ class ResidentSamples(TrainingSamples):
         super().__init__(split, *args, **kwargs)
         self.nodules = [
             np.flatnonzero(mask)
-            for start in range(0, len(split), ResidentSplit.CHUNK)
-            for mask in np.asarray(split.masks[start : start + ResidentSplit.CHUNK])
+            for start in range(0, len(split), RESIDENT_CHUNK)
+            for mask in np.asarray(split.masks[start : start + RESIDENT_CHUNK])
         ]
 
     def __getitem__(self, key: tuple[int, int]) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
@@ -229,6 +232,33 @@ def augment_batch(
     if channels_last:
         images = images.contiguous(memory_format=torch.channels_last)
     return images, masks
+
+
+def training_loader(
+    split: PackedSplit, seed: int, train, device: torch.device
+) -> tuple[DataLoader, EpochSampler, ResidentSplit | None]:
+    """A training job's loader of ``split`` (``train``: a TrainRun), its sampler, and the
+    split held on ``device`` when ``train.resident_split`` (the loader then only draws each
+    sample's random numbers, microseconds, in the job's own process; the same batches)."""
+    resident = ResidentSplit(split, device) if train.resident_split else None
+    samples = (ResidentSamples if resident else TrainingSamples)(
+        split, seed, train.image_scale, train.patch_size, train.foreground_fraction, train.augment
+    )
+    sampler = EpochSampler(len(samples), seed)
+    workers = 0 if resident else train.workers
+    loader = DataLoader(
+        samples,
+        batch_size=train.batch_size,
+        sampler=sampler,
+        num_workers=workers,
+        persistent_workers=workers > 0,
+        pin_memory=device.type == "cuda" and not resident,
+        worker_init_fn=seed_worker,
+        # Whole batches only: a last batch of one slice stops BAM's batch norm on its 1 x 1
+        # map; the order is shuffled every epoch, so every slice still takes part.
+        drop_last=len(samples) >= train.batch_size,
+    )
+    return loader, sampler, resident
 
 
 def seed_worker(worker_id: int) -> None:

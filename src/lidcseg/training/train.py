@@ -25,7 +25,6 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import torch
-from torch.utils.data import DataLoader
 from tqdm import tqdm
 
 from lidcseg.config import ModelsConfig, TrainConfig
@@ -41,13 +40,7 @@ from lidcseg.errors import ConfigError, LidcsegError
 from lidcseg.io import write_json, write_rows
 from lidcseg.models.registry import Variant, variants_from_config
 from lidcseg.models.unet import build_model
-from lidcseg.training.augment import (
-    EpochSampler,
-    ResidentSamples,
-    ResidentSplit,
-    TrainingSamples,
-    seed_worker,
-)
+from lidcseg.training.augment import training_loader
 from lidcseg.training.averaging import WeightAverage
 from lidcseg.training.checkpoints import (
     Checkpoint,
@@ -164,31 +157,7 @@ def run_training(job: TrainingJob) -> dict:
     scaler = torch.amp.GradScaler("cuda", enabled=device.type == "cuda" and train.amp == "fp16")
     average = WeightAverage(model, train.weight_average)
     state = resume_or_start(job.checkpoint, job.fingerprint(), model, optimizer, scaler, average)
-    # resident_split: the pixels stay on the device and the loader only draws each sample's
-    # random numbers (microseconds), in this process; the same batches either way
-    resident = ResidentSplit(train_split, device) if train.resident_split else None
-    samples = (ResidentSamples if resident else TrainingSamples)(
-        train_split,
-        job.seed,
-        train.image_scale,
-        train.patch_size,
-        train.foreground_fraction,
-        train.augment,
-    )
-    sampler = EpochSampler(len(samples), job.seed)
-    # Whole batches only: a last batch of one slice stops BAM's batch norm on its 1 x 1 map;
-    # the order is shuffled every epoch, so every slice still takes part.
-    drop_last = len(samples) >= train.batch_size
-    loader = DataLoader(
-        samples,
-        batch_size=train.batch_size,
-        sampler=sampler,
-        num_workers=0 if resident else train.workers,
-        persistent_workers=train.workers > 0 and not resident,
-        pin_memory=device.type == "cuda" and not resident,
-        worker_init_fn=seed_worker,
-        drop_last=drop_last,
-    )
+    loader, sampler, resident = training_loader(train_split, job.seed, train, device)
     step = TrainingStep(model, optimizer, scaler, device, train, average, resident)
     epochs = EpochDriver(job, step, len(loader))
     with PreemptionGuard() as guard:
