@@ -145,3 +145,26 @@ def test_official_cbam_has_the_mlp_biases_and_a_batch_norm():
         "channel.mlp.0.bias",
         "spatial.norm.weight",
     }
+
+
+@pytest.mark.parametrize("residual", [True, False])
+@pytest.mark.parametrize("formula", ["uncertainty", "gradient", "blur"])
+def test_rb_fusion_without_concat_is_the_same_fusion(formula, residual):
+    """forward_without_concat (the rewrite the GPU check times) equals eq. (9)'s form,
+    forward and backward, in float64."""
+    from lidcseg.models.blocks.rbcbam import ReverseBoundaryFusion
+
+    torch.manual_seed(0)
+    block = ReverseBoundaryFusion(6, boundary_formula=formula, boundary_residual=residual)
+    block = block.double().train()
+    x = torch.randn(2, 6, 9, 9, dtype=torch.float64, requires_grad=True)
+    probability = torch.rand(2, 1, 9, 9, dtype=torch.float64)
+    results = []
+    for form in (block.forward, block.forward_without_concat):
+        x.grad = None
+        block.zero_grad()
+        out = form(x, probability)
+        out.square().sum().backward()
+        results.append((out.detach(), x.grad.clone(), block.reduce[0].weight.grad.clone()))
+    for expected, got in zip(*results):
+        torch.testing.assert_close(got, expected, rtol=1e-12, atol=1e-12)
