@@ -120,6 +120,21 @@ def augment_rate(
     return repeats * t.batch_size / (time.perf_counter() - start)
 
 
+def build_step(variant, models: dict, split: PackedSplit, t: TrainConfig, device: torch.device):
+    """(the training loop's ``TrainingStep`` for ``variant`` with random weights, one loader
+    batch), seeded: what the rates and profiles time."""
+    seed_everything(0, t.deterministic, t.threads)
+    model = build_model(variant, {**models, "encoder_weights": None}).to(
+        device, memory_format=memory_format(t.channels_last)
+    )
+    optimizer = make_optimizer(model.parameters(), t, fused=device.type == "cuda")
+    scaler = torch.amp.GradScaler("cuda", enabled=device.type == "cuda" and t.amp == "fp16")
+    # the weights' average is part of every training step, so of every figure
+    average = WeightAverage(model, t.weight_average)
+    step = TrainingStep(model.train(), optimizer, scaler, device, t, average)
+    return step, one_batch(split, t, t.batch_size, device)
+
+
 def step_rate(
     variant,
     models: dict,
@@ -132,16 +147,8 @@ def step_rate(
     """Images/s of ``TrainingStep`` (the training loop's step) on one loader batch, repeated;
     the host waits for the device only before and after the timed steps, as training does.
     Returns images/s, seconds of the first step (compilation, autotuning) and peak GPU GiB."""
-    seed_everything(0, t.deterministic, t.threads)
-    model = build_model(variant, {**models, "encoder_weights": None}).to(
-        device, memory_format=memory_format(t.channels_last)
-    )
-    optimizer = make_optimizer(model.parameters(), t, fused=device.type == "cuda")
-    scaler = torch.amp.GradScaler("cuda", enabled=device.type == "cuda" and t.amp == "fp16")
-    # the weights' average is part of every training step, so of every figure
-    average = WeightAverage(model, t.weight_average)
-    step = TrainingStep(model.train(), optimizer, scaler, device, t, average)
-    batch = one_batch(split, t, t.batch_size, device)
+    step, batch = build_step(variant, models, split, t, device)
+    model = step.model
     if device.type == "cuda":
         torch.cuda.reset_peak_memory_stats()
     start = time.perf_counter()
