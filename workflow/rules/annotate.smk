@@ -20,9 +20,11 @@ rule annotate:
     resources:
         mem_mb=2000,
         runtime=10,
+        execution=EXECUTION,
     params:
         patient_dir=patient_dir,
         settings=settings("annotate"),
     shell:
         "lidcseg annotate {params.patient_dir:q} {output.mask:q} --reference {input.reference:q}"
-        " --settings {params.settings:q} > {log:q} 2>&1"
+        " --settings {params.settings:q}"
+        " --execution {resources.execution:q} > {log:q} 2>&1"

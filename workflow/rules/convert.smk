@@ -16,13 +16,15 @@ rule inspect:
     resources:
         mem_mb=1500,
         runtime=10,
+        execution=EXECUTION,
     params:
         patient_dir=lambda wildcards: os.path.join(RAW, wildcards.patient),
         absent=absent_reason,
         settings=settings("convert"),
     shell:
         "lidcseg inspect {params.patient_dir:q} {output.record:q} --patient {wildcards.patient:q}"
-        " --absent={params.absent:q} --settings {params.settings:q} > {log:q} 2>&1"
+        " --absent={params.absent:q} --settings {params.settings:q}"
+        " --execution {resources.execution:q} > {log:q} 2>&1"
 
 
 checkpoint screen:
@@ -57,9 +59,11 @@ rule convert:
     resources:
         mem_mb=2000,
         runtime=10,
+        execution=EXECUTION,
     params:
         patient_dir=patient_dir,
         settings=settings("convert"),
     shell:
         "lidcseg convert {params.patient_dir:q} {output.volume:q} --info {output.info:q}"
-        " --settings {params.settings:q} > {log:q} 2>&1"
+        " --settings {params.settings:q}"
+        " --execution {resources.execution:q} > {log:q} 2>&1"

@@ -17,11 +17,13 @@ rule extract:
     resources:
         mem_mb=2000,
         runtime=10,
+        execution=EXECUTION,
     params:
         settings=settings("extract"),
     shell:
         "lidcseg extract {input.image:q} {input.mask:q} {input.nodules:q} {output.slices:q}"
-        " --patient {wildcards.patient:q} --settings {params.settings:q} > {log:q} 2>&1"
+        " --patient {wildcards.patient:q} --settings {params.settings:q}"
+        " --execution {resources.execution:q} > {log:q} 2>&1"
 
 
 rule archive_flow:

@@ -20,8 +20,10 @@ rule resample:
     resources:
         mem_mb=3000,
         runtime=10,
+        execution=EXECUTION,
     params:
         settings=settings("resample"),
     shell:
         "lidcseg resample {input.volume:q} {output.image:q} --mask {input.mask:q} {output.mask:q}"
-        " --transform {output.grid:q} --settings {params.settings:q} > {log:q} 2>&1"
+        " --transform {output.grid:q} --settings {params.settings:q}"
+        " --execution {resources.execution:q} > {log:q} 2>&1"

@@ -13,7 +13,6 @@ from __future__ import annotations
 import argparse
 import logging
 import math
-import re
 from pathlib import Path
 
 log = logging.getLogger("lidcseg")
@@ -122,14 +121,16 @@ def whole_in(low: int, high: int):
     return parse
 
 
-PLAIN_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_-]*")
-
-
 def plain_name(text: str) -> str:
-    """An argparse type: a name that becomes part of a folder's name, so letters, digits,
-    '_' and '-' only (no '/' or '..' to lead the folder elsewhere)."""
-    if not PLAIN_NAME.fullmatch(text):
-        raise argparse.ArgumentTypeError(f"{text!r} is not a plain name (letters, digits, _ and -)")
+    """An argparse type: a name that becomes part of a folder's name, by the one rule for
+    such names (lidcseg.errors.SAFE_NAME: no '/' or leading '.' to lead the folder elsewhere)."""
+    from lidcseg.errors import SAFE_NAME
+
+    if not SAFE_NAME.fullmatch(text):
+        raise argparse.ArgumentTypeError(
+            f"{text!r} cannot name a folder (1-64 letters, digits, '.', '_' or '-', starting "
+            "with a letter or digit)"
+        )
     return text
 
 

@@ -11,6 +11,12 @@ COMMANDS = ("annotate", "resample", "extract")
 
 
 def add_commands(stages) -> None:
+    _add_annotate(stages)
+    _add_resample(stages)
+    _add_extract(stages)
+
+
+def _add_annotate(stages) -> None:
     p = command(
         stages,
         "annotate",
@@ -23,6 +29,7 @@ def add_commands(stages) -> None:
         "series works. A series pylidc cannot annotate gets an empty map and status 'failed' in "
         "the summary; the command still succeeds.",
         settings=("annotate",),
+        execution=True,
     )
     p.add_argument("series_dir", type=Path)
     p.add_argument("out_mask", type=Path)
@@ -32,6 +39,9 @@ def add_commands(stages) -> None:
         help="the HU NIfTI convert wrote for this series: take the grid from its header instead of "
         "reading the series (which needs the convert section in --settings)",
     )
+
+
+def _add_resample(stages) -> None:
     p = command(
         stages,
         "resample",
@@ -41,6 +51,7 @@ def add_commands(stages) -> None:
         "and record the exact index transform as JSON. --mask resamples label masks onto the same "
         "grid; --grid reuses a recorded transform instead of planning one.",
         settings=("resample",),
+        execution=True,
     )
     p.add_argument("in_nifti", type=Path)
     p.add_argument("out_nifti", type=Path)
@@ -53,6 +64,9 @@ def add_commands(stages) -> None:
     p.add_argument(
         "--mask", type=Path, nargs=2, action="append", default=[], metavar=("MASK_IN", "MASK_OUT")
     )
+
+
+def _add_extract(stages) -> None:
     p = command(
         stages,
         "extract",
@@ -62,6 +76,7 @@ def add_commands(stages) -> None:
         "apply the lung window and normalise to [0, 1]; write OUT_NPZ (images float16, masks uint8 "
         "nodule ids) and one CSV row per slice (OUT_NPZ's name with .csv).",
         settings=("extract",),
+        execution=True,
     )
     p.add_argument("image", type=Path)
     p.add_argument("mask", type=Path)

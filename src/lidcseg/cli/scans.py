@@ -20,6 +20,7 @@ def add_commands(stages) -> None:
         "`convert`, and write a JSON record: status accepted, or rejected with the reason "
         "naming the file. Exits 0 either way, so one bad scan does not stop a cohort.",
         settings=("convert",),
+        execution=True,
     )
     p.add_argument("series_dir", type=Path)
     p.add_argument("out_json", type=Path)
@@ -53,6 +54,7 @@ def add_commands(stages) -> None:
         "Convert SERIES_DIR (a series folder, or a patient folder above one) to an int16 HU "
         "NIfTI, slices sorted by z, with a JSON of what was found beside it.",
         settings=("convert",),
+        execution=True,
     )
     p.add_argument("series_dir", type=Path)
     p.add_argument("out_nifti", type=Path)
