@@ -180,7 +180,9 @@ class ResidentSplit:
 
     def gather(self, index: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         index = index.to(self.images.device, non_blocking=True)
-        return self.images[index], self.masks[index]
+        # index_select, not images[index]: the CPU's advanced indexing of float16 was 10x
+        # slower (7.5 against 0.7 ms for 16 slices of 512 x 512)
+        return self.images.index_select(0, index), self.masks.index_select(0, index)
 
 
 class ResidentSamples(TrainingSamples):
