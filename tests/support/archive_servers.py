@@ -32,6 +32,7 @@ import threading
 import time
 import uuid
 import zipfile
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
@@ -115,6 +116,9 @@ class Archive:
     part_bytes: int = 8 << 20  # and in parts of this size
     lock: threading.Lock = field(default_factory=threading.Lock)
     zips: dict = field(default_factory=dict)
+    # a hostile archive: a request whose path and query hold the marker (``getSeries``,
+    # ``list-type=2``) is answered by the function, which writes the whole answer itself
+    answers: dict[str, Callable[[BaseHTTPRequestHandler], None]] = field(default_factory=dict)
 
     def add(self, item: ServedSeries) -> None:
         self.series[item.series_uid] = item
@@ -146,6 +150,9 @@ class _Handler(BaseHTTPRequestHandler):
     def do_GET(self) -> None:
         with self.archive.lock:
             self.archive.requests.append((self.headers.get("Host", ""), self.path))
+        hostile = [answer for marker, answer in self.archive.answers.items() if marker in self.path]
+        if hostile:
+            return hostile[0](self)
         url = urlsplit(self.path)
         self.route(url.path, {k: v[0] for k, v in parse_qs(url.query).items()})
 

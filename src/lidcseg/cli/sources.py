@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import argparse
 from pathlib import Path
 
 from lidcseg.cli.base import at_least_one, command, execution_settings, log, sections
@@ -65,8 +66,33 @@ def _add_download(stages) -> None:
     which.add_argument(
         "--count", type=at_least_one, metavar="N", help="the first N patients of the collection"
     )
-    which.add_argument("--manifest", type=Path, help="the series of a TCIA .tcia manifest file")
-    p.add_argument("--out", type=Path, required=True, help="the raw folder (dataset.root)")
+    which.add_argument(
+        "--manifest", type=input_file, help="the series of a TCIA .tcia manifest file"
+    )
+    p.add_argument("--out", type=output_folder, required=True, help="the raw folder (dataset.root)")
+
+
+def input_file(text: str) -> Path:
+    """An argparse type: a file that exists, checked as the options are parsed, so a wrong
+    path is named (argparse names the option, exit 2) before the archive is contacted."""
+    path = Path(text)
+    if not path.is_file():
+        raise argparse.ArgumentTypeError(
+            f"{text}: {'a folder, not a file' if path.is_dir() else 'no such file'}"
+        )
+    return path
+
+
+def output_folder(text: str) -> Path:
+    """An argparse type: a folder, or a path where one can be made (no file in the way of it
+    or of a folder above it), checked before anything is fetched into it."""
+    path = Path(text)
+    for step in (path, *path.parents):
+        if step.exists():
+            if not step.is_dir():
+                raise argparse.ArgumentTypeError(f"{text}: {step} is a file, not a folder")
+            return path
+    return path
 
 
 def run_download(args) -> None:

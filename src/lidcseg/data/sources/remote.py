@@ -9,6 +9,8 @@
   waits at least that long, never more than ``execution.download.max_wait_s``.
 - Transfers stream to a file, count into a shared byte-level progress bar, and end in
   RetryableError when they stop short of their Content-Length.
+- Every answer is read against a cap (:mod:`lidcseg.data.sources.answers`): metadata within
+  a few MB, a series within what the archive lists for it; past it, refused, not retried.
 """
 
 from __future__ import annotations
@@ -27,8 +29,20 @@ import requests
 from tqdm import tqdm
 
 from lidcseg.config import DownloadExecution
+from lidcseg.data.sources.answers import (
+    content_length,
+    parse_json,
+    read_capped,
+    shown,
+    too_large,
+)
+from lidcseg.data.sources.failures import (  # noqa: F401 (re-exported: the download path's errors)
+    CorruptSeries,
+    DownloadError,
+    RetryableError,
+    reason_of,
+)
 from lidcseg.data.sources.route import Route
-from lidcseg.errors import LidcsegError
 
 log = logging.getLogger(__name__)
 
@@ -37,24 +51,6 @@ RETRYABLE_STATUS = frozenset({408, 429, 500, 502, 503, 504})
 RETRY_AFTER_STATUS = frozenset(
     {429, 503}
 )  # where RFC 9110 10.2.3 and RFC 6585 4 give Retry-After a meaning
-
-
-class DownloadError(LidcsegError):
-    """A series (or a query) that could not be fetched and verified; names what failed."""
-
-
-class RetryableError(DownloadError):
-    """A failure worth another try: a dropped connection, a timeout, HTTP 429 or 5xx.
-    ``retry_after_s``: how long the server asked us to wait, when it said."""
-
-    def __init__(self, message: str, retry_after_s: float | None = None):
-        super().__init__(message)
-        self.retry_after_s = retry_after_s
-
-
-class CorruptSeries(RetryableError):
-    """What arrived is not the series the archive lists: a damaged zip, a wrong MD5, files
-    missing. Worth another fetch: bytes get damaged in transit, proxies cut transfers short."""
 
 
 @dataclass(frozen=True)
@@ -125,10 +121,6 @@ def retrying(call: Callable[[], object], what: str, policy: RetryPolicy):
     raise AssertionError("unreachable")
 
 
-def reason_of(exc: Exception) -> str:
-    return str(exc).splitlines()[0][:300] if str(exc) else type(exc).__name__
-
-
 class RemoteClient:
     """HTTP(S) to one host only. ``base_url`` fixes scheme, host and port; every request
     is checked against them, and redirects are never followed to another host."""
@@ -178,22 +170,29 @@ class RemoteClient:
                 )
             if not response.ok:
                 response.close()
-                raise DownloadError(f"{what}: HTTP {response.status_code} from {response.url}")
+                raise DownloadError(
+                    f"{what}: HTTP {response.status_code} from {shown(response.url)}"
+                )
             return response
         raise DownloadError(f"{what}: too many redirects")
 
     def get_json(self, path: str, what: str, params: dict | None = None):
+        """A metadata answer as JSON, read within answers.METADATA_MAX_BYTES."""
+
         def call():
-            response = self.get(self.url(path), what, params)
-            try:
-                return response.json() if response.content.strip() else []
-            except ValueError as exc:
-                raise RetryableError(f"{what}: the answer is not JSON") from exc
+            response = self.get(self.url(path), what, params, stream=True)
+            return parse_json(read_capped(response, what), what, response.url)
 
         return retrying(call, what, self.policy)
 
     def get_text(self, path: str, what: str, params: dict | None = None) -> str:
-        return retrying(lambda: self.get(self.url(path), what, params).text, what, self.policy)
+        """A metadata answer as text, read within answers.METADATA_MAX_BYTES."""
+
+        def call():
+            response = self.get(self.url(path), what, params, stream=True)
+            return read_capped(response, what).decode(response.encoding or "utf-8", "replace")
+
+        return retrying(call, what, self.policy)
 
     def download(
         self,
@@ -203,17 +202,24 @@ class RemoteClient:
         progress: tqdm | None = None,
         params: dict | None = None,
         estimate: int | None = None,
+        *,
+        max_bytes: int,
     ) -> tuple[int, str]:
         """Stream ``url`` to ``dest`` once; return (bytes, MD5 hex). A transfer that ends
         short of its Content-Length, or of its last chunk, raises RetryableError: the
         caller's ``retrying`` around the whole fetch-and-verify decides on another attempt.
         (NBIA streams its zips chunked, without Content-Length; a zip cut off between
-        chunks by a proxy fails the zip's own checks.) ``estimate``, the size the progress
-        bar counted on, is corrected to the Content-Length when one comes, else to what came."""
+        chunks by a proxy fails the zip's own checks.) One that says or sends more than
+        ``max_bytes`` (answers.series_limit) is refused, and a write that fails (a full disk)
+        names ``dest``. ``estimate``, the size the progress bar counted on, is corrected to
+        the Content-Length when one comes, else to what came."""
         response = self.get(url, what, params, stream=True)
-        length = response.headers.get("Content-Length")
+        length = content_length(response, what)
+        if length is not None and length > max_bytes:
+            response.close()
+            raise too_large(what, shown(response.url), max_bytes, "this transfer")
         with _corrected_total(progress, estimate, length):
-            n_bytes, md5 = _stream_to(response, dest, what, progress)
+            n_bytes, md5 = _stream_to(response, dest, what, progress, max_bytes)
         if length is None and estimate:
             add_to_total(progress, n_bytes - estimate)
         return n_bytes, md5
@@ -232,10 +238,10 @@ def _origin(url: str) -> str:
 
 
 @contextmanager
-def _corrected_total(progress: tqdm | None, estimate: int | None, length: str | None):
+def _corrected_total(progress: tqdm | None, estimate: int | None, length: int | None):
     """The bar's total with this transfer's real size in place of its estimate (a TCIA zip
     is smaller than the series' FileSize), put back if the transfer fails."""
-    change = int(length) - estimate if progress is not None and estimate and length else 0
+    change = length - estimate if progress is not None and estimate and length else 0
     add_to_total(progress, change)
     try:
         yield
@@ -252,13 +258,15 @@ def add_to_total(progress: tqdm | None, change: int) -> None:
 
 
 def _stream_to(
-    response: requests.Response, dest: Path, what: str, progress: tqdm | None
+    response: requests.Response, dest: Path, what: str, progress: tqdm | None, max_bytes: int
 ) -> tuple[int, str]:
-    expected = response.headers.get("Content-Length")
+    expected = content_length(response, what)
     digest, written = hashlib.md5(), 0
     try:
         with response, open(dest, "wb") as out:
             for chunk in response.iter_content(CHUNK_BYTES):
+                if written + len(chunk) > max_bytes:
+                    raise too_large(what, shown(response.url), max_bytes, "this transfer")
                 out.write(chunk)
                 digest.update(chunk)
                 written += len(chunk)
@@ -269,14 +277,18 @@ def _stream_to(
         raise RetryableError(
             f"{what}: connection broken after {written:,} of {expected or '?'} bytes"
         ) from exc
+    except requests.RequestException:
+        _uncount(progress, written)
+        raise
+    except OSError as exc:  # requests' errors are OSErrors too: these are the file's own
+        _uncount(progress, written)
+        raise DownloadError(f"{what}: writing {dest}: {exc.strerror or exc}") from exc
     except BaseException:
         _uncount(progress, written)
         raise
-    if expected is not None and written != int(expected):
+    if expected is not None and written != expected:
         _uncount(progress, written)
-        raise RetryableError(
-            f"{what}: connection ended after {written:,} of {int(expected):,} bytes"
-        )
+        raise RetryableError(f"{what}: connection ended after {written:,} of {expected:,} bytes")
     return written, digest.hexdigest()
 
 

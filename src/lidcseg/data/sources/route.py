@@ -16,6 +16,7 @@ for a proxy that inspects TLS with its own CA; the environment's ``REQUESTS_CA_B
 from __future__ import annotations
 
 import logging
+import ssl
 from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import urlsplit, urlunsplit
@@ -72,6 +73,12 @@ class Route:
             return True
         if not Path(self.ca_bundle).is_file():
             raise ConfigError("execution.download.ca_bundle", f"{self.ca_bundle}: no such file")
+        try:  # read now, so a file that holds no certificate is named before any connection
+            ssl.create_default_context(cafile=self.ca_bundle)
+        except (ssl.SSLError, OSError, ValueError) as exc:
+            raise ConfigError(
+                "execution.download.ca_bundle", f"{self.ca_bundle}: no PEM certificates ({exc})"
+            ) from None
         return self.ca_bundle
 
 

@@ -22,15 +22,18 @@ from __future__ import annotations
 
 import csv
 import io
+import re
 import zipfile
 from pathlib import Path
 
 from lidcseg.config import TciaConfig
+from lidcseg.data.sources.answers import BYTE_COUNT, series_limit, shown
 from lidcseg.data.sources.remote import (
     CorruptSeries,
     DownloadError,
     RemoteClient,
     RetryPolicy,
+    reason_of,
     retrying,
 )
 from lidcseg.data.sources.route import Route
@@ -44,6 +47,9 @@ from lidcseg.data.sources.unzip import safe_extract
 
 KEPT_SUFFIXES = (".dcm",)
 MD5_LIST = "md5hashes.csv"
+MD5_LIST_MAX_BYTES = 4 << 20  # about 60 bytes a file: 70,000 files
+MD5_HEX = re.compile(r"[0-9a-f]{32}")
+MAX_INSTANCES = 100_000  # LIDC-IDRI's longest CT series has under 1,000 images
 NO_MD5 = "download.tcia.md5 is false: getImage sends no MD5 list"
 
 
@@ -67,9 +73,12 @@ class TciaSource:
         if patient_id:
             params["PatientID"] = patient_id
         what = f"listing the CT series of {patient_id or self.settings.collection}"
-        rows = self.client.get_json(f"{self.settings.api_version}/getSeries", what, params)
-        if not isinstance(rows, list):
-            raise DownloadError(f"{what}: unexpected answer from {self.origin} (not a list)")
+        path = f"{self.settings.api_version}/getSeries"
+        rows = self.client.get_json(path, what, params)
+        if not isinstance(rows, list) or not all(isinstance(row, dict) for row in rows):
+            raise DownloadError(
+                f"{what}: {shown(self.client.url(path))}: not a list of series entries"
+            )
         return [_remote_series(row, what) for row in rows if row.get("Modality", "CT") == "CT"]
 
     def fetch(self, series: RemoteSeries, work_dir: Path, progress=None) -> FetchedSeries:
@@ -86,6 +95,7 @@ class TciaSource:
         endpoint = "getImageWithMD5Hash" if self.settings.md5 else "getImage"
         zip_path = work_dir / "series.zip.part"
         url = self.client.url(f"{self.settings.api_version}/{endpoint}")
+        limit = series_limit(series.size_bytes)
         n_bytes, _ = self.client.download(
             url,
             zip_path,
@@ -93,10 +103,11 @@ class TciaSource:
             progress,
             {"SeriesInstanceUID": series.series_uid},
             estimate=series.size_bytes,
+            max_bytes=limit,
         )
         folder = empty_folder(work_dir / "files")
         extracted = safe_extract(
-            zip_path, folder, what, keep=lambda name: name.lower().endswith(KEPT_SUFFIXES)
+            zip_path, folder, what, lambda name: name.lower().endswith(KEPT_SUFFIXES), limit
         )
         if self.settings.md5:
             _check_md5(zip_path, extracted.md5, what)
@@ -113,32 +124,37 @@ class TciaSource:
 
 
 def _remote_series(row: dict, what: str) -> RemoteSeries:
-    try:
-        return RemoteSeries(
-            patient_id=row["PatientID"],
-            study_uid=row["StudyInstanceUID"],
-            series_uid=row["SeriesInstanceUID"],
-            n_instances=int(row["ImageCount"]),
-            size_bytes=int(row["FileSize"]) if row.get("FileSize") else None,
-            location=row["SeriesInstanceUID"],
+    """One getSeries entry, each field of the type NBIA sends (ids are strings, counts whole
+    numbers), so a wrong one is named here rather than failing later without a name."""
+    ids = ("PatientID", "StudyInstanceUID", "SeriesInstanceUID")
+    entry = repr(row)[:200]
+    for key in ids:
+        if not isinstance(row.get(key), str):
+            raise DownloadError(f"{what}: a series entry has no {key} string ({entry})")
+    count, size = _count(row.get("ImageCount")), _count(row.get("FileSize"))
+    if count is None or not 1 <= count <= MAX_INSTANCES:
+        raise DownloadError(
+            f"{what}: a series entry's ImageCount is not a count of 1-{MAX_INSTANCES} ({entry})"
         )
-    except (KeyError, TypeError, ValueError) as exc:
-        raise DownloadError(f"{what}: a series entry lacks {exc} ({row})") from exc
+    if size is None and row.get("FileSize") not in (None, ""):
+        raise DownloadError(f"{what}: a series entry's FileSize is not a byte count ({entry})")
+    patient, study, uid = (row[key] for key in ids)
+    return RemoteSeries(patient, study, uid, count, size or None, location=uid)
+
+
+def _count(value) -> int | None:
+    """A whole number >= 0 as NBIA writes one (a JSON number; digits in a string), or None."""
+    if isinstance(value, str) and BYTE_COUNT.fullmatch(value.strip()):
+        return int(value)
+    if isinstance(value, (int, float)) and not isinstance(value, bool) and value >= 0:
+        return int(value) if float(value).is_integer() else None
+    return None
 
 
 def _check_md5(zip_path: Path, extracted_md5: dict[str, str], what: str) -> None:
     """Every kept file's MD5 (computed while extracting) against the service's list; every
     DICOM file must be on it."""
-    with zipfile.ZipFile(zip_path) as archive:
-        if MD5_LIST not in archive.namelist():
-            raise CorruptSeries(
-                f"{what}: the zip has no {MD5_LIST} (asked for getImageWithMD5Hash)"
-            )
-        text = archive.read(MD5_LIST).decode("utf-8-sig")
-    listed = {
-        Path(row["Filename"].replace("\\", "/")).name: row["MD5Hash"].strip().lower()
-        for row in csv.DictReader(io.StringIO(text))
-    }
+    listed = _md5_list(zip_path, what)
     for name, md5 in sorted(extracted_md5.items()):
         expected = listed.get(name)
         if expected is None:
@@ -147,3 +163,29 @@ def _check_md5(zip_path: Path, extracted_md5: dict[str, str], what: str) -> None
             continue
         if md5 != expected:
             raise CorruptSeries(f"{what}: MD5 of {name} does not match the service's {MD5_LIST}")
+
+
+def _md5_list(zip_path: Path, what: str) -> dict[str, str]:
+    """File name -> MD5 hex of the zip's ``md5hashes.csv``: UTF-8 text of at most
+    MD5_LIST_MAX_BYTES, a ``Filename,MD5Hash`` header, a 32-hex-digit hash per row."""
+    with zipfile.ZipFile(zip_path) as archive:
+        if MD5_LIST not in archive.namelist():
+            raise CorruptSeries(
+                f"{what}: the zip has no {MD5_LIST} (asked for getImageWithMD5Hash)"
+            )
+        if archive.getinfo(MD5_LIST).file_size > MD5_LIST_MAX_BYTES:
+            raise DownloadError(f"{what}: {MD5_LIST} is over {MD5_LIST_MAX_BYTES:,} bytes")
+        data = archive.read(MD5_LIST)
+    try:
+        rows = list(csv.DictReader(io.StringIO(data.decode("utf-8-sig"))))
+        listed = {
+            Path(row["Filename"].replace("\\", "/")).name: row["MD5Hash"].strip().lower()
+            for row in rows
+        }
+    except (UnicodeDecodeError, csv.Error, KeyError, AttributeError) as exc:
+        raise DownloadError(
+            f"{what}: {MD5_LIST} is not a Filename,MD5Hash list ({reason_of(exc)})"
+        ) from None
+    if not all(MD5_HEX.fullmatch(md5) for md5 in listed.values()):
+        raise DownloadError(f"{what}: {MD5_LIST} holds a hash that is not 32 hex digits")
+    return listed

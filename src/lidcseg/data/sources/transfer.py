@@ -159,15 +159,15 @@ def download_cohort(
     def work(item: RemoteSeries) -> None:
         try:
             record = _fetch_and_place(item, root, fetch_one, progress, source, origin)
-        except DownloadError as exc:
-            log.error("%s", exc)
-            _discard(partial_folder(root, item))
-            with lock:
-                result.failed[item.series_uid] = str(exc)
-        else:
             with lock:
                 result.placed.append(record)
                 manifests.write_complete(item.patient_id)
+        except (DownloadError, OSError) as exc:  # OSError: a full or unwritable disk, named
+            failure = str(exc) if isinstance(exc, DownloadError) else _disk_failure(exc, item)
+            log.error("%s", failure)
+            _discard(partial_folder(root, item))
+            with lock:
+                result.failed[item.series_uid] = failure
 
     with progress, ThreadPoolExecutor(max_workers=max(1, parallel)) as pool:
         list(pool.map(work, todo))
@@ -223,6 +223,13 @@ def _fetch_and_place(
         fetched.n_bytes / 1e6 / max(seconds, 1e-6),
     )
     return record
+
+
+def _disk_failure(exc: OSError, series: RemoteSeries) -> str:
+    """One line for a file operation that failed while placing ``series``, naming the file
+    (the ones that stream bytes name theirs themselves: remote.py, unzip.py)."""
+    where = " -> ".join(str(name) for name in (exc.filename, exc.filename2) if name)
+    return f"{series.describe()}: {where or 'placing it'}: {exc.strerror or exc}"
 
 
 def _discard(work_dir: Path) -> None:
