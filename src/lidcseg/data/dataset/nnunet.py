@@ -26,6 +26,7 @@ own five random folds.
 from __future__ import annotations
 
 import os
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -102,15 +103,29 @@ def _write_cases(split: PackedSplit, cases: list[str], folder: Path, suffix: str
 def read_prediction(path: Path, shape: tuple[int, int]) -> np.ndarray:
     """A predicted label PNG (nnU-Net's output, or anyone's: 0 background, > 0 nodule) as a
     boolean slice of ``shape``; a missing, unreadable or misshapen file is named, as is one
-    that is not a regular file (a FIFO would block the read for ever: io.input_file)."""
+    that is not a regular file (a FIFO would block the read for ever: io.input_file). Its
+    size is checked from the header before a pixel is decoded, and an image past PIL's
+    decompression-bomb limit (Image.MAX_IMAGE_PIXELS, 89 million pixels) is refused in one
+    line rather than warned about or raised as a traceback: a prediction is a 512 x 512 slice."""
     from PIL import Image, UnidentifiedImageError
 
     input_file(path)
     try:
-        with Image.open(path) as image:
-            labels = np.asarray(image)
+        with warnings.catch_warnings():  # past PIL's warning limit is past ours too
+            warnings.simplefilter("error", Image.DecompressionBombWarning)
+            with Image.open(path) as image:
+                if image.size != (shape[1], shape[0]):  # the header's size, before decoding
+                    raise LidcsegError(
+                        f"{path}: {(image.height, image.width)} pixels, the test slice has "
+                        f"{tuple(shape)}"
+                    )
+                labels = np.asarray(image)
     except FileNotFoundError:
         raise
+    except (Image.DecompressionBombError, Image.DecompressionBombWarning) as error:
+        raise LidcsegError(
+            f"{path}: refused, past PIL's decompression-bomb limit ({error})"
+        ) from None
     except (UnidentifiedImageError, OSError, ValueError) as error:
         raise LidcsegError(
             f"{path}: not a readable label image ({type(error).__name__}: {error})"
