@@ -47,12 +47,12 @@ def test_a_header_declaring_terabytes_is_refused_before_reading(tmp_path, capsys
     ct = _header_only(tmp_path / "ct.nii.gz", (32767, 32767, 2000))
     out = tmp_path / "out"
     assert main(["resample", str(ct), str(out / "i.nii.gz"), "--settings", CONFIG]) == 2
-    _one_line(capsys, str(ct), "32767 x 32767 x 2000 int16", "memory limit of 8 GB")
+    _one_line(capsys, str(ct), "32767 x 32767 x 2000 int16", "memory limit of 2 GB")
     assert _nothing_in(out)
 
 
 def test_the_limit_comes_from_the_environment(tmp_path, capsys, monkeypatch):
-    """1024 x 1024 x 500 int16 (1 GB, inflated and read: 2 GB) passes 8 GB, not 1 GB."""
+    """1024 x 1024 x 500 int16 (1 GB, inflated and read: 2 GB) is refused at a 1 GB limit."""
     monkeypatch.setenv(budget.ENVIRONMENT, "1")
     ct = _header_only(tmp_path / "ct.nii.gz", (1024, 1024, 500))
     out = tmp_path / "out"
@@ -131,8 +131,9 @@ def test_a_nodule_id_beyond_the_uint8_masks_is_refused_naming_the_patient(tmp_pa
 
 
 def test_predict_refuses_a_scan_too_large_for_its_grids_before_inflating_it(tmp_path, capsys):
-    """1024 x 1024 x 500 reads in 2 GB, but predict's probabilities on the scan's own grid
-    (float64, float32, int32 components) would take 8.4 GB: refused from the header."""
+    """1024 x 1024 x 500 would take 2.1 GB to read, and predict's probabilities on the
+    scan's own grid (float64, float32, int32 components) 8.4 GB: refused from the header,
+    before a voxel is inflated."""
     from lidcseg.training.train import run_training
     from tests.support.packed import make_job, write_packed
 
@@ -142,5 +143,5 @@ def test_predict_refuses_a_scan_too_large_for_its_grids_before_inflating_it(tmp_
     model = str(tmp_path / "unet" / "model.pt")
     capsys.readouterr()  # training's progress bar
     assert main(["predict", str(ct), str(out), "--model", model, "--settings", CONFIG]) == 2
-    _one_line(capsys, str(ct), "4 x 1024 x 1024 x 500 float32", "memory limit of 8 GB")
+    _one_line(capsys, str(ct), "1024 x 1024 x 500", "memory limit of 2 GB")
     assert _nothing_in(out)
