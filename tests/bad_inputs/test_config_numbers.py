@@ -10,14 +10,11 @@ import time
 import pytest
 
 from lidcseg.cli import main
+from tests.support.hostile import YAML_ALIAS_BOMB as BOMB
 from tests.support.paths import REPO
 from tests.support.workflow import copy_workflow, snakemake
 
 CONFIG = str(REPO / "config.yaml")
-BOMB = "".join(
-    f"{name}: &{name} [{', '.join([f'*{prev}'] * 9) if prev else ', '.join(['lol'] * 9)}]\n"
-    for prev, name in zip(["", *"abcdefgh"], "abcdefghi")
-)
 
 
 def _check(tmp_path, capsys, text: str) -> tuple[int, list[str], str]:

@@ -4,7 +4,6 @@ the limit. The files here are a few hundred bytes; what they declare is terabyte
 
 from __future__ import annotations
 
-import gzip
 import json
 
 import nibabel as nib
@@ -14,22 +13,11 @@ import yaml
 
 from lidcseg.cli import main
 from lidcseg.core import budget
+from tests.support.hostile import AFFINE, nifti_header_only
 from tests.support.paths import REPO
 from tests.support.series import make_series
 
 CONFIG = str(REPO / "config.yaml")
-AFFINE = np.diag([-0.7, -0.7, 2.5, 1.0])
-
-
-def _header_only(path, shape, dtype=np.int16):
-    """A .nii.gz whose header declares ``shape`` and which holds no voxel at all."""
-    header = nib.Nifti1Header()
-    header.set_data_shape(shape)
-    header.set_data_dtype(dtype)
-    header.set_sform(AFFINE, code=1)
-    header["vox_offset"] = 352
-    path.write_bytes(gzip.compress(header.binaryblock + b"\0" * 4))
-    return path
 
 
 def _one_line(capsys, *words):
@@ -44,7 +32,7 @@ def _nothing_in(folder):
 
 
 def test_a_header_declaring_terabytes_is_refused_before_reading(tmp_path, capsys):
-    ct = _header_only(tmp_path / "ct.nii.gz", (32767, 32767, 2000))
+    ct = nifti_header_only(tmp_path / "ct.nii.gz", (32767, 32767, 2000))
     out = tmp_path / "out"
     assert main(["resample", str(ct), str(out / "i.nii.gz"), "--settings", CONFIG]) == 2
     _one_line(capsys, str(ct), "32767 x 32767 x 2000 int16", "memory limit of 2 GB")
@@ -54,7 +42,7 @@ def test_a_header_declaring_terabytes_is_refused_before_reading(tmp_path, capsys
 def test_the_limit_comes_from_the_environment(tmp_path, capsys, monkeypatch):
     """1024 x 1024 x 500 int16 (1 GB, inflated and read: 2 GB) is refused at a 1 GB limit."""
     monkeypatch.setenv(budget.ENVIRONMENT, "1")
-    ct = _header_only(tmp_path / "ct.nii.gz", (1024, 1024, 500))
+    ct = nifti_header_only(tmp_path / "ct.nii.gz", (1024, 1024, 500))
     out = tmp_path / "out"
     assert main(["resample", str(ct), str(out / "i.nii.gz"), "--settings", CONFIG]) == 2
     _one_line(capsys, str(ct), "1024 x 1024 x 500", "memory limit of 1 GB", budget.ENVIRONMENT)
@@ -66,7 +54,7 @@ def test_the_limit_comes_from_the_config(tmp_path, capsys):
     config["execution"]["memory_limit_gb"] = 0.5
     settings = tmp_path / "config.yaml"
     settings.write_text(yaml.safe_dump(config))
-    ct = _header_only(tmp_path / "ct.nii.gz", (1024, 1024, 200))
+    ct = nifti_header_only(tmp_path / "ct.nii.gz", (1024, 1024, 200))
     out = tmp_path / "out"
     assert main(["resample", str(ct), str(out / "i.nii.gz"), "--settings", str(settings)]) == 2
     _one_line(capsys, str(ct), "memory limit of 0.5 GB", budget.KEY)
@@ -76,7 +64,7 @@ def test_the_limit_comes_from_the_config(tmp_path, capsys):
 @pytest.mark.parametrize("value", ["abc", "-1", "nan", "0"])
 def test_a_bad_limit_in_the_environment_is_named(tmp_path, capsys, monkeypatch, value):
     monkeypatch.setenv(budget.ENVIRONMENT, value)
-    ct = _header_only(tmp_path / "ct.nii.gz", (8, 8, 4))
+    ct = nifti_header_only(tmp_path / "ct.nii.gz", (8, 8, 4))
     assert main(["resample", str(ct), str(tmp_path / "i.nii.gz"), "--settings", CONFIG]) == 2
     _one_line(capsys, budget.ENVIRONMENT, "is not a positive number")
 
@@ -86,7 +74,7 @@ def test_a_bad_limit_in_the_config_is_named(tmp_path, capsys):
     config["execution"]["memory_limit_gb"] = -1
     settings = tmp_path / "config.yaml"
     settings.write_text(yaml.safe_dump(config))
-    ct = _header_only(tmp_path / "ct.nii.gz", (8, 8, 4))
+    ct = nifti_header_only(tmp_path / "ct.nii.gz", (8, 8, 4))
     assert main(["resample", str(ct), str(tmp_path / "i.nii.gz"), "--settings", str(settings)]) == 2
     _one_line(capsys, "execution.memory_limit_gb")
 
@@ -138,7 +126,7 @@ def test_predict_refuses_a_scan_too_large_for_its_grids_before_inflating_it(tmp_
     from tests.support.packed import make_job, write_packed
 
     run_training(make_job(write_packed(tmp_path / "packed"), tmp_path / "unet", epochs=1))
-    ct = _header_only(tmp_path / "ct.nii.gz", (1024, 1024, 500))
+    ct = nifti_header_only(tmp_path / "ct.nii.gz", (1024, 1024, 500))
     out = tmp_path / "pred"
     model = str(tmp_path / "unet" / "model.pt")
     capsys.readouterr()  # training's progress bar

@@ -13,18 +13,15 @@ in place of the series' own (``Archive.zips``).
 
 from __future__ import annotations
 
-import contextlib
 import io
 import json
 import os
 import resource
 import signal
-import struct
 import subprocess
 import sys
 import time
 import zipfile
-import zlib
 
 import pytest
 
@@ -40,6 +37,7 @@ from tests.support.archive_servers import (
     tiny_series,
     write_idc_index,
 )
+from tests.support.hostile import endless, png_header_only, send, zip_of
 from tests.support.network_guard import pylidc_scans
 from tests.support.packed import write_packed
 from tests.support.paths import REPO
@@ -97,31 +95,6 @@ def patients(scans) -> list[str]:
     return ["--patients", *(patient for patient, _, _ in scans)]
 
 
-def send(handler, body: bytes, headers: dict[str, str]) -> None:
-    """Write a whole answer (status 200) and close the connection after it."""
-    handler.send_response(200)
-    for key, value in {"Connection": "close", **headers}.items():
-        handler.send_header(key, value)
-    handler.end_headers()
-    handler.close_connection = True
-    with contextlib.suppress(OSError):  # the client refused it part-way: what the test wants
-        handler.wfile.write(body)
-
-
-def endless(handler, start: bytes = b"[", piece: bytes = b'{"pad": "' + b"x" * 65000 + b'"},'):
-    """A chunked answer that never ends (until the client hangs up)."""
-    handler.send_response(200)
-    handler.send_header("Transfer-Encoding", "chunked")
-    handler.end_headers()
-    handler.close_connection = True
-    try:
-        handler.wfile.write(b"%x\r\n%s\r\n" % (len(start), start))
-        while True:
-            handler.wfile.write(b"%x\r\n%s\r\n" % (len(piece), piece))
-    except OSError:
-        pass
-
-
 @pytest.mark.parametrize("credentials", ["", "reader:s3cret@"])
 def test_an_endless_series_list_is_refused_at_its_cap_naming_the_url(
     archive, server, tmp_path, capsys, credentials
@@ -177,14 +150,6 @@ def test_a_series_entry_of_the_wrong_type_is_refused_naming_its_field(
     assert download(server, tmp_path / "raw", *patients(scans)) == 2
     line = the_error(capsys)
     assert words in line and scans[1][0] in line and not (tmp_path / "raw").exists()
-
-
-def zip_of(files: dict[str, bytes]) -> bytes:
-    buffer = io.BytesIO()
-    with zipfile.ZipFile(buffer, "w", zipfile.ZIP_DEFLATED) as archive:
-        for name, data in files.items():
-            archive.writestr(name, data)
-    return buffer.getvalue()
 
 
 def nbia_files(archive: Archive, series_uid: str) -> dict[str, bytes]:
@@ -366,24 +331,6 @@ def test_a_hostile_bucket_listing_is_refused_in_one_line(
     line = the_error(capsys)
     assert words in line and "2 of 2 series failed" in line and scans[0][2] in line
     assert not (tmp_path / "raw" / ".partial").exists()
-
-
-def png_header_only(width: int, height: int) -> bytes:
-    """A PNG whose header claims ``width`` x ``height`` pixels (8-bit grey) over a few bytes of
-    data: what a decompression bomb looks like to a reader before it decodes."""
-
-    def chunk(kind: bytes, data: bytes) -> bytes:
-        return (
-            struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
-        )
-
-    header = struct.pack(">IIBBBBB", width, height, 8, 0, 0, 0, 0)
-    return (
-        b"\x89PNG\r\n\x1a\n"
-        + chunk(b"IHDR", header)
-        + chunk(b"IDAT", zlib.compress(b"\0" * 1024))
-        + chunk(b"IEND", b"")
-    )
 
 
 @pytest.mark.parametrize("side", [10_000, 20_000])  # PIL warns past 89 M pixels, raises past 179 M
