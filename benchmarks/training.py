@@ -274,7 +274,7 @@ def main() -> None:
     print(
         f"\nconfigured step (scale {t.image_scale}, crops {tuple(t.patch_size)}, "
         f"batch {t.batch_size}, "
-        f"amp {t.amp}):\n| variant | images/s |\n|---|---:|"
+        f"amp {t.amp}; the weights' average included):\n| variant | images/s |\n|---|---:|"
     )
     for name in args.variants:
         rate = step_rate(variants[name], config.models.as_dict(), split, t, device, args.steps)[
