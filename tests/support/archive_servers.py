@@ -41,7 +41,9 @@ from xml.sax.saxutils import escape
 
 import numpy as np
 
+from lidcseg import config
 from lidcseg.data.synthetic.synthesize import STORAGES, SeriesIds, to_stored, write_ct_series
+from tests.support.paths import REPO
 
 
 @dataclass
@@ -135,6 +137,11 @@ class Archive:
             if key not in self.zips:
                 self.zips[key] = _zip_series(item, with_md5, key[2])
             return self.zips[key]
+
+    def nbia_files(self, series_uid: str) -> dict[str, bytes]:
+        """The series' files as NBIA names them in its zip, without md5hashes.csv."""
+        with zipfile.ZipFile(io.BytesIO(self.zipped(self.series[series_uid], True))) as z:
+            return {name: z.read(name) for name in z.namelist() if name.endswith(".dcm")}
 
     def fetches(self, series_uid: str, marker: str) -> int:
         return sum(1 for _, path in self.requests if marker in path and series_uid in path)
@@ -465,3 +472,19 @@ def write_idc_index(path: Path, archive: Archive, bucket: str = "idc-open-data")
     con.executemany("INSERT INTO idx VALUES ('lidc_idri', ?, ?, ?, 'CT', ?, ?, ?, ?, ?)", rows)
     con.execute(f"COPY idx TO '{path}' (FORMAT PARQUET)")
     return path
+
+
+# No retry, no wait, no proxy: a hostile answer is refused at once.
+AT_ONCE = {"retries": 0, "backoff_s": 0, "max_wait_s": 0, "timeout_s": 5, "proxy": None}
+
+
+def download_settings(base_url: str, source: str = "tcia", **download) -> str:
+    """--settings for `lidcseg download`: the default download and execution sections,
+    reaching ``base_url`` at once (``download`` overrides execution.download's keys)."""
+    data = config.load_sections(str(REPO / "config.yaml"), ("download", "execution"))
+    if source == "tcia":
+        data["download"]["tcia"]["base_url"] = base_url
+    else:
+        data["download"]["idc"]["endpoint"] = base_url
+    data["execution"]["download"].update(AT_ONCE, **download)
+    return json.dumps(data)
